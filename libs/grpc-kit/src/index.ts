@@ -1,0 +1,29 @@
+export { type ClientOptions, channelTarget, createClient, RpcError, serviceConfig } from './client.js';
+export { methodDefinition, methodPath, serviceDefinition } from './definition.js';
+export {
+  BallastError,
+  type ErrorCode,
+  errorCodes,
+  FIELD_TRAILER,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  RULE_TRAILER,
+  toStatus,
+  unavailable,
+} from './errors.js';
+export { HealthState, healthService, ServingStatus } from './health.js';
+export { authInterceptor, metricsInterceptor, tokenMatches } from './interceptors.js';
+export { exitOnSignals } from './lifecycle.js';
+export { reflectionService } from './reflection.js';
+export { type CallInfo, type Interceptor, adaptService } from './server-adapter.js';
+export {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type GrpcServer,
+  type GrpcServerOptions,
+  type KitLogger,
+  type ServiceRegistration,
+  serve,
+  startGrpcServer,
+} from './server.js';
+export type { CallOptions, HandlerContext, MethodClient, MethodImpl, ServiceClient, ServiceDesc, ServiceImpl } from './types.js';

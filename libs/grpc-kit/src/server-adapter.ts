@@ -1,0 +1,186 @@
+import type { DescMethod } from '@bufbuild/protobuf';
+import {
+  Metadata,
+  type sendUnaryData,
+  type ServerDuplexStream,
+  type ServerReadableStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedHandleCall,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { BallastError, type InternalErrorSink, toStatus } from './errors.js';
+import type { HandlerContext, ServiceDesc, ServiceImpl } from './types.js';
+
+/** What an interceptor sees of a call. */
+export interface CallInfo {
+  readonly method: DescMethod;
+  readonly ctx: HandlerContext;
+}
+
+/**
+ * Server middleware: runs around the whole call (for streams, until the last message).
+ * Throw to refuse the call; the thrown error becomes its status.
+ */
+export type Interceptor = (call: CallInfo, next: () => Promise<void>) => Promise<void>;
+
+export interface AdapterOptions {
+  interceptors: Interceptor[];
+  /** Deadline applied to unary and client-streaming calls whose client set none. */
+  defaultDeadlineMs: number | undefined;
+  log: InternalErrorSink;
+}
+
+type AnyCall =
+  | ServerUnaryCall<object, object>
+  | ServerReadableStream<object, object>
+  | ServerWritableStream<object, object>
+  | ServerDuplexStream<object, object>;
+
+function compose(interceptors: Interceptor[], call: CallInfo, handler: () => Promise<void>): Promise<void> {
+  const dispatch = (i: number): Promise<void> => {
+    const interceptor = interceptors[i];
+    return interceptor ? interceptor(call, () => dispatch(i + 1)) : handler();
+  };
+  return dispatch(0);
+}
+
+function clientDeadline(call: AnyCall): number {
+  const deadline = call.getDeadline();
+  return deadline instanceof Date ? deadline.getTime() : deadline;
+}
+
+/**
+ * Builds the handler context and its abort signal. The signal fires on client
+ * cancellation and at the deadline, so queued or slow work can stop early.
+ */
+function makeContext(call: AnyCall, method: DescMethod, options: AdapterOptions) {
+  const controller = new AbortController();
+  const bounded = method.methodKind === 'unary' || method.methodKind === 'client_streaming';
+  let deadline = clientDeadline(call);
+  if (!Number.isFinite(deadline) && bounded && options.defaultDeadlineMs !== undefined) {
+    deadline = Date.now() + options.defaultDeadlineMs;
+  }
+  const timer = Number.isFinite(deadline)
+    ? setTimeout(
+        () => controller.abort(new BallastError('deadline_exceeded', 'deadline exceeded')),
+        Math.max(0, deadline - Date.now()),
+      )
+    : undefined;
+  const onCancelled = () => controller.abort(new BallastError('cancelled', 'call cancelled by the client'));
+  const events = call as unknown as NodeJS.EventEmitter;
+  events.on('cancelled', onCancelled);
+  const ctx: HandlerContext = {
+    signal: controller.signal,
+    deadline: Number.isFinite(deadline) ? new Date(deadline) : undefined,
+    requestMetadata: call.metadata,
+    responseHeaders: new Metadata(),
+    responseTrailers: new Metadata(),
+    peer: call.getPeer(),
+    method,
+  };
+  const dispose = () => {
+    clearTimeout(timer);
+    events.removeListener('cancelled', onCancelled);
+  };
+  return { ctx, dispose };
+}
+
+/** Rejects as soon as the signal aborts, so a handler that ignores it cannot hold the call. */
+function untilAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+function raceSignal<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  const aborted = untilAborted(signal);
+  aborted.catch(() => {});
+  return Promise.race([work, aborted]);
+}
+
+function mergeTrailers(into: Metadata, from: Metadata): Metadata {
+  into.merge(from);
+  return into;
+}
+
+function sendHeaders(call: AnyCall, ctx: HandlerContext) {
+  if (Object.keys(ctx.responseHeaders.getMap()).length > 0) call.sendMetadata(ctx.responseHeaders);
+}
+
+async function* readRequests(stream: ServerReadableStream<object, object> | ServerDuplexStream<object, object>) {
+  // A plain for-await destroys the stream when reading ends, which for a bidi call would
+  // also destroy the writable half before the status is sent.
+  for await (const message of stream.iterator({ destroyOnReturn: false })) yield message as object;
+}
+
+/** Writes one message, waiting for the transport to drain so a fast producer cannot balloon memory. */
+async function write(stream: ServerWritableStream<object, object> | ServerDuplexStream<object, object>, message: object, signal: AbortSignal) {
+  if (signal.aborted) throw signal.reason;
+  if (!stream.write(message)) {
+    await raceSignal(new Promise<void>((resolve) => stream.once('drain', () => resolve())), signal);
+  }
+}
+
+type Handler = (...args: never[]) => unknown;
+
+function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptions): UntypedHandleCall {
+  const fail = (err: unknown, ctx: HandlerContext) => {
+    const status = toStatus(err, options.log, method.parent.typeName + '/' + method.name);
+    return { code: status.code, details: status.details, metadata: mergeTrailers(ctx.responseTrailers, status.metadata) };
+  };
+  switch (method.methodKind) {
+    case 'unary':
+    case 'client_streaming':
+      return (call: ServerUnaryCall<object, object> | ServerReadableStream<object, object>, callback: sendUnaryData<object>) => {
+        const { ctx, dispose } = makeContext(call, method, options);
+        const input = method.methodKind === 'unary' ? (call as ServerUnaryCall<object, object>).request : readRequests(call as ServerReadableStream<object, object>);
+        let response: object | undefined;
+        compose(options.interceptors, { method, ctx }, async () => {
+          const run = handler as (r: unknown, c: HandlerContext) => Promise<object>;
+          // then() turns a synchronous throw into a rejection the chain maps to a status.
+          response = await raceSignal(Promise.resolve().then(() => run(input, ctx)), ctx.signal);
+        })
+          .then(() => {
+            sendHeaders(call, ctx);
+            callback(null, response, ctx.responseTrailers);
+          })
+          .catch((err: unknown) => callback(fail(err, ctx)))
+          .finally(dispose);
+      };
+    case 'server_streaming':
+    case 'bidi_streaming':
+      return (call: ServerWritableStream<object, object> | ServerDuplexStream<object, object>) => {
+        const { ctx, dispose } = makeContext(call, method, options);
+        const input = method.methodKind === 'server_streaming' ? (call as ServerWritableStream<object, object>).request : readRequests(call as ServerDuplexStream<object, object>);
+        let headersSent = false;
+        compose(options.interceptors, { method, ctx }, async () => {
+          const responses = (handler as (r: unknown, c: HandlerContext) => AsyncIterable<object>)(input, ctx);
+          for await (const message of responses) {
+            if (!headersSent) {
+              sendHeaders(call, ctx);
+              headersSent = true;
+            }
+            await write(call, message, ctx.signal);
+          }
+        })
+          .then(() => call.end(ctx.responseTrailers))
+          .catch((err: unknown) => call.emit('error', fail(err, ctx)))
+          .finally(dispose);
+      };
+  }
+}
+
+/** Binds a typed implementation to grpc-js handlers, one per method of the descriptor. */
+export function adaptService<S extends ServiceDesc>(service: S, impl: ServiceImpl<S>, options: AdapterOptions): UntypedServiceImplementation {
+  const handlers: UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const handler = (impl as Record<string, Handler | undefined>)[method.localName];
+    if (typeof handler !== 'function') {
+      throw new Error(`${service.typeName}: no handler for ${method.name} (expected impl.${method.localName})`);
+    }
+    handlers[method.name] = adaptMethod(method, handler.bind(impl) as Handler, options);
+  }
+  return handlers;
+}

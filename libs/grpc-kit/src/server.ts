@@ -1,0 +1,133 @@
+import { Server, ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
+import { Health } from '@ballast/contracts/grpc/health/v1/health_pb.js';
+import { serviceDefinition } from './definition.js';
+import type { InternalErrorSink } from './errors.js';
+import { HealthState, healthService, ServingStatus } from './health.js';
+import { authInterceptor, metricsInterceptor } from './interceptors.js';
+import { reflectionService } from './reflection.js';
+import { adaptService, type Interceptor } from './server-adapter.js';
+import type { ServiceDesc, ServiceImpl } from './types.js';
+
+export interface KitLogger extends InternalErrorSink {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+/** A service descriptor paired with its implementation; `serve()` keeps the pair typed. */
+export interface ServiceRegistration {
+  readonly service: ServiceDesc;
+  readonly impl: object;
+}
+
+export function serve<S extends ServiceDesc>(service: S, impl: ServiceImpl<S>): ServiceRegistration {
+  return { service, impl };
+}
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export interface GrpcServerOptions {
+  services: ServiceRegistration[];
+  host?: string;
+  /** 0 picks a free port (tests); the bound port is on the result. */
+  port: number;
+  log: KitLogger;
+  /** When set, every RPC but health needs `authorization: Bearer <token>`. */
+  authToken?: string | undefined;
+  /** Receive and send limit per message. grpc-js defaults to 4 MiB; raise it deliberately. */
+  maxMessageBytes?: number;
+  /** Deadline for unary and client-streaming calls whose client set none. */
+  defaultDeadlineMs?: number;
+  /** How long in-flight calls may take to finish on shutdown before they are cancelled. */
+  shutdownGraceMs?: number;
+  interceptors?: Interceptor[];
+  credentials?: ServerCredentials;
+}
+
+export interface GrpcServer {
+  readonly port: number;
+  readonly health: HealthState;
+  /** Marks every served service SERVING (or NOT_SERVING): call when stores answer and models are warm. */
+  setReady(ready: boolean): void;
+  /** Runs after the server has drained, in reverse order of registration (close queues, then the DB). */
+  onShutdown(hook: () => Promise<void> | void): void;
+  /** NOT_SERVING, stop accepting, drain in-flight calls within the grace period, then run the hooks. */
+  shutdown(): Promise<void>;
+}
+
+function bind(server: Server, address: string, credentials: ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const grpcInterceptors: ServerInterceptor[] = options.authToken ? [authInterceptor(options.authToken)] : [];
+  const server = new Server({
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+    interceptors: grpcInterceptors,
+  });
+  const adapterOptions = {
+    interceptors: [metricsInterceptor(), ...(options.interceptors ?? [])],
+    defaultDeadlineMs: options.defaultDeadlineMs ?? 30_000,
+    log: options.log,
+  };
+
+  const health = new HealthState();
+  server.addService(serviceDefinition(Health), adaptService(Health, healthService(health), adapterOptions));
+  for (const { service, impl } of options.services) {
+    server.addService(serviceDefinition(service), adaptService(service, impl as ServiceImpl<typeof service>, adapterOptions));
+    health.set(service.typeName, ServingStatus.NOT_SERVING);
+  }
+  reflectionService([Health, ...options.services.map((s) => s.service)]).addToServer(server);
+
+  const host = options.host ?? '0.0.0.0';
+  const port = await bind(server, `${host}:${options.port}`, options.credentials ?? ServerCredentials.createInsecure());
+  health.set('', ServingStatus.SERVING);
+
+  const hooks: Array<() => Promise<void> | void> = [];
+  let shuttingDown: Promise<void> | undefined;
+  const graceMs = options.shutdownGraceMs ?? 10_000;
+
+  const drain = async () => {
+    health.setAll(ServingStatus.NOT_SERVING);
+    health.close();
+    options.log.info({ graceMs }, 'draining gRPC server');
+    const drained = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), graceMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!drained) {
+      options.log.warn({ graceMs }, 'grace period over: cancelling the calls still running');
+      server.forceShutdown();
+    }
+    for (const hook of hooks.reverse()) {
+      try {
+        await hook();
+      } catch (err) {
+        options.log.error({ err }, 'shutdown hook failed');
+      }
+    }
+  };
+
+  return {
+    port,
+    health,
+    setReady(ready) {
+      if (shuttingDown) return;
+      const status = ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+      for (const { service } of options.services) health.set(service.typeName, status);
+    },
+    onShutdown(hook) {
+      hooks.push(hook);
+    },
+    shutdown() {
+      shuttingDown ??= drain();
+      return shuttingDown;
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import type { Metadata } from '@grpc/grpc-js';
+
+/** A service descriptor as protoc-gen-es generates it: methods keyed by their local name. */
+export type ServiceDesc = Omit<DescService, 'method'> & {
+  method: Record<string, Pick<DescMethod, 'input' | 'output' | 'methodKind'> & DescMethod>;
+};
+
+/** What a handler knows about the call it serves, apart from the request itself. */
+export interface HandlerContext {
+  /** Aborted when the client cancels, the deadline passes, or the server is forced down. */
+  readonly signal: AbortSignal;
+  /** When the call must be answered by; undefined when neither client nor server set one. */
+  readonly deadline: Date | undefined;
+  readonly requestMetadata: Metadata;
+  /** Headers sent with the first response message (or with the status for unary calls). */
+  readonly responseHeaders: Metadata;
+  /** Trailers sent with the status. */
+  readonly responseTrailers: Metadata;
+  readonly peer: string;
+  readonly method: DescMethod;
+}
+
+type In<M extends { input: DescMessage }> = MessageShape<M['input']>;
+type Out<M extends { output: DescMessage }> = MessageInitShape<M['output']>;
+type OutShape<M extends { output: DescMessage }> = MessageShape<M['output']>;
+type Methods<S extends ServiceDesc> = S['method'];
+
+/**
+ * Handler signatures inferred from the descriptor: no glue is written per RPC.
+ * Unary: request -> response. Server streaming: request -> async iterable of responses.
+ * Client streaming: async iterable of requests -> response. Bidi: iterable -> iterable.
+ */
+export type MethodImpl<M extends { methodKind: string; input: DescMessage; output: DescMessage }> =
+  M['methodKind'] extends 'unary'
+    ? (request: In<M>, ctx: HandlerContext) => Promise<Out<M>> | Out<M>
+    : M['methodKind'] extends 'server_streaming'
+      ? (request: In<M>, ctx: HandlerContext) => AsyncIterable<Out<M>>
+      : M['methodKind'] extends 'client_streaming'
+        ? (requests: AsyncIterable<In<M>>, ctx: HandlerContext) => Promise<Out<M>>
+        : (requests: AsyncIterable<In<M>>, ctx: HandlerContext) => AsyncIterable<Out<M>>;
+
+export type ServiceImpl<S extends ServiceDesc> = {
+  [K in keyof Methods<S>]: MethodImpl<Methods<S>[K]>;
+};
+
+export interface CallOptions {
+  /** Overrides the client's default deadline for this call (milliseconds from now). */
+  timeoutMs?: number;
+  metadata?: Metadata;
+  signal?: AbortSignal;
+}
+
+export type MethodClient<M extends { methodKind: string; input: DescMessage; output: DescMessage }> =
+  M['methodKind'] extends 'unary'
+    ? (request: MessageInitShape<M['input']>, options?: CallOptions) => Promise<OutShape<M>>
+    : M['methodKind'] extends 'server_streaming'
+      ? (request: MessageInitShape<M['input']>, options?: CallOptions) => AsyncIterable<OutShape<M>>
+      : M['methodKind'] extends 'client_streaming'
+        ? (requests: AsyncIterable<MessageInitShape<M['input']>>, options?: CallOptions) => Promise<OutShape<M>>
+        : (
+            requests: AsyncIterable<MessageInitShape<M['input']>>,
+            options?: CallOptions,
+          ) => AsyncIterable<OutShape<M>>;
+
+export type ServiceClient<S extends ServiceDesc> = {
+  [K in keyof Methods<S>]: MethodClient<Methods<S>[K]>;
+} & { close(): void };
