@@ -1,19 +1,19 @@
+import { isIP } from 'node:net';
 import type { DescMethod } from '@bufbuild/protobuf';
 import { MethodOptions_IdempotencyLevel as Idempotency } from '@bufbuild/protobuf/wkt';
 import {
-  type CallOptions as GrpcCallOptions,
   type ChannelCredentials,
   type ChannelOptions,
   Client,
   type ClientDuplexStream,
   type ClientReadableStream,
   type ClientWritableStream,
+  type CallOptions as GrpcCallOptions,
   credentials as grpcCredentials,
   Metadata,
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
-import { isIP } from 'node:net';
 import { methodDefinition } from './definition.js';
 import { FIELD_TRAILER, RULE_TRAILER } from './errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './server.js';
@@ -73,7 +73,10 @@ export function channelTarget(address: string | string[]): string {
     if (!host || !isIP(host)) {
       throw new Error(`client address "${a}": several addresses must each be an IP literal with a port`);
     }
-    return { family: isIP(host), text: isIP(host) === 6 ? `[${host}]:${match?.[2]}` : `${host}:${match?.[2]}` };
+    return {
+      family: isIP(host),
+      text: isIP(host) === 6 ? `[${host}]:${match?.[2]}` : `${host}:${match?.[2]}`,
+    };
   });
   const family = hosts[0]?.family;
   if (hosts.some((h) => h.family !== family)) throw new Error('client addresses: do not mix IPv4 and IPv6');
@@ -111,7 +114,9 @@ export function serviceConfig(service: ServiceDesc, options: ClientOptions): str
 }
 
 /** Adapts a grpc-js readable stream to an async iterable that throws RpcError. */
-async function* messages<T>(stream: ClientReadableStream<T> | ClientDuplexStream<unknown, T>): AsyncGenerator<T> {
+async function* messages<T>(
+  stream: ClientReadableStream<T> | ClientDuplexStream<unknown, T>,
+): AsyncGenerator<T> {
   try {
     for await (const message of stream) yield message as T;
   } catch (err) {
@@ -122,7 +127,10 @@ async function* messages<T>(stream: ClientReadableStream<T> | ClientDuplexStream
   }
 }
 
-async function pump<T>(source: AsyncIterable<T>, sink: ClientWritableStream<T> | ClientDuplexStream<T, unknown>) {
+async function pump<T>(
+  source: AsyncIterable<T>,
+  sink: ClientWritableStream<T> | ClientDuplexStream<T, unknown>,
+) {
   try {
     for await (const message of source) {
       if (!sink.write(message)) await new Promise((resolve) => sink.once('drain', resolve));
@@ -140,15 +148,19 @@ async function pump<T>(source: AsyncIterable<T>, sink: ClientWritableStream<T> |
  */
 export function createClient<S extends ServiceDesc>(service: S, options: ClientOptions): ServiceClient<S> {
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const client = new Client(channelTarget(options.address), options.credentials ?? grpcCredentials.createInsecure(), {
-    'grpc.service_config': serviceConfig(service, options),
-    'grpc.max_receive_message_length': maxMessageBytes,
-    'grpc.max_send_message_length': maxMessageBytes,
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-    'grpc.enable_retries': options.retry === false ? 0 : 1,
-    ...options.channelOptions,
-  });
+  const client = new Client(
+    channelTarget(options.address),
+    options.credentials ?? grpcCredentials.createInsecure(),
+    {
+      'grpc.service_config': serviceConfig(service, options),
+      'grpc.max_receive_message_length': maxMessageBytes,
+      'grpc.max_send_message_length': maxMessageBytes,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.enable_retries': options.retry === false ? 0 : 1,
+      ...options.channelOptions,
+    },
+  );
   const defaultDeadlineMs = options.deadlineMs ?? 10_000;
 
   const prepare = (method: DescMethod, callOptions: CallOptions | undefined) => {
@@ -179,8 +191,14 @@ export function createClient<S extends ServiceDesc>(service: S, options: ClientO
         methods[method.localName] = (request: object, callOptions?: CallOptions) => {
           const { metadata, grpcOptions } = prepare(method, callOptions);
           return new Promise((resolve, reject) => {
-            const call = client.makeUnaryRequest(path, ser, de, request, metadata, grpcOptions, (err, response) =>
-              err ? reject(toRpcError(err)) : resolve(response),
+            const call = client.makeUnaryRequest(
+              path,
+              ser,
+              de,
+              request,
+              metadata,
+              grpcOptions,
+              (err, response) => (err ? reject(toRpcError(err)) : resolve(response)),
             );
             cancelOn(callOptions?.signal, call);
           });
@@ -198,8 +216,13 @@ export function createClient<S extends ServiceDesc>(service: S, options: ClientO
         methods[method.localName] = (requests: AsyncIterable<object>, callOptions?: CallOptions) => {
           const { metadata, grpcOptions } = prepare(method, callOptions);
           return new Promise((resolve, reject) => {
-            const call = client.makeClientStreamRequest(path, ser, de, metadata, grpcOptions, (err, response) =>
-              err ? reject(toRpcError(err)) : resolve(response),
+            const call = client.makeClientStreamRequest(
+              path,
+              ser,
+              de,
+              metadata,
+              grpcOptions,
+              (err, response) => (err ? reject(toRpcError(err)) : resolve(response)),
             );
             cancelOn(callOptions?.signal, call);
             pump(requests, call).catch(reject);

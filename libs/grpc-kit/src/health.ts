@@ -1,5 +1,8 @@
 import { EventEmitter, on } from 'node:events';
-import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '@ballast/contracts/grpc/health/v1/health_pb.js';
+import {
+  type Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { BallastError } from './errors.js';
 import type { ServiceImpl } from './types.js';
 
@@ -74,7 +77,9 @@ export function healthService(state: HealthState): ServiceImpl<typeof Health> {
       return { status };
     },
     list() {
-      const statuses = Object.fromEntries(Object.entries(state.snapshot()).map(([name, status]) => [name, { status }]));
+      const statuses = Object.fromEntries(
+        Object.entries(state.snapshot()).map(([name, status]) => [name, { status }]),
+      );
       return { statuses };
     },
     async *watch(request, ctx) {

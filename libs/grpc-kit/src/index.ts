@@ -16,7 +16,6 @@ export { HealthState, healthService, ServingStatus } from './health.js';
 export { authInterceptor, metricsInterceptor, tokenMatches } from './interceptors.js';
 export { exitOnSignals } from './lifecycle.js';
 export { reflectionService } from './reflection.js';
-export { type CallInfo, type Interceptor, adaptService } from './server-adapter.js';
 export {
   DEFAULT_MAX_MESSAGE_BYTES,
   type GrpcServer,
@@ -26,4 +25,13 @@ export {
   serve,
   startGrpcServer,
 } from './server.js';
-export type { CallOptions, HandlerContext, MethodClient, MethodImpl, ServiceClient, ServiceDesc, ServiceImpl } from './types.js';
+export { adaptService, type CallInfo, type Interceptor } from './server-adapter.js';
+export type {
+  CallOptions,
+  HandlerContext,
+  MethodClient,
+  MethodImpl,
+  ServiceClient,
+  ServiceDesc,
+  ServiceImpl,
+} from './types.js';

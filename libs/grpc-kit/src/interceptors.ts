@@ -1,5 +1,4 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { metrics } from '@opentelemetry/api';
 import {
   type Metadata,
   ResponderBuilder,
@@ -10,6 +9,7 @@ import {
   type ServerMethodDefinition,
   status,
 } from '@grpc/grpc-js';
+import { metrics } from '@opentelemetry/api';
 import { toStatus } from './errors.js';
 import type { Interceptor } from './server-adapter.js';
 
@@ -38,7 +38,8 @@ function bearer(metadata: Metadata): string | undefined {
  */
 export function authInterceptor(expectedToken: string): ServerInterceptor {
   return (method: ServerMethodDefinition<unknown, unknown>, call: ServerInterceptingCallInterface) => {
-    if (OPEN_PREFIXES.some((prefix) => method.path.startsWith(prefix))) return new ServerInterceptingCall(call);
+    if (OPEN_PREFIXES.some((prefix) => method.path.startsWith(prefix)))
+      return new ServerInterceptingCall(call);
     const responder = new ResponderBuilder()
       .withStart((next) => {
         const listener = new ServerListenerBuilder()
@@ -80,7 +81,11 @@ export function metricsInterceptor(): Interceptor {
   const handling = meter.createHistogram('grpc_server_handling_seconds', {
     description: 'Time from receiving an RPC to sending its status.',
     unit: 's',
-    advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
+    advice: {
+      explicitBucketBoundaries: [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+      ],
+    },
   });
   return async ({ method }, next) => {
     const started = process.hrtime.bigint();

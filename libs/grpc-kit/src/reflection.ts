@@ -18,6 +18,8 @@ export function reflectionService(services: ServiceDesc[]): ReflectionService {
   const files = new Map<string, DescFile>();
   for (const service of services) collectFiles(service.file, files);
   const set = create(FileDescriptorSetSchema, { file: [...files.values()].map((file) => file.proto) });
-  const packageDefinition = loadFileDescriptorSetFromBuffer(Buffer.from(toBinary(FileDescriptorSetSchema, set)));
+  const packageDefinition = loadFileDescriptorSetFromBuffer(
+    Buffer.from(toBinary(FileDescriptorSetSchema, set)),
+  );
   return new ReflectionService(packageDefinition, { services: services.map((service) => service.typeName) });
 }

@@ -1,11 +1,11 @@
 import type { DescMethod } from '@bufbuild/protobuf';
 import {
   Metadata,
-  type sendUnaryData,
   type ServerDuplexStream,
   type ServerReadableStream,
   type ServerUnaryCall,
   type ServerWritableStream,
+  type sendUnaryData,
   type UntypedHandleCall,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
@@ -109,14 +109,20 @@ function sendHeaders(call: AnyCall, ctx: HandlerContext) {
   if (Object.keys(ctx.responseHeaders.getMap()).length > 0) call.sendMetadata(ctx.responseHeaders);
 }
 
-async function* readRequests(stream: ServerReadableStream<object, object> | ServerDuplexStream<object, object>) {
+async function* readRequests(
+  stream: ServerReadableStream<object, object> | ServerDuplexStream<object, object>,
+) {
   // A plain for-await destroys the stream when reading ends, which for a bidi call would
   // also destroy the writable half before the status is sent.
   for await (const message of stream.iterator({ destroyOnReturn: false })) yield message as object;
 }
 
 /** Writes one message, waiting for the transport to drain so a fast producer cannot balloon memory. */
-async function write(stream: ServerWritableStream<object, object> | ServerDuplexStream<object, object>, message: object, signal: AbortSignal) {
+async function write(
+  stream: ServerWritableStream<object, object> | ServerDuplexStream<object, object>,
+  message: object,
+  signal: AbortSignal,
+) {
   if (signal.aborted) throw signal.reason;
   if (!stream.write(message)) {
     await raceSignal(new Promise<void>((resolve) => stream.once('drain', () => resolve())), signal);
@@ -127,20 +133,33 @@ type Handler = (...args: never[]) => unknown;
 
 function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptions): UntypedHandleCall {
   const fail = (err: unknown, ctx: HandlerContext) => {
-    const status = toStatus(err, options.log, method.parent.typeName + '/' + method.name);
-    return { code: status.code, details: status.details, metadata: mergeTrailers(ctx.responseTrailers, status.metadata) };
+    const status = toStatus(err, options.log, `${method.parent.typeName}/${method.name}`);
+    return {
+      code: status.code,
+      details: status.details,
+      metadata: mergeTrailers(ctx.responseTrailers, status.metadata),
+    };
   };
   switch (method.methodKind) {
     case 'unary':
     case 'client_streaming':
-      return (call: ServerUnaryCall<object, object> | ServerReadableStream<object, object>, callback: sendUnaryData<object>) => {
+      return (
+        call: ServerUnaryCall<object, object> | ServerReadableStream<object, object>,
+        callback: sendUnaryData<object>,
+      ) => {
         const { ctx, dispose } = makeContext(call, method, options);
-        const input = method.methodKind === 'unary' ? (call as ServerUnaryCall<object, object>).request : readRequests(call as ServerReadableStream<object, object>);
+        const input =
+          method.methodKind === 'unary'
+            ? (call as ServerUnaryCall<object, object>).request
+            : readRequests(call as ServerReadableStream<object, object>);
         let response: object | undefined;
         compose(options.interceptors, { method, ctx }, async () => {
           const run = handler as (r: unknown, c: HandlerContext) => Promise<object>;
           // then() turns a synchronous throw into a rejection the chain maps to a status.
-          response = await raceSignal(Promise.resolve().then(() => run(input, ctx)), ctx.signal);
+          response = await raceSignal(
+            Promise.resolve().then(() => run(input, ctx)),
+            ctx.signal,
+          );
         })
           .then(() => {
             sendHeaders(call, ctx);
@@ -153,7 +172,10 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
     case 'bidi_streaming':
       return (call: ServerWritableStream<object, object> | ServerDuplexStream<object, object>) => {
         const { ctx, dispose } = makeContext(call, method, options);
-        const input = method.methodKind === 'server_streaming' ? (call as ServerWritableStream<object, object>).request : readRequests(call as ServerDuplexStream<object, object>);
+        const input =
+          method.methodKind === 'server_streaming'
+            ? (call as ServerWritableStream<object, object>).request
+            : readRequests(call as ServerDuplexStream<object, object>);
         let headersSent = false;
         compose(options.interceptors, { method, ctx }, async () => {
           const responses = (handler as (r: unknown, c: HandlerContext) => AsyncIterable<object>)(input, ctx);
@@ -173,12 +195,18 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
 }
 
 /** Binds a typed implementation to grpc-js handlers, one per method of the descriptor. */
-export function adaptService<S extends ServiceDesc>(service: S, impl: ServiceImpl<S>, options: AdapterOptions): UntypedServiceImplementation {
+export function adaptService<S extends ServiceDesc>(
+  service: S,
+  impl: ServiceImpl<S>,
+  options: AdapterOptions,
+): UntypedServiceImplementation {
   const handlers: UntypedServiceImplementation = {};
   for (const method of service.methods) {
     const handler = (impl as Record<string, Handler | undefined>)[method.localName];
     if (typeof handler !== 'function') {
-      throw new Error(`${service.typeName}: no handler for ${method.name} (expected impl.${method.localName})`);
+      throw new Error(
+        `${service.typeName}: no handler for ${method.name} (expected impl.${method.localName})`,
+      );
     }
     handlers[method.name] = adaptMethod(method, handler.bind(impl) as Handler, options);
   }

@@ -1,11 +1,14 @@
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { create, toBinary } from '@bufbuild/protobuf';
-import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, RpcError } from './client.js';
-import { serve, startGrpcServer, type GrpcServer } from './server.js';
-import { EchoService, echoService } from './testing/echo.js';
+import { type GrpcServer, serve, startGrpcServer } from './server.js';
 import { reflectionClient } from './test-reflection.js';
+import { EchoService, echoService } from './testing/echo.js';
 
 const logged: Array<{ obj: object; msg?: string }> = [];
 const log = {
@@ -43,7 +46,9 @@ describe('grpc-kit server', () => {
     const health = createClient(Health, { address });
     try {
       expect((await health.check({ service: '' })).status).toBe(ServingStatus.SERVING);
-      expect((await health.check({ service: 'ballast.testing.v1.EchoService' })).status).toBe(ServingStatus.NOT_SERVING);
+      expect((await health.check({ service: 'ballast.testing.v1.EchoService' })).status).toBe(
+        ServingStatus.NOT_SERVING,
+      );
       const unknown = await health.check({ service: 'no.such.Service' }).catch((e: unknown) => e);
       expect(unknown).toBeInstanceOf(RpcError);
       expect((unknown as RpcError).code).toBe(status.NOT_FOUND);
@@ -57,7 +62,10 @@ describe('grpc-kit server', () => {
     const controller = new AbortController();
     try {
       server.setReady(false);
-      const watch = health.watch({ service: 'ballast.testing.v1.EchoService' }, { signal: controller.signal });
+      const watch = health.watch(
+        { service: 'ballast.testing.v1.EchoService' },
+        { signal: controller.signal },
+      );
       const iterator = watch[Symbol.asyncIterator]();
       expect((await nextOf(iterator)).status).toBe(ServingStatus.NOT_SERVING);
       server.setReady(true);
@@ -100,7 +108,9 @@ describe('grpc-kit server', () => {
   it('maps domain errors to their status with the field and rule', async () => {
     const echo = createClient(EchoService, { address });
     try {
-      const invalid = (await echo.echo({ behaviour: { failWith: 'invalid_argument' } }).catch((e: unknown) => e)) as RpcError;
+      const invalid = (await echo
+        .echo({ behaviour: { failWith: 'invalid_argument' } })
+        .catch((e: unknown) => e)) as RpcError;
       expect(invalid.code).toBe(status.INVALID_ARGUMENT);
       expect(invalid.details).toBe('message: must not be empty');
       expect(invalid.field).toBe('message');
@@ -163,7 +173,10 @@ describe('grpc-kit server', () => {
       log,
       defaultDeadlineMs: 100,
     });
-    const echo = createClient(EchoService, { address: `127.0.0.1:${strict.port}`, deadlineMs: Number.POSITIVE_INFINITY });
+    const echo = createClient(EchoService, {
+      address: `127.0.0.1:${strict.port}`,
+      deadlineMs: Number.POSITIVE_INFINITY,
+    });
     try {
       const err = (await echo.echo({ behaviour: { delayMs: 5_000 } }).catch((e: unknown) => e)) as RpcError;
       expect(err.code).toBe(status.DEADLINE_EXCEEDED);
@@ -215,7 +228,9 @@ describe('grpc-kit server', () => {
       expect(bad.code).toBe(status.UNAUTHENTICATED);
       expect((await right.echo({ message: 'a' })).message).toBe('a');
       expect((await health.check({ service: '' })).status).toBe(ServingStatus.SERVING);
-      const reflection = await reflectionClient(target).listServices().catch((e: unknown) => e);
+      const reflection = await reflectionClient(target)
+        .listServices()
+        .catch((e: unknown) => e);
       expect((reflection as { code: number }).code).toBe(status.UNAUTHENTICATED);
     } finally {
       for (const c of [anonymous, wrong, right, health]) c.close();
@@ -227,7 +242,9 @@ describe('grpc-kit server', () => {
     const { Client } = await import('@grpc/grpc-js');
     const raw = new Client(address, credentials.createInsecure());
     const { HealthCheckRequestSchema } = await import('@ballast/contracts/grpc/health/v1/health_pb.js');
-    const bytes = Buffer.from(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: '' })));
+    const bytes = Buffer.from(
+      toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: '' })),
+    );
     const reply = await new Promise<Buffer>((resolve, reject) =>
       raw.makeUnaryRequest(
         '/grpc.health.v1.Health/Check',

@@ -1,5 +1,5 @@
-import { Server, ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
 import { Health } from '@ballast/contracts/grpc/health/v1/health_pb.js';
+import { Server, ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
 import { serviceDefinition } from './definition.js';
 import type { InternalErrorSink } from './errors.js';
 import { HealthState, healthService, ServingStatus } from './health.js';
@@ -77,13 +77,20 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const health = new HealthState();
   server.addService(serviceDefinition(Health), adaptService(Health, healthService(health), adapterOptions));
   for (const { service, impl } of options.services) {
-    server.addService(serviceDefinition(service), adaptService(service, impl as ServiceImpl<typeof service>, adapterOptions));
+    server.addService(
+      serviceDefinition(service),
+      adaptService(service, impl as ServiceImpl<typeof service>, adapterOptions),
+    );
     health.set(service.typeName, ServingStatus.NOT_SERVING);
   }
   reflectionService([Health, ...options.services.map((s) => s.service)]).addToServer(server);
 
   const host = options.host ?? '0.0.0.0';
-  const port = await bind(server, `${host}:${options.port}`, options.credentials ?? ServerCredentials.createInsecure());
+  const port = await bind(
+    server,
+    `${host}:${options.port}`,
+    options.credentials ?? ServerCredentials.createInsecure(),
+  );
   health.set('', ServingStatus.SERVING);
 
   const hooks: Array<() => Promise<void> | void> = [];

@@ -19,7 +19,16 @@ type ReflectionStream = NodeJS.EventEmitter & { write(m: object): void; end(): v
 export function reflectionClient(address: string, token?: string) {
   const definition = loadSync('grpc/reflection/v1/reflection.proto', { includeDirs: [protoRoot] });
   const grpc = loadPackageDefinition(definition) as unknown as {
-    grpc: { reflection: { v1: GrpcObject & { ServerReflection: new (a: string, c: unknown) => { ServerReflectionInfo(m: Metadata): ReflectionStream; close(): void } } } };
+    grpc: {
+      reflection: {
+        v1: GrpcObject & {
+          ServerReflection: new (
+            a: string,
+            c: unknown,
+          ) => { ServerReflectionInfo(m: Metadata): ReflectionStream; close(): void };
+        };
+      };
+    };
   };
   const ask = (request: object) =>
     new Promise<ReflectionResponse>((resolve, reject) => {
@@ -43,7 +52,9 @@ export function reflectionClient(address: string, token?: string) {
     /** The raw descriptor bytes, as text, for substring checks. */
     async fileContainingSymbol(symbol: string): Promise<string> {
       const response = await ask({ fileContainingSymbol: symbol });
-      return (response.fileDescriptorResponse?.fileDescriptorProto ?? []).map((b) => b.toString('latin1')).join('\n');
+      return (response.fileDescriptorResponse?.fileDescriptorProto ?? [])
+        .map((b) => b.toString('latin1'))
+        .join('\n');
     },
   };
 }

@@ -1,4 +1,10 @@
-import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import type {
+  DescMessage,
+  DescMethod,
+  DescService,
+  MessageInitShape,
+  MessageShape,
+} from '@bufbuild/protobuf';
 import type { Metadata } from '@grpc/grpc-js';
 
 /** A service descriptor as protoc-gen-es generates it: methods keyed by their local name. */
@@ -57,7 +63,10 @@ export type MethodClient<M extends { methodKind: string; input: DescMessage; out
     : M['methodKind'] extends 'server_streaming'
       ? (request: MessageInitShape<M['input']>, options?: CallOptions) => AsyncIterable<OutShape<M>>
       : M['methodKind'] extends 'client_streaming'
-        ? (requests: AsyncIterable<MessageInitShape<M['input']>>, options?: CallOptions) => Promise<OutShape<M>>
+        ? (
+            requests: AsyncIterable<MessageInitShape<M['input']>>,
+            options?: CallOptions,
+          ) => Promise<OutShape<M>>
         : (
             requests: AsyncIterable<MessageInitShape<M['input']>>,
             options?: CallOptions,

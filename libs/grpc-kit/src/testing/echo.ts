@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EchoService } from '@ballast/contracts/ballast/testing/v1/echo_pb.js';
 import type { EchoBehaviour } from '@ballast/contracts/ballast/testing/v1/echo_pb.js';
+import { EchoService } from '@ballast/contracts/ballast/testing/v1/echo_pb.js';
 import { BallastError, type ErrorCode, errorCodes, invalidArgument } from '../errors.js';
 import type { ServiceImpl } from '../types.js';
 
@@ -14,7 +14,8 @@ async function behave(behaviour: EchoBehaviour | undefined, signal: AbortSignal)
   if (!failure) return;
   if (failure === 'bug') throw new Error('a bug with a secret stack');
   if (failure === 'invalid_argument') throw invalidArgument('message', 'must not be empty');
-  if (Object.hasOwn(errorCodes, failure)) throw new BallastError(failure as ErrorCode, `failed as asked: ${failure}`);
+  if (Object.hasOwn(errorCodes, failure))
+    throw new BallastError(failure as ErrorCode, `failed as asked: ${failure}`);
   throw invalidArgument('behaviour.fail_with', `unknown failure "${failure}"`);
 }
 

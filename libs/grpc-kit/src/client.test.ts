@@ -1,0 +1,101 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { channelTarget, createClient, type RpcError, serviceConfig } from './client.js';
+import { type GrpcServer, serve, startGrpcServer } from './server.js';
+import { EchoService, echoService } from './testing/echo.js';
+import type { HandlerContext } from './types.js';
+
+const log = { info: () => {}, warn: () => {}, error: () => {} };
+
+describe('channelTarget', () => {
+  it('uses DNS for one address and a static IP list for several', () => {
+    expect(channelTarget('registry:50053')).toBe('dns:registry:50053');
+    expect(channelTarget(['127.0.0.1:1', 'localhost:2'])).toBe('ipv4:127.0.0.1:1,127.0.0.1:2');
+    expect(channelTarget(['[::1]:1', '[::1]:2'])).toBe('ipv6:[::1]:1,[::1]:2');
+    expect(() => channelTarget(['registry:1', 'registry:2'])).toThrow(/IP literal/);
+    expect(() => channelTarget([])).toThrow(/at least one/);
+  });
+
+  it('retries only the methods marked idempotent, only on UNAVAILABLE', () => {
+    const config = JSON.parse(serviceConfig(EchoService, { address: 'x:1', idempotentMethods: ['Echo'] }));
+    expect(config.loadBalancingConfig).toEqual([{ round_robin: {} }]);
+    expect(config.methodConfig[0].name).toEqual([
+      { service: 'ballast.testing.v1.EchoService', method: 'Echo' },
+    ]);
+    expect(config.methodConfig[0].retryPolicy.retryableStatusCodes).toEqual(['UNAVAILABLE']);
+    expect(JSON.parse(serviceConfig(EchoService, { address: 'x:1' })).methodConfig).toEqual([]);
+  });
+});
+
+describe('client against real servers', () => {
+  const servers: GrpcServer[] = [];
+  const seen: string[] = [];
+
+  beforeAll(async () => {
+    for (const name of ['a', 'b']) {
+      servers.push(
+        await startGrpcServer({
+          services: [
+            serve(EchoService, {
+              ...echoService,
+              async echo(request, _ctx: HandlerContext) {
+                seen.push(name);
+                return { message: `${name}:${request.message}` };
+              },
+            }),
+          ],
+          host: '127.0.0.1',
+          port: 0,
+          log,
+        }),
+      );
+    }
+  });
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.shutdown()));
+  });
+
+  it('spreads calls round robin over several addresses', async () => {
+    const echo = createClient(EchoService, { address: servers.map((s) => `127.0.0.1:${s.port}`) });
+    try {
+      // Until both subchannels are connected, picks go to the ready one; warm up first.
+      for (let i = 0; i < 20 && new Set(seen).size < 2; i++) await echo.echo({ message: 'warm' });
+      seen.length = 0;
+      for (let i = 0; i < 10; i++) await echo.echo({ message: String(i) });
+      expect(seen.filter((n) => n === 'a').length).toBe(5);
+      expect(seen.filter((n) => n === 'b').length).toBe(5);
+    } finally {
+      echo.close();
+    }
+  });
+
+  it('sets a default deadline and reports an unreachable server as UNAVAILABLE', async () => {
+    const echo = createClient(EchoService, { address: '127.0.0.1:1', deadlineMs: 500, retry: false });
+    try {
+      const err = (await echo.echo({ message: 'x' }).catch((e: unknown) => e)) as RpcError;
+      expect([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]).toContain(err.code);
+    } finally {
+      echo.close();
+    }
+  });
+
+  it('cancels a call when its signal aborts', async () => {
+    const echo = createClient(EchoService, { address: `127.0.0.1:${servers[0]?.port}` });
+    try {
+      const controller = new AbortController();
+      const pending = echo
+        .echoServerStream(
+          { message: 'x', repeat: 100, behaviour: { delayMs: 100 } },
+          { signal: controller.signal },
+        )
+        [Symbol.asyncIterator]();
+      expect((await pending.next()).value?.index).toBe(0);
+      controller.abort();
+      const err = (await pending.next().catch((e: unknown) => e)) as RpcError;
+      expect(err.code).toBe(status.CANCELLED);
+    } finally {
+      echo.close();
+    }
+  });
+});
