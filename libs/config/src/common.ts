@@ -1,0 +1,20 @@
+import { durationMs, int, oneOf, str, url } from './fields.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** grpc-js's own receive limit; raising it (for tensors) is a deliberate per-deployment choice. */
+export const DEFAULT_GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** Variables every service reads. Spread it into a service's own shape. */
+export const commonConfig = {
+  BALLAST_ENV: str().default('development'),
+  BALLAST_REDIS_URL: url({ protocols: ['redis:', 'rediss:'] }).default('redis://127.0.0.1:6379'),
+  /** Unset: embedded PGlite under BALLAST_DATA_DIR. */
+  BALLAST_DATABASE_URL: url({ protocols: ['postgres:', 'postgresql:'] }).optional(),
+  BALLAST_DATA_DIR: str().default('.ballast'),
+  BALLAST_AUTH_TOKEN: str().optional(),
+  BALLAST_LOG_LEVEL: oneOf(LOG_LEVELS).default('info'),
+  BALLAST_SHUTDOWN_GRACE_MS: durationMs().default(10_000),
+  BALLAST_GRPC_MAX_MESSAGE_BYTES: int({ min: 1 }).default(DEFAULT_GRPC_MAX_MESSAGE_BYTES),
+  BALLAST_GRPC_HOST: str().default('0.0.0.0'),
+};

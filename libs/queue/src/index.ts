@@ -1,0 +1,16 @@
+export { type Closable, closeAll } from './close.js';
+export { connectRedis, DEFAULT_REDIS_URL, pingRedis, redisUrl } from './connection.js';
+export { DEFAULT_JOB_OPTIONS, DEFAULT_PREFIX, KEEP_COMPLETED, KEEP_FAILED } from './defaults.js';
+export { isQueueName, type QueueName, QueueNames, queueNames } from './names.js';
+export {
+  type FeaturesMaterializeJob,
+  InvalidPayloadError,
+  type JobTypes,
+  type MonitorPredictionsJob,
+  parsePayload,
+  payloadSchemas,
+  type TrainingRunJob,
+} from './payloads.js';
+export { BallastQueue, type CreateQueueOptions, createQueue } from './queue.js';
+export { createQueueTelemetry, queueTelemetry } from './telemetry.js';
+export { type CreateWorkerOptions, createWorker, type JobOf, type JobProcessor } from './worker.js';

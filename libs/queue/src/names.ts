@@ -1,0 +1,17 @@
+/**
+ * The queues services meet on (DESIGN.md, "The loop"). Dots, not colons: BullMQ builds
+ * Redis keys as `<prefix>:<queue>:<suffix>` and rejects a queue name containing ':'.
+ */
+export const QueueNames = {
+  featuresMaterialize: 'features.materialize',
+  trainingRun: 'training.run',
+  monitorPredictions: 'monitor.predictions',
+} as const;
+
+export type QueueName = (typeof QueueNames)[keyof typeof QueueNames];
+
+export const queueNames: readonly QueueName[] = Object.values(QueueNames);
+
+export function isQueueName(value: string): value is QueueName {
+  return (queueNames as readonly string[]).includes(value);
+}

@@ -1,0 +1,53 @@
+import { type Job, type Processor, type Telemetry, Worker, type WorkerOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { DEFAULT_PREFIX, KEEP_COMPLETED, KEEP_FAILED, reportError } from './defaults.js';
+import type { QueueName } from './names.js';
+import { type JobTypes, parsePayload } from './payloads.js';
+import { queueTelemetry } from './telemetry.js';
+
+export type JobOf<N extends QueueName, R = unknown> = Job<JobTypes[N], R, string>;
+
+/** Receives a job whose `data` has already been checked against its queue's shape. */
+export type JobProcessor<N extends QueueName, R = unknown> = (
+  job: JobOf<N, R>,
+  token?: string,
+  signal?: AbortSignal,
+) => Promise<R>;
+
+export interface CreateWorkerOptions extends Omit<WorkerOptions, 'connection' | 'prefix' | 'telemetry'> {
+  /** A client from connectRedis. The worker duplicates it and never closes the original. */
+  connection: Redis;
+  /** Jobs processed at once by this worker; default 1. */
+  concurrency?: number;
+  /** Redis key prefix; default 'ballast'. Must match the producers'. */
+  prefix?: string;
+  /** Defaults to the shared bullmq-otel telemetry; `false` turns tracing off. */
+  telemetry?: Telemetry | false;
+  /** Where connection and processing-loop errors go; default: one line on stderr. */
+  onError?: (error: Error) => void;
+}
+
+export function createWorker<N extends QueueName, R = unknown>(
+  name: N,
+  processor: JobProcessor<N, R>,
+  options: CreateWorkerOptions,
+): Worker<JobTypes[N], R, string> {
+  const { connection, prefix = DEFAULT_PREFIX, telemetry, onError, ...rest } = options;
+  // Job data is whatever JSON sits in Redis: any producer, any version, or a hand edit.
+  // Checking it here fails a malformed job with a reason naming the field (and, being
+  // unrecoverable, without retries) before the processor can act on it.
+  const checked: Processor<JobTypes[N], R, string> = async (job, token, signal) => {
+    job.data = parsePayload(name, job.data);
+    return processor(job, token, signal);
+  };
+  const worker = new Worker<JobTypes[N], R, string>(name, checked, {
+    removeOnComplete: KEEP_COMPLETED,
+    removeOnFail: KEEP_FAILED,
+    ...rest,
+    connection,
+    prefix,
+    ...(telemetry === false ? {} : { telemetry: telemetry ?? queueTelemetry() }),
+  });
+  worker.on('error', onError ?? reportError('worker', name));
+  return worker;
+}
