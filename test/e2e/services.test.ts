@@ -2,7 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GRPC_SERVICES, type GrpcServiceName } from '@ballast/config';
-import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '@ballast/contracts/grpc/health/v1/health_pb.js';
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { createClient } from '@ballast/grpc-kit';
 import { reflectionClient } from '@ballast/grpc-kit/testing';
 import { SERVICE_DESCRIPTORS } from '@ballast/sdk';
@@ -42,7 +45,10 @@ describe.each(GRPC_SERVICES.map((s) => [s]))('%s as a process', (service: GrpcSe
   let address: string;
 
   it('turns SERVING under its full name once its stores answer', async () => {
-    proc = await startServiceProcess(service, { BALLAST_DATABASE_URL: TEST_DATABASE_URL, BALLAST_DATA_DIR: dataDir });
+    proc = await startServiceProcess(service, {
+      BALLAST_DATABASE_URL: TEST_DATABASE_URL,
+      BALLAST_DATA_DIR: dataDir,
+    });
     running.push(proc);
     address = `127.0.0.1:${proc.grpcPort}`;
     expect(await waitServing(address, typeName)).toBe(ServingStatus.SERVING);
@@ -85,7 +91,10 @@ describe('trainer as a process', () => {
     const proc = await startServiceProcess('trainer', { BALLAST_DATA_DIR: dataDir });
     running.push(proc);
     const base = `http://127.0.0.1:${proc.httpPort}`;
-    await eventually(async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined), 'trainer ready');
+    await eventually(
+      async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined),
+      'trainer ready',
+    );
     const body = await (await fetch(`${base}/metrics`)).text();
     expect(promtoolCheck(body).status).toBe(0);
     expect(await proc.stop('SIGTERM')).toBe(0);
@@ -123,7 +132,9 @@ describe('embedded storage and dependency outages', () => {
       BALLAST_REGISTRY_HTTP_PORT: 'not-a-port',
       BALLAST_LOG_LEVEL: 'loud',
     });
-    const [code] = (await new Promise((resolve) => proc.child.once('exit', (...args) => resolve(args)))) as [number];
+    const [code] = (await new Promise((resolve) => proc.child.once('exit', (...args) => resolve(args)))) as [
+      number,
+    ];
     expect(code).toBe(1);
     expect(proc.output()).toContain('BALLAST_REGISTRY_HTTP_PORT');
     expect(proc.output()).toContain('BALLAST_LOG_LEVEL');

@@ -8,7 +8,8 @@ import { envPrefix, type ServiceName } from '@ballast/config';
 
 const require = createRequire(import.meta.url);
 
-export const TEST_DATABASE_URL = process.env.BALLAST_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const TEST_DATABASE_URL =
+  process.env.BALLAST_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const TEST_REDIS_URL = process.env.BALLAST_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export async function freePort(): Promise<number> {
@@ -36,7 +37,10 @@ export interface RunningProcess {
 }
 
 /** Starts a built service as its own process, as `ballast up` would, on free ports. */
-export async function startServiceProcess(service: ServiceName, env: Record<string, string>): Promise<RunningProcess> {
+export async function startServiceProcess(
+  service: ServiceName,
+  env: Record<string, string>,
+): Promise<RunningProcess> {
   const grpcPort = await freePort();
   const httpPort = await freePort();
   const prefix = envPrefix(service);
@@ -76,7 +80,11 @@ export async function startServiceProcess(service: ServiceName, env: Record<stri
 }
 
 /** Polls until `check` holds; bounded in count, so a broken service fails the test rather than hanging it. */
-export async function eventually<T>(check: () => Promise<T | undefined>, what: string, attempts = 150): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  what: string,
+  attempts = 150,
+): Promise<T> {
   for (let i = 0; i < attempts; i++) {
     const value = await check().catch(() => undefined);
     if (value !== undefined) return value;
@@ -90,8 +98,14 @@ export function promtoolCheck(body: string): { status: number | null; output: st
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
-export function pythonHealthProbe(address: string, service: string): { status: number | null; output: string } {
+export function pythonHealthProbe(
+  address: string,
+  service: string,
+): { status: number | null; output: string } {
   const script = join(dirname(new URL(import.meta.url).pathname), 'health_probe.py');
-  const result = spawnSync('/usr/bin/python3', [script, address, service], { encoding: 'utf8', timeout: 30_000 });
+  const result = spawnSync('/usr/bin/python3', [script, address, service], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }

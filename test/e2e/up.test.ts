@@ -86,7 +86,10 @@ describe('ballast up', () => {
 
       // A crashed child is restarted, and says so.
       process.kill(children[0] as number, 'SIGKILL');
-      await eventually(async () => (/exited \(SIGKILL\); restarting in 1s/.test(up.output()) ? true : undefined), 'restart notice');
+      await eventually(
+        async () => (/exited \(SIGKILL\); restarting in 1s/.test(up.output()) ? true : undefined),
+        'restart notice',
+      );
       await eventually(async () => (childPids(pid).length === 6 ? true : undefined), 'six children again');
       const afterRestart = childPids(pid);
 

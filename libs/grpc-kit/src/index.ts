@@ -14,8 +14,9 @@ export {
 } from './errors.js';
 export { HealthState, healthService, ServingStatus } from './health.js';
 export { authInterceptor, metricsInterceptor, tokenMatches } from './interceptors.js';
-export { exitOnSignals } from './lifecycle.js';
+export { exitOnSignals, runMain } from './lifecycle.js';
 export { reflectionService } from './reflection.js';
+export { type Dependency, type RunningService, type RunServiceOptions, runService } from './runtime.js';
 export {
   DEFAULT_MAX_MESSAGE_BYTES,
   type GrpcServer,

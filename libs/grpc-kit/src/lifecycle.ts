@@ -27,3 +27,20 @@ export function exitOnSignals(shutdown: () => Promise<void>, log: LifecycleLogge
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }
+
+/**
+ * Runs a service's main and turns a failure to start (bad configuration, a port in use)
+ * into one clear message and a non-zero exit instead of an unhandled rejection.
+ */
+export function runMain(main: () => Promise<unknown>): void {
+  main().catch((err: unknown) => {
+    const message =
+      err instanceof Error
+        ? err.name === 'ConfigError'
+          ? err.message
+          : (err.stack ?? err.message)
+        : String(err);
+    process.stderr.write(`failed to start: ${message}\n`);
+    process.exit(1);
+  });
+}

@@ -7,8 +7,8 @@ import { credentials, Metadata, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, RpcError } from './client.js';
 import { type GrpcServer, serve, startGrpcServer } from './server.js';
-import { reflectionClient } from './test-reflection.js';
 import { EchoService, echoService } from './testing/echo.js';
+import { reflectionClient } from './testing/reflection-client.js';
 
 const logged: Array<{ obj: object; msg?: string }> = [];
 const log = {

@@ -1,0 +1,157 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { shutdownTelemetry, startHttpServer } from '@ballast/telemetry';
+import { exitOnSignals } from './lifecycle.js';
+import { type GrpcServer, type KitLogger, type ServiceRegistration, startGrpcServer } from './server.js';
+
+/** Something the service cannot serve without (its database, Redis); checked for readiness. */
+export interface Dependency {
+  name: string;
+  check: () => Promise<unknown>;
+}
+
+export interface RunServiceOptions {
+  name: string;
+  log: KitLogger;
+  /** Omit for a service with no gRPC API (the trainer). */
+  grpc?: {
+    host: string;
+    port: number;
+    services: ServiceRegistration[];
+    authToken?: string | undefined;
+    maxMessageBytes?: number;
+  };
+  http: { host: string; port: number; routes?: Parameters<typeof startHttpServer>[0]['routes'] };
+  dependencies: Dependency[];
+  /**
+   * One-time work before the service may turn ready (migrations). Retried with the
+   * readiness checks until it succeeds, so a database that is down at start delays
+   * readiness instead of crashing the process.
+   */
+  prepare?: () => Promise<unknown>;
+  /** Closed after the server has drained, in this order (queues before the database). */
+  close: Array<() => Promise<unknown> | unknown>;
+  shutdownGraceMs: number;
+  readinessIntervalMs?: number;
+  /** Exit the process on SIGTERM/SIGINT after draining (default true; tests pass false). */
+  handleSignals?: boolean;
+}
+
+export interface RunningService {
+  readonly grpcPort: number | undefined;
+  readonly httpPort: number;
+  readonly grpc: GrpcServer | undefined;
+  isReady(): boolean;
+  shutdown(): Promise<void>;
+}
+
+async function failedDependencies(dependencies: Dependency[], timeoutMs: number): Promise<string[]> {
+  const results = await Promise.all(
+    dependencies.map(async ({ name, check }) => {
+      try {
+        await Promise.race([
+          check(),
+          sleep(timeoutMs).then(() => Promise.reject(new Error(`no answer in ${timeoutMs} ms`))),
+        ]);
+        return undefined;
+      } catch (err) {
+        return `${name}: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    }),
+  );
+  return results.filter((r): r is string => r !== undefined);
+}
+
+/**
+ * The shape every Ballast service runs in: gRPC (health, reflection, interceptors) and
+ * HTTP (/metrics, /healthz, /readyz) ports, readiness that follows the dependencies
+ * (so a service reports NOT_SERVING while its database is down and recovers by itself),
+ * and a graceful shutdown that drains calls before closing queues and stores.
+ */
+export async function runService(options: RunServiceOptions): Promise<RunningService> {
+  const { log } = options;
+  let ready = false;
+  let stopping = false;
+
+  const grpc = options.grpc
+    ? await startGrpcServer({
+        services: options.grpc.services,
+        host: options.grpc.host,
+        port: options.grpc.port,
+        log,
+        authToken: options.grpc.authToken,
+        ...(options.grpc.maxMessageBytes ? { maxMessageBytes: options.grpc.maxMessageBytes } : {}),
+        shutdownGraceMs: options.shutdownGraceMs,
+      })
+    : undefined;
+  const http = await startHttpServer({
+    host: options.http.host,
+    port: options.http.port,
+    ready: () => ready,
+    ...(options.http.routes ? { routes: options.http.routes } : {}),
+  });
+
+  const interval = options.readinessIntervalMs ?? 2_000;
+  let prepared = options.prepare === undefined;
+  const checkReadiness = async () => {
+    const failed = await failedDependencies(options.dependencies, Math.min(interval, 2_000));
+    if (!prepared && failed.length === 0 && options.prepare) {
+      try {
+        await options.prepare();
+        prepared = true;
+      } catch (err) {
+        failed.push(`preparing: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    const nowReady = failed.length === 0;
+    if (stopping) return;
+    if (nowReady !== ready) {
+      if (nowReady) log.info({ service: options.name }, 'ready');
+      else log.warn({ service: options.name, failed }, `not ready: ${failed.join('; ')}`);
+    }
+    ready = nowReady;
+    grpc?.setReady(ready);
+  };
+  await checkReadiness();
+  const stopWatching = new AbortController();
+  const watcher = (async () => {
+    while (!stopping) {
+      await sleep(interval, undefined, { signal: stopWatching.signal }).catch(() => {});
+      if (!stopping) await checkReadiness();
+    }
+  })();
+
+  let shutdownPromise: Promise<void> | undefined;
+  const shutdown = () => {
+    shutdownPromise ??= (async () => {
+      stopping = true;
+      ready = false;
+      stopWatching.abort();
+      await grpc?.shutdown();
+      await watcher.catch(() => {});
+      await http.close();
+      for (const close of options.close) {
+        try {
+          await close();
+        } catch (err) {
+          log.error({ err }, 'closing a dependency failed');
+        }
+      }
+      await shutdownTelemetry();
+      log.info({ service: options.name }, 'stopped');
+    })();
+    return shutdownPromise;
+  };
+
+  if (options.handleSignals !== false) exitOnSignals(shutdown, log);
+  log.info(
+    { service: options.name, grpcPort: grpc?.port, httpPort: http.port, ready },
+    `${options.name} listening${grpc ? ` on gRPC ${options.grpc?.host}:${grpc.port}` : ''}, HTTP ${options.http.host}:${http.port}`,
+  );
+  return {
+    grpcPort: grpc?.port,
+    httpPort: http.port,
+    grpc,
+    isReady: () => ready,
+    shutdown,
+  };
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { SERVICES } from '@ballast/config';
+import { localEndpoints, probe } from './health.js';
+import { parseServices, up } from './up.js';
+
+const HELP = `ballast — keeps machine-learning models working after they are deployed
+
+Usage: ballast <command> [options]
+
+Commands:
+  up       run the whole suite on this machine (npm start)
+             --services a,b   only these services (default: all six)
+             --wait <s>       how long to wait for every service to be ready (default 60)
+  status   show whether every service is ready
+  help     show this text
+
+Environment: BALLAST_REDIS_URL, BALLAST_DATABASE_URL (unset = embedded PGlite),
+BALLAST_DATA_DIR (default .ballast), OTEL_EXPORTER_OTLP_ENDPOINT (traces to Jaeger).`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command = 'help', ...rest] = argv;
+  switch (command) {
+    case 'up': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { services: { type: 'string' }, wait: { type: 'string', default: '60' } },
+      });
+      const wait = Number(values.wait);
+      if (!Number.isFinite(wait) || wait <= 0)
+        throw new Error(`--wait: expected seconds > 0, got "${values.wait}"`);
+      await up({
+        services: parseServices(values.services),
+        env: process.env,
+        readyTimeoutMs: wait * 1000,
+        print: (line) => console.log(line),
+      });
+      return 0;
+    }
+    case 'status': {
+      let allReady = true;
+      for (const service of SERVICES) {
+        const endpoints = localEndpoints(service);
+        const readiness = await probe(service, endpoints);
+        allReady &&= readiness === 'ready';
+        console.log(`${service.padEnd(10)} ${readiness.padEnd(10)} ${endpoints.grpc ?? endpoints.http}`);
+      }
+      return allReady ? 0 : 1;
+    }
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(HELP);
+      return 0;
+    default:
+      console.error(`ballast: unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(`ballast: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,72 @@
+import { InvalidArgumentError } from './errors.js';
+
+export type SqlKind = 'postgres' | 'pglite';
+
+export interface QueryResult<R> {
+  rows: R[];
+  /** Rows returned (SELECT) or changed (INSERT/UPDATE/DELETE); 0 for other statements. */
+  rowCount: number;
+}
+
+/**
+ * One SQL surface over Postgres and PGlite, so a service's store is written and tested once.
+ *
+ * Both backends return the same JS types: `int8`/`numeric` as strings (no silent precision
+ * loss), `bytea` as Buffer, timestamps as Date, json/jsonb parsed. Pass json arrays as
+ * `JSON.stringify(value)`: pg would otherwise send a JS array as a Postgres array literal.
+ */
+export interface Sql {
+  readonly kind: SqlKind;
+  /** The schema this handle owns; it is the search_path, so unqualified names land in it. */
+  readonly schema: string;
+  /** One statement, parameters as $1..$n. */
+  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+  /** A script of several statements without parameters (DDL, migrations). */
+  exec(text: string): Promise<void>;
+  /**
+   * Runs `fn` in a transaction: committed when it resolves, rolled back when it throws.
+   * Inside `fn` use `tx` only: the outer handle throws there, because on PGlite it would
+   * wait for this very transaction forever. `tx.transaction` nests as a savepoint.
+   */
+  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  /** Idempotent. On a transaction handle it throws: the transaction ends with its callback. */
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** A postgres:// URL (BALLAST_DATABASE_URL). Unset or empty: embedded PGlite. */
+  url?: string | undefined;
+  /** Where PGlite keeps its data, as `<dataDir>/pglite/<schema>`. Default `.ballast`. */
+  dataDir?: string | undefined;
+  /** The schema the calling service owns; created when missing. */
+  schema: string;
+  /** Postgres pool size (pg's default is 10). */
+  maxConnections?: number | undefined;
+  /** Errors of idle pooled connections (e.g. the server restarted); the pool replaces them. */
+  onError?: ((err: Error) => void) | undefined;
+}
+
+export const DEFAULT_DATA_DIR = '.ballast';
+
+// Lowercase only: Postgres folds unquoted identifiers to lowercase and PGlite uses the name
+// as a directory, so anything else would name different schemas in SQL and on disk.
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function assertSchemaName(schema: string): void {
+  const rule = 'must be 1-63 of [a-z0-9_], starting with a letter or _, not starting with pg_';
+  if (!SCHEMA_NAME.test(schema) || schema.startsWith('pg_')) {
+    throw new InvalidArgumentError(`schema: ${rule}, got ${JSON.stringify(schema)}`, 'schema', rule);
+  }
+}
+
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Sql> {
+  assertSchemaName(options.schema);
+  // Imported on demand so a Postgres deployment never loads PGlite's WebAssembly, and an
+  // embedded one never loads pg.
+  if (options.url) {
+    const { openPostgres } = await import('./postgres.js');
+    return openPostgres({ ...options, url: options.url });
+  }
+  const { openPglite } = await import('./pglite.js');
+  return openPglite({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, schema: options.schema });
+}

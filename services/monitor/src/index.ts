@@ -1,0 +1,2 @@
+// The monitor service runs as a process (src/main.ts); it exports nothing for other packages.
+export {};
