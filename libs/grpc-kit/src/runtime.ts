@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { metrics } from '@opentelemetry/api';
 import { shutdownTelemetry, startHttpServer } from '@ballast/telemetry';
 import { exitOnSignals } from './lifecycle.js';
 import { type GrpcServer, type KitLogger, type ServiceRegistration, startGrpcServer } from './server.js';
@@ -91,6 +92,9 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   });
 
   const interval = options.readinessIntervalMs ?? 2_000;
+  // Signals are handled from here on: a SIGTERM while the first readiness check waits on
+  // an unreachable dependency still drains and exits cleanly.
+  if (options.handleSignals !== false) exitOnSignals(() => shutdown(), log);
   let prepared = options.prepare === undefined;
   const checkReadiness = async () => {
     const failed = await failedDependencies(options.dependencies, Math.min(interval, 2_000));
@@ -111,12 +115,19 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     ready = nowReady;
     grpc?.setReady(ready);
   };
-  await checkReadiness();
+  // Readiness as a metric too, so dashboards and alerts see what the probes see.
+  metrics
+    .getMeter('@ballast/grpc-kit')
+    .createObservableGauge('ballast_service_ready', {
+      description: '1 while the service is ready to serve (its dependencies answer), else 0.',
+    })
+    .addCallback((result) => result.observe(ready ? 1 : 0, { service: options.name }));
+
   const stopWatching = new AbortController();
   const watcher = (async () => {
     while (!stopping) {
+      await checkReadiness();
       await sleep(interval, undefined, { signal: stopWatching.signal }).catch(() => {});
-      if (!stopping) await checkReadiness();
     }
   })();
 
@@ -142,7 +153,6 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     return shutdownPromise;
   };
 
-  if (options.handleSignals !== false) exitOnSignals(shutdown, log);
   log.info(
     { service: options.name, grpcPort: grpc?.port, httpPort: http.port, ready },
     `${options.name} listening${grpc ? ` on gRPC ${options.grpc?.host}:${grpc.port}` : ''}, HTTP ${options.http.host}:${http.port}`,

@@ -77,10 +77,14 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const health = new HealthState();
   server.addService(serviceDefinition(Health), adaptService(Health, healthService(health), adapterOptions));
   for (const { service, impl } of options.services) {
-    server.addService(
-      serviceDefinition(service),
-      adaptService(service, impl as ServiceImpl<typeof service>, adapterOptions),
-    );
+    // grpc-js refuses a service with no methods; one whose RPCs have not landed yet is
+    // still named in health and reflection, so probes and tooling can address it.
+    if (service.methods.length > 0) {
+      server.addService(
+        serviceDefinition(service),
+        adaptService(service, impl as ServiceImpl<typeof service>, adapterOptions),
+      );
+    }
     health.set(service.typeName, ServingStatus.NOT_SERVING);
   }
   reflectionService([Health, ...options.services.map((s) => s.service)]).addToServer(server);

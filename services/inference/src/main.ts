@@ -24,7 +24,7 @@ runMain(async () => {
     },
     http: { host: config.BALLAST_GRPC_HOST, port: config.BALLAST_INFERENCE_HTTP_PORT },
     dependencies: [{ name: 'redis', check: () => redis.ping() }],
-    close: [() => redis.quit()],
+    close: [() => redis.disconnect()],
     shutdownGraceMs: config.BALLAST_SHUTDOWN_GRACE_MS,
   });
 });

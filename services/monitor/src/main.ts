@@ -36,7 +36,7 @@ runMain(async () => {
       { name: 'database', check: () => store.ping() },
     ],
     prepare: () => store.migrate(),
-    close: [() => redis.quit(), () => store.close()],
+    close: [() => redis.disconnect(), () => store.close()],
     shutdownGraceMs: config.BALLAST_SHUTDOWN_GRACE_MS,
   });
 });

@@ -14,7 +14,7 @@ runMain(async () => {
     log,
     http: { host: config.BALLAST_GRPC_HOST, port: config.BALLAST_TRAINER_HTTP_PORT },
     dependencies: [{ name: 'redis', check: () => redis.ping() }],
-    close: [() => redis.quit()],
+    close: [() => redis.disconnect()],
     shutdownGraceMs: config.BALLAST_SHUTDOWN_GRACE_MS,
   });
 });
