@@ -100,7 +100,8 @@ describe('ballast up', () => {
     } finally {
       if (up.child.exitCode === null) up.child.kill('SIGKILL');
     }
-  });
+    // A fresh data dir means four PGlite initdb runs on two cores: allow minutes, not seconds.
+  }, 180_000);
 
   it('says how to get Redis and exits non-zero when none answers', async () => {
     const up = runCli(['up'], { BALLAST_REDIS_URL: 'redis://127.0.0.1:1', BALLAST_DATA_DIR: dataDir });

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { metrics } from '@opentelemetry/api';
 import { shutdownTelemetry, startHttpServer } from '@ballast/telemetry';
+import { metrics } from '@opentelemetry/api';
 import { exitOnSignals } from './lifecycle.js';
 import { type GrpcServer, type KitLogger, type ServiceRegistration, startGrpcServer } from './server.js';
 
