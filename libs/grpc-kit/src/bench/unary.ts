@@ -41,7 +41,12 @@ async function measure(call: () => Promise<unknown>, concurrency: number, ms: nu
 }
 
 const log = { info: () => {}, warn: () => {}, error: () => {} };
-const server = await startGrpcServer({ services: [serve(EchoService, echoService)], host: '127.0.0.1', port: 0, log });
+const server = await startGrpcServer({
+  services: [serve(EchoService, echoService)],
+  host: '127.0.0.1',
+  port: 0,
+  log,
+});
 server.setReady(true);
 const client = createClient(EchoService, { address: `127.0.0.1:${server.port}` });
 const request = { message: 'x'.repeat(64) };
@@ -78,8 +83,20 @@ await server.shutdown();
 
 console.log('grpc-kit unary Echo over loopback (client and server in one process)');
 console.table(rows);
-console.log(`process CPU (client + server): user ${(cpu.user / 1e6).toFixed(1)}s, system ${(cpu.system / 1e6).toFixed(1)}s`);
-const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'test', 'bench', 'results', 'grpc-kit-unary.json');
+console.log(
+  `process CPU (client + server): user ${(cpu.user / 1e6).toFixed(1)}s, system ${(cpu.system / 1e6).toFixed(1)}s`,
+);
+const out = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  '..',
+  'test',
+  'bench',
+  'results',
+  'grpc-kit-unary.json',
+);
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(
   out,
