@@ -1,6 +1,6 @@
-import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { PGlite, type Results, types } from '@electric-sql/pglite';
+import { seedFromTemplate } from './pglite-template.js';
 import type { QueryResult, Sql } from './sql.js';
 import { assertOutsideTransaction, type Runner, runTransactionBody } from './transaction.js';
 
@@ -50,7 +50,7 @@ export async function openPglite({ dataDir, schema }: PgliteOptions): Promise<Sq
 
 async function start(dir: string, schema: string): Promise<PGlite> {
   await closing.get(dir);
-  await mkdir(dir, { recursive: true });
+  await seedFromTemplate(dir);
   const db = await PGlite.create({ dataDir: dir, parsers });
   try {
     // Session-level, and PGlite has exactly one session, so it holds for every query.
