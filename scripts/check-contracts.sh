@@ -18,7 +18,7 @@ else
 fi
 
 before=$(git status --porcelain -- libs/contracts/src/gen)
-npx buf generate
+npm run -s generate
 after=$(git status --porcelain -- libs/contracts/src/gen)
 if [ -n "$(git diff --stat -- libs/contracts/src/gen)" ] || [ "$before" != "$after" ]; then
   echo "libs/contracts/src/gen differs from a fresh 'buf generate': run 'npm run generate' and commit the result" >&2
