@@ -69,6 +69,15 @@ describe('BlobStore', () => {
     expect((await store.read(fromStream.sha256)).toString()).toBe('xy');
   });
 
+  it('streams a blob in reads of the size asked for', async () => {
+    await fresh('chunks');
+    const data = Buffer.alloc(25_000, 7);
+    const info = await store.put(data);
+    const sizes: number[] = [];
+    for await (const chunk of await store.get(info.sha256, { chunkBytes: 10_000 })) sizes.push(chunk.length);
+    expect(sizes).toEqual([10_000, 10_000, 5_000]);
+  });
+
   it('stores empty content', async () => {
     await fresh('empty');
     const info = await store.put(new Uint8Array(0));

@@ -113,15 +113,18 @@ export class BlobStore {
     }
   }
 
-  /** A stream of the content. The file is opened before returning, so a missing blob rejects here. */
-  async get(sha256: string): Promise<Readable> {
+  /**
+   * A stream of the content. The file is opened before returning, so a missing blob rejects
+   * here. `chunkBytes` sets the read size, so a caller that forwards chunks need not re-slice.
+   */
+  async get(sha256: string, options: { chunkBytes?: number } = {}): Promise<Readable> {
     let file: FileHandle;
     try {
       file = await open(this.path(sha256), 'r');
     } catch (err) {
       throw isNotFound(err) ? new BlobNotFoundError(sha256) : err;
     }
-    return file.createReadStream();
+    return file.createReadStream({ highWaterMark: options.chunkBytes ?? 64 * 1024 });
   }
 
   async read(sha256: string): Promise<Buffer> {
