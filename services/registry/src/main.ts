@@ -1,16 +1,30 @@
 // The registry service: models, versions, artifacts, lineage, aliases and gated promotion.
 // Config, telemetry and stores are wired here; RPC handlers live in server.ts.
 
-import { commonConfig, loadConfig, serviceConfig } from '@ballast/config';
+import { join } from 'node:path';
+import { commonConfig, durationMs, int, loadConfig, serviceConfig, str } from '@ballast/config';
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { runMain, runService, serve } from '@ballast/grpc-kit';
-import { openServiceStore } from '@ballast/storage';
+import { BlobStore, openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
+import { DEFAULT_ARTIFACT_LIMITS } from './artifacts.js';
+import { parseTeamTokens, TeamAuth } from './auth.js';
 import { migrations } from './migrations.js';
 import { registryService } from './server.js';
+import { DeploymentFeed } from './watch.js';
 
 runMain(async () => {
-  const config = loadConfig({ ...commonConfig, ...serviceConfig('registry') });
+  const config = loadConfig({
+    ...commonConfig,
+    ...serviceConfig('registry'),
+    /** Where artifact blobs live; default <BALLAST_DATA_DIR>/registry/artifacts. */
+    BALLAST_REGISTRY_ARTIFACT_DIR: str().optional(),
+    BALLAST_REGISTRY_MAX_ARTIFACT_BYTES: int({ min: 1 }).default(DEFAULT_ARTIFACT_LIMITS.maxArtifactBytes),
+    /** How soon watchers see alias changes made by another registry replica. */
+    BALLAST_REGISTRY_WATCH_POLL_MS: durationMs().default(1_000),
+    /** `team=token,...`: writes to a model need its owning team's token. Unset: open. */
+    BALLAST_REGISTRY_TEAM_TOKENS: str().optional(),
+  });
   const log = createLogger({ service: 'registry', level: config.BALLAST_LOG_LEVEL });
   const store = openServiceStore({
     url: config.BALLAST_DATABASE_URL,
@@ -24,7 +38,24 @@ runMain(async () => {
     grpc: {
       host: config.BALLAST_GRPC_HOST,
       port: config.BALLAST_REGISTRY_GRPC_PORT,
-      services: [serve(RegistryService, registryService(store))],
+      services: [
+        serve(
+          RegistryService,
+          registryService({
+            sql: () => store.sql,
+            blobs: new BlobStore(
+              config.BALLAST_REGISTRY_ARTIFACT_DIR ?? join(config.BALLAST_DATA_DIR, 'registry', 'artifacts'),
+            ),
+            feed: new DeploymentFeed(),
+            limits: {
+              ...DEFAULT_ARTIFACT_LIMITS,
+              maxArtifactBytes: config.BALLAST_REGISTRY_MAX_ARTIFACT_BYTES,
+            },
+            watchPollMs: config.BALLAST_REGISTRY_WATCH_POLL_MS,
+            auth: new TeamAuth(parseTeamTokens(config.BALLAST_REGISTRY_TEAM_TOKENS)),
+          }),
+        ),
+      ],
       authToken: config.BALLAST_AUTH_TOKEN,
       maxMessageBytes: config.BALLAST_GRPC_MAX_MESSAGE_BYTES,
     },

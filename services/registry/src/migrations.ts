@@ -2,7 +2,75 @@ import type { Migration } from '@ballast/storage';
 
 /**
  * The registry service's schema, forward-only: append new migrations, never edit an applied
- * one (storage refuses a changed migration by its checksum). The first tables arrive
- * with the registry service's domain RPCs.
+ * one (storage refuses a changed migration by its checksum).
+ *
+ * Messages from the contract (policy, lineage, metrics, profile, signature, verdict) are kept
+ * as their protobuf JSON in jsonb columns: the proto stays the one definition of their shape,
+ * and nothing here queries inside them.
  */
-export const migrations: Migration[] = [];
+export const migrations: Migration[] = [
+  {
+    id: '0001_models_versions_artifacts',
+    sql: `
+      CREATE TABLE models (
+        name          text PRIMARY KEY,
+        description   text NOT NULL DEFAULT '',
+        task          text NOT NULL,
+        owner_team    text NOT NULL,
+        tags          jsonb NOT NULL DEFAULT '{}',
+        policy        jsonb NOT NULL DEFAULT '{}',
+        -- Versions are numbered from this counter under the row's lock, so two concurrent
+        -- registrations can never take the same number.
+        last_version  integer NOT NULL DEFAULT 0,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        updated_at    timestamptz NOT NULL DEFAULT now()
+      );
+
+      CREATE TABLE artifacts (
+        digest        text PRIMARY KEY,
+        files         jsonb NOT NULL,
+        total_bytes   bigint NOT NULL,
+        created_at    timestamptz NOT NULL DEFAULT now()
+      );
+
+      CREATE TABLE model_versions (
+        model            text NOT NULL REFERENCES models (name),
+        version          integer NOT NULL,
+        artifact_digest  text NOT NULL REFERENCES artifacts (digest),
+        lineage          jsonb NOT NULL,
+        metrics          jsonb NOT NULL,
+        serving_profile  jsonb NOT NULL,
+        signature        jsonb NOT NULL,
+        description      text NOT NULL DEFAULT '',
+        created_by       text NOT NULL,
+        created_at       timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (model, version)
+      );
+
+      CREATE TABLE aliases (
+        model       text NOT NULL,
+        alias       text NOT NULL,
+        version     integer NOT NULL,
+        updated_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (model, alias),
+        FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
+      );
+
+      -- Append-only. Written under one advisory lock, so sequence order is commit order and
+      -- a watcher reading "sequence > n" can never skip a change that commits late.
+      CREATE TABLE deployments (
+        sequence      bigserial PRIMARY KEY,
+        model         text NOT NULL REFERENCES models (name),
+        alias         text NOT NULL,
+        from_version  integer NOT NULL DEFAULT 0,
+        to_version    integer NOT NULL DEFAULT 0,
+        action        text NOT NULL,
+        actor         text NOT NULL,
+        reason        text NOT NULL DEFAULT '',
+        verdict       jsonb,
+        created_at    timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX deployments_model_alias ON deployments (model, alias, sequence);
+    `,
+  },
+];

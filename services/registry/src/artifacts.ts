@@ -1,0 +1,213 @@
+import { createHash } from 'node:crypto';
+import type {
+  ArtifactFile,
+  ArtifactManifest,
+  DownloadArtifactResponseSchema,
+  UploadArtifactRequest,
+} from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
+import { BallastError, invalidArgument, notFound } from '@ballast/grpc-kit';
+import { manifestDigest, parseModelJson, validateArtifactPath } from '@ballast/ml/artifact';
+import { type BlobStore, isSha256Hex, type Sql } from '@ballast/storage';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { blobReferenced, findArtifact, insertArtifact } from './store.js';
+
+/**
+ * Artifact upload and download. An artifact is a TF.js model: `model.json` plus the weight
+ * files it names. Each file is a blob named by its sha256 (so unchanged weights are stored
+ * once across versions); the artifact is named by the digest of its canonical manifest.
+ *
+ * Upload verifies every byte before the artifact exists: each file's size and sha256, the
+ * manifest digest, and that model.json parses and names only files the manifest holds. On
+ * any failure the blobs this upload created are removed and no artifact row is written.
+ */
+
+export interface ArtifactLimits {
+  maxChunkBytes: number;
+  maxArtifactBytes: number;
+  maxFiles: number;
+}
+
+export const DEFAULT_ARTIFACT_LIMITS: ArtifactLimits = {
+  maxChunkBytes: 1024 * 1024,
+  maxArtifactBytes: 2 * 1024 * 1024 * 1024,
+  maxFiles: 1000,
+};
+
+const MODEL_JSON = 'model.json';
+
+export interface UploadResult {
+  manifest: ArtifactManifest;
+  totalBytes: number;
+  alreadyPresent: boolean;
+}
+
+export async function uploadArtifact(
+  sql: Sql,
+  blobs: BlobStore,
+  requests: AsyncIterable<UploadArtifactRequest>,
+  limits: ArtifactLimits,
+): Promise<UploadResult> {
+  const stream = requests[Symbol.asyncIterator]();
+  const first = await stream.next();
+  if (first.done || first.value.part.case !== 'manifest')
+    throw invalidArgument('manifest', 'the first message must carry the artifact manifest');
+  const manifest = checkManifest(first.value.part.value, limits);
+
+  const created: string[] = [];
+  try {
+    for (const [index, file] of manifest.files.entries()) {
+      const existed = await blobs.has(file.sha256);
+      try {
+        await blobs.put(fileChunks(stream, file, limits.maxChunkBytes), {
+          expectedSha256: file.sha256,
+          maxBytes: Number(file.size),
+        });
+      } catch (err) {
+        if ((err as { name?: string }).name === 'DigestMismatchError')
+          throw invalidArgument(
+            `manifest.files[${index}].sha256`,
+            `the bytes received for ${file.path} hash to ${(err as { actual: string }).actual}, not ${file.sha256}`,
+          );
+        throw err;
+      }
+      if (!existed) created.push(file.sha256);
+    }
+    const extra = await stream.next();
+    if (!extra.done) throw invalidArgument('chunk', 'more data arrived after the last file of the manifest');
+
+    await checkModelJson(blobs, manifest.files);
+    const totalBytes = manifest.files.reduce((sum, f) => sum + Number(f.size), 0);
+    // Stored sorted by path, as the digest is computed, so downloads list files the same way.
+    const files = [...manifest.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const inserted = await insertArtifact(sql, { digest: manifest.digest, files, totalBytes });
+    return { manifest: { ...manifest, files }, totalBytes, alreadyPresent: !inserted };
+  } catch (err) {
+    // Nothing half-written: drop the blobs this upload added, unless another artifact
+    // (committed meanwhile) lists the same content.
+    for (const sha256 of created) {
+      if (!(await blobReferenced(sql, sha256).catch(() => true)))
+        await blobs.delete(sha256).catch(() => undefined);
+    }
+    throw err;
+  }
+}
+
+function checkManifest(manifest: ArtifactManifest, limits: ArtifactLimits): ArtifactManifest {
+  const { files } = manifest;
+  if (files.length === 0) throw invalidArgument('manifest.files', `must list at least ${MODEL_JSON}`);
+  if (files.length > limits.maxFiles)
+    throw new BallastError(
+      'resource_exhausted',
+      `manifest.files: ${files.length} files exceed the limit of ${limits.maxFiles}`,
+      'manifest.files',
+      `at most ${limits.maxFiles} files`,
+    );
+  const paths = new Set<string>();
+  let total = 0;
+  files.forEach((file, index) => {
+    const at = `manifest.files[${index}]`;
+    try {
+      validateArtifactPath(file.path);
+    } catch (err) {
+      throw invalidArgument(`${at}.path`, (err as Error).message);
+    }
+    if (paths.has(file.path)) throw invalidArgument(`${at}.path`, `duplicates ${file.path}`);
+    paths.add(file.path);
+    if (file.size < 0n) throw invalidArgument(`${at}.size`, `must be >= 0, got ${file.size}`);
+    if (!isSha256Hex(file.sha256))
+      throw invalidArgument(`${at}.sha256`, 'must be 64 lowercase hex characters');
+    total += Number(file.size);
+  });
+  if (!paths.has(MODEL_JSON))
+    throw invalidArgument('manifest.files', `must include ${MODEL_JSON} (a TF.js model)`);
+  if (total > limits.maxArtifactBytes)
+    throw new BallastError(
+      'resource_exhausted',
+      `manifest.files: ${total} bytes exceed the artifact limit of ${limits.maxArtifactBytes} bytes`,
+      'manifest.files',
+      `at most ${limits.maxArtifactBytes} bytes in all`,
+    );
+  const digest = manifestDigest(files.map((f) => ({ path: f.path, size: Number(f.size), sha256: f.sha256 })));
+  if (manifest.digest && manifest.digest !== digest)
+    throw invalidArgument('manifest.digest', `does not match the files listed: they digest to ${digest}`);
+  return { ...manifest, digest };
+}
+
+/** The bytes of one file, taken from the stream until its declared size is reached. */
+async function* fileChunks(
+  stream: AsyncIterator<UploadArtifactRequest>,
+  file: ArtifactFile,
+  maxChunkBytes: number,
+): AsyncGenerator<Uint8Array> {
+  const size = Number(file.size);
+  let received = 0;
+  while (received < size) {
+    const next = await stream.next();
+    if (next.done)
+      throw invalidArgument(
+        'chunk',
+        `the stream ended after ${received} of ${size} bytes of ${file.path}: truncated upload, nothing was kept`,
+      );
+    const part = next.value.part;
+    if (part.case !== 'chunk') throw invalidArgument('manifest', 'only chunks may follow the first message');
+    const { path, data } = part.value;
+    if (path !== file.path)
+      throw invalidArgument(
+        'chunk.path',
+        `expected the next bytes of ${file.path} (${received} of ${size} received; files are sent whole, one after another, in the order the manifest lists them), got ${JSON.stringify(path.slice(0, 200))}`,
+      );
+    if (data.byteLength > maxChunkBytes)
+      throw new BallastError(
+        'resource_exhausted',
+        `chunk.data: ${data.byteLength} bytes exceed the chunk limit of ${maxChunkBytes} bytes`,
+        'chunk.data',
+        `at most ${maxChunkBytes} bytes per chunk`,
+      );
+    if (received + data.byteLength > size)
+      throw invalidArgument(
+        'chunk.data',
+        `${file.path} has more bytes than the ${size} its manifest entry declares`,
+      );
+    received += data.byteLength;
+    yield data;
+  }
+}
+
+async function checkModelJson(blobs: BlobStore, files: ArtifactFile[]): Promise<void> {
+  const modelJson = files.find((f) => f.path === MODEL_JSON);
+  if (!modelJson) throw invalidArgument('manifest.files', `must include ${MODEL_JSON}`);
+  let weightPaths: string[];
+  try {
+    weightPaths = parseModelJson(await blobs.read(modelJson.sha256)).weightPaths;
+  } catch (err) {
+    throw invalidArgument(MODEL_JSON, `is not a TF.js model.json: ${(err as Error).message}`);
+  }
+  const present = new Set(files.map((f) => f.path));
+  const missing = weightPaths.filter((p) => !present.has(p));
+  if (missing.length > 0)
+    throw invalidArgument(MODEL_JSON, `names weight files the artifact does not hold: ${missing.join(', ')}`);
+}
+
+type DownloadPart = MessageInitShape<typeof DownloadArtifactResponseSchema>;
+
+export async function* downloadArtifact(
+  sql: Sql,
+  blobs: BlobStore,
+  digest: string,
+  chunkBytes: number,
+): AsyncGenerator<DownloadPart> {
+  if (!isSha256Hex(digest)) throw invalidArgument('digest', 'must be 64 lowercase hex characters');
+  const artifact = await findArtifact(sql, digest);
+  if (!artifact) throw notFound(`artifact ${digest} not found`);
+  yield { part: { case: 'manifest', value: { files: artifact.files, digest: artifact.digest } } };
+  for (const file of artifact.files) {
+    const hash = createHash('sha256');
+    for await (const data of (await blobs.get(file.sha256, { chunkBytes })) as AsyncIterable<Buffer>) {
+      hash.update(data);
+      yield { part: { case: 'chunk', value: { path: file.path, data } } };
+    }
+    // The client verifies too; this names the culprit when the disk, not the network, is at fault.
+    if (hash.digest('hex') !== file.sha256)
+      throw new Error(`blob ${file.sha256} (${file.path}) is corrupt on disk`);
+  }
+}
