@@ -2,7 +2,74 @@ import type { Migration } from '@ballast/storage';
 
 /**
  * The ingest service's schema, forward-only: append new migrations, never edit an applied
- * one (storage refuses a changed migration by its checksum). The first tables arrive
- * with the ingest service's domain RPCs.
+ * one (storage refuses a changed migration by its checksum).
+ *
+ * `records` is append-only: rows are inserted, never updated or deleted. Its key is the
+ * event id (per dataset), which is what makes retries and overlapping sources idempotent;
+ * `seq` orders arrivals, so a version is "every record with seq <= its watermark". Event
+ * ids use the "C" collation so that their order (and every content hash built on it) is
+ * the same on Postgres and PGlite whatever their locale. `data` is `json`, which keeps the
+ * canonical text the service wrote byte for byte.
  */
-export const migrations: Migration[] = [];
+export const migrations: Migration[] = [
+  {
+    id: '0001_datasets_records_versions',
+    sql: `
+      CREATE TABLE datasets (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        description text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE schemas (
+        dataset_id bigint NOT NULL REFERENCES datasets (id),
+        major integer NOT NULL,
+        minor integer NOT NULL,
+        definition json NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (dataset_id, major, minor)
+      );
+      CREATE TABLE records (
+        dataset_id bigint NOT NULL,
+        event_id text COLLATE "C" NOT NULL,
+        seq bigserial NOT NULL,
+        event_time timestamptz NOT NULL,
+        source text NOT NULL,
+        schema_major integer NOT NULL,
+        schema_minor integer NOT NULL,
+        data json NOT NULL,
+        PRIMARY KEY (dataset_id, event_id)
+      );
+      CREATE TABLE quarantine (
+        id bigserial PRIMARY KEY,
+        dataset_id bigint NOT NULL REFERENCES datasets (id),
+        digest text NOT NULL,
+        event_id text NOT NULL,
+        source text NOT NULL,
+        fields jsonb NOT NULL,
+        record bytea NOT NULL,
+        violations jsonb NOT NULL,
+        schema_major integer NOT NULL,
+        schema_minor integer NOT NULL,
+        received_at timestamptz NOT NULL DEFAULT now(),
+        resolved_at timestamptz,
+        resolution text,
+        UNIQUE (dataset_id, digest)
+      );
+      CREATE INDEX quarantine_pending ON quarantine (dataset_id, id) WHERE resolved_at IS NULL;
+      CREATE TABLE versions (
+        dataset_id bigint NOT NULL REFERENCES datasets (id),
+        number integer NOT NULL,
+        id text NOT NULL,
+        record_watermark bigint NOT NULL,
+        quarantine_watermark bigint NOT NULL,
+        record_count bigint NOT NULL,
+        summary json NOT NULL,
+        stats json NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (dataset_id, number),
+        UNIQUE (dataset_id, id)
+      );
+    `,
+  },
+];

@@ -1,0 +1,168 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from '@ballast/contracts/grpc/health/v1/health_pb.js';
+import { createClient } from '@ballast/grpc-kit';
+import { openDatabase } from '@ballast/storage';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BACKENDS, TEST_DATABASE_URL, uniqueName } from './test-support.js';
+import { salesBatch, salesRows, salesSchema } from './testing/sales.js';
+
+const require = createRequire(import.meta.url);
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** The built service as its own process, as `ballast up` starts it. */
+async function startProcess(env: Record<string, string>) {
+  const grpcPort = await freePort();
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--import', require.resolve('@ballast/telemetry/register'), MAIN],
+    {
+      env: {
+        ...process.env,
+        BALLAST_GRPC_HOST: '127.0.0.1',
+        BALLAST_LOG_LEVEL: 'warn',
+        BALLAST_INGEST_GRPC_PORT: String(grpcPort),
+        BALLAST_INGEST_HTTP_PORT: String(await freePort()),
+        ...env,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (b: Buffer) => {
+    stderr += b.toString();
+  });
+  const address = `127.0.0.1:${grpcPort}`;
+  const health = createClient(Health, { address, deadlineMs: 1_000, retry: false });
+  try {
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null) throw new Error(`ingest exited: ${stderr}`);
+      const answer = await health.check({ service: IngestService.typeName }).catch(() => undefined);
+      if (answer?.status === ServingStatus.SERVING) break;
+      if (i > 600) throw new Error(`ingest never turned SERVING: ${stderr}`);
+      await sleep(100);
+    }
+  } finally {
+    health.close();
+  }
+  return { child, address };
+}
+
+describe.each(BACKENDS.map((b) => [b]))('crash safety on %s', (backend) => {
+  const schema = uniqueName('crash');
+  let dataDir: string | undefined;
+  const children: ChildProcess[] = [];
+
+  afterAll(async () => {
+    for (const child of children)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (backend === 'postgres') {
+      const sql = await openDatabase({ url: TEST_DATABASE_URL, schema });
+      await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await sql.close();
+    }
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('keeps every acknowledged record exactly once after kill -9 mid-stream, and nothing half-written', async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'ballast-ingest-crash-'));
+    const env = {
+      BALLAST_INGEST_DB_SCHEMA: schema,
+      BALLAST_DATA_DIR: dataDir,
+      ...(backend === 'postgres' ? { BALLAST_DATABASE_URL: TEST_DATABASE_URL } : {}),
+    };
+    const first = await startProcess(env);
+    children.push(first.child);
+    const client = createClient(IngestService, { address: first.address, deadlineMs: 60_000, retry: false });
+    await client.createDataset({ name: 'sales', schema: salesSchema() });
+
+    const BATCH = 500;
+    const batches = Array.from({ length: 200 }, (_, i) =>
+      salesBatch('sales', 'w1', salesRows('w1', i * BATCH, BATCH)),
+    );
+    const acked: number[] = [];
+    let sent = 0;
+    async function* send() {
+      for (const batch of batches) {
+        sent++;
+        yield { batch };
+      }
+    }
+    const stream = (async () => {
+      for await (const response of client.ingest(send())) {
+        acked.push(Number(response.result?.batchIndex));
+        expect(response.result?.accepted).toBe(BATCH);
+        if (acked.length === 5) first.child.kill('SIGKILL');
+      }
+    })();
+    await expect(stream).rejects.toThrow();
+    client.close();
+    // Acknowledgements already on the wire when the kill landed may still arrive.
+    expect(acked.slice(0, 5)).toEqual([0, 1, 2, 3, 4]);
+    expect(sent).toBeGreaterThan(acked.length); // the kill landed with batches still coming
+
+    const second = await startProcess(env);
+    children.push(second.child);
+    const again = createClient(IngestService, { address: second.address, deadlineMs: 60_000 });
+    try {
+      const { version } = await again.commitVersion({ dataset: 'sales' });
+      const ids: string[] = [];
+      for await (const chunk of again.readVersion({ dataset: 'sales', chunkSize: 5_000 })) {
+        const column = chunk.batch?.columns.find((c) => c.name === 'event_id');
+        if (column?.values.case === 'strings') ids.push(...column.values.value.values);
+      }
+      expect(ids.length).toBe(Number(version?.recordCount));
+      expect(new Set(ids).size).toBe(ids.length);
+      const present = new Set(ids);
+      // Every acknowledged record is there; every batch is there whole or not at all.
+      for (const [index, batch] of batches.entries()) {
+        const column = batch.columns?.find((c) => c.name === 'event_id');
+        const batchIds = column?.values?.case === 'strings' ? (column.values.value.values as string[]) : [];
+        const found = batchIds.filter((id) => present.has(id)).length;
+        if (acked.includes(index)) expect(found).toBe(BATCH);
+        else expect([0, BATCH]).toContain(found);
+      }
+
+      // The producer retries everything it sent: the result is every record exactly once.
+      const results = [];
+      for await (const response of again.ingest(
+        (async function* () {
+          for (const batch of batches) yield { batch };
+        })(),
+      )) {
+        results.push(response.result);
+      }
+      const accepted = results.reduce((s, r) => s + (r?.accepted ?? 0), 0);
+      const duplicates = results.reduce((s, r) => s + (r?.duplicates ?? 0), 0);
+      expect(duplicates).toBe(ids.length);
+      expect(accepted + duplicates).toBe(batches.length * BATCH);
+      expect((await again.getDataset({ name: 'sales' })).dataset?.recordCount).toBe(
+        BigInt(batches.length * BATCH),
+      );
+    } finally {
+      again.close();
+      second.child.kill('SIGTERM');
+      await once(second.child, 'exit');
+    }
+  }, 180_000);
+});

@@ -1,0 +1,251 @@
+import {
+  type DatasetVersion,
+  DatasetVersionSchema,
+  type ReadVersionResponseSchema,
+  RecordBatchSchema,
+} from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
+import { failedPrecondition, invalidArgument, notFound } from '@ballast/grpc-kit';
+import { create, fromJson, type JsonValue, type MessageInitShape, toJson } from '@bufbuild/protobuf';
+import { ContentHash } from './content-hash.js';
+import type { DatasetEntry, Datasets } from './datasets.js';
+import { VersionAccumulator, type VersionStats } from './quality.js';
+import { fieldTypeOf, type StoredSchema } from './schema.js';
+import type { IngestStore, VersionRow } from './store.js';
+import { parseTimestamp } from './validation.js';
+
+const PAGE = 5_000;
+
+export interface MaterializeJob {
+  datasetName: string;
+  datasetVersion: string;
+}
+
+/** Where a commit announces a new version (the features.materialize queue in the service). */
+export type Enqueue = (job: MaterializeJob) => Promise<unknown>;
+
+const timestamp = (d: Date) => ({
+  seconds: BigInt(Math.floor(d.getTime() / 1000)),
+  nanos: (d.getTime() % 1000) * 1e6,
+});
+
+/**
+ * Dataset versions: a commit seals every record acknowledged before it (see store.ts for
+ * why "seq <= watermark" is exactly that set) into an immutable version named by its
+ * content hash, with per-field summaries and a quality report against the previous version.
+ */
+export class Versions {
+  private readonly committing = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly store: IngestStore,
+    private readonly datasets: Datasets,
+    private readonly enqueue: Enqueue,
+  ) {}
+
+  /** Commits of one dataset run one at a time in this process (the database decides between replicas). */
+  commit(name: string): Promise<{ version: DatasetVersion; created: boolean }> {
+    const previous = this.committing.get(name) ?? Promise.resolve();
+    const run = previous.catch(() => {}).then(() => this.commitNow(name));
+    this.committing.set(name, run);
+    run
+      .finally(() => {
+        if (this.committing.get(name) === run) this.committing.delete(name);
+      })
+      .catch(() => {});
+    return run;
+  }
+
+  private async commitNow(name: string): Promise<{ version: DatasetVersion; created: boolean }> {
+    this.datasets.invalidate(name);
+    const entry = await this.datasets.resolve(name, 'dataset');
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const previous = await this.store.latestVersion(entry.row.id);
+      const marks = await this.store.watermarks(entry.row.id);
+      const previousStats = previous?.stats as VersionStats | undefined;
+      const accumulator = new VersionAccumulator(entry.schema, previousStats);
+      const hash = new ContentHash();
+      const previousMark = BigInt(previous?.recordWatermark ?? '0');
+      let minTime: string | undefined;
+      let maxTime: string | undefined;
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.store.recordPage(entry.row.id, marks.records, after, PAGE);
+        for (const row of page) {
+          hash.add(row.eventId, row.data);
+          const data = JSON.parse(row.data) as Record<string, unknown>;
+          accumulator.add(row.source, data, BigInt(row.seq) > previousMark);
+          const t = data[entry.schema.eventTimeField] as string;
+          if (minTime === undefined || Date.parse(t) < Date.parse(minTime)) minTime = t;
+          if (maxTime === undefined || Date.parse(t) > Date.parse(maxTime)) maxTime = t;
+        }
+        if (page.length < PAGE) break;
+        after = (page.at(-1) as { eventId: string }).eventId;
+      }
+      if (hash.count === 0) {
+        throw failedPrecondition(`dataset ${name} has no accepted records to commit`);
+      }
+      const id = hash.digest();
+      if (previous?.id === id) {
+        await this.enqueue({ datasetName: name, datasetVersion: id });
+        return { version: this.fromRow(previous), created: false };
+      }
+      const violations = await this.store.quarantinedBetween(
+        entry.row.id,
+        previous?.quarantineWatermark ?? '0',
+        marks.quarantine,
+      );
+      const result = accumulator.finish(violations);
+      const inserted = await this.store.insertVersion(
+        entry.row.id,
+        previous?.number ?? 0,
+        {
+          id,
+          recordWatermark: marks.records,
+          quarantineWatermark: marks.quarantine,
+          recordCount: hash.count,
+        },
+        (number, createdAt) =>
+          toJson(
+            DatasetVersionSchema,
+            create(DatasetVersionSchema, {
+              dataset: name,
+              id,
+              number: BigInt(number),
+              recordCount: BigInt(hash.count),
+              addedCount: BigInt(result.added),
+              ...(minTime ? { minEventTime: parseTimestamp(minTime) } : {}),
+              ...(maxTime ? { maxEventTime: parseTimestamp(maxTime) } : {}),
+              schemaMajor: entry.schema.major,
+              schemaMinor: entry.schema.minor,
+              createTime: timestamp(createdAt),
+              fields: result.fields.map((f) => ({
+                ...f,
+                type: fieldTypeOf(entry.schema.fields.find((d) => d.name === f.field)?.type ?? 'string'),
+              })),
+              quality: result.quality,
+              previousId: previous?.id ?? '',
+            }),
+          ),
+        result.stats,
+      );
+      if (!inserted) continue; // another replica committed meanwhile: compare against its version
+      this.datasets.invalidate(name);
+      await this.enqueue({ datasetName: name, datasetVersion: id });
+      return { version: this.fromRow(inserted), created: true };
+    }
+    throw new Error(`commit of ${name} kept racing other commits`);
+  }
+
+  private fromRow(row: VersionRow): DatasetVersion {
+    return fromJson(DatasetVersionSchema, row.summary as JsonValue);
+  }
+
+  private async find(name: string, id: string): Promise<{ entry: DatasetEntry; row: VersionRow }> {
+    const entry = await this.datasets.resolve(name, 'dataset');
+    if (id !== '' && !/^[0-9a-f]{64}$/.test(id))
+      throw invalidArgument('id', 'must be a version id (64 hex digits)');
+    const row =
+      id === '' ? await this.store.latestVersion(entry.row.id) : await this.store.version(entry.row.id, id);
+    if (!row)
+      throw notFound(
+        id === '' ? `dataset ${name} has no committed version` : `version ${id} of ${name} not found`,
+      );
+    return { entry, row };
+  }
+
+  async get(name: string, id: string): Promise<DatasetVersion> {
+    return this.fromRow((await this.find(name, id)).row);
+  }
+
+  /** A version's records in event-id order, as columnar batches of the version's schema. */
+  async *read(
+    name: string,
+    id: string,
+    chunkSize: number,
+  ): AsyncIterable<MessageInitShape<typeof ReadVersionResponseSchema>> {
+    if (chunkSize > 10_000) throw invalidArgument('chunk_size', 'must be at most 10000');
+    const { entry, row } = await this.find(name, id);
+    const version = this.fromRow(row);
+    const schema = await this.store.schemaVersion(entry.row.id, version.schemaMajor, version.schemaMinor);
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.recordPage(entry.row.id, row.recordWatermark, after, chunkSize || 1_000);
+      if (page.length === 0) break;
+      yield {
+        batch: toColumns(
+          name,
+          schema,
+          page.map((r) => JSON.parse(r.data) as Record<string, unknown>),
+        ),
+      };
+      if (page.length < (chunkSize || 1_000)) break;
+      after = (page.at(-1) as { eventId: string }).eventId;
+    }
+  }
+}
+
+/** Records (canonical JSON, parsed) back into a columnar batch; values that no longer fit their field's type read as null. */
+export function toColumns(dataset: string, schema: StoredSchema, records: Record<string, unknown>[]) {
+  const rowCount = records.length;
+  const columns = schema.fields.map((field) => {
+    const nullRows: number[] = [];
+    const pick = <T>(ok: (v: unknown) => boolean, convert: (v: unknown) => T, placeholder: T): T[] =>
+      records.map((record, r) => {
+        const v = record[field.name];
+        if (v === null || v === undefined || !ok(v)) {
+          nullRows.push(r);
+          return placeholder;
+        }
+        return convert(v);
+      });
+    const isNumber = (v: unknown) => typeof v === 'number';
+    const isString = (v: unknown) => typeof v === 'string';
+    switch (field.type) {
+      case 'float':
+        return {
+          name: field.name,
+          values: { case: 'doubles' as const, value: { values: pick(isNumber, Number, 0) } },
+          nullRows,
+        };
+      case 'int':
+        return {
+          name: field.name,
+          values: {
+            case: 'ints' as const,
+            value: { values: pick(isNumber, (v) => BigInt(Math.trunc(v as number)), 0n) },
+          },
+          nullRows,
+        };
+      case 'string':
+      case 'categorical':
+        return {
+          name: field.name,
+          values: { case: 'strings' as const, value: { values: pick(isString, String, '') } },
+          nullRows,
+        };
+      case 'bool':
+        return {
+          name: field.name,
+          values: {
+            case: 'bools' as const,
+            value: { values: pick((v) => typeof v === 'boolean', Boolean, false) },
+          },
+          nullRows,
+        };
+      case 'timestamp': {
+        const parsed = pick(isString, (v) => parseTimestamp(v as string), { seconds: 0n, nanos: 0 });
+        return {
+          name: field.name,
+          values: {
+            case: 'timestamps' as const,
+            value: { seconds: parsed.map((p) => p.seconds), nanos: parsed.map((p) => p.nanos) },
+          },
+          nullRows,
+        };
+      }
+      default:
+        throw new Error(`unknown field type ${String(field.type)}`);
+    }
+  });
+  return create(RecordBatchSchema, { dataset, rowCount, columns });
+}
