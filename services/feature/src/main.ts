@@ -1,42 +1,74 @@
 // The feature service: versioned feature views, online and offline stores, training sets.
 // Config, telemetry and stores are wired here; RPC handlers live in server.ts.
 
-import { commonConfig, loadConfig, serviceConfig } from '@ballast/config';
+import { addrConfig, commonConfig, loadConfig, serviceConfig, str } from '@ballast/config';
 import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
-import { runMain, runService, serve } from '@ballast/grpc-kit';
+import { runMain, runService, serve, unavailable } from '@ballast/grpc-kit';
 import { connectRedis } from '@ballast/queue';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
+import { Materializer } from './materialize.js';
 import { migrations } from './migrations.js';
+import { DEFAULT_ONLINE_PREFIX, OnlineStore } from './online.js';
+import type { RecordSource } from './records.js';
 import { featureService } from './server.js';
+import { FeatureStore } from './store.js';
+import { Views } from './views.js';
+import { materializeWorker } from './worker.js';
 
 runMain(async () => {
-  const config = loadConfig({ ...commonConfig, ...serviceConfig('feature') });
+  const config = loadConfig({
+    ...commonConfig,
+    ...serviceConfig('feature'),
+    ...addrConfig('ingest'),
+    /** Redis key prefix of the online store. */
+    BALLAST_FEATURE_ONLINE_PREFIX: str().default(DEFAULT_ONLINE_PREFIX),
+  });
   const log = createLogger({ service: 'feature', level: config.BALLAST_LOG_LEVEL });
   const redis = connectRedis(config.BALLAST_REDIS_URL);
-  const store = openServiceStore({
+  const serviceStore = openServiceStore({
     url: config.BALLAST_DATABASE_URL,
     dataDir: config.BALLAST_DATA_DIR,
     schema: 'feature',
     migrations,
   });
+  const store = new FeatureStore(() => serviceStore.sql);
+  const views = new Views(store);
+  const online = new OnlineStore(redis, config.BALLAST_FEATURE_ONLINE_PREFIX);
+  // Dataset versions are read from ingest's ReadVersion at BALLAST_INGEST_ADDR once that
+  // contract has landed; until then materialization answers UNAVAILABLE.
+  const source: RecordSource = {
+    read() {
+      throw unavailable(
+        `reading dataset versions from ingest (${config.BALLAST_INGEST_ADDR}) is not available yet`,
+      );
+    },
+  };
+  const materializer = new Materializer({ store, online, source });
+  let worker: ReturnType<typeof materializeWorker> | undefined;
   await runService({
     name: 'feature',
     log,
     grpc: {
       host: config.BALLAST_GRPC_HOST,
       port: config.BALLAST_FEATURE_GRPC_PORT,
-      services: [serve(FeatureService, featureService(store))],
+      services: [serve(FeatureService, featureService({ store, views, online, materializer }))],
       authToken: config.BALLAST_AUTH_TOKEN,
       maxMessageBytes: config.BALLAST_GRPC_MAX_MESSAGE_BYTES,
     },
     http: { host: config.BALLAST_GRPC_HOST, port: config.BALLAST_FEATURE_HTTP_PORT },
     dependencies: [
       { name: 'redis', check: () => redis.ping() },
-      { name: 'database', check: () => store.ping() },
+      { name: 'database', check: () => serviceStore.ping() },
     ],
-    prepare: () => store.migrate(),
-    close: [() => redis.disconnect(), () => store.close()],
+    prepare: async () => {
+      await serviceStore.migrate();
+      worker ??= materializeWorker(
+        { store, views, materializer },
+        { connection: redis, onError: (err) => log.error({ err }, 'materialize worker error') },
+      );
+    },
+    close: [() => worker?.close(), () => redis.disconnect(), () => serviceStore.close()],
     shutdownGraceMs: config.BALLAST_SHUTDOWN_GRACE_MS,
   });
 });

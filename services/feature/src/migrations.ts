@@ -2,7 +2,50 @@ import type { Migration } from '@ballast/storage';
 
 /**
  * The feature service's schema, forward-only: append new migrations, never edit an applied
- * one (storage refuses a changed migration by its checksum). The first tables arrive
- * with the feature service's domain RPCs.
+ * one (storage refuses a changed migration by its checksum).
  */
-export const migrations: Migration[] = [];
+export const migrations: Migration[] = [
+  {
+    id: '0001_views_rows',
+    sql: `
+      CREATE TABLE views (
+        name text NOT NULL,
+        version text NOT NULL,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        dataset text NOT NULL,
+        definition bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (name, version)
+      );
+      CREATE UNIQUE INDEX views_version ON views (version);
+      CREATE INDEX views_dataset ON views (dataset, name, seq);
+
+      CREATE TABLE materializations (
+        view_version text NOT NULL,
+        dataset_version text NOT NULL,
+        records bigint NOT NULL,
+        row_count bigint NOT NULL,
+        entities bigint NOT NULL,
+        skipped bigint NOT NULL,
+        min_event_time bigint,
+        max_event_time bigint,
+        fit jsonb NOT NULL,
+        materialized_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (view_version, dataset_version)
+      );
+
+      -- One row per (view version, dataset version, entity, event time). features holds the
+      -- row's values as little-endian float64s, NaN for null.
+      CREATE TABLE rows (
+        view_version text NOT NULL,
+        dataset_version text NOT NULL,
+        event_time bigint NOT NULL,
+        entity_key text NOT NULL,
+        segment text NOT NULL,
+        label double precision,
+        features bytea NOT NULL,
+        PRIMARY KEY (view_version, dataset_version, event_time, entity_key)
+      );
+    `,
+  },
+];

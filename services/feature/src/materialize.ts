@@ -1,0 +1,40 @@
+import type { CompiledView } from './definition.js';
+import type { OnlineStore } from './online.js';
+import { type RecordSource, readTable } from './records.js';
+import type { FeatureStore } from './store.js';
+import { computeRows } from './transforms.js';
+
+export interface MaterializeResult {
+  records: number;
+  rows: number;
+  entities: number;
+  skipped: number;
+}
+
+/**
+ * Materialization: a dataset version's records -> the view's rows in the offline store
+ * (replacing that version's rows) -> each entity's latest vector in the online store.
+ * Every step is a function of the records and the definition, so re-running gives the
+ * same rows and the same vectors.
+ */
+export class Materializer {
+  constructor(private readonly deps: { store: FeatureStore; online: OnlineStore; source: RecordSource }) {}
+
+  async run(
+    view: CompiledView,
+    datasetVersion: string,
+    progress: (fraction: number) => unknown = () => {},
+    signal?: AbortSignal,
+  ): Promise<MaterializeResult> {
+    const table = await readTable(this.deps.source, view.dataset, datasetVersion, view.fields, signal);
+    await progress(0.4);
+    const rows = computeRows(view, table);
+    await progress(0.6);
+    const entities = rows.groupStarts.length - 1;
+    await this.deps.store.writeRows(view, datasetVersion, rows, { records: table.length, entities });
+    await progress(0.9);
+    await this.deps.online.write(view.version, datasetVersion, rows);
+    await progress(1);
+    return { records: table.length, rows: rows.count, entities, skipped: rows.skipped };
+  }
+}

@@ -1,0 +1,80 @@
+import type { Redis } from 'ioredis';
+import type { FeatureRows } from './transforms.js';
+
+/**
+ * The online store: each entity's latest vector per view version, one Redis string per
+ * entity (`<prefix>:<view version>:<entity key>`), packed as
+ * [u8 format = 1][u8 n][n bytes dataset version][f64 event time][f64 x features], little-endian.
+ * Reads are one MGET of every key asked for.
+ */
+export interface OnlineVector {
+  eventTime: number;
+  datasetVersion: string;
+  values: Float64Array;
+}
+
+export const DEFAULT_ONLINE_PREFIX = 'ballast:feature';
+const FORMAT = 1;
+const WRITE_CHUNK = 1_000;
+
+export function packVector(datasetVersion: string, eventTime: number, values: Float64Array): Buffer {
+  const version = Buffer.from(datasetVersion, 'utf8');
+  if (version.length > 255) throw new Error('dataset version too long');
+  const head = 2 + version.length;
+  const out = Buffer.alloc(head + 8 * (values.length + 1));
+  out[0] = FORMAT;
+  out[1] = version.length;
+  version.copy(out, 2);
+  out.writeDoubleLE(eventTime, head);
+  for (let j = 0; j < values.length; j++) out.writeDoubleLE(values[j] as number, head + 8 * (j + 1));
+  return out;
+}
+
+export function unpackVector(buf: Buffer): OnlineVector {
+  if (buf[0] !== FORMAT) throw new Error(`unknown online vector format ${buf[0]}`);
+  const n = buf[1] as number;
+  const head = 2 + n;
+  const width = (buf.length - head - 8) / 8;
+  const values = new Float64Array(width);
+  for (let j = 0; j < width; j++) values[j] = buf.readDoubleLE(head + 8 * (j + 1));
+  return { datasetVersion: buf.toString('utf8', 2, head), eventTime: buf.readDoubleLE(head), values };
+}
+
+export class OnlineStore {
+  constructor(
+    readonly redis: Redis,
+    readonly prefix: string = DEFAULT_ONLINE_PREFIX,
+  ) {}
+
+  key(viewVersion: string, entityKey: string): string {
+    return `${this.prefix}:${viewVersion}:${entityKey}`;
+  }
+
+  /** Writes each entity's row at its latest event time; returns the entities written. */
+  async write(viewVersion: string, datasetVersion: string, rows: FeatureRows): Promise<number> {
+    const width = rows.featureNames.length;
+    const groups = rows.groupStarts.length - 1;
+    for (let at = 0; at < groups; at += WRITE_CHUNK) {
+      const pipeline = this.redis.pipeline();
+      for (let g = at; g < Math.min(groups, at + WRITE_CHUNK); g++) {
+        const last = (rows.groupStarts[g + 1] as number) - 1;
+        const values = rows.values.subarray(last * width, (last + 1) * width);
+        pipeline.set(
+          this.key(viewVersion, rows.entityKeys[last] as string),
+          packVector(datasetVersion, rows.times[last] as number, values),
+        );
+      }
+      const results = await pipeline.exec();
+      const failed = results?.find(([err]) => err);
+      if (failed?.[0]) throw failed[0];
+    }
+    return groups;
+  }
+
+  /** The vectors of these entities, null where an entity has none. */
+  async read(viewVersion: string, entityKeys: readonly string[]): Promise<(OnlineVector | null)[]> {
+    if (entityKeys.length === 0) return [];
+    const found = await this.redis.mgetBuffer(entityKeys.map((k) => this.key(viewVersion, k)));
+    return found.map((buf) => (buf ? unpackVector(buf) : null));
+  }
+}

@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import { createClient, type GrpcServer, type ServiceClient, serve, startGrpcServer } from '@ballast/grpc-kit';
+import { connectRedis } from '@ballast/queue';
+import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
+import type { Redis } from 'ioredis';
+import { Materializer } from './materialize.js';
+import { migrations } from './migrations.js';
+import { OnlineStore } from './online.js';
+import { MemorySource } from './records.js';
+import { featureService } from './server.js';
+import { FeatureStore } from './store.js';
+import { Views } from './views.js';
+
+/**
+ * A real feature service for tests: the handlers on a grpc-js server over loopback, a real
+ * Postgres schema or PGlite directory, and real Redis under a key prefix of its own. Records
+ * come from an in-memory source the test fills.
+ */
+
+export const TEST_DATABASE_URL =
+  process.env.BALLAST_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const TEST_REDIS_URL = process.env.BALLAST_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const BACKENDS: readonly SqlKind[] = ['postgres', 'pglite'];
+
+const quiet = {
+  info() {},
+  warn() {},
+  error(obj: object, msg?: string) {
+    if (process.env.FEATURE_TEST_LOG) console.error(msg, obj);
+  },
+};
+
+export interface TestFeature {
+  client: ServiceClient<typeof FeatureService>;
+  sql: Sql;
+  redis: Redis;
+  prefix: string;
+  source: MemorySource;
+  store: FeatureStore;
+  views: Views;
+  online: OnlineStore;
+  materializer: Materializer;
+  close(): Promise<void>;
+}
+
+export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+export async function startTestFeature(kind: SqlKind): Promise<TestFeature> {
+  const dir = await mkdtemp(join(tmpdir(), 'ballast-feature-test-'));
+  const schema = `t_feature_${randomBytes(4).toString('hex')}`;
+  const sql =
+    kind === 'postgres'
+      ? await openDatabase({ url: TEST_DATABASE_URL, schema })
+      : await openDatabase({ dataDir: dir, schema: 'feature' });
+  await migrate(sql, migrations);
+  const redis = connectRedis(TEST_REDIS_URL);
+  const prefix = `t-feature-${randomBytes(4).toString('hex')}`;
+  const store = new FeatureStore(() => sql);
+  const views = new Views(store);
+  const online = new OnlineStore(redis, prefix);
+  const source = new MemorySource();
+  const materializer = new Materializer({ store, online, source });
+  const server: GrpcServer = await startGrpcServer({
+    services: [serve(FeatureService, featureService({ store, views, online, materializer }))],
+    host: '127.0.0.1',
+    port: 0,
+    log: quiet,
+    shutdownGraceMs: 1_000,
+  });
+  server.setReady(true);
+  const client = createClient(FeatureService, { address: `127.0.0.1:${server.port}`, deadlineMs: 60_000 });
+  return {
+    client,
+    sql,
+    redis,
+    prefix,
+    source,
+    store,
+    views,
+    online,
+    materializer,
+    async close() {
+      client.close();
+      await server.shutdown();
+      await deleteKeys(redis, `${prefix}*`);
+      redis.disconnect();
+      if (kind === 'postgres') await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await sql.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function rejection(
+  call: Promise<unknown>,
+): Promise<{ code: number; details: string; field?: string }> {
+  try {
+    await call;
+  } catch (err) {
+    return err as { code: number; details: string; field?: string };
+  }
+  throw new Error('expected the call to fail');
+}
+
+export async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of stream) out.push(item);
+  return out;
+}

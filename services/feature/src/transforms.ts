@@ -1,0 +1,262 @@
+import { CalendarPart } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import type { CompiledFeature, CompiledView } from './definition.js';
+import { type EntityRows, labelColumn, lagColumn, rollingColumn } from './point-in-time.js';
+import type { RecordTable } from './records.js';
+
+/**
+ * The transform engine: a view's rows from a table of records. One row per entity and
+ * event time (of several records with the same entity and event time the last one read
+ * wins), ordered by entity key, then event time. Features are computed a column at a time;
+ * encodings and standardization learn their parameters on the view's fit window.
+ */
+
+export interface Fit {
+  /** Per encoding feature: its vocabulary, sorted. */
+  vocabularies: Record<string, string[]>;
+  /** Per standardized feature: the fit window's mean, std (population) and count. */
+  standardization: Record<string, { mean: number; std: number; count: number }>;
+}
+
+export interface FeatureRows {
+  featureNames: readonly string[];
+  count: number;
+  /** Canonical entity key per row: the JSON array of its entity field values. */
+  entityKeys: string[];
+  /** The JSON array of the row's segment field values. */
+  segments: string[];
+  times: Float64Array;
+  labels: Float64Array;
+  /** Row-major, count x featureNames.length; NaN is null. */
+  values: Float64Array;
+  /** Entity g's rows are [groupStarts[g], groupStarts[g + 1]). */
+  groupStarts: number[];
+  /** Records left out because an entity field or the event time was null. */
+  skipped: number;
+  fit: Fit;
+}
+
+export function entityKey(values: readonly string[]): string {
+  return JSON.stringify(values);
+}
+
+interface Layout {
+  groups: EntityRows[];
+  groupKeys: string[];
+  starts: number[];
+  count: number;
+}
+
+function layout(view: CompiledView, table: RecordTable): Layout & { skipped: number } {
+  const time = table.numeric(view.eventTimeField);
+  const keyColumns = view.entityFields.map((f) => table.text(f));
+  const byEntity = new Map<string, number[]>();
+  let skipped = 0;
+  for (let i = 0; i < table.length; i++) {
+    const parts: string[] = [];
+    let ok = !Number.isNaN(time[i] as number);
+    for (const column of keyColumns) {
+      const v = column[i] ?? null;
+      if (v === null) ok = false;
+      else parts.push(v);
+    }
+    if (!ok) {
+      skipped++;
+      continue;
+    }
+    const key = entityKey(parts);
+    const list = byEntity.get(key);
+    if (list) list.push(i);
+    else byEntity.set(key, [i]);
+  }
+  const groupKeys = [...byEntity.keys()].sort();
+  const groups: EntityRows[] = [];
+  const starts: number[] = [];
+  let count = 0;
+  for (const key of groupKeys) {
+    const records = (byEntity.get(key) as number[]).sort(
+      (a, b) => (time[a] as number) - (time[b] as number) || a - b,
+    );
+    // Same event time twice: keep the record read last.
+    const kept = records.filter(
+      (r, k) => k + 1 === records.length || time[records[k + 1] as number] !== time[r],
+    );
+    starts.push(count);
+    count += kept.length;
+    groups.push({ times: Float64Array.from(kept, (r) => time[r] as number), records: Int32Array.from(kept) });
+  }
+  starts.push(count);
+  return { groups, groupKeys, starts, count, skipped };
+}
+
+const QUERY_DAY = (ms: number) => new Date(ms);
+
+function calendarValue(part: CalendarPart, ms: number, holidays: ReadonlySet<string>): number {
+  if (Number.isNaN(ms)) return Number.NaN;
+  const d = QUERY_DAY(ms);
+  switch (part) {
+    case CalendarPart.DAY_OF_WEEK:
+      return d.getUTCDay();
+    case CalendarPart.DAY_OF_MONTH:
+      return d.getUTCDate();
+    case CalendarPart.MONTH:
+      return d.getUTCMonth() + 1;
+    case CalendarPart.DAY_OF_YEAR:
+      return Math.floor((ms - Date.UTC(d.getUTCFullYear(), 0, 1)) / 86_400_000) + 1;
+    case CalendarPart.IS_HOLIDAY:
+      return holidays.has(d.toISOString().slice(0, 10)) ? 1 : 0;
+    default:
+      return Number.NaN;
+  }
+}
+
+function vocabulary(
+  values: readonly (string | null)[],
+  inFit: (row: number) => boolean,
+  max: number,
+): string[] {
+  const counts = new Map<string, number>();
+  values.forEach((v, row) => {
+    if (v !== null && inFit(row)) counts.set(v, (counts.get(v) ?? 0) + 1);
+  });
+  const ranked = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return ranked
+    .slice(0, max > 0 ? max : undefined)
+    .map(([v]) => v)
+    .sort();
+}
+
+export function computeRows(view: CompiledView, table: RecordTable): FeatureRows {
+  const { groups, groupKeys, starts, count, skipped } = layout(view, table);
+  const width = view.featureNames.length;
+  const values = new Float64Array(count * width);
+  const times = new Float64Array(count);
+  const rowRecord = new Int32Array(count);
+  groups.forEach((g, k) => {
+    times.set(g.times, starts[k]);
+    rowRecord.set(g.records, starts[k]);
+  });
+  const inFit = (row: number) => {
+    const t = times[row] as number;
+    return t >= view.fitWindow.start && t < view.fitWindow.end;
+  };
+  const perRow = <T>(column: readonly T[]) => Array.from(rowRecord, (r) => column[r] as T);
+
+  const labels = new Float64Array(count);
+  const labelField = table.numeric(view.label.field);
+  groups.forEach((g, k) => {
+    labelColumn(g, labelField, view.label.leadDays, labels, starts[k] as number);
+  });
+
+  const fit: Fit = { vocabularies: {}, standardization: {} };
+  const single = new Map<string, Float64Array>();
+  let col = 0;
+  const scratch = new Float64Array(count);
+  const emit = (column: Float64Array, name?: string) => {
+    for (let i = 0; i < count; i++) values[i * width + col] = column[i] as number;
+    if (name) single.set(name, Float64Array.from(column));
+    col++;
+  };
+  const compute = (feature: CompiledFeature) => {
+    switch (feature.kind) {
+      case 'raw': {
+        const field = table.numeric(feature.field);
+        for (let i = 0; i < count; i++) scratch[i] = field[rowRecord[i] as number] as number;
+        return emit(scratch, feature.name);
+      }
+      case 'lag': {
+        const field = table.numeric(feature.field);
+        const on = feature.timeField === view.eventTimeField ? null : table.numeric(feature.timeField);
+        groups.forEach((g, k) => {
+          lagColumn(g, field, feature.days, on, scratch, starts[k] as number);
+        });
+        return emit(scratch, feature.name);
+      }
+      case 'rolling': {
+        const field = table.numeric(feature.field);
+        groups.forEach((g, k) => {
+          rollingColumn(g, field, feature.aggregation, feature.windowDays, scratch, starts[k] as number);
+        });
+        return emit(scratch, feature.name);
+      }
+      case 'calendar': {
+        const field = table.numeric(feature.timeField);
+        for (let i = 0; i < count; i++) {
+          scratch[i] = calendarValue(feature.part, field[rowRecord[i] as number] as number, feature.holidays);
+        }
+        return emit(scratch, feature.name);
+      }
+      case 'ratio': {
+        const num = single.get(feature.numerator) as Float64Array;
+        const den = single.get(feature.denominator) as Float64Array;
+        for (let i = 0; i < count; i++) {
+          const d = den[i] as number;
+          scratch[i] = d === 0 ? Number.NaN : (num[i] as number) / d;
+        }
+        return emit(scratch, feature.name);
+      }
+      case 'encoding': {
+        const column = perRow(table.text(feature.field));
+        const vocab = vocabulary(column, inFit, feature.maxCategories);
+        fit.vocabularies[feature.name] = vocab;
+        const index = new Map(vocab.map((v, k) => [v, k]));
+        if (!feature.oneHot) {
+          for (let i = 0; i < count; i++) {
+            const v = column[i] ?? null;
+            scratch[i] = v === null ? Number.NaN : (index.get(v) ?? vocab.length);
+          }
+          return emit(scratch, feature.name);
+        }
+        for (let k = 0; k < feature.maxCategories; k++) {
+          for (let i = 0; i < count; i++) {
+            const v = column[i] ?? null;
+            scratch[i] = v === null ? Number.NaN : index.get(v) === k ? 1 : 0;
+          }
+          emit(scratch);
+        }
+        return;
+      }
+      case 'standardize': {
+        const input = single.get(feature.input) as Float64Array;
+        let sum = 0;
+        let sumSq = 0;
+        let n = 0;
+        for (let i = 0; i < count; i++) {
+          const x = input[i] as number;
+          if (!Number.isNaN(x) && inFit(i)) {
+            sum += x;
+            sumSq += x * x;
+            n++;
+          }
+        }
+        const mean = n > 0 ? sum / n : Number.NaN;
+        const std = n > 0 ? Math.sqrt(Math.max(0, sumSq / n - mean * mean)) : Number.NaN;
+        fit.standardization[feature.name] = { mean, std, count: n };
+        for (let i = 0; i < count; i++) {
+          const centred = (input[i] as number) - mean;
+          scratch[i] = std > 0 ? centred / std : centred;
+        }
+        return emit(scratch, feature.name);
+      }
+    }
+  };
+  for (const feature of view.features) compute(feature);
+
+  const entityKeys: string[] = new Array(count);
+  groups.forEach((g, k) => {
+    entityKeys.fill(groupKeys[k] as string, starts[k], (starts[k] as number) + g.times.length);
+  });
+  const segmentColumns = view.segmentFields.map((f) => table.text(f));
+  const segments = Array.from(rowRecord, (r) => JSON.stringify(segmentColumns.map((c) => c[r] ?? null)));
+  return {
+    featureNames: view.featureNames,
+    count,
+    entityKeys,
+    segments,
+    times,
+    labels,
+    values,
+    groupStarts: starts,
+    skipped,
+    fit,
+  };
+}
