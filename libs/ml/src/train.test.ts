@@ -37,6 +37,16 @@ describe.each(['wasm', 'cpu'] as const)('trainTabularModel on %s', (backend) => 
     expect(await digest(second.model)).toBe(await digest(first.model));
   });
 
+  it('stays bit-identical with seeded dropout and another activation', async () => {
+    const options = regression({ hiddenUnits: [8, 8], activation: 'tanh', dropout: 0.2 });
+    const [first, second] = [await trainTabularModel(options), await trainTabularModel(options)];
+    expect(weightBytes(second.model)).toEqual(weightBytes(first.model));
+    const relu = await trainTabularModel(regression({ hiddenUnits: [8, 8] }));
+    expect(weightBytes(relu.model)['hidden_2/kernel']).not.toEqual(
+      weightBytes(first.model)['hidden_2/kernel'],
+    );
+  });
+
   it('gives different weights for a different seed', async () => {
     const [first, second] = [
       await trainTabularModel(regression()),
@@ -94,6 +104,29 @@ describe('trainTabularModel', () => {
     const predicted = (probabilities as number[][]).map((row) => (row[1]! > row[0]! ? 1 : 0));
     const correct = predicted.filter((label, index) => label === data.classes[index]).length;
     expect(correct / data.classes.length).toBeGreaterThan(0.9);
+  });
+
+  it('reports the validation loss and stops early once it stops improving', async () => {
+    const validation = { features: data.features.slice(0, 48), labels: data.regression.slice(0, 48) };
+    const watched = await trainTabularModel(regression({ epochs: 200, learningRate: 0.05, validation }));
+    expect(watched.history).toHaveLength(200);
+    expect(watched.history.every((h) => Number.isFinite(h.valLoss))).toBe(true);
+    const stopped = await trainTabularModel(
+      regression({
+        epochs: 200,
+        learningRate: 0.05,
+        validation,
+        earlyStopping: { patience: 2, minDelta: 0.01 },
+      }),
+    );
+    expect(stopped.history.length).toBeLessThan(200);
+    // It stopped because the last `patience` epochs did not beat the best before them.
+    const losses = stopped.history.map((h) => h.valLoss ?? Number.NaN);
+    const bestBefore = Math.min(...losses.slice(0, -2));
+    expect(Math.min(...losses.slice(-2))).toBeGreaterThanOrEqual(bestBefore - 0.01);
+    await expect(trainTabularModel(regression({ earlyStopping: { patience: 2 } }))).rejects.toThrow(
+      'earlyStopping: needs validation rows to watch',
+    );
   });
 
   it('returns the normalisation stats and applies them inside the model', async () => {

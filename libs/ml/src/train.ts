@@ -21,7 +21,11 @@ export interface EpochMetrics {
   loss: number;
   /** Classification only: training accuracy over the epoch. */
   accuracy?: number;
+  /** The loss on `validation`, when given. */
+  valLoss?: number;
 }
+
+export type HiddenActivation = 'relu' | 'tanh' | 'sigmoid' | 'elu';
 
 export interface TrainTabularOptions {
   /** One row per example: number[][], or a row-major Float32Array with `featureCount` columns. */
@@ -33,8 +37,19 @@ export interface TrainTabularOptions {
   task: TabularTask;
   /** Classification: how many classes; default the largest label + 1, at least 2. */
   numClasses?: number;
-  /** Widths of the hidden ReLU layers, e.g. [32, 16]; [] gives a linear (or logistic) model. */
+  /** Widths of the hidden layers, e.g. [32, 16]; [] gives a linear (or logistic) model. */
   hiddenUnits: readonly number[];
+  /** The hidden layers' activation; default relu. */
+  activation?: HiddenActivation;
+  /** Dropout rate after each hidden layer (seeded, so still deterministic); default 0. */
+  dropout?: number;
+  /** Rows to compute a validation loss on after every epoch (not trained on). */
+  validation?: {
+    features: Float32Array | readonly (readonly number[])[];
+    labels: Float32Array | Int32Array | readonly number[];
+  };
+  /** Needs `validation`: stop once its loss has not improved by minDelta for `patience` epochs. */
+  earlyStopping?: { patience: number; minDelta?: number };
   epochs: number;
   batchSize: number;
   /** Adam's learning rate. */
@@ -169,16 +184,22 @@ function buildModel(
   let x = tf.layers
     .dense({ units: columns, name: 'standardize', trainable: false, kernelInitializer: 'zeros' })
     .apply(input) as tf.SymbolicTensor;
+  const dropout = options.dropout ?? 0;
+  if (!(dropout >= 0 && dropout < 1)) throw new TrainingInputError('dropout', 'must be from 0 to below 1');
   options.hiddenUnits.forEach((units, index) => {
     positiveInteger(units, `hiddenUnits[${index}]`);
     x = tf.layers
       .dense({
         units,
-        activation: 'relu',
+        activation: options.activation ?? 'relu',
         name: `hidden_${index + 1}`,
         kernelInitializer: initializer(index + 1),
       })
       .apply(x) as tf.SymbolicTensor;
+    if (dropout > 0)
+      x = tf.layers
+        .dropout({ rate: dropout, seed: options.seed * 1000 + 500 + index, name: `dropout_${index + 1}` })
+        .apply(x) as tf.SymbolicTensor;
   });
   const output = tf.layers
     .dense({
@@ -189,6 +210,34 @@ function buildModel(
     })
     .apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: output, name: 'tabular' });
+}
+
+function validationTensors(
+  options: TrainTabularOptions,
+  columns: number,
+  numClasses: number | null,
+): { xs: tf.Tensor2D; ys: tf.Tensor } {
+  const given = options.validation;
+  if (!given) throw new TrainingInputError('validation', 'is required');
+  const { values, rows } = featureMatrix({ ...options, features: given.features, featureCount: columns });
+  const labels = Array.from(given.labels);
+  if (labels.length !== rows)
+    throw new TrainingInputError('validation.labels', `has ${labels.length} values for ${rows} rows`);
+  const xs = tf.tensor2d(values, [rows, columns]);
+  const ys = tf.tidy(() =>
+    numClasses === null
+      ? tf.tensor2d(Float32Array.from(labels), [rows, 1])
+      : tf.oneHot(tf.tensor1d(Int32Array.from(labels), 'int32'), numClasses).toFloat(),
+  );
+  return { xs, ys };
+}
+
+function validationLoss(model: tf.LayersModel, validation: { xs: tf.Tensor2D; ys: tf.Tensor }): number {
+  return tf.tidy(() => {
+    const result = model.evaluate(validation.xs, validation.ys, { batchSize: 1024 });
+    const loss = Array.isArray(result) ? result[0] : result;
+    return loss ? (loss.dataSync()[0] ?? Number.NaN) : Number.NaN;
+  });
 }
 
 /** A permutation of 0..n-1 from a seeded Fisher-Yates shuffle. */
@@ -241,6 +290,14 @@ export async function trainTabularModel(options: TrainTabularOptions): Promise<T
       ? tf.tensor2d(Float32Array.from(options.labels), [rows, 1])
       : tf.oneHot(tf.tensor1d(Int32Array.from(options.labels), 'int32'), numClasses).toFloat(),
   );
+  const validation = options.validation && validationTensors(options, columns, numClasses);
+  if (options.earlyStopping && !validation)
+    throw new TrainingInputError('earlyStopping', 'needs validation rows to watch');
+  const patience = options.earlyStopping
+    ? positiveInteger(options.earlyStopping.patience, 'earlyStopping.patience')
+    : 0;
+  let best = Number.POSITIVE_INFINITY;
+  let sinceBest = 0;
   const history: EpochMetrics[] = [];
   try {
     for (let epoch = 0; epoch < epochs; epoch++) {
@@ -253,14 +310,23 @@ export async function trainTabularModel(options: TrainTabularOptions): Promise<T
         const accuracy = fit.history.acc?.[0];
         const metrics: EpochMetrics = { epoch, loss: Number(fit.history.loss?.[0]) };
         if (accuracy !== undefined) metrics.accuracy = Number(accuracy);
+        if (validation) metrics.valLoss = validationLoss(model, validation);
         history.push(metrics);
       } finally {
         tf.dispose([epochXs, epochYs]);
       }
       await options.onEpochEnd?.(history[epoch]!);
+      const valLoss = history[epoch]?.valLoss;
+      if (options.earlyStopping && valLoss !== undefined) {
+        if (valLoss < best - (options.earlyStopping.minDelta ?? 0)) {
+          best = valLoss;
+          sinceBest = 0;
+        } else if (++sinceBest >= patience) break;
+      }
     }
   } finally {
     tf.dispose([xs, ys]);
+    if (validation) tf.dispose([validation.xs, validation.ys]);
   }
   return { model, history, normalization: stats, featureCount: columns, numClasses };
 }

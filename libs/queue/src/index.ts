@@ -3,10 +3,13 @@ export { connectRedis, DEFAULT_REDIS_URL, pingRedis, redisUrl } from './connecti
 export { DEFAULT_JOB_OPTIONS, DEFAULT_PREFIX, KEEP_COMPLETED, KEEP_FAILED } from './defaults.js';
 export { isQueueName, type QueueName, QueueNames, queueNames } from './names.js';
 export {
+  type EvalSpec,
   type FeaturesMaterializeJob,
   InvalidPayloadError,
   type JobTypes,
+  type ModelSpec,
   type MonitorPredictionsJob,
+  type PredictionRecord,
   parsePayload,
   payloadSchemas,
   type TrainingRunJob,

@@ -12,6 +12,20 @@ describe('parsePayload', () => {
     expect(job).toEqual({ model: 'demand', reason: 'drift', requestedBy: 'monitor' });
   });
 
+  it('checks a training spec and names what breaks it', () => {
+    const spec = { hiddenUnits: [16, 8], epochs: 20, batchSize: 64, learningRate: 0.01, seed: 7 };
+    const job = parsePayload('training.run', { model: 'demand', reason: 'cli', spec, promote: true });
+    expect(job).toEqual({ model: 'demand', reason: 'cli', spec, promote: true });
+    expect(() =>
+      parsePayload('training.run', {
+        model: 'demand',
+        reason: 'cli',
+        spec: { ...spec, hiddenUnits: [0], dropout: 1.5 },
+        eval: { holdoutFraction: 1 },
+      }),
+    ).toThrow(/spec\.hiddenUnits\.0: .*spec\.dropout: .*eval\.holdoutFraction: /);
+  });
+
   it('names every field that is wrong', () => {
     let error: unknown;
     try {
@@ -39,6 +53,35 @@ describe('parsePayload', () => {
     const job = parsePayload('features.materialize', untrusted);
     expect(job).toEqual({ datasetName: 'sales', datasetVersion: 'v1' });
     expect(Object.keys(job)).toEqual(['datasetName', 'datasetVersion']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('carries prediction records on monitor.predictions, dropping prototype keys inside them', () => {
+    const record = {
+      requestId: 'r1',
+      time: 1,
+      latencyUs: 250,
+      inputs: { features: [1, 2] },
+      outputs: { prediction: [3] },
+      entityKeys: ['warehouse=7'],
+      segments: { region: 'north' },
+    };
+    const job = parsePayload('monitor.predictions', {
+      model: 'demand',
+      version: '2',
+      rows: 1,
+      records: [record],
+    });
+    expect(job.records).toEqual([record]);
+    expect(
+      parsePayload('monitor.predictions', { model: 'demand', version: '2', rows: 0 }).records,
+    ).toBeUndefined();
+    const polluting = JSON.parse(
+      '{"model":"m","version":"1","rows":1,"records":[{"requestId":"r","time":1,"latencyUs":1,"inputs":{"__proto__":[1]},"outputs":{}}]}',
+    ) as unknown;
+    const parsed = parsePayload('monitor.predictions', polluting);
+    expect(Object.keys(parsed.records?.[0]?.inputs ?? { missing: 1 })).toEqual([]);
+    expect(Object.getPrototypeOf(parsed.records?.[0]?.inputs)).toBe(Object.prototype);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });

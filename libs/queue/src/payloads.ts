@@ -8,6 +8,33 @@ export interface FeaturesMaterializeJob {
   datasetVersion: string;
 }
 
+/**
+ * How to build and fit a model: a feed-forward network over the feature view's columns.
+ * Every field is part of the version's lineage, so the same spec on the same data and
+ * backend reproduces the same weights.
+ */
+export interface ModelSpec {
+  /** Widths of the hidden layers, e.g. [32, 16]; [] is a linear (or logistic) model. */
+  hiddenUnits: number[];
+  activation?: 'relu' | 'tanh' | 'sigmoid' | 'elu';
+  /** Dropout after each hidden layer, 0 (default) to 0.9. */
+  dropout?: number;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+  /** Stop when the validation loss has not improved by minDelta for `patience` epochs. */
+  earlyStopping?: { patience: number; minDelta?: number };
+}
+
+/** How a trained model is judged before it is registered. */
+export interface EvalSpec {
+  /** The newest fraction of rows by event time is the holdout (default 0.2). */
+  holdoutFraction?: number;
+  /** Fields whose values name the segments metrics are broken down by, e.g. warehouse_id. */
+  segmentBy?: string[];
+}
+
 /** Train (or retrain) a model. `reason` says who asked and why: cli, schedule, drift... */
 export interface TrainingRunJob {
   model: string;
@@ -15,6 +42,29 @@ export interface TrainingRunJob {
   requestedBy?: string;
   featureView?: string;
   datasetVersion?: string;
+  /** Absent: the spec of the model's latest version (a retraining). */
+  spec?: ModelSpec;
+  eval?: EvalSpec;
+  /** Ask registry to promote the new version; its gate decides. */
+  promote?: boolean;
+}
+
+/** One logged prediction request (inference's prediction log). */
+export interface PredictionRecord {
+  requestId: string;
+  /** Milliseconds since the epoch. */
+  time: number;
+  latencyUs: number;
+  /** Inputs and outputs by tensor name, flattened row-major (all rows of the request). */
+  inputs: Record<string, number[]>;
+  outputs: Record<string, number[]>;
+  traceId?: string;
+  /** The alias that routed the request (`production`, `candidate`); empty for an exact version. */
+  alias?: string;
+  /** True when the request was a shadow copy whose answer was not returned. */
+  shadow?: boolean;
+  entityKeys?: string[];
+  segments?: Record<string, string>;
 }
 
 /** A batch of predictions was logged for a model version. */
@@ -22,6 +72,8 @@ export interface MonitorPredictionsJob {
   model: string;
   version: string;
   rows: number;
+  /** The logged requests themselves (sampled); absent from producers that only count. */
+  records?: PredictionRecord[];
 }
 
 /** The payload each queue carries. Adding a queue means adding it here and in `payloadSchemas`. */
@@ -35,6 +87,41 @@ export interface JobTypes {
 // Object schemas build a fresh object holding only the declared keys, so a payload carrying
 // `__proto__` or `constructor` keys cannot reach code that merges it into something else.
 const name = z.string().trim().min(1);
+// Records keep only own keys that cannot reach a prototype (`__proto__` and `constructor` are refused).
+const safeKey = z.string().refine((key) => key !== '__proto__' && key !== 'constructor', 'reserved key');
+const tensors = z.record(safeKey, z.array(z.number()));
+const predictionRecord: z.ZodType<PredictionRecord> = z.object({
+  requestId: z.string(),
+  time: z.number(),
+  latencyUs: z.number().nonnegative(),
+  inputs: tensors,
+  outputs: tensors,
+  traceId: z.string().optional(),
+  alias: z.string().optional(),
+  shadow: z.boolean().optional(),
+  entityKeys: z.array(z.string()).optional(),
+  segments: z.record(safeKey, z.string()).optional(),
+});
+
+const count = (max: number) => z.number().int().min(1).max(max);
+const modelSpec: z.ZodType<ModelSpec> = z.object({
+  hiddenUnits: z.array(count(4096)).max(16),
+  activation: z.enum(['relu', 'tanh', 'sigmoid', 'elu']).optional(),
+  dropout: z.number().min(0).max(0.9).optional(),
+  epochs: count(10_000),
+  batchSize: count(65_536),
+  learningRate: z.number().positive().max(10),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31),
+  earlyStopping: z.object({ patience: count(1000), minDelta: z.number().min(0).optional() }).optional(),
+});
+const evalSpec: z.ZodType<EvalSpec> = z.object({
+  holdoutFraction: z.number().gt(0).lt(1).optional(),
+  segmentBy: z.array(name).max(8).optional(),
+});
 
 export const payloadSchemas: { [N in QueueName]: z.ZodType<JobTypes[N]> } = {
   'features.materialize': z.object({ datasetName: name, datasetVersion: name }),
@@ -44,8 +131,16 @@ export const payloadSchemas: { [N in QueueName]: z.ZodType<JobTypes[N]> } = {
     requestedBy: name.optional(),
     featureView: name.optional(),
     datasetVersion: name.optional(),
+    spec: modelSpec.optional(),
+    eval: evalSpec.optional(),
+    promote: z.boolean().optional(),
   }),
-  'monitor.predictions': z.object({ model: name, version: name, rows: z.number().int().nonnegative() }),
+  'monitor.predictions': z.object({
+    model: name,
+    version: name,
+    rows: z.number().int().nonnegative(),
+    records: z.array(predictionRecord).optional(),
+  }),
 };
 
 /**
