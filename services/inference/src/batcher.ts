@@ -1,0 +1,267 @@
+import { BallastError } from '@ballast/grpc-kit';
+import { type Link, type SpanContext, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { NumericArray, OutputData, RunResult, TensorData } from './executor.js';
+
+/**
+ * The dynamic batcher, with Triton's knobs and names: requests that wait together run as one
+ * tensor op and are split back. One batch runs at a time per model version; whatever arrives
+ * meanwhile forms the next batch (with max_queue_delay_microseconds = 0, Triton's default,
+ * the batcher never waits on purpose: it batches what is already waiting).
+ */
+export interface BatcherOptions {
+  max_batch_size: number;
+  /** How long the oldest request may wait for a fuller batch; 0: never wait. */
+  max_queue_delay_microseconds: number;
+  /** With a queue delay: a batch of one of these sizes goes at once, without waiting out the delay. */
+  preferred_batch_size: number[];
+  /** Rows that may wait; beyond it requests are shed at once. */
+  max_queue_size: number;
+  /** Longest expected wait a request may be accepted with (0: only its deadline bounds it). */
+  default_timeout_microseconds: number;
+}
+
+/** Per input: its dtype and the shape of one row (the dimensions after the batch one). */
+export interface InputLayout {
+  name: string;
+  dtype: 'float32' | 'int32';
+  rowShape: number[];
+  rowSize: number;
+}
+
+export interface BatchRequest {
+  rows: number;
+  /** One per model input, in signature order: `rows × rowSize` values each. */
+  inputs: NumericArray[];
+  /** performance.now() milliseconds by which the answer must be sent; Infinity for none. */
+  deadline: number;
+  signal?: AbortSignal | undefined;
+  /** The request's span: the batch span links to it. */
+  spanContext?: SpanContext | undefined;
+}
+
+export interface BatchAnswer {
+  /** This request's rows of every output ([rows, ...]). */
+  outputs: OutputData[];
+  queueUs: number;
+  computeUs: number;
+  batchSize: number;
+  /** The batch execution span this request joined. */
+  batchSpan: SpanContext | undefined;
+}
+
+export interface BatcherHooks {
+  onBatch?(rows: number, execUs: number): void;
+  onQueueWait?(waitUs: number): void;
+  /** A request refused at admission (queue_full, expected_wait) or dropped before running (deadline, cancelled). */
+  onShed?(reason: 'queue_full' | 'expected_wait' | 'deadline' | 'cancelled'): void;
+}
+
+export type BatchRun = (inputs: TensorData[], rows: number) => Promise<RunResult>;
+
+interface Waiting extends BatchRequest {
+  enqueuedAt: number;
+  resolve(answer: BatchAnswer): void;
+  reject(error: Error): void;
+}
+
+const tracer = trace.getTracer('@ballast/inference');
+
+export class DynamicBatcher {
+  readonly #queue: Waiting[] = [];
+  #queuedRows = 0;
+  #running = false;
+  #timer: NodeJS.Timeout | undefined;
+  #scheduled = false;
+  /** Moving average of one batch's execution, in ms (seeded by the warm-up). */
+  #execMs: number;
+
+  constructor(
+    private readonly layout: InputLayout[],
+    readonly options: BatcherOptions,
+    private readonly runBatch: BatchRun,
+    private readonly hooks: BatcherHooks = {},
+    initialExecMs = 0,
+  ) {
+    this.#execMs = initialExecMs;
+  }
+
+  get queuedRows(): number {
+    return this.#queuedRows;
+  }
+
+  get estimatedExecMs(): number {
+    return this.#execMs;
+  }
+
+  /** What a request arriving now would wait before its batch finishes, in ms. */
+  expectedWaitMs(rows: number): number {
+    const batchesAhead = Math.ceil((this.#queuedRows + rows) / this.options.max_batch_size);
+    return (this.#running ? this.#execMs / 2 : 0) + batchesAhead * this.#execMs;
+  }
+
+  submit(request: BatchRequest): Promise<BatchAnswer> {
+    const { max_batch_size, max_queue_size, default_timeout_microseconds } = this.options;
+    if (request.rows < 1)
+      return Promise.reject(new BallastError('invalid_argument', 'a request needs at least one row'));
+    if (request.rows > max_batch_size) {
+      return Promise.reject(
+        new BallastError(
+          'invalid_argument',
+          `rows: ${request.rows} rows exceed the model's max_batch_size of ${max_batch_size}`,
+          'rows',
+          `at most ${max_batch_size} rows`,
+        ),
+      );
+    }
+    if (this.#queuedRows + request.rows > max_queue_size) {
+      this.hooks.onShed?.('queue_full');
+      return Promise.reject(
+        new BallastError(
+          'resource_exhausted',
+          `overloaded: the queue holds ${this.#queuedRows} rows (max_queue_size ${max_queue_size}); retry with backoff`,
+        ),
+      );
+    }
+    const now = performance.now();
+    const waitMs = this.expectedWaitMs(request.rows);
+    const budgetMs = Math.min(
+      request.deadline - now,
+      default_timeout_microseconds > 0 ? default_timeout_microseconds / 1000 : Number.POSITIVE_INFINITY,
+    );
+    if (waitMs > budgetMs) {
+      this.hooks.onShed?.('expected_wait');
+      return Promise.reject(
+        new BallastError(
+          'resource_exhausted',
+          `overloaded: expected wait ${waitMs.toFixed(1)} ms exceeds the ${budgetMs.toFixed(1)} ms this request may wait; retry with backoff`,
+        ),
+      );
+    }
+    return new Promise<BatchAnswer>((resolve, reject) => {
+      this.#queue.push({ ...request, enqueuedAt: now, resolve, reject });
+      this.#queuedRows += request.rows;
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#running || this.#queue.length === 0) return;
+    const { max_batch_size, max_queue_delay_microseconds, preferred_batch_size } = this.options;
+    const full =
+      this.#queuedRows >= max_batch_size ||
+      (preferred_batch_size.length > 0 && this.#queuedRows >= Math.max(...preferred_batch_size));
+    const oldest = this.#queue[0] as Waiting;
+    const waitedUs = (performance.now() - oldest.enqueuedAt) * 1000;
+    if (full || waitedUs >= max_queue_delay_microseconds) {
+      if (this.#timer) {
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+      }
+      // setImmediate: requests that arrived in the same turn of the event loop join this batch.
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => {
+          this.#scheduled = false;
+          void this.#runNext();
+        });
+      }
+      return;
+    }
+    this.#timer ??= setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#schedule();
+      },
+      Math.max(0, (max_queue_delay_microseconds - waitedUs) / 1000),
+    );
+  }
+
+  /** Takes the next batch off the queue, dropping requests whose caller gave up or whose deadline passed. */
+  #take(): Waiting[] {
+    const batch: Waiting[] = [];
+    let rows = 0;
+    const now = performance.now();
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0] as Waiting;
+      if (next.signal?.aborted || next.deadline <= now) {
+        this.#queue.shift();
+        this.#queuedRows -= next.rows;
+        const cancelled = next.signal?.aborted && next.deadline > now;
+        this.hooks.onShed?.(cancelled ? 'cancelled' : 'deadline');
+        next.reject(
+          cancelled
+            ? new BallastError('cancelled', 'cancelled by the client before it ran')
+            : new BallastError(
+                'deadline_exceeded',
+                'the deadline passed while the request waited; it was not run',
+              ),
+        );
+        continue;
+      }
+      if (rows + next.rows > this.options.max_batch_size) break;
+      this.#queue.shift();
+      this.#queuedRows -= next.rows;
+      rows += next.rows;
+      batch.push(next);
+    }
+    return batch;
+  }
+
+  async #runNext(): Promise<void> {
+    if (this.#running) return;
+    const batch = this.#take();
+    if (batch.length === 0) return;
+    this.#running = true;
+    const rows = batch.reduce((sum, r) => sum + r.rows, 0);
+    const started = performance.now();
+    const links: Link[] = batch.flatMap((r) => (r.spanContext ? [{ context: r.spanContext }] : []));
+    const span = tracer.startSpan('inference.batch', { links, attributes: { 'inference.batch_size': rows } });
+    try {
+      const inputs = this.layout.map((input, index) => {
+        const data =
+          input.dtype === 'int32'
+            ? new Int32Array(rows * input.rowSize)
+            : new Float32Array(rows * input.rowSize);
+        let offset = 0;
+        for (const request of batch) {
+          data.set(request.inputs[index] as NumericArray, offset);
+          offset += request.rows * input.rowSize;
+        }
+        return { shape: [rows, ...input.rowShape], data };
+      });
+      for (const request of batch) this.hooks.onQueueWait?.((started - request.enqueuedAt) * 1000);
+      const result = await this.runBatch(inputs, rows);
+      const elapsedMs = performance.now() - started;
+      this.#execMs = this.#execMs === 0 ? elapsedMs : this.#execMs * 0.8 + elapsedMs * 0.2;
+      this.hooks.onBatch?.(rows, result.execUs);
+      let offset = 0;
+      for (const request of batch) {
+        const outputs = result.outputs.map((output) => {
+          const rowSize = output.shape.slice(1).reduce((a, b) => a * b, 1);
+          return {
+            name: output.name,
+            dtype: output.dtype,
+            shape: [request.rows, ...output.shape.slice(1)],
+            data: output.data.slice(offset * rowSize, (offset + request.rows) * rowSize),
+          };
+        });
+        offset += request.rows;
+        request.resolve({
+          outputs,
+          queueUs: Math.round((started - request.enqueuedAt) * 1000),
+          computeUs: Math.round(elapsedMs * 1000),
+          batchSize: rows,
+          batchSpan: span.spanContext(),
+        });
+      }
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      const failure = new Error(`model execution failed: ${(error as Error).message}`);
+      for (const request of batch) request.reject(error instanceof BallastError ? error : failure);
+    } finally {
+      span.end();
+      this.#running = false;
+      this.#schedule();
+    }
+  }
+}

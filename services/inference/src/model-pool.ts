@@ -1,0 +1,398 @@
+import { notFound, unavailable } from '@ballast/grpc-kit';
+import type { ModelSignature } from '@ballast/ml';
+import { type BatcherHooks, DynamicBatcher, type InputLayout } from './batcher.js';
+import type { Executor } from './executor.js';
+import type { InferenceMetrics } from './metrics.js';
+import type { ServingConfig } from './serving-config.js';
+
+/** One model version loaded in the worker, warmed up, with its own batcher. */
+export class LoadedVersion {
+  /** Requests admitted and not yet answered; a retired version is disposed when it reaches 0. */
+  inflight = 0;
+  retired = false;
+  readonly aliases = new Set<string>();
+
+  constructor(
+    readonly model: string,
+    readonly version: number,
+    readonly key: string,
+    readonly digest: string,
+    readonly signature: ModelSignature,
+    readonly layout: InputLayout[],
+    /** Column names per input, from model.json userDefinedMetadata.featureNames. */
+    readonly featureNames: Map<string, string[]>,
+    readonly batcher: DynamicBatcher,
+    readonly loadMs: number,
+  ) {}
+}
+
+export interface LoadFailure {
+  version: number;
+  digest: string;
+  error: string;
+  time: Date;
+}
+
+export interface ModelEntry {
+  readonly name: string;
+  /** Loaded versions, serving or draining. */
+  readonly versions: Map<number, LoadedVersion>;
+  readonly aliases: Map<string, LoadedVersion>;
+  readonly failures: LoadFailure[];
+  readonly loading: Set<number>;
+  config: ServingConfig;
+}
+
+/** A model that cannot be served: refused at load with the reason. */
+export class IncompatibleModelError extends Error {
+  override name = 'IncompatibleModelError';
+}
+
+export interface PoolLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const MAX_FAILURES_KEPT = 20;
+
+function product(dims: number[]): number {
+  return dims.reduce((a, b) => a * b, 1);
+}
+
+/** Checks that a model can be batched and fed: every input [-1, ...fixed dims] of float32 or int32. */
+export function inputLayout(signature: ModelSignature): InputLayout[] {
+  if (signature.inputs.length === 0) throw new IncompatibleModelError('the model has no inputs');
+  return signature.inputs.map((input) => {
+    const shape = input.shape;
+    if (shape === null || shape.length === 0 || shape[0] !== -1) {
+      throw new IncompatibleModelError(
+        `input "${input.name}" has shape ${JSON.stringify(shape)}: its first dimension must be the batch (-1)`,
+      );
+    }
+    const rowShape = shape.slice(1);
+    if (rowShape.some((d) => d < 1)) {
+      throw new IncompatibleModelError(
+        `input "${input.name}" has shape ${JSON.stringify(shape)}: only the batch dimension may vary`,
+      );
+    }
+    const dtype = input.dtype ?? 'float32';
+    if (dtype !== 'float32' && dtype !== 'int32') {
+      throw new IncompatibleModelError(
+        `input "${input.name}" has dtype ${dtype}: float32 and int32 are served`,
+      );
+    }
+    return { name: input.name, dtype, rowShape, rowSize: product(rowShape) };
+  });
+}
+
+/** Reads `featureNames: {input: [column, ...]}` from a layers model's user-defined metadata. */
+export function featureNamesOf(metadata: unknown, layout: InputLayout[]): Map<string, string[]> {
+  const names = new Map<string, string[]>();
+  const declared = (metadata as { featureNames?: unknown } | null)?.featureNames;
+  if (declared === null || typeof declared !== 'object') return names;
+  for (const input of layout) {
+    const columns = Object.hasOwn(declared, input.name)
+      ? (declared as Record<string, unknown>)[input.name]
+      : undefined;
+    if (columns === undefined) continue;
+    if (
+      !Array.isArray(columns) ||
+      !columns.every((c) => typeof c === 'string') ||
+      columns.length !== input.rowSize
+    ) {
+      throw new IncompatibleModelError(
+        `featureNames.${input.name} must list ${input.rowSize} column names (the input's row size)`,
+      );
+    }
+    names.set(input.name, columns as string[]);
+  }
+  return names;
+}
+
+function sameSignature(expected: ModelSignature, actual: ModelSignature): string | undefined {
+  for (const kind of ['inputs', 'outputs'] as const) {
+    const want = expected[kind];
+    if (want.length === 0) continue;
+    const have = actual[kind];
+    for (const spec of want) {
+      const found = have.find((t) => t.name === spec.name);
+      if (!found)
+        return `the registry's signature names ${kind.slice(0, -1)} "${spec.name}", the model has ${have.map((t) => t.name).join(', ')}`;
+      if (spec.shape && found.shape && JSON.stringify(spec.shape) !== JSON.stringify(found.shape)) {
+        return `${kind.slice(0, -1)} "${spec.name}": the registry says shape ${JSON.stringify(spec.shape)}, the model has ${JSON.stringify(found.shape)}`;
+      }
+      if (spec.dtype && found.dtype && spec.dtype !== found.dtype) {
+        return `${kind.slice(0, -1)} "${spec.name}": the registry says dtype ${spec.dtype}, the model has ${found.dtype}`;
+      }
+    }
+  }
+  return undefined;
+}
+
+export interface LoadSpec {
+  model: string;
+  version: number;
+  digest: string;
+  files: { path: string; data: Uint8Array }[];
+  config: ServingConfig;
+  /** The registry's record of the signature; the model must match it where it says anything. */
+  expected?: ModelSignature | undefined;
+}
+
+/**
+ * Every loaded model version and the aliases that route to them. Swapping an alias is one
+ * synchronous assignment, and admitting a request increments its version's in-flight count in
+ * the same turn, so a request never sees a mixed state; a replaced version drains what it
+ * admitted and is then disposed in the worker (its tensors freed).
+ */
+export class ModelPool {
+  readonly #models = new Map<string, ModelEntry>();
+  #counter = 0;
+
+  constructor(
+    private readonly executor: Executor,
+    private readonly defaults: ServingConfig,
+    private readonly log: PoolLogger,
+    private readonly metrics?: InferenceMetrics,
+  ) {
+    metrics?.queueDepth.addCallback((result) => {
+      for (const entry of this.#models.values()) {
+        for (const v of entry.versions.values()) {
+          result.observe(v.batcher.queuedRows, { model: v.model, version: String(v.version) });
+        }
+      }
+    });
+  }
+
+  get backend(): string {
+    return this.executor.backend?.backend ?? 'unknown';
+  }
+
+  entries(): ModelEntry[] {
+    return [...this.#models.values()];
+  }
+
+  entry(model: string): ModelEntry {
+    let entry = this.#models.get(model);
+    if (!entry) {
+      entry = {
+        name: model,
+        versions: new Map(),
+        aliases: new Map(),
+        failures: [],
+        loading: new Set(),
+        config: this.defaults,
+      };
+      this.#models.set(model, entry);
+    }
+    return entry;
+  }
+
+  find(model: string): ModelEntry | undefined {
+    return this.#models.get(model);
+  }
+
+  /** Loads, checks and warms up a version (a batch at each preferred size) before it may take traffic. */
+  async load(spec: LoadSpec): Promise<LoadedVersion> {
+    const entry = this.entry(spec.model);
+    const existing = entry.versions.get(spec.version);
+    // Still in the map means not yet disposed: a retired version that is deployed again is reused.
+    if (existing) return existing;
+    const key = `${spec.model}@${spec.version}#${++this.#counter}`;
+    const started = performance.now();
+    entry.loading.add(spec.version);
+    let loaded = false;
+    try {
+      const { signature, metadata } = await this.executor.load(key, spec.files);
+      loaded = true;
+      const layout = inputLayout(signature);
+      const featureNames = featureNamesOf(metadata, layout);
+      const mismatch = spec.expected ? sameSignature(spec.expected, signature) : undefined;
+      if (mismatch) throw new IncompatibleModelError(mismatch);
+      const options = spec.config.batcher;
+      const sizes = options.preferred_batch_size.length > 0 ? options.preferred_batch_size : [1];
+      const warmStart = performance.now();
+      await this.executor.warmup(key, [...new Set([...sizes, options.max_batch_size])]);
+      const warmMs = (performance.now() - warmStart) / (sizes.length + 1);
+      const labels = { model: spec.model, version: String(spec.version) };
+      const hooks: BatcherHooks = {
+        onBatch: (rows, execUs) => {
+          this.metrics?.batchSize.record(rows, labels);
+          this.metrics?.execution.record(execUs / 1e6, labels);
+        },
+        onQueueWait: (us) => this.metrics?.queueWait.record(us / 1e6, labels),
+        onShed: (reason) => this.metrics?.shed.add(1, { ...labels, reason }),
+      };
+      const batcher = new DynamicBatcher(
+        layout,
+        options,
+        (inputs) => this.executor.run(key, inputs),
+        hooks,
+        warmMs,
+      );
+      const loadMs = performance.now() - started;
+      const version = new LoadedVersion(
+        spec.model,
+        spec.version,
+        key,
+        spec.digest,
+        signature,
+        layout,
+        featureNames,
+        batcher,
+        loadMs,
+      );
+      entry.versions.set(spec.version, version);
+      this.metrics?.loadSeconds.record(loadMs / 1000, { model: spec.model, result: 'ok' });
+      this.log.info(
+        { model: spec.model, version: spec.version, digest: spec.digest, loadMs: Math.round(loadMs) },
+        'model version loaded and warmed up',
+      );
+      return version;
+    } catch (error) {
+      if (loaded) await this.executor.unload(key).catch(() => {});
+      this.metrics?.loadSeconds.record((performance.now() - started) / 1000, {
+        model: spec.model,
+        result: 'failed',
+      });
+      throw error;
+    } finally {
+      entry.loading.delete(spec.version);
+    }
+  }
+
+  /** A version refused at load: kept for health details, counted, logged. The current version keeps serving. */
+  recordFailure(model: string, version: number, digest: string, error: unknown): void {
+    const entry = this.entry(model);
+    const message = error instanceof Error ? error.message : String(error);
+    entry.failures.unshift({ version, digest, error: message, time: new Date() });
+    entry.failures.length = Math.min(entry.failures.length, MAX_FAILURES_KEPT);
+    this.metrics?.loadFailures.add(1, { model, version: String(version) });
+    this.log.error(
+      { model, version, digest, error: message },
+      `model ${model} version ${version} refused at load; the current version keeps serving`,
+    );
+  }
+
+  /** Points `alias` at a loaded version, atomically; the version it replaces drains and is disposed. */
+  setAlias(model: string, alias: string, version: LoadedVersion): void {
+    const entry = this.entry(model);
+    const previous = entry.aliases.get(alias);
+    if (previous === version) return;
+    entry.aliases.set(alias, version);
+    version.aliases.add(alias);
+    version.retired = false;
+    if (previous) {
+      previous.aliases.delete(alias);
+      this.#retireIfUnused(entry, previous);
+    }
+    this.log.info(
+      { model, alias, version: version.version, from: previous?.version ?? null },
+      `${model}: ${alias} -> version ${version.version}`,
+    );
+  }
+
+  deleteAlias(model: string, alias: string): void {
+    const entry = this.#models.get(model);
+    const previous = entry?.aliases.get(alias);
+    if (!entry || !previous) return;
+    entry.aliases.delete(alias);
+    previous.aliases.delete(alias);
+    this.#retireIfUnused(entry, previous);
+  }
+
+  setConfig(model: string, config: ServingConfig): void {
+    this.entry(model).config = config;
+  }
+
+  #retireIfUnused(entry: ModelEntry, version: LoadedVersion): void {
+    if (version.aliases.size > 0) return;
+    version.retired = true;
+    if (version.inflight === 0) this.#dispose(entry, version);
+  }
+
+  #dispose(entry: ModelEntry, version: LoadedVersion): void {
+    if (entry.versions.get(version.version) === version) entry.versions.delete(version.version);
+    this.executor.unload(version.key).catch((error: unknown) => {
+      this.log.warn(
+        { model: version.model, version: version.version, error: String(error) },
+        'unload failed',
+      );
+    });
+  }
+
+  /**
+   * Chooses the version that answers: an exact version (it must be loaded), or the alias
+   * (default `production`), with the canary policy applied to `production`. The version's
+   * in-flight count is taken here, in the same turn; call release() when answered.
+   */
+  acquire(
+    model: string,
+    target: { alias?: string; version?: number; stickyKey?: string },
+  ): {
+    version: LoadedVersion;
+    alias: string;
+  } {
+    const entry = this.#models.get(model);
+    if (!entry || (entry.versions.size === 0 && entry.loading.size === 0 && entry.failures.length === 0)) {
+      throw notFound(`model "${model}" is not served here (no alias of it is deployed)`);
+    }
+    let chosen: LoadedVersion | undefined;
+    let alias = '';
+    if (target.version) {
+      chosen = entry.versions.get(target.version);
+      if (!chosen || chosen.retired) {
+        const loaded = [...entry.versions.values()].filter((v) => !v.retired).map((v) => v.version);
+        throw notFound(
+          `model "${model}" version ${target.version} is not loaded (loaded: ${loaded.join(', ') || 'none'})`,
+        );
+      }
+    } else {
+      alias = target.alias || 'production';
+      chosen = entry.aliases.get(alias);
+      if (!chosen) {
+        if (entry.loading.size > 0) throw unavailable(`model "${model}" is still loading`);
+        throw notFound(`model "${model}" has no "${alias}" version loaded`);
+      }
+      const candidate = entry.aliases.get('candidate');
+      if (alias === 'production' && candidate && entry.config.canaryPercent > 0) {
+        if (canaryBucket(target.stickyKey) < entry.config.canaryPercent) {
+          chosen = candidate;
+          alias = 'candidate';
+        }
+      }
+    }
+    chosen.inflight++;
+    return { version: chosen, alias };
+  }
+
+  /** Takes the shadow version (`candidate` while shadowing is on), or undefined. */
+  acquireShadow(model: string, serving: LoadedVersion): LoadedVersion | undefined {
+    const entry = this.#models.get(model);
+    const candidate = entry?.aliases.get('candidate');
+    if (!entry?.config.shadow || !candidate || candidate === serving) return undefined;
+    candidate.inflight++;
+    return candidate;
+  }
+
+  release(version: LoadedVersion): void {
+    version.inflight--;
+    if (version.retired && version.inflight === 0) {
+      const entry = this.#models.get(version.model);
+      if (entry) this.#dispose(entry, version);
+    }
+  }
+}
+
+/** 0-100: random per request, or fixed per entity key (sticky: an entity always gets the same answer source). */
+export function canaryBucket(stickyKey: string | undefined): number {
+  if (!stickyKey) return Math.random() * 100;
+  // FNV-1a: stable across processes and restarts.
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < stickyKey.length; i++) {
+    hash ^= stickyKey.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return ((hash >>> 0) % 10_000) / 100;
+}

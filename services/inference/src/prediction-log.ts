@@ -1,0 +1,183 @@
+import type { PredictionRecord } from '@ballast/queue';
+import type { NumericArray } from './executor.js';
+import type { InferenceMetrics } from './metrics.js';
+
+/** A logged request as the hot path leaves it: typed arrays, converted only when flushed. */
+export interface PendingRecord {
+  model: string;
+  version: number;
+  requestId: string;
+  rows: number;
+  time: number;
+  latencyUs: number;
+  inputs: { name: string; data: NumericArray }[];
+  outputs: { name: string; data: NumericArray }[];
+  traceId?: string | undefined;
+  alias?: string | undefined;
+  shadow?: boolean | undefined;
+  entityKeys?: string[] | undefined;
+  segments?: Record<string, string> | undefined;
+}
+
+export interface PredictionJob {
+  model: string;
+  version: string;
+  rows: number;
+  records: PredictionRecord[];
+}
+
+export interface PredictionLogOptions {
+  /** Fraction of requests logged, 0-1. */
+  sampleRate: number;
+  /** Records held while Redis is slow or away; beyond it records are dropped (and counted). */
+  maxBuffer: number;
+  /** Records per flush. */
+  maxBatch: number;
+  flushIntervalMs: number;
+  /** A flush that takes longer is given up (its records count as dropped). */
+  flushTimeoutMs: number;
+}
+
+export const DEFAULT_PREDICTION_LOG: PredictionLogOptions = {
+  sampleRate: 1,
+  maxBuffer: 10_000,
+  maxBatch: 500,
+  flushIntervalMs: 250,
+  flushTimeoutMs: 2_000,
+};
+
+interface Warner {
+  warn(obj: object, msg?: string): void;
+}
+
+function toRecord(pending: PendingRecord): PredictionRecord {
+  const tensors = (list: PendingRecord['inputs']) =>
+    Object.fromEntries(list.map(({ name, data }) => [name, Array.from(data)]));
+  const record: PredictionRecord = {
+    requestId: pending.requestId,
+    time: pending.time,
+    latencyUs: pending.latencyUs,
+    inputs: tensors(pending.inputs),
+    outputs: tensors(pending.outputs),
+  };
+  if (pending.traceId) record.traceId = pending.traceId;
+  if (pending.alias) record.alias = pending.alias;
+  if (pending.shadow) record.shadow = true;
+  if (pending.entityKeys?.some((k) => k)) record.entityKeys = pending.entityKeys;
+  if (pending.segments && Object.keys(pending.segments).length > 0) record.segments = pending.segments;
+  return record;
+}
+
+/**
+ * The prediction log: requests are sampled into a bounded buffer on the hot path (no I/O,
+ * no conversion), and a timer flushes them as `monitor.predictions` jobs, one job per model
+ * version per flush. A slow or absent Redis only fills the buffer; what does not fit, or a
+ * flush that fails or times out, is dropped and counted, never waited for.
+ */
+export class PredictionLog {
+  readonly #buffer: PendingRecord[] = [];
+  #dropped = 0;
+  #flushing: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #lastWarn = 0;
+
+  constructor(
+    private readonly sink: (jobs: PredictionJob[]) => Promise<unknown>,
+    private readonly options: PredictionLogOptions = DEFAULT_PREDICTION_LOG,
+    private readonly metrics?: InferenceMetrics,
+    private readonly log?: Warner,
+  ) {}
+
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  get buffered(): number {
+    return this.#buffer.length;
+  }
+
+  /** Whether this request should be logged (sampling); decide before building its record. */
+  sample(): boolean {
+    return this.options.sampleRate >= 1 || Math.random() < this.options.sampleRate;
+  }
+
+  record(record: PendingRecord): void {
+    if (this.#buffer.length >= this.options.maxBuffer) {
+      this.#drop(1, 'prediction log buffer full');
+      return;
+    }
+    this.#buffer.push(record);
+  }
+
+  start(): void {
+    this.#timer ??= setInterval(() => void this.flush(), this.options.flushIntervalMs);
+    this.#timer.unref();
+  }
+
+  #drop(count: number, why: string): void {
+    this.#dropped += count;
+    this.metrics?.logDropped.add(count);
+    const now = Date.now();
+    if (now - this.#lastWarn > 10_000) {
+      this.#lastWarn = now;
+      this.log?.warn({ dropped: this.#dropped, why }, `prediction log dropping records: ${why}`);
+    }
+  }
+
+  /** Sends what is buffered (at most maxBatch records); one flush at a time. */
+  flush(): Promise<void> {
+    this.#flushing ??= this.#flushOnce().finally(() => {
+      this.#flushing = undefined;
+    });
+    return this.#flushing;
+  }
+
+  async #flushOnce(): Promise<void> {
+    const taken = this.#buffer.splice(0, this.options.maxBatch);
+    if (taken.length === 0) return;
+    const groups = new Map<string, PredictionJob>();
+    for (const pending of taken) {
+      const key = `${pending.model}\u0000${pending.version}`;
+      let job = groups.get(key);
+      if (!job) {
+        job = { model: pending.model, version: String(pending.version), rows: 0, records: [] };
+        groups.set(key, job);
+      }
+      const record = toRecord(pending);
+      job.records.push(record);
+      job.rows += pending.rows;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.sink([...groups.values()]),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer in ${this.options.flushTimeoutMs} ms`)),
+            this.options.flushTimeoutMs,
+          );
+        }),
+      ]);
+      this.metrics?.logged.add(taken.length);
+    } catch (error) {
+      this.#drop(taken.length, `enqueueing failed: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops the timer and flushes what is left (bounded by the flush timeout per batch). */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#flushing;
+    while (this.#buffer.length > 0) {
+      const before = this.#dropped;
+      await this.flush();
+      if (this.#dropped > before) {
+        this.#drop(this.#buffer.length, 'closing');
+        this.#buffer.length = 0;
+      }
+    }
+  }
+}

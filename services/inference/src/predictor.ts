@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import { errorCodes, toStatus } from '@ballast/grpc-kit';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { BatchAnswer, InputLayout } from './batcher.js';
+import type { ModelInputs } from './inputs.js';
+import type { InferenceMetrics } from './metrics.js';
+import type { LoadedVersion, ModelPool, PoolLogger } from './model-pool.js';
+import type { PredictionLog } from './prediction-log.js';
+
+const tracer = trace.getTracer('@ballast/inference');
+const statusNames = Object.fromEntries(
+  Object.entries(errorCodes).map(([name, code]) => [code, name.toUpperCase()]),
+);
+
+export interface PredictCall {
+  api: 'predict' | 'oip';
+  model: string;
+  alias?: string | undefined;
+  version?: number | undefined;
+  requestId?: string | undefined;
+  /** Sticky canary routing: the same key always lands on the same side. */
+  stickyKey?: string | undefined;
+  entityKeys?: string[] | undefined;
+  segments?: Record<string, string> | undefined;
+  /** Builds the model inputs for the version chosen (validation happens here). */
+  build(version: LoadedVersion, allowNonFinite: boolean): ModelInputs;
+  signal?: AbortSignal | undefined;
+  deadline?: Date | undefined;
+}
+
+export interface PredictOutcome {
+  version: LoadedVersion;
+  alias: string;
+  requestId: string;
+  answer: BatchAnswer;
+  totalUs: number;
+}
+
+/**
+ * One prediction, whatever API it came from: route (alias, exact version, canary), validate,
+ * queue in the version's batcher, answer; then, off the answer's path, the prediction log
+ * and the shadow copy. Every request gets a span linked to the batch execution it joined.
+ */
+export class Predictor {
+  constructor(
+    private readonly pool: ModelPool,
+    private readonly predictionLog: PredictionLog | undefined,
+    private readonly metrics: InferenceMetrics | undefined,
+    private readonly log: PoolLogger,
+  ) {}
+
+  get backend(): string {
+    return this.pool.backend;
+  }
+
+  async predict(call: PredictCall): Promise<PredictOutcome> {
+    const started = performance.now();
+    const requestId = call.requestId || randomUUID();
+    const span = tracer.startSpan('inference.predict', {
+      attributes: {
+        'inference.model': call.model,
+        'inference.api': call.api,
+        'inference.request_id': requestId,
+      },
+    });
+    let labels: Record<string, string> = { model: call.model, version: '', api: call.api };
+    try {
+      const { version, alias } = this.pool.acquire(call.model, {
+        alias: call.alias,
+        version: call.version,
+        stickyKey: call.stickyKey,
+      });
+      labels = { ...labels, version: String(version.version) };
+      span.setAttributes({ 'inference.version': version.version, 'inference.alias': alias });
+      let built: ModelInputs;
+      let answer: BatchAnswer;
+      try {
+        const config = this.pool.find(call.model)?.config;
+        built = call.build(version, config?.allowNonFinite ?? false);
+        answer = await version.batcher.submit({
+          rows: built.rows,
+          inputs: built.inputs,
+          deadline: call.deadline
+            ? performance.now() + (call.deadline.getTime() - Date.now())
+            : Number.POSITIVE_INFINITY,
+          signal: call.signal,
+          spanContext: span.spanContext(),
+        });
+      } finally {
+        this.pool.release(version);
+      }
+      if (answer.batchSpan) {
+        span.addLink({ context: answer.batchSpan });
+        span.setAttribute('inference.batch_size', answer.batchSize);
+      }
+      const totalUs = Math.round((performance.now() - started) * 1000);
+      this.metrics?.requests.add(1, { ...labels, status: 'OK' });
+      this.metrics?.duration.record(totalUs / 1e6, { ...labels, status: 'OK' });
+      const traceId = span.spanContext().traceId;
+      if (this.predictionLog?.sample()) {
+        this.predictionLog.record({
+          model: call.model,
+          version: version.version,
+          requestId,
+          rows: built.rows,
+          time: Date.now(),
+          latencyUs: totalUs,
+          inputs: version.layout.map((input: InputLayout, i) => ({
+            name: input.name,
+            data: built.inputs[i] ?? new Float32Array(),
+          })),
+          outputs: answer.outputs.map((o) => ({ name: o.name, data: o.data })),
+          traceId,
+          alias,
+          entityKeys: call.entityKeys,
+          segments: call.segments,
+        });
+      }
+      this.#shadow(call, version, requestId, traceId);
+      return { version, alias, requestId, answer, totalUs };
+    } catch (error) {
+      const code = statusNames[toStatus(error).code] ?? 'UNKNOWN';
+      this.metrics?.requests.add(1, { ...labels, status: code });
+      this.metrics?.duration.record((performance.now() - started) / 1e6, { ...labels, status: code });
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  /** Mirrors the request to the shadow version; its answer is logged, never returned, and never delays the caller. */
+  #shadow(call: PredictCall, serving: LoadedVersion, requestId: string, traceId: string): void {
+    const shadow = this.pool.acquireShadow(call.model, serving);
+    if (!shadow) return;
+    const started = performance.now();
+    void context.with(context.active(), async () => {
+      try {
+        const built = call.build(shadow, this.pool.find(call.model)?.config.allowNonFinite ?? false);
+        const answer = await shadow.batcher.submit({
+          rows: built.rows,
+          inputs: built.inputs,
+          deadline: performance.now() + 10_000,
+        });
+        const latencyUs = Math.round((performance.now() - started) * 1000);
+        this.log.info(
+          {
+            model: call.model,
+            version: shadow.version,
+            requestId,
+            latencyUs,
+            outputs: answer.outputs.map((o) => ({ name: o.name, values: Array.from(o.data.slice(0, 16)) })),
+          },
+          'shadow prediction',
+        );
+        this.predictionLog?.record({
+          model: call.model,
+          version: shadow.version,
+          requestId,
+          rows: built.rows,
+          time: Date.now(),
+          latencyUs,
+          inputs: shadow.layout.map((input, i) => ({
+            name: input.name,
+            data: built.inputs[i] ?? new Float32Array(),
+          })),
+          outputs: answer.outputs.map((o) => ({ name: o.name, data: o.data })),
+          traceId,
+          alias: 'candidate',
+          shadow: true,
+          entityKeys: call.entityKeys,
+          segments: call.segments,
+        });
+      } catch (error) {
+        this.log.warn(
+          { model: call.model, version: shadow.version, requestId, error: (error as Error).message },
+          'shadow prediction failed (the caller was answered by production)',
+        );
+      } finally {
+        this.pool.release(shadow);
+      }
+    });
+  }
+}
