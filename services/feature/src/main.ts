@@ -3,14 +3,14 @@
 
 import { addrConfig, commonConfig, loadConfig, serviceConfig, str } from '@ballast/config';
 import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
-import { runMain, runService, serve, unavailable } from '@ballast/grpc-kit';
+import { runMain, runService, serve } from '@ballast/grpc-kit';
 import { connectRedis } from '@ballast/queue';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
+import { IngestSource } from './ingest-source.js';
 import { Materializer } from './materialize.js';
 import { migrations } from './migrations.js';
 import { DEFAULT_ONLINE_PREFIX, OnlineStore } from './online.js';
-import type { RecordSource } from './records.js';
 import { featureService } from './server.js';
 import { FeatureStore } from './store.js';
 import { Views } from './views.js';
@@ -35,15 +35,8 @@ runMain(async () => {
   const store = new FeatureStore(() => serviceStore.sql);
   const views = new Views(store);
   const online = new OnlineStore(redis, config.BALLAST_FEATURE_ONLINE_PREFIX);
-  // Dataset versions are read from ingest's ReadVersion at BALLAST_INGEST_ADDR once that
-  // contract has landed; until then materialization answers UNAVAILABLE.
-  const source: RecordSource = {
-    read() {
-      throw unavailable(
-        `reading dataset versions from ingest (${config.BALLAST_INGEST_ADDR}) is not available yet`,
-      );
-    },
-  };
+  // Dataset versions are read from ingest's ReadVersion stream.
+  const source = new IngestSource(config.BALLAST_INGEST_ADDR, { authToken: config.BALLAST_AUTH_TOKEN });
   const materializer = new Materializer({ store, online, source });
   let worker: ReturnType<typeof materializeWorker> | undefined;
   await runService({
@@ -68,7 +61,12 @@ runMain(async () => {
         { connection: redis, onError: (err) => log.error({ err }, 'materialize worker error') },
       );
     },
-    close: [() => worker?.close(), () => redis.disconnect(), () => serviceStore.close()],
+    close: [
+      () => worker?.close(),
+      () => source.close(),
+      () => redis.disconnect(),
+      () => serviceStore.close(),
+    ],
     shutdownGraceMs: config.BALLAST_SHUTDOWN_GRACE_MS,
   });
 });

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import { Materializer } from './materialize.js';
 import { migrations } from './migrations.js';
 import { OnlineStore } from './online.js';
-import { MemorySource } from './records.js';
+import { MemorySource, type RecordSource } from './records.js';
 import { featureService } from './server.js';
 import { FeatureStore } from './store.js';
 import { Views } from './views.js';
@@ -56,7 +56,10 @@ export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-export async function startTestFeature(kind: SqlKind): Promise<TestFeature> {
+export async function startTestFeature(
+  kind: SqlKind,
+  options: { source?: RecordSource } = {},
+): Promise<TestFeature> {
   const dir = await mkdtemp(join(tmpdir(), 'ballast-feature-test-'));
   const schema = `t_feature_${randomBytes(4).toString('hex')}`;
   const sql =
@@ -70,7 +73,7 @@ export async function startTestFeature(kind: SqlKind): Promise<TestFeature> {
   const views = new Views(store);
   const online = new OnlineStore(redis, prefix);
   const source = new MemorySource();
-  const materializer = new Materializer({ store, online, source });
+  const materializer = new Materializer({ store, online, source: options.source ?? source });
   const server: GrpcServer = await startGrpcServer({
     services: [serve(FeatureService, featureService({ store, views, online, materializer }))],
     host: '127.0.0.1',
