@@ -1,3 +1,7 @@
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { VersionState } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
 import { RpcError } from '@ballast/grpc-kit';
 import type { TfModel } from '@ballast/ml';
@@ -348,5 +352,43 @@ describe('hot swap', () => {
     }, 'v4 failed');
     expect(status4.error).toContain('input "x"');
     expect((await t.client.predict({ model: 'demand', rows: [named(ROWS[0] ?? [])] })).version).toBe(current);
+  });
+});
+
+describe('a client outside Node', () => {
+  it("calls ModelInfer with Debian's python3-grpcio, typed and raw, and gets model.predict's answers", async () => {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const proto = join(here, '..', '..', '..', 'proto', 'inference', 'grpc_predict_v2.proto');
+    // Asynchronously: the server answering it runs in this process's event loop.
+    const result = await promisify(execFile)(
+      '/usr/bin/python3',
+      [join(here, 'oip_client.py'), t.address, proto, 'demand'],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    expect(result.stderr).toBe('');
+    const answer = JSON.parse(result.stdout) as {
+      ready: boolean;
+      typed: number[];
+      raw: number[];
+      shape: number[];
+      missing: string;
+    };
+    const want = referencePredict(
+      await referenceModel(
+        t.pool.find('demand')?.aliases.get('production')?.version === 1 ? v1Files : v2Files,
+      ),
+      [
+        [10, 1, 21.5],
+        [12.5, 0, 18],
+      ],
+    );
+    expect(answer.ready).toBe(true);
+    expect(answer.shape).toEqual([2, 1]);
+    for (const [i, v] of answer.typed.entries()) expect(v).toBeCloseTo(want[i] ?? 0, 4);
+    for (const [i, v] of answer.raw.entries()) expect(v).toBeCloseTo(want[i] ?? 0, 4);
+    expect(answer.missing).toBe('NOT_FOUND');
   });
 });

@@ -9,14 +9,14 @@ import { createClient, runMain, runService } from '@ballast/grpc-kit';
 // Not imported from @ballast/ml: that would load TensorFlow.js on the gRPC thread too.
 const BACKEND_PREFERENCES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
-import { connectRedis, createQueue, QueueNames } from '@ballast/queue';
+import { connectRedis } from '@ballast/queue';
 import { createLogger } from '@ballast/telemetry';
 import { ArtifactCache } from './artifact-cache.js';
 import { DeploymentFollower } from './deployments.js';
 import { Executor } from './executor.js';
 import { inferenceMetrics } from './metrics.js';
 import { ModelPool } from './model-pool.js';
-import { DEFAULT_PREDICTION_LOG, PredictionLog } from './prediction-log.js';
+import { DEFAULT_PREDICTION_LOG, PredictionLog, predictionQueue, queueSink } from './prediction-log.js';
 import { Predictor } from './predictor.js';
 import { inferenceServices } from './server.js';
 import { parseSizes, type ServingConfig } from './serving-config.js';
@@ -65,15 +65,9 @@ runMain(async () => {
   const pool = new ModelPool(executor, defaults, log, metrics);
 
   const redis = connectRedis(config.BALLAST_REDIS_URL);
-  // The prediction log's own connection fails fast instead of queueing commands while Redis is away.
-  const logRedis = connectRedis(config.BALLAST_REDIS_URL, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-  });
-  logRedis.on('error', () => {});
-  const queue = createQueue(QueueNames.monitorPredictions, { connection: logRedis, onError: () => {} });
+  const predictions = predictionQueue(config.BALLAST_REDIS_URL);
   const predictionLog = new PredictionLog(
-    (jobs) => queue.addBulk(jobs.map((data) => ({ name: 'predictions', data }))),
+    queueSink(predictions.queue),
     {
       ...DEFAULT_PREDICTION_LOG,
       sampleRate: config.BALLAST_INFERENCE_LOG_SAMPLE_PERCENT / 100,
@@ -131,9 +125,8 @@ runMain(async () => {
       () => follower.stop(),
       () => registry.close(),
       () => predictionLog.close(),
-      () => queue.close(),
+      () => predictions.close(),
       () => executor.close(),
-      () => logRedis.disconnect(),
       () => redis.disconnect(),
     ],
     shutdownGraceMs: config.BALLAST_SHUTDOWN_GRACE_MS,

@@ -1,4 +1,11 @@
-import type { PredictionRecord } from '@ballast/queue';
+import {
+  type BallastQueue,
+  connectRedis,
+  createQueue,
+  type PredictionRecord,
+  QueueNames,
+} from '@ballast/queue';
+
 import type { NumericArray } from './executor.js';
 import type { InferenceMetrics } from './metrics.js';
 
@@ -180,4 +187,33 @@ export class PredictionLog {
       }
     }
   }
+}
+
+/**
+ * The `monitor.predictions` queue on a Redis connection of its own that fails fast (no
+ * offline queue, one retry) instead of holding commands while Redis is away.
+ */
+export function predictionQueue(url: string): {
+  queue: BallastQueue<'monitor.predictions'>;
+  redis: ReturnType<typeof connectRedis>;
+  close(): Promise<void>;
+} {
+  const redis = connectRedis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
+  const queue = createQueue(QueueNames.monitorPredictions, { connection: redis, onError: () => {} });
+  return {
+    queue,
+    redis,
+    async close() {
+      await queue.close().catch(() => {});
+      redis.disconnect();
+    },
+  };
+}
+
+/** Sends each flushed group as one `monitor.predictions` job. */
+export function queueSink(
+  queue: BallastQueue<'monitor.predictions'>,
+): (jobs: PredictionJob[]) => Promise<unknown> {
+  return (jobs) => queue.addBulk(jobs.map((data) => ({ name: 'predictions', data })));
 }

@@ -164,7 +164,7 @@ export async function startTestInference(
 export async function eventually<T>(
   check: () => T | undefined | Promise<T | undefined>,
   what: string,
-  attempts = 300,
+  attempts = 1500,
 ): Promise<T> {
   for (let i = 0; i < attempts; i++) {
     const value = await check();
