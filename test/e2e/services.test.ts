@@ -17,6 +17,7 @@ import {
   type RunningProcess,
   startServiceProcess,
   TEST_DATABASE_URL,
+  waitServing,
 } from './support.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'ballast-e2e-'));
@@ -26,18 +27,6 @@ afterAll(async () => {
   await Promise.all(running.map((p) => p.stop('SIGKILL')));
   rmSync(dataDir, { recursive: true, force: true });
 });
-
-async function waitServing(address: string, service: string) {
-  const health = createClient(Health, { address, deadlineMs: 1_000, retry: false });
-  try {
-    return await eventually(async () => {
-      const { status } = await health.check({ service });
-      return status === ServingStatus.SERVING ? status : undefined;
-    }, `${service} SERVING at ${address}`);
-  } finally {
-    health.close();
-  }
-}
 
 describe.each(GRPC_SERVICES.map((s) => [s]))('%s as a process', (service: GrpcServiceName) => {
   const typeName = SERVICE_DESCRIPTORS[service].typeName;

@@ -5,6 +5,11 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { envPrefix, type ServiceName } from '@ballast/config';
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from '@ballast/contracts/grpc/health/v1/health_pb.js';
+import { createClient } from '@ballast/grpc-kit';
 
 const require = createRequire(import.meta.url);
 
@@ -91,6 +96,23 @@ export async function eventually<T>(
     await sleep(100);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Polls grpc.health.v1 until `service` answers SERVING (the empty name is liveness). */
+export async function waitServing(address: string, service: string, attempts = 150) {
+  const health = createClient(Health, { address, deadlineMs: 1_000, retry: false });
+  try {
+    return await eventually(
+      async () => {
+        const { status } = await health.check({ service });
+        return status === ServingStatus.SERVING ? status : undefined;
+      },
+      `${service} SERVING at ${address}`,
+      attempts,
+    );
+  } finally {
+    health.close();
+  }
 }
 
 export function promtoolCheck(body: string): { status: number | null; output: string } {

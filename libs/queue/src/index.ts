@@ -1,6 +1,7 @@
 export { type Closable, closeAll } from './close.js';
 export { connectRedis, DEFAULT_REDIS_URL, pingRedis, redisUrl } from './connection.js';
 export { DEFAULT_JOB_OPTIONS, DEFAULT_PREFIX, KEEP_COMPLETED, KEEP_FAILED } from './defaults.js';
+export { canonicalJson, trainingJobId } from './job-ids.js';
 export { isQueueName, type QueueName, QueueNames, queueNames } from './names.js';
 export {
   type EvalSpec,

@@ -1,0 +1,265 @@
+import type { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import type { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
+import {
+  type ModelVersion,
+  type RegistryService,
+  Task,
+} from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
+import { RpcError, type ServiceClient } from '@ballast/grpc-kit';
+import {
+  artifactManifest,
+  type BackendSelection,
+  modelSignature,
+  saveModelFiles,
+  trainTabularModel,
+} from '@ballast/ml';
+import type { ModelSpec, TrainingRunJob } from '@ballast/queue';
+import { status } from '@grpc/grpc-js';
+import { UnrecoverableError } from 'bullmq';
+import { trainingEnvironment } from './environment.js';
+import { evaluate } from './evaluate.js';
+import { costPerMillion, measureLatency } from './profile.js';
+import { specFromHyperparameters, specHyperparameters } from './spec.js';
+import { readTrainingSet, split } from './training-set.js';
+
+/**
+ * One `training.run` job, start to finish: resolve what to train on, read the training set
+ * from feature, train with the spec's seed, evaluate on the time-based holdout overall and
+ * per segment, profile latency and cost, then register the version with its lineage, point
+ * `candidate` at it and, when asked, ask registry to promote it (its gate decides).
+ */
+
+export interface TrainerClients {
+  registry: ServiceClient<typeof RegistryService>;
+  feature: ServiceClient<typeof FeatureService>;
+  ingest: ServiceClient<typeof IngestService>;
+}
+
+export interface TrainerSettings {
+  backend: BackendSelection;
+  /** Price of one core-hour for the cost estimate (in `currency`). */
+  pricePerCoreHour: number;
+  currency: string;
+}
+
+export interface Progress {
+  stage: 'resolving' | 'reading' | 'training' | 'evaluating' | 'registering' | 'done';
+  epoch?: number;
+  epochs?: number;
+  loss?: number;
+  etaMs?: number;
+}
+
+export interface TrainingOutcome {
+  model: string;
+  version: number;
+  artifactDigest: string;
+  /** True when an earlier attempt of this job had already registered the version. */
+  reused: boolean;
+  promotion: 'promoted' | 'refused' | 'not requested';
+  promotionDetail?: string;
+  /** Rows trained and evaluated on, and rows left out for missing values. */
+  rows: { train: number; holdout: number; dropped: number };
+}
+
+export interface TrainingJob {
+  id: string;
+  data: TrainingRunJob;
+}
+
+export async function runTraining(
+  job: TrainingJob,
+  clients: TrainerClients,
+  settings: TrainerSettings,
+  report: (progress: Progress) => Promise<void>,
+): Promise<TrainingOutcome> {
+  const { registry } = clients;
+  await report({ stage: 'resolving' });
+  const model = await unrecoverableIf(registry.getModel({ name: job.data.model }), [status.NOT_FOUND]);
+  const task = model.model?.task === Task.CLASSIFICATION ? 'classification' : 'regression';
+  const recent = (await registry.listModelVersions({ model: job.data.model, pageSize: 50 })).versions;
+  // A retried job whose earlier attempt registered its version before dying: the same
+  // version, never a second one.
+  const done = recent.find((v) => v.lineage?.trainingJobId === job.id);
+  if (done) return outcome(job, done, true, 'not requested', { train: 0, holdout: 0, dropped: 0 });
+
+  const previous = recent[0];
+  const spec = job.data.spec ?? specOf(previous);
+  const viewName = job.data.featureView ?? previous?.lineage?.featureView?.name;
+  if (!viewName)
+    throw new UnrecoverableError(
+      `job for ${job.data.model} names no feature view and the model has no version to take one from`,
+    );
+  const { view } = await unrecoverableIf(clients.feature.getFeatureView({ name: viewName }), [
+    status.NOT_FOUND,
+  ]);
+  if (!view?.definition?.source)
+    throw new UnrecoverableError(`feature view ${viewName} has no source dataset`);
+  const datasetName = view.definition.source.dataset;
+  const datasetVersion = job.data.datasetVersion ?? (await latestDatasetVersion(clients.ingest, datasetName));
+
+  await report({ stage: 'reading' });
+  const set = await unrecoverableIf(
+    readTrainingSet(clients.feature, { view: viewName, viewVersion: view.version, datasetVersion }),
+    [status.NOT_FOUND, status.INVALID_ARGUMENT, status.FAILED_PRECONDITION],
+  );
+  const train = split(set, 'train');
+  const holdout = split(set, 'holdout');
+
+  const started = performance.now();
+  const trained = await trainTabularModel({
+    features: train.features,
+    featureCount: train.width,
+    labels: train.labels,
+    task,
+    hiddenUnits: spec.hiddenUnits,
+    activation: spec.activation,
+    dropout: spec.dropout,
+    epochs: spec.epochs,
+    batchSize: spec.batchSize,
+    learningRate: spec.learningRate,
+    seed: spec.seed,
+    ...(spec.earlyStopping
+      ? {
+          validation: { features: holdout.features, labels: holdout.labels },
+          earlyStopping: spec.earlyStopping,
+        }
+      : {}),
+    onEpochEnd: async ({ epoch, loss }) => {
+      const perEpoch = (performance.now() - started) / (epoch + 1);
+      await report({
+        stage: 'training',
+        epoch: epoch + 1,
+        epochs: spec.epochs,
+        loss,
+        etaMs: Math.round(perEpoch * (spec.epochs - epoch - 1)),
+      });
+    },
+  });
+  try {
+    await report({ stage: 'evaluating' });
+    const metrics = evaluate(trained.model, task, holdout);
+    const files = await saveModelFiles(trained.model);
+    const latency = measureLatency(trained.model, train.width);
+    const signature = modelSignature(trained.model);
+
+    await report({ stage: 'registering' });
+    const manifest = artifactManifest(files);
+    await registry.uploadArtifact(
+      (async function* () {
+        yield {
+          part: {
+            case: 'manifest' as const,
+            value: {
+              files: manifest.files.map((f) => ({ ...f, size: BigInt(f.size) })),
+              digest: manifest.digest,
+            },
+          },
+        };
+        for (const file of files)
+          for (let at = 0; at < file.data.byteLength; at += 512 * 1024)
+            yield {
+              part: {
+                case: 'chunk' as const,
+                value: { path: file.path, data: file.data.subarray(at, at + 512 * 1024) },
+              },
+            };
+      })(),
+    );
+    const { version } = await registry.createModelVersion({
+      model: job.data.model,
+      artifactDigest: manifest.digest,
+      description: `trained by job ${job.id} (${job.data.reason}) on ${train.rows} rows, evaluated on ${holdout.rows}; ${set.droppedRows} rows left out for missing values`,
+      lineage: {
+        dataset: { name: datasetName, version: datasetVersion },
+        featureView: { name: viewName, version: view.version },
+        config: { hyperparameters: specHyperparameters(spec), seed: BigInt(spec.seed) },
+        environment: trainingEnvironment(settings.backend.tfjsVersion, settings.backend.backend),
+        trainingJobId: job.id,
+      },
+      metrics,
+      servingProfile: {
+        backend: settings.backend.backend,
+        latency,
+        costPerMillion: costPerMillion(latency, settings.pricePerCoreHour),
+        costCurrency: settings.currency,
+      },
+      signature: {
+        inputs: signature.inputs.map(tensorSpec),
+        outputs: signature.outputs.map(tensorSpec),
+      },
+    });
+    if (!version) throw new Error('registry answered CreateModelVersion without a version');
+    await registry.setAlias({
+      model: job.data.model,
+      alias: 'candidate',
+      version: version.version,
+      reason: `trained by job ${job.id}`,
+    });
+    const rows = { train: train.rows, holdout: holdout.rows, dropped: set.droppedRows };
+    if (!job.data.promote) return outcome(job, version, false, 'not requested', rows);
+    try {
+      await registry.promote({ model: job.data.model, version: version.version, reason: job.data.reason });
+      return outcome(job, version, false, 'promoted', rows);
+    } catch (err) {
+      // The gate said no: the job did its work; production stays where it was.
+      if (err instanceof RpcError && err.code === status.FAILED_PRECONDITION)
+        return { ...outcome(job, version, false, 'refused', rows), promotionDetail: err.details };
+      throw err;
+    } finally {
+      await report({ stage: 'done' });
+    }
+  } finally {
+    trained.model.dispose();
+  }
+}
+
+function specOf(previous: ModelVersion | undefined): ModelSpec {
+  const spec = previous?.lineage?.config && specFromHyperparameters(previous.lineage.config.hyperparameters);
+  if (!spec)
+    throw new UnrecoverableError('the job has no spec and the model has no earlier version trained from one');
+  return spec;
+}
+
+async function latestDatasetVersion(
+  ingest: ServiceClient<typeof IngestService>,
+  dataset: string,
+): Promise<string> {
+  const { dataset: found } = await unrecoverableIf(ingest.getDataset({ name: dataset }), [status.NOT_FOUND]);
+  if (!found?.latestVersion)
+    throw new UnrecoverableError(`dataset ${dataset} has no committed version to train on`);
+  return found.latestVersion;
+}
+
+/** Errors that retrying cannot fix fail the job at once, with their reason. */
+async function unrecoverableIf<T>(call: Promise<T>, codes: status[]): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    if (err instanceof RpcError && codes.includes(err.code)) throw new UnrecoverableError(err.message);
+    throw err;
+  }
+}
+
+const tensorSpec = (t: { name: string; dtype: string | null; shape: number[] | null }) => ({
+  name: t.name,
+  dtype: t.dtype ?? 'float32',
+  shape: (t.shape ?? []).map(BigInt),
+});
+
+function outcome(
+  job: TrainingJob,
+  version: ModelVersion,
+  reused: boolean,
+  promotion: TrainingOutcome['promotion'],
+  rows: TrainingOutcome['rows'],
+): TrainingOutcome {
+  return {
+    model: job.data.model,
+    version: version.version,
+    artifactDigest: version.artifactDigest,
+    reused,
+    promotion,
+    rows,
+  };
+}
