@@ -115,23 +115,30 @@ describe('DynamicBatcher', () => {
 
   it('sheds at once when the expected wait exceeds the deadline or default_timeout', async () => {
     const model = doubler();
+    model.hold();
     const slow = new DynamicBatcher(
       layout,
-      options({ default_timeout_microseconds: 10_000 }),
+      options({ max_batch_size: 1, default_timeout_microseconds: 60_000 }),
       model.run,
       {},
       50,
     );
-    expect(slow.expectedWaitMs(1)).toBe(50);
-    expect(await code(slow.submit(request([1, 1])))).toBe('resource_exhausted');
+    // Idle: admitted whatever the estimate, so the estimate keeps learning.
+    expect(slow.expectedWaitMs(1)).toBe(0);
+    const running = slow.submit(request([1, 1]));
+    await tick();
+    expect(slow.expectedWaitMs(1)).toBe(25);
+    const queued = slow.submit(request([2, 2]));
+    expect(slow.expectedWaitMs(1)).toBe(75);
+    expect(await code(slow.submit(request([3, 3])))).toBe('resource_exhausted');
+    // Its deadline cannot fit the wait plus its own execution.
     const byDeadline = new DynamicBatcher(layout, options(), model.run, {}, 50);
     expect(await code(byDeadline.submit(request([1, 1], { deadline: performance.now() + 20 })))).toBe(
       'resource_exhausted',
     );
-    expect(await code(byDeadline.submit(request([1, 1], { deadline: performance.now() + 5_000 })))).toBe(
-      'ok',
-    );
-    expect(model.batches).toEqual([1]);
+    model.release();
+    expect(await code(Promise.all([running, queued]))).toBe('ok');
+    expect(model.batches).toEqual([1, 1]);
   });
 
   it('drops queued work whose deadline passed or whose caller cancelled, without running it', async () => {

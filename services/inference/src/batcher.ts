@@ -93,10 +93,14 @@ export class DynamicBatcher {
     return this.#execMs;
   }
 
-  /** What a request arriving now would wait before its batch finishes, in ms. */
+  /**
+   * How long a request arriving now would wait before its batch starts, in ms: half the batch
+   * running (on average), plus a full execution per batch queued ahead of it. An idle batcher
+   * admits anything, so the estimate always has fresh executions to learn from.
+   */
   expectedWaitMs(rows: number): number {
-    const batchesAhead = Math.ceil((this.#queuedRows + rows) / this.options.max_batch_size);
-    return (this.#running ? this.#execMs / 2 : 0) + batchesAhead * this.#execMs;
+    const batchesAhead = Math.ceil((this.#queuedRows + rows) / this.options.max_batch_size) - 1;
+    return (this.#running ? this.#execMs / 2 : 0) + Math.max(0, batchesAhead) * this.#execMs;
   }
 
   submit(request: BatchRequest): Promise<BatchAnswer> {
@@ -124,16 +128,20 @@ export class DynamicBatcher {
     }
     const now = performance.now();
     const waitMs = this.expectedWaitMs(request.rows);
-    const budgetMs = Math.min(
-      request.deadline - now,
-      default_timeout_microseconds > 0 ? default_timeout_microseconds / 1000 : Number.POSITIVE_INFINITY,
-    );
-    if (waitMs > budgetMs) {
+    // Queue time is bounded by default_timeout; queue time plus its own execution by the deadline.
+    const timeoutMs =
+      default_timeout_microseconds > 0 ? default_timeout_microseconds / 1000 : Number.POSITIVE_INFINITY;
+    const leftMs = request.deadline - now;
+    if (waitMs > timeoutMs || waitMs + this.#execMs > leftMs) {
       this.hooks.onShed?.('expected_wait');
+      const limit =
+        waitMs > timeoutMs
+          ? `default_timeout ${timeoutMs.toFixed(1)} ms`
+          : `deadline in ${leftMs.toFixed(1)} ms`;
       return Promise.reject(
         new BallastError(
           'resource_exhausted',
-          `overloaded: expected wait ${waitMs.toFixed(1)} ms exceeds the ${budgetMs.toFixed(1)} ms this request may wait; retry with backoff`,
+          `overloaded: expected wait ${waitMs.toFixed(1)} ms (+ ${this.#execMs.toFixed(1)} ms to run) does not fit the ${limit}; retry with backoff`,
         ),
       );
     }
