@@ -1,4 +1,10 @@
 import type { BallastError } from '@ballast/grpc-kit';
+import { trace } from '@opentelemetry/api';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { type BatcherOptions, DynamicBatcher, type InputLayout } from './batcher.js';
 import type { RunResult, TensorData } from './executor.js';
@@ -163,5 +169,24 @@ describe('DynamicBatcher', () => {
     await running;
     expect(model.batches).toEqual([1, 1]);
     expect(shed.sort()).toEqual(['cancelled', 'deadline']);
+  });
+
+  it('runs each batch in a span linked to the request spans it joined', async () => {
+    const exporter = new InMemorySpanExporter();
+    trace.setGlobalTracerProvider(
+      new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }),
+    );
+    const tracer = trace.getTracer('test');
+    const requests = [tracer.startSpan('request-a'), tracer.startSpan('request-b')];
+    const batcher = new DynamicBatcher(layout, options(), doubler().run);
+    const answers = await Promise.all(
+      requests.map((span, i) => batcher.submit({ ...request([i, i]), spanContext: span.spanContext() })),
+    );
+    const batch = exporter.getFinishedSpans().find((s) => s.name === 'inference.batch');
+    expect(batch?.links.map((l) => l.context.spanId).sort()).toEqual(
+      requests.map((r) => r.spanContext().spanId).sort(),
+    );
+    expect(batch?.attributes['inference.batch_size']).toBe(2);
+    for (const answer of answers) expect(answer.batchSpan?.spanId).toBe(batch?.spanContext().spanId);
   });
 });

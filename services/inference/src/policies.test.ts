@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { RpcError } from '@ballast/grpc-kit';
+import type { RpcError } from '@ballast/grpc-kit';
 import type { MonitorPredictionsJob } from '@ballast/queue';
 import { startHttpServer } from '@ballast/telemetry';
 import { status } from '@grpc/grpc-js';
@@ -20,16 +20,6 @@ const row = (entityKey = '', segments: Record<string, string> = {}) => ({
   entityKey,
   segments,
 });
-
-async function failure(promise: Promise<unknown>): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RpcError) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
 
 let t: TestInference;
 const prefix = `t-inference-${randomUUID().slice(0, 8)}`;
