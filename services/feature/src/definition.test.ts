@@ -7,7 +7,7 @@ import { BallastError } from '@ballast/grpc-kit';
 import { clone, create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { compileView, viewVersion } from './definition.js';
-import { retailDefinition } from './test-fixtures.js';
+import { retailDefinition } from './testing/retail.js';
 
 function refusal(mutate: (d: ReturnType<typeof retailDefinition>) => void): {
   field?: string;

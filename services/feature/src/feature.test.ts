@@ -11,7 +11,7 @@ import { QueueEvents } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAY_MS } from './definition.js';
 import { BACKENDS, collect, rejection, startTestFeature, type TestFeature } from './test-feature.js';
-import { batches, DAY0, retailDefinition, retailRecords } from './test-fixtures.js';
+import { batches, DAY0, retailDefinition, retailRecords } from './testing/retail.js';
 import { materializeWorker } from './worker.js';
 
 const V1 = 'a'.repeat(64);

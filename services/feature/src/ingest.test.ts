@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IngestSource } from './ingest-source.js';
 import { MemorySource, type RecordSource } from './records.js';
 import { collect, startTestFeature, type TestFeature } from './test-feature.js';
-import { batches, retailDefinition, retailRecords } from './test-fixtures.js';
 import { type IngestProcess, startIngest } from './test-ingest.js';
+import { batches, retailDefinition, retailRecords } from './testing/retail.js';
 
 // Materialization from the real ingest service (its process, over gRPC): a dataset version
 // committed there gives the same rows as the same records fed to the engine directly.

@@ -30,14 +30,27 @@ export function packVector(datasetVersion: string, eventTime: number, values: Fl
   return out;
 }
 
-export function unpackVector(buf: Buffer): OnlineVector {
+/**
+ * Decodes a packed vector's values straight into `out` at `offset` (at most `width` of them,
+ * the rest left as they are) and returns its event time and dataset version.
+ */
+export function unpackInto(
+  buf: Buffer,
+  out: { [index: number]: number },
+  offset: number,
+  width: number,
+): { eventTime: number; datasetVersion: string } {
   if (buf[0] !== FORMAT) throw new Error(`unknown online vector format ${buf[0]}`);
-  const n = buf[1] as number;
-  const head = 2 + n;
-  const width = (buf.length - head - 8) / 8;
-  const values = new Float64Array(width);
-  for (let j = 0; j < width; j++) values[j] = buf.readDoubleLE(head + 8 * (j + 1));
-  return { datasetVersion: buf.toString('utf8', 2, head), eventTime: buf.readDoubleLE(head), values };
+  const head = 2 + (buf[1] as number);
+  const n = Math.min(width, (buf.length - head - 8) / 8);
+  for (let j = 0; j < n; j++) out[offset + j] = buf.readDoubleLE(head + 8 * (j + 1));
+  return { datasetVersion: buf.toString('utf8', 2, head), eventTime: buf.readDoubleLE(head) };
+}
+
+export function unpackVector(buf: Buffer): OnlineVector {
+  const head = 2 + (buf[1] as number);
+  const values = new Float64Array((buf.length - head - 8) / 8);
+  return { ...unpackInto(buf, values, 0, values.length), values };
 }
 
 export class OnlineStore {
@@ -71,10 +84,15 @@ export class OnlineStore {
     return groups;
   }
 
+  /** The packed vectors of these entities (see unpackInto), null where an entity has none. */
+  async readPacked(viewVersion: string, entityKeys: readonly string[]): Promise<(Buffer | null)[]> {
+    if (entityKeys.length === 0) return [];
+    return this.redis.mgetBuffer(entityKeys.map((k) => this.key(viewVersion, k)));
+  }
+
   /** The vectors of these entities, null where an entity has none. */
   async read(viewVersion: string, entityKeys: readonly string[]): Promise<(OnlineVector | null)[]> {
-    if (entityKeys.length === 0) return [];
-    const found = await this.redis.mgetBuffer(entityKeys.map((k) => this.key(viewVersion, k)));
+    const found = await this.readPacked(viewVersion, entityKeys);
     return found.map((buf) => (buf ? unpackVector(buf) : null));
   }
 }

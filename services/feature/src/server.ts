@@ -3,7 +3,7 @@ import { invalidArgument, notFound, type ServiceImpl } from '@ballast/grpc-kit';
 import { timestampFromDate, timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { type CompiledView, compileView, rangeMs } from './definition.js';
 import type { Materializer } from './materialize.js';
-import type { OnlineStore } from './online.js';
+import { type OnlineStore, unpackInto } from './online.js';
 import { featureStatistics } from './statistics.js';
 import type { FeatureStore, Materialization, StoredRow } from './store.js';
 import { entityKey } from './transforms.js';
@@ -87,7 +87,7 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
         }
         return entityKey(entity.values);
       });
-      const vectors = await online.read(view.version, keys);
+      const vectors = await online.readPacked(view.version, keys);
       const width = view.featureNames.length;
       const values = new Array<number>(n * width).fill(Number.NaN);
       const statuses = new Array<FieldStatus>(n);
@@ -103,16 +103,15 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
           versions[i] = '';
           return;
         }
-        const age = now - vector.eventTime;
+        const { eventTime, datasetVersion } = unpackInto(vector, values, i * width, width);
+        const age = now - eventTime;
         statuses[i] =
           view.maxAgeMs !== undefined && age > view.maxAgeMs
             ? FieldStatus.OUTSIDE_MAX_AGE
             : FieldStatus.PRESENT;
-        eventTimes[i] = BigInt(vector.eventTime);
+        eventTimes[i] = BigInt(eventTime);
         ages[i] = BigInt(Math.max(0, age));
-        versions[i] = vector.datasetVersion;
-        for (let j = 0; j < width && j < vector.values.length; j++)
-          values[i * width + j] = vector.values[j] as number;
+        versions[i] = datasetVersion;
       });
       return {
         viewVersion: view.version,

@@ -3,7 +3,7 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from 'vitest';
 import { compileView, DAY_MS } from './definition.js';
 import { batchOf, RecordTable, type SourceValue } from './records.js';
-import { DAY0, random, retailDefinition, retailRecords } from './test-fixtures.js';
+import { DAY0, random, retailDefinition, retailRecords } from './testing/retail.js';
 import { computeRows, type FeatureRows } from './transforms.js';
 
 function rowsOf(definition: FeatureViewDefinition, records: Record<string, SourceValue>[]): FeatureRows {

@@ -7,8 +7,8 @@ import {
   SourceFieldType,
 } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import { DAY_MS } from './definition.js';
-import { batchOf, type SourceBatch, type SourceValue } from './records.js';
+import { DAY_MS } from '../definition.js';
+import { batchOf, type SourceBatch, type SourceValue } from '../records.js';
 
 /** The reference workload: units sold per warehouse x SKU x day, with prices, promotions and regions. */
 
@@ -101,7 +101,7 @@ export interface RetailOptions {
   batchRows?: number;
 }
 
-/** Daily sales rows for every warehouse x SKU, shuffled across batches as ingest would not guarantee order. */
+/** Daily sales rows for every warehouse x SKU, in warehouse, SKU, day order. */
 export function retailRecords(options: RetailOptions = {}): Record<string, SourceValue>[] {
   const { warehouses = 3, skus = 4, days = 60, seed = 7 } = options;
   const next = random(seed);
