@@ -92,9 +92,15 @@ export interface TestInference {
 }
 
 export async function startTestInference(
-  options: { sink?: (jobs: PredictionJob[]) => Promise<unknown>; log?: Partial<PredictionLogOptions> } = {},
+  options: {
+    sink?: (jobs: PredictionJob[]) => Promise<unknown>;
+    log?: Partial<PredictionLogOptions>;
+    /** Follow this registry instead of starting a test registry. */
+    registryAddress?: string;
+  } = {},
 ): Promise<TestInference> {
   const registry = await new TestRegistry().start();
+  const registryAddress = options.registryAddress ?? registry.address;
   const dir = await mkdtemp(join(tmpdir(), 'ballast-inference-test-'));
   const quiet = { info() {}, warn() {}, error() {} };
   const metrics = inferenceMetrics();
@@ -111,7 +117,7 @@ export async function startTestInference(
     quiet,
   );
   predictionLog.start();
-  const registryClient = createClient(RegistryService, { address: registry.address, deadlineMs: 30_000 });
+  const registryClient = createClient(RegistryService, { address: registryAddress, deadlineMs: 30_000 });
   const follower = new DeploymentFollower(
     registryClient,
     pool,
