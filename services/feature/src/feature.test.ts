@@ -78,7 +78,12 @@ describe.each(BACKENDS)('feature service on %s', (kind) => {
 
   it('materializes idempotently: a re-run gives the same rows and vectors', async () => {
     const first = await f.client.materialize({ view: 'demand', viewVersion: version, datasetVersion: V2 });
-    expect(first).toMatchObject({ viewVersion: version, records: BigInt(records.length), entities: 12n });
+    expect(first).toMatchObject({
+      viewVersion: version,
+      records: BigInt(records.length),
+      entities: 12n,
+      onlineWritten: 12n,
+    });
     expect(first.rows).toBe(BigInt(records.length));
     const dump = async () => {
       const { rows } = await f.sql.query(
@@ -131,6 +136,20 @@ describe.each(BACKENDS)('feature service on %s', (kind) => {
       f.client.getOnlineFeatures({ view: 'demand', viewVersion: version, entities: [{ values: ['w1'] }] }),
     );
     expect(arity).toMatchObject({ code: status.INVALID_ARGUMENT, field: 'entities[0].values' });
+  });
+
+  it('keeps the newer online vector when an older dataset version is materialized again', async () => {
+    const older = await f.client.materialize({ view: 'demand', viewVersion: version, datasetVersion: V1 });
+    expect(older).toMatchObject({ rows: BigInt(12 * 30), entities: 12n, onlineWritten: 0n });
+    const response = await f.client.getOnlineFeatures({
+      view: 'demand',
+      viewVersion: version,
+      entities: [{ values: ['w2', 'sku-3'] }],
+    });
+    expect(response.eventTimeUnixMillis).toEqual([BigInt(DAY0 + (DAYS - 1) * DAY_MS)]);
+    expect(response.datasetVersions).toEqual([V2]);
+    const again = await f.client.materialize({ view: 'demand', viewVersion: version, datasetVersion: V2 });
+    expect(again.onlineWritten).toBe(12n);
   });
 
   it('marks vectors older than the view’s max age, never serving them as fresh', async () => {

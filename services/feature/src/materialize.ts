@@ -8,6 +8,8 @@ export interface MaterializeResult {
   records: number;
   rows: number;
   entities: number;
+  /** Entities whose online vector this run replaced (not those already holding a later one). */
+  onlineWritten: number;
   skipped: number;
 }
 
@@ -33,8 +35,8 @@ export class Materializer {
     const entities = rows.groupStarts.length - 1;
     await this.deps.store.writeRows(view, datasetVersion, rows, { records: table.length, entities });
     await progress(0.9);
-    await this.deps.online.write(view.version, datasetVersion, rows);
+    const onlineWritten = await this.deps.online.write(view.version, datasetVersion, rows);
     await progress(1);
-    return { records: table.length, rows: rows.count, entities, skipped: rows.skipped };
+    return { records: table.length, rows: rows.count, entities, onlineWritten, skipped: rows.skipped };
   }
 }

@@ -14,6 +14,17 @@ export interface OnlineVector {
 }
 
 export const DEFAULT_ONLINE_PREFIX = 'ballast:feature';
+
+// Newer wins: a vector replaces the stored one only when its event time is not earlier, so
+// a backfill of an old dataset version never turns the online store back in time.
+const SET_IF_NOT_OLDER = `
+local old = redis.call('GET', KEYS[1])
+if old then
+  local t = struct.unpack('<d', old, 3 + string.byte(old, 2))
+  if struct.unpack('<d', ARGV[1], 3 + string.byte(ARGV[1], 2)) < t then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1`;
 const FORMAT = 1;
 const WRITE_CHUNK = 1_000;
 
@@ -63,25 +74,32 @@ export class OnlineStore {
     return `${this.prefix}:${viewVersion}:${entityKey}`;
   }
 
-  /** Writes each entity's row at its latest event time; returns the entities written. */
+  /**
+   * Writes each entity's row at its latest event time, unless the store already holds a
+   * later one for that entity; returns the entities written.
+   */
   async write(viewVersion: string, datasetVersion: string, rows: FeatureRows): Promise<number> {
     const width = rows.featureNames.length;
     const groups = rows.groupStarts.length - 1;
+    let written = 0;
     for (let at = 0; at < groups; at += WRITE_CHUNK) {
       const pipeline = this.redis.pipeline();
       for (let g = at; g < Math.min(groups, at + WRITE_CHUNK); g++) {
         const last = (rows.groupStarts[g + 1] as number) - 1;
         const values = rows.values.subarray(last * width, (last + 1) * width);
-        pipeline.set(
+        pipeline.eval(
+          SET_IF_NOT_OLDER,
+          1,
           this.key(viewVersion, rows.entityKeys[last] as string),
           packVector(datasetVersion, rows.times[last] as number, values),
         );
       }
-      const results = await pipeline.exec();
-      const failed = results?.find(([err]) => err);
-      if (failed?.[0]) throw failed[0];
+      for (const [err, result] of (await pipeline.exec()) ?? []) {
+        if (err) throw err;
+        written += result as number;
+      }
     }
-    return groups;
+    return written;
   }
 
   /** The packed vectors of these entities (see unpackInto), null where an entity has none. */

@@ -69,6 +69,7 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
         rows: BigInt(result.rows),
         entities: BigInt(result.entities),
         skippedRecords: BigInt(result.skipped),
+        onlineWritten: BigInt(result.onlineWritten),
       };
     },
 
