@@ -60,9 +60,23 @@ const ACCEPTS: Record<FieldDef['type'], ColumnCase[]> = {
   timestamp: ['timestamps'],
 };
 
+const dayPrefixes = new Map<number, string>();
+const two = (n: number) => (n < 10 ? `0${n}` : String(n));
+
 /** RFC 3339 in UTC with 0, 3, 6 or 9 fraction digits, as protobuf's JSON mapping writes it. */
 export function formatTimestamp(seconds: bigint, nanos: number): string {
-  const base = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
+  // The date part comes from a cache per day (batches mostly share a few days), the time of
+  // day from integer arithmetic: several times faster than Date#toISOString per value.
+  const s = Number(seconds);
+  const day = Math.floor(s / 86_400);
+  let prefix = dayPrefixes.get(day);
+  if (prefix === undefined) {
+    prefix = new Date(day * 86_400_000).toISOString().slice(0, 11);
+    if (dayPrefixes.size >= 4_096) dayPrefixes.clear();
+    dayPrefixes.set(day, prefix);
+  }
+  const t = s - day * 86_400;
+  const base = `${prefix}${two(Math.floor(t / 3_600))}:${two(Math.floor(t / 60) % 60)}:${two(t % 60)}`;
   if (nanos === 0) return `${base}Z`;
   let frac = String(nanos).padStart(9, '0');
   if (frac.endsWith('000000')) frac = frac.slice(0, 3);
@@ -423,37 +437,43 @@ export function compileSchema(schema: StoredSchema): CompiledSchema {
       });
     }
 
-    // Formatting: the canonical JSON of every good row, field by field (sorted by name).
-    const data: string[] = new Array(rowCount).fill('');
+    // Formatting: each present field's values as JSON text, column by column (tight,
+    // monomorphic loops), then every good row assembled in one pass.
+    const present: { key: string; texts: string[] }[] = [];
     let ids: string[] = [];
     let times: string[] = [];
     plan.forEach((p, fi) => {
-      const isNull = nullMasks[fi] as Uint8Array;
       if (p.column === -1 || !p.format) return;
-      const column = batch.columns[p.column] as Column;
-      const { values, nanos } = listOf(column);
+      const isNull = nullMasks[fi] as Uint8Array;
+      const { values, nanos } = listOf(batch.columns[p.column] as Column);
       const format = p.format;
-      const out: string[] | undefined =
-        p.field.name === schema.eventIdField || p.field.name === schema.eventTimeField ? [] : undefined;
+      const texts: string[] = new Array(rowCount);
       for (let r = 0; r < rowCount; r++) {
-        if (bad[r]) continue;
-        const text = isNull[r] ? 'null' : format(values, nanos, r);
-        data[r] = data[r] === '' ? p.key + text : `${data[r]},${p.key}${text}`;
-        if (out) out[r] = text;
+        if (!bad[r]) texts[r] = isNull[r] ? 'null' : format(values, nanos, r);
       }
+      present.push({ key: `,${p.key}`, texts });
       if (p.field.name === schema.eventIdField) {
-        ids =
-          p.kind === 'ints'
-            ? (out as string[]).map((t) => (t === undefined ? t : `"${t}"`))
-            : (out as string[]);
+        ids = p.kind === 'ints' ? texts.map((t) => `"${t}"`) : texts;
       }
-      if (p.field.name === schema.eventTimeField) times = out as string[];
+      if (p.field.name === schema.eventTimeField) times = texts;
     });
-
-    const parts: string[] = [];
+    const first = present[0];
+    if (first) first.key = first.key.slice(1);
+    // One string grown by += (V8 keeps it as a rope and flattens it once, when it is sent):
+    // measured many times faster than collecting pieces and joining them.
+    let json = '[';
+    let validCount = 0;
     for (let r = 0; r < rowCount; r++) {
-      if (!bad[r]) parts.push(`{"i":${ids[r]},"t":${times[r]},"d":{${data[r]}}}`);
+      if (bad[r]) continue;
+      json += `${validCount === 0 ? '' : ','}{"i":${ids[r]},"t":${times[r]},"d":{`;
+      for (let f = 0; f < present.length; f++) {
+        const column = present[f] as { key: string; texts: string[] };
+        json += column.key + (column.texts[r] as string);
+      }
+      json += '}}';
+      validCount++;
     }
+    json += ']';
 
     const quarantined: QuarantineRow[] = [];
     if (violations.size > 0) {
@@ -468,7 +488,7 @@ export function compileSchema(schema: StoredSchema): CompiledSchema {
         quarantined.push({ row, eventId, fields: names, values, violations: list });
       }
     }
-    return { rowCount, rowsJson: `[${parts.join(',')}]`, validCount: parts.length, quarantined, quality };
+    return { rowCount, rowsJson: json, validCount, quarantined, quality };
   };
 
   return { schema, fieldsByName, validate };
