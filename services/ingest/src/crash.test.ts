@@ -1,72 +1,15 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
-import {
-  Health,
-  HealthCheckResponse_ServingStatus as ServingStatus,
-} from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { createClient } from '@ballast/grpc-kit';
 import { openDatabase } from '@ballast/storage';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BACKENDS, TEST_DATABASE_URL, uniqueName } from './test-support.js';
+import { startIngestProcess } from './testing/process.js';
 import { salesBatch, salesRows, salesSchema } from './testing/sales.js';
-
-const require = createRequire(import.meta.url);
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-/** The built service as its own process, as `ballast up` starts it. */
-async function startProcess(env: Record<string, string>) {
-  const grpcPort = await freePort();
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ['--import', require.resolve('@ballast/telemetry/register'), MAIN],
-    {
-      env: {
-        ...process.env,
-        BALLAST_GRPC_HOST: '127.0.0.1',
-        BALLAST_LOG_LEVEL: 'warn',
-        BALLAST_INGEST_GRPC_PORT: String(grpcPort),
-        BALLAST_INGEST_HTTP_PORT: String(await freePort()),
-        ...env,
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (b: Buffer) => {
-    stderr += b.toString();
-  });
-  const address = `127.0.0.1:${grpcPort}`;
-  const health = createClient(Health, { address, deadlineMs: 1_000, retry: false });
-  try {
-    for (let i = 0; ; i++) {
-      if (child.exitCode !== null) throw new Error(`ingest exited: ${stderr}`);
-      const answer = await health.check({ service: IngestService.typeName }).catch(() => undefined);
-      if (answer?.status === ServingStatus.SERVING) break;
-      if (i > 600) throw new Error(`ingest never turned SERVING: ${stderr}`);
-      await sleep(100);
-    }
-  } finally {
-    health.close();
-  }
-  return { child, address };
-}
 
 describe.each(BACKENDS.map((b) => [b]))('crash safety on %s', (backend) => {
   const schema = uniqueName('crash');
@@ -91,7 +34,7 @@ describe.each(BACKENDS.map((b) => [b]))('crash safety on %s', (backend) => {
       BALLAST_DATA_DIR: dataDir,
       ...(backend === 'postgres' ? { BALLAST_DATABASE_URL: TEST_DATABASE_URL } : {}),
     };
-    const first = await startProcess(env);
+    const first = await startIngestProcess(env);
     children.push(first.child);
     const client = createClient(IngestService, { address: first.address, deadlineMs: 60_000, retry: false });
     await client.createDataset({ name: 'sales', schema: salesSchema() });
@@ -121,7 +64,7 @@ describe.each(BACKENDS.map((b) => [b]))('crash safety on %s', (backend) => {
     expect(acked.slice(0, 5)).toEqual([0, 1, 2, 3, 4]);
     expect(sent).toBeGreaterThan(acked.length); // the kill landed with batches still coming
 
-    const second = await startProcess(env);
+    const second = await startIngestProcess(env);
     children.push(second.child);
     const again = createClient(IngestService, { address: second.address, deadlineMs: 60_000 });
     try {

@@ -1,9 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,10 +12,6 @@ import {
   RecordBatchSchema,
   SchemaSchema,
 } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
-import {
-  Health,
-  HealthCheckResponse_ServingStatus as ServingStatus,
-} from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { createClient } from '@ballast/grpc-kit';
 import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
@@ -26,6 +19,7 @@ import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { credentials, Client as GrpcClient } from '@grpc/grpc-js';
 import { migrations } from '../migrations.js';
 import { parseSchema } from '../schema.js';
+import { startIngestProcess } from '../testing/process.js';
 import { salesBatch, salesRows, salesSchema } from '../testing/sales.js';
 import { compileSchema } from '../validation.js';
 
@@ -39,7 +33,6 @@ import { compileSchema } from '../validation.js';
  * The client sends pre-encoded batches (only the event ids are encoded per batch), so that
  * the client's own CPU takes as little as possible from the service on this 2-core machine.
  */
-const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 5_000);
 const MAX_WINDOWS = 6;
@@ -69,7 +62,7 @@ class BatchSource {
 
   constructor(
     private readonly stream: string,
-    private readonly dataset: string,
+    readonly dataset: string,
   ) {
     const template = salesBatch(dataset, stream, salesRows('w1', 0, BATCH));
     const rest = create(RecordBatchSchema, {
@@ -234,44 +227,6 @@ function ingestLoad(address: string, problems: string[]): Load {
   };
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-async function startService(env: Record<string, string>): Promise<{ child: ChildProcess; address: string }> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    ['--import', require.resolve('@ballast/telemetry/register'), join(here, '..', 'main.js')],
-    {
-      env: {
-        ...process.env,
-        BALLAST_GRPC_HOST: '127.0.0.1',
-        BALLAST_LOG_LEVEL: 'warn',
-        BALLAST_INGEST_GRPC_PORT: String(port),
-        BALLAST_INGEST_HTTP_PORT: String(await freePort()),
-        ...env,
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  );
-  const address = `127.0.0.1:${port}`;
-  const health = createClient(Health, { address, deadlineMs: 1_000, retry: false });
-  for (let i = 0; ; i++) {
-    const answer = await health.check({ service: IngestService.typeName }).catch(() => undefined);
-    if (answer?.status === ServingStatus.SERVING) break;
-    if (child.exitCode !== null || i > 900) throw new Error('the ingest service did not turn SERVING');
-    await sleep(100);
-  }
-  health.close();
-  return { child, address };
-}
-
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const rows = [];
 const problems: string[] = [];
@@ -293,7 +248,7 @@ for (const backend of BACKENDS) {
   const env: Record<string, string> = { BALLAST_INGEST_DB_SCHEMA: schema, BALLAST_DATA_DIR: dataDir };
   if (backend === 'postgres') env.BALLAST_DATABASE_URL = DATABASE_URL;
   progress(`${backend}: starting the service`);
-  const service = await startService(env);
+  const service = await startIngestProcess(env);
   progress(`${backend}: Ingest streams`);
   const client = createClient(IngestService, { address: service.address });
   await client.createDataset({ name: 'bench', schema: salesSchema() });
