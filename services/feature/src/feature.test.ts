@@ -132,6 +132,20 @@ describe.each(BACKENDS)('feature service on %s', (kind) => {
       expect(response.values.slice(i * width, (i + 1) * width)).toEqual(Array.from(row?.features ?? []));
     });
 
+    // Packed: the same numbers as little-endian float64 bytes.
+    const packed = await f.client.getOnlineFeatures({
+      view: 'demand',
+      viewVersion: version,
+      entities,
+      packed: true,
+    });
+    expect(packed.values).toEqual([]);
+    expect(packed.packedValues.byteLength).toBe(8 * width * entities.length);
+    expect(Array.from(new Float64Array(Uint8Array.from(packed.packedValues).buffer))).toEqual(
+      response.values,
+    );
+    expect(packed.statuses).toEqual(response.statuses);
+
     const arity = await rejection(
       f.client.getOnlineFeatures({ view: 'demand', viewVersion: version, entities: [{ values: ['w1'] }] }),
     );

@@ -90,7 +90,9 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
       });
       const vectors = await online.readPacked(view.version, keys);
       const width = view.featureNames.length;
-      const values = new Array<number>(n * width).fill(Number.NaN);
+      const values = req.packed
+        ? new Float64Array(n * width).fill(Number.NaN)
+        : new Array<number>(n * width).fill(Number.NaN);
       const statuses = new Array<FieldStatus>(n);
       const eventTimes = new Array<bigint>(n);
       const ages = new Array<bigint>(n);
@@ -120,7 +122,9 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
         statuses,
         eventTimeUnixMillis: eventTimes,
         ageMillis: ages,
-        values,
+        ...(values instanceof Float64Array
+          ? { packedValues: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) }
+          : { values }),
         datasetVersions: versions,
       };
     },

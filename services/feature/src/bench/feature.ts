@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   FeatureService,
+  FieldStatus,
   GetOnlineFeaturesRequestSchema,
   GetOnlineFeaturesResponseSchema,
 } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
@@ -124,12 +125,10 @@ const onlineRows = [];
 for (const size of SIZES) {
   const keys = entityKeys.slice(0, size);
   const entities = keys.map((k) => ({ values: JSON.parse(k) as string[] }));
-  const call = () => client.getOnlineFeatures({ view: 'demand', entities });
+  // Packed values: inference's path (a Float64Array, no per-value encoding).
+  const call = () => client.getOnlineFeatures({ view: 'demand', entities, packed: true });
   const sample = await call();
-  if (
-    sample.statuses.length !== size ||
-    sample.values.some((v, i) => i % view.featureNames.length === 0 && Number.isNaN(v))
-  ) {
+  if (sample.statuses.length !== size || sample.statuses.some((s) => s === FieldStatus.NOT_FOUND)) {
     throw new Error('online read did not return every entity');
   }
   // The bare server gets the same request bytes and answers the same response bytes.
@@ -137,7 +136,7 @@ for (const size of SIZES) {
   request = Buffer.from(
     toBinary(
       GetOnlineFeaturesRequestSchema,
-      create(GetOnlineFeaturesRequestSchema, { view: 'demand', entities }),
+      create(GetOnlineFeaturesRequestSchema, { view: 'demand', entities, packed: true }),
     ),
   );
   const redisKeys = keys.map((k) => online.key(view.version, k));
