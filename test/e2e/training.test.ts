@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   Aggregation,
   CalendarPart,
@@ -22,6 +24,11 @@ import { eventually, type RunningProcess, startServiceProcess, waitServing } fro
 const REDIS_URL = process.env.BALLAST_TEST_TRAINING_REDIS_URL ?? 'redis://127.0.0.1:6379/7';
 const dataDir = mkdtempSync(join(tmpdir(), 'ballast-training-e2e-'));
 const running: RunningProcess[] = [];
+const cliPath = join(
+  dirname(createRequire(import.meta.url).resolve('@ballast/sdk/package.json')),
+  'dist',
+  'cli.js',
+);
 
 const WAREHOUSES = ['W1', 'W2'];
 const SKUS = ['S1', 'S2'];
@@ -243,18 +250,39 @@ describe('training across real services', () => {
         (await registry.getVersionByAlias({ model: 'demand', alias: 'production' })).version?.version,
       ).toBe(2);
 
+      // The CLI: reproduce v1 from its lineage (same digest, exit 0), and a retraining schedule.
+      const cli = (...args: string[]) =>
+        spawnSync(process.execPath, [cliPath, ...args], {
+          encoding: 'utf8',
+          timeout: 120_000,
+          env: { ...process.env, BALLAST_REDIS_URL: REDIS_URL, BALLAST_REGISTRY_ADDR: addresses.registry },
+        });
+      const reproduced = cli('train', '--reproduce', 'demand@1');
+      expect(reproduced.stderr).toBe('');
+      expect(reproduced.stdout).toContain(
+        `reproduced: the same artifact digest ${version?.artifactDigest.slice(0, 12)}`,
+      );
+      expect(reproduced.status).toBe(0);
+      expect(cli('schedule', 'add', 'demand', '--cron', '0 3 * * *', '--view', 'demand').stdout).toContain(
+        'scheduled retrain-demand: 0 3 * * *',
+      );
+      expect(cli('schedule', 'list').stdout).toMatch(/retrain-demand\s+0 3 \* \* \*\s+next \d{4}-/);
+      expect(cli('schedule', 'remove', 'retrain-demand').status).toBe(0);
+      expect(cli('schedule', 'list').stdout).not.toContain('retrain-demand');
+      expect(cli('models').stdout).toMatch(/demand\s+v3\s+candidate=v3 production=v2/);
+
       // The gate refuses a retrained version that does not improve enough: it is registered
       // and made candidate, and production stays where it was.
       await registry.updatePromotionPolicy({ model: 'demand', policy: { minImprovement: 0.5 } });
       const refused = await run({ ...request, spec: { ...spec, seed: 12 }, promote: true });
-      expect(refused).toMatchObject({ version: 3, promotion: 'refused' });
+      expect(refused).toMatchObject({ version: 4, promotion: 'refused' });
       expect(refused.promotionDetail).toContain('required +50.0%');
       expect(
         (await registry.getVersionByAlias({ model: 'demand', alias: 'production' })).version?.version,
       ).toBe(2);
       expect(
         (await registry.getVersionByAlias({ model: 'demand', alias: 'candidate' })).version?.version,
-      ).toBe(3);
+      ).toBe(4);
 
       // A job naming a view that does not exist fails once, with the reason, and registers nothing.
       const bad = await queue.add(
@@ -269,7 +297,7 @@ describe('training across real services', () => {
       );
       expect(failed?.failedReason).toContain('no-such-view');
       expect(failed?.attemptsMade).toBe(1);
-      expect((await registry.getModel({ name: 'demand' })).model?.latestVersion).toBe(3);
+      expect((await registry.getModel({ name: 'demand' })).model?.latestVersion).toBe(4);
     } finally {
       await queue.close();
       registry.close();

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { SERVICES } from '@ballast/config';
+import { modelsCommand, promoteCommand, rollbackCommand, scheduleCommand, trainCommand } from './commands.js';
 import { localEndpoints, probe } from './health.js';
 import { parseServices, up } from './up.js';
 
@@ -13,10 +14,25 @@ Commands:
              --services a,b   only these services (default: all six)
              --wait <s>       how long to wait for every service to be ready (default 60)
   status   show whether every service is ready
+  train <model> --view <view> [--hidden 16,8] [--epochs 20] [--batch-size 64]
+           [--learning-rate 0.01] [--seed 1] [--dataset-version v] [--promote] [--wait]
+           queue a training job (asking twice runs once); --wait shows its progress
+  train --reproduce <model>@<version>
+           re-run a version from its lineage and compare artifact digests
+  schedule add <model> --cron "0 3 * * *" [--view v] [--promote] | list | remove <id>
+           retraining schedules
+  models   list models with their versions and aliases
+  promote <model> <version> [--reason "..."] [--force]
+           move production through the gate (--force needs a reason)
+  rollback <model> [--reason "..."]
+           production back to the version it replaced
   help     show this text
 
-Environment: BALLAST_REDIS_URL, BALLAST_DATABASE_URL (unset = embedded PGlite),
+Environment: BALLAST_<SERVICE>_ADDR (where each service is), BALLAST_AUTH_TOKEN,
+BALLAST_REDIS_URL, BALLAST_DATABASE_URL (unset = embedded PGlite),
 BALLAST_DATA_DIR (default .ballast), OTEL_EXPORTER_OTLP_ENDPOINT (traces to Jaeger).`;
+
+const print = (line: string) => console.log(line);
 
 async function main(argv: string[]): Promise<number> {
   const [command = 'help', ...rest] = argv;
@@ -47,6 +63,16 @@ async function main(argv: string[]): Promise<number> {
       }
       return allReady ? 0 : 1;
     }
+    case 'train':
+      return trainCommand(rest, process.env, print);
+    case 'schedule':
+      return scheduleCommand(rest, process.env, print);
+    case 'models':
+      return modelsCommand(process.env, print);
+    case 'promote':
+      return promoteCommand(rest, process.env, print);
+    case 'rollback':
+      return rollbackCommand(rest, process.env, print);
     case 'help':
     case '--help':
     case '-h':

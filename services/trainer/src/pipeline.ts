@@ -15,6 +15,7 @@ import {
 } from '@ballast/ml';
 import type { ModelSpec, TrainingRunJob } from '@ballast/queue';
 import { status } from '@grpc/grpc-js';
+import { type Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import { UnrecoverableError } from 'bullmq';
 import { trainingEnvironment } from './environment.js';
 import { evaluate } from './evaluate.js';
@@ -28,6 +29,23 @@ import { readTrainingSet, split } from './training-set.js';
  * per segment, profile latency and cost, then register the version with its lineage, point
  * `candidate` at it and, when asked, ask registry to promote it (its gate decides).
  */
+
+const tracer = trace.getTracer('@ballast/trainer');
+
+/** One child span per stage of the job (the job's own span comes from bullmq-otel). */
+async function stage<T>(name: string, fn: (span: Span) => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(`training.${name}`, async (span) => {
+    try {
+      return await fn(span);
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
 
 export interface TrainerClients {
   registry: ServiceClient<typeof RegistryService>;
@@ -99,96 +117,94 @@ export async function runTraining(
   const datasetVersion = job.data.datasetVersion ?? (await latestDatasetVersion(clients.ingest, datasetName));
 
   await report({ stage: 'reading' });
-  const set = await unrecoverableIf(
-    readTrainingSet(clients.feature, { view: viewName, viewVersion: view.version, datasetVersion }),
-    [status.NOT_FOUND, status.INVALID_ARGUMENT, status.FAILED_PRECONDITION],
-  );
+  const set = await stage('fetch', async (span) => {
+    const read = await unrecoverableIf(
+      readTrainingSet(clients.feature, { view: viewName, viewVersion: view.version, datasetVersion }),
+      [status.NOT_FOUND, status.INVALID_ARGUMENT, status.FAILED_PRECONDITION],
+    );
+    span.setAttributes({ 'ballast.rows': read.rows, 'ballast.rows_dropped': read.droppedRows });
+    return read;
+  });
   const train = split(set, 'train');
   const holdout = split(set, 'holdout');
 
   const started = performance.now();
-  const trained = await trainTabularModel({
-    features: train.features,
-    featureCount: train.width,
-    labels: train.labels,
-    task,
-    hiddenUnits: spec.hiddenUnits,
-    activation: spec.activation,
-    dropout: spec.dropout,
-    epochs: spec.epochs,
-    batchSize: spec.batchSize,
-    learningRate: spec.learningRate,
-    seed: spec.seed,
-    ...(spec.earlyStopping
-      ? {
-          validation: { features: holdout.features, labels: holdout.labels },
-          earlyStopping: spec.earlyStopping,
-        }
-      : {}),
-    onEpochEnd: async ({ epoch, loss }) => {
-      const perEpoch = (performance.now() - started) / (epoch + 1);
-      await report({
-        stage: 'training',
-        epoch: epoch + 1,
-        epochs: spec.epochs,
-        loss,
-        etaMs: Math.round(perEpoch * (spec.epochs - epoch - 1)),
-      });
-    },
-  });
+  let epochStart = Date.now();
+  const trained = await stage('fit', () =>
+    trainTabularModel({
+      features: train.features,
+      featureCount: train.width,
+      labels: train.labels,
+      task,
+      hiddenUnits: spec.hiddenUnits,
+      activation: spec.activation,
+      dropout: spec.dropout,
+      epochs: spec.epochs,
+      batchSize: spec.batchSize,
+      learningRate: spec.learningRate,
+      seed: spec.seed,
+      ...(spec.earlyStopping
+        ? {
+            validation: { features: holdout.features, labels: holdout.labels },
+            earlyStopping: spec.earlyStopping,
+          }
+        : {}),
+      onEpochEnd: async ({ epoch, loss }) => {
+        tracer
+          .startSpan('training.epoch', {
+            startTime: epochStart,
+            attributes: { 'ballast.epoch': epoch + 1, 'ballast.loss': loss },
+          })
+          .end();
+        epochStart = Date.now();
+        const perEpoch = (performance.now() - started) / (epoch + 1);
+        await report({
+          stage: 'training',
+          epoch: epoch + 1,
+          epochs: spec.epochs,
+          loss,
+          etaMs: Math.round(perEpoch * (spec.epochs - epoch - 1)),
+        });
+      },
+    }),
+  );
   try {
     await report({ stage: 'evaluating' });
-    const metrics = evaluate(trained.model, task, holdout);
-    const files = await saveModelFiles(trained.model);
-    const latency = measureLatency(trained.model, train.width);
-    const signature = modelSignature(trained.model);
+    const { metrics, files, latency, signature } = await stage('evaluate', async () => ({
+      metrics: evaluate(trained.model, task, holdout),
+      files: await saveModelFiles(trained.model),
+      latency: measureLatency(trained.model, train.width),
+      signature: modelSignature(trained.model),
+    }));
 
     await report({ stage: 'registering' });
     const manifest = artifactManifest(files);
-    await registry.uploadArtifact(
-      (async function* () {
-        yield {
-          part: {
-            case: 'manifest' as const,
-            value: {
-              files: manifest.files.map((f) => ({ ...f, size: BigInt(f.size) })),
-              digest: manifest.digest,
-            },
-          },
-        };
-        for (const file of files)
-          for (let at = 0; at < file.data.byteLength; at += 512 * 1024)
-            yield {
-              part: {
-                case: 'chunk' as const,
-                value: { path: file.path, data: file.data.subarray(at, at + 512 * 1024) },
-              },
-            };
-      })(),
+    await stage('upload', () => registry.uploadArtifact(artifactParts(files, manifest)));
+    const { version } = await stage('register', () =>
+      registry.createModelVersion({
+        model: job.data.model,
+        artifactDigest: manifest.digest,
+        description: `trained by job ${job.id} (${job.data.reason}) on ${train.rows} rows, evaluated on ${holdout.rows}; ${set.droppedRows} rows left out for missing values`,
+        lineage: {
+          dataset: { name: datasetName, version: datasetVersion },
+          featureView: { name: viewName, version: view.version },
+          config: { hyperparameters: specHyperparameters(spec), seed: BigInt(spec.seed) },
+          environment: trainingEnvironment(settings.backend.tfjsVersion, settings.backend.backend),
+          trainingJobId: job.id,
+        },
+        metrics,
+        servingProfile: {
+          backend: settings.backend.backend,
+          latency,
+          costPerMillion: costPerMillion(latency, settings.pricePerCoreHour),
+          costCurrency: settings.currency,
+        },
+        signature: {
+          inputs: signature.inputs.map(tensorSpec),
+          outputs: signature.outputs.map(tensorSpec),
+        },
+      }),
     );
-    const { version } = await registry.createModelVersion({
-      model: job.data.model,
-      artifactDigest: manifest.digest,
-      description: `trained by job ${job.id} (${job.data.reason}) on ${train.rows} rows, evaluated on ${holdout.rows}; ${set.droppedRows} rows left out for missing values`,
-      lineage: {
-        dataset: { name: datasetName, version: datasetVersion },
-        featureView: { name: viewName, version: view.version },
-        config: { hyperparameters: specHyperparameters(spec), seed: BigInt(spec.seed) },
-        environment: trainingEnvironment(settings.backend.tfjsVersion, settings.backend.backend),
-        trainingJobId: job.id,
-      },
-      metrics,
-      servingProfile: {
-        backend: settings.backend.backend,
-        latency,
-        costPerMillion: costPerMillion(latency, settings.pricePerCoreHour),
-        costCurrency: settings.currency,
-      },
-      signature: {
-        inputs: signature.inputs.map(tensorSpec),
-        outputs: signature.outputs.map(tensorSpec),
-      },
-    });
     if (!version) throw new Error('registry answered CreateModelVersion without a version');
     await registry.setAlias({
       model: job.data.model,
@@ -239,6 +255,23 @@ async function unrecoverableIf<T>(call: Promise<T>, codes: status[]): Promise<T>
     if (err instanceof RpcError && codes.includes(err.code)) throw new UnrecoverableError(err.message);
     throw err;
   }
+}
+
+/** The upload stream: the manifest, then each file in chunks well under the 1 MiB limit. */
+async function* artifactParts(
+  files: { path: string; data: Uint8Array }[],
+  manifest: { files: { path: string; size: number; sha256: string }[]; digest: string },
+) {
+  const entries = manifest.files.map((f) => ({ ...f, size: BigInt(f.size) }));
+  yield { part: { case: 'manifest' as const, value: { files: entries, digest: manifest.digest } } };
+  for (const file of files)
+    for (let at = 0; at < file.data.byteLength; at += 512 * 1024)
+      yield {
+        part: {
+          case: 'chunk' as const,
+          value: { path: file.path, data: file.data.subarray(at, at + 512 * 1024) },
+        },
+      };
 }
 
 const tensorSpec = (t: { name: string; dtype: string | null; shape: number[] | null }) => ({

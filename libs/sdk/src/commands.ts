@@ -1,0 +1,240 @@
+import { parseArgs } from 'node:util';
+import {
+  connectRedis,
+  createQueue,
+  DEFAULT_REDIS_URL,
+  QueueNames,
+  type TrainingRunJob,
+} from '@ballast/queue';
+import { type BallastClients, connect } from './clients.js';
+import {
+  enqueueTraining,
+  listTrainingSchedules,
+  removeTrainingSchedule,
+  reproductionJob,
+  scheduleTraining,
+  type TrainingProgress,
+  waitForTraining,
+} from './training.js';
+
+/**
+ * The model-lifecycle commands of the `ballast` CLI: train (and reproduce), schedules,
+ * models, promote and rollback. Each returns the process exit code; output goes through
+ * `print` so tests and the CLI share one path.
+ */
+type Print = (line: string) => void;
+
+async function withQueue<T>(
+  env: NodeJS.ProcessEnv,
+  fn: (queue: ReturnType<typeof trainingQueue>) => Promise<T>,
+) {
+  const redis = connectRedis(env.BALLAST_REDIS_URL || DEFAULT_REDIS_URL);
+  const queue = trainingQueue(redis);
+  try {
+    return await fn(queue);
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+}
+
+const trainingQueue = (redis: ReturnType<typeof connectRedis>) =>
+  createQueue(QueueNames.trainingRun, { connection: redis });
+
+async function withClients<T>(env: NodeJS.ProcessEnv, fn: (clients: BallastClients) => Promise<T>) {
+  const clients = connect(env);
+  try {
+    return await fn(clients);
+  } finally {
+    clients.close();
+  }
+}
+
+function int(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`--${name}: expected a whole number, got "${value}"`);
+  return n;
+}
+
+function progressLine(p: TrainingProgress): string {
+  if (p.stage !== 'training' || !p.epochs) return `  ${p.stage ?? 'queued'}...`;
+  const width = 24;
+  const done = Math.round(((p.epoch ?? 0) / p.epochs) * width);
+  const eta = p.etaMs === undefined ? '' : ` eta ${(p.etaMs / 1000).toFixed(1)}s`;
+  return `  [${'#'.repeat(done)}${'.'.repeat(width - done)}] epoch ${p.epoch}/${p.epochs} loss ${p.loss?.toFixed(4)}${eta}`;
+}
+
+export async function trainCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      view: { type: 'string' },
+      'dataset-version': { type: 'string' },
+      hidden: { type: 'string', default: '16' },
+      epochs: { type: 'string', default: '20' },
+      'batch-size': { type: 'string', default: '64' },
+      'learning-rate': { type: 'string', default: '0.01' },
+      seed: { type: 'string', default: '1' },
+      promote: { type: 'boolean', default: false },
+      reproduce: { type: 'string' },
+      wait: { type: 'boolean', default: false },
+    },
+  });
+  let job: TrainingRunJob;
+  let expectDigest: string | undefined;
+  if (values.reproduce) {
+    const [model, version] = values.reproduce.split('@');
+    if (!model || !version)
+      throw new Error(`--reproduce: expected <model>@<version>, got "${values.reproduce}"`);
+    const reproduction = await withClients(env, (c) =>
+      reproductionJob(c.registry, model, int('reproduce', version, 0)),
+    );
+    job = reproduction.job;
+    expectDigest = reproduction.artifactDigest;
+  } else {
+    const [model] = positionals;
+    if (!model) throw new Error('train: name the model, e.g. `ballast train demand --view demand`');
+    const learningRate = Number(values['learning-rate']);
+    job = {
+      model,
+      reason: 'cli',
+      requestedBy: env.USER || 'cli',
+      ...(values.view ? { featureView: values.view } : {}),
+      ...(values['dataset-version'] ? { datasetVersion: values['dataset-version'] } : {}),
+      spec: {
+        hiddenUnits: (values.hidden ?? '')
+          .split(',')
+          .filter(Boolean)
+          .map((u) => int('hidden', u, 0)),
+        epochs: int('epochs', values.epochs, 20),
+        batchSize: int('batch-size', values['batch-size'], 64),
+        learningRate,
+        seed: int('seed', values.seed, 1),
+      },
+      ...(values.promote ? { promote: true } : {}),
+    };
+  }
+  return withQueue(env, async (queue) => {
+    const id = await enqueueTraining(queue, job);
+    print(`queued ${id} (${job.model}${job.featureView ? ` on ${job.featureView}` : ''})`);
+    if (!values.wait && !expectDigest) return 0;
+    let last = '';
+    const result = await waitForTraining(queue, id, (progress) => {
+      const line = progressLine(progress);
+      if (line !== last) print(line);
+      last = line;
+    });
+    print(
+      `${result.model} v${result.version} ${result.reused ? 'already registered by this job' : 'registered'}, artifact ${result.artifactDigest.slice(0, 12)}; promotion: ${result.promotion}${result.promotionDetail ? ` (${result.promotionDetail})` : ''}`,
+    );
+    if (expectDigest === undefined) return 0;
+    const same = result.artifactDigest === expectDigest;
+    print(
+      same
+        ? `reproduced: the same artifact digest ${expectDigest.slice(0, 12)}`
+        : `NOT reproduced: ${expectDigest.slice(0, 12)} != ${result.artifactDigest.slice(0, 12)}`,
+    );
+    return same ? 0 : 1;
+  });
+}
+
+export async function scheduleCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  const [action, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      cron: { type: 'string' },
+      view: { type: 'string' },
+      promote: { type: 'boolean', default: false },
+    },
+  });
+  return withQueue(env, async (queue) => {
+    if (action === 'add') {
+      const [model] = positionals;
+      if (!model || !values.cron)
+        throw new Error(
+          'schedule add: `ballast schedule add <model> --cron "0 3 * * *" [--view v] [--promote]`',
+        );
+      const id = `retrain-${model}`;
+      await scheduleTraining(queue, id, values.cron, {
+        model,
+        reason: 'schedule',
+        ...(values.view ? { featureView: values.view } : {}),
+        ...(values.promote ? { promote: true } : {}),
+      });
+      print(`scheduled ${id}: ${values.cron}`);
+      return 0;
+    }
+    if (action === 'list') {
+      for (const s of await listTrainingSchedules(queue))
+        print(
+          `${s.id.padEnd(28)} ${s.cron.padEnd(16)} next ${s.next?.toISOString() ?? '-'}  ${s.job?.model ?? ''}`,
+        );
+      return 0;
+    }
+    if (action === 'remove') {
+      const [id] = positionals;
+      if (!id) throw new Error('schedule remove: name the schedule, e.g. retrain-demand');
+      const removed = await removeTrainingSchedule(queue, id);
+      print(removed ? `removed ${id}` : `no schedule ${id}`);
+      return removed ? 0 : 1;
+    }
+    throw new Error('schedule: add, list or remove');
+  });
+}
+
+export async function modelsCommand(env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  return withClients(env, async ({ registry }) => {
+    const { models } = await registry.listModels({});
+    for (const m of models) {
+      const aliases = Object.entries(m.aliases)
+        .map(([alias, v]) => `${alias}=v${v}`)
+        .join(' ');
+      print(`${m.name.padEnd(24)} v${m.latestVersion}  ${aliases || '(no aliases)'}  team ${m.ownerTeam}`);
+    }
+    if (models.length === 0) print('no models registered yet');
+    return 0;
+  });
+}
+
+export async function promoteCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { force: { type: 'boolean', default: false }, reason: { type: 'string', default: '' } },
+  });
+  const [model, version] = positionals;
+  if (!model || !version)
+    throw new Error('promote: `ballast promote <model> <version> [--reason "..."] [--force]`');
+  return withClients(env, async ({ registry }) => {
+    const { deployment } = await registry.promote({
+      model,
+      version: int('version', version, 0),
+      reason: values.reason ?? '',
+      force: values.force ?? false,
+    });
+    print(
+      `${model}: production v${deployment?.fromVersion || '-'} -> v${deployment?.toVersion}; ${deployment?.verdict?.summary ?? ''}`,
+    );
+    return 0;
+  });
+}
+
+export async function rollbackCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { reason: { type: 'string', default: '' } },
+  });
+  const [model] = positionals;
+  if (!model) throw new Error('rollback: `ballast rollback <model> [--reason "..."]`');
+  return withClients(env, async ({ registry }) => {
+    const { deployment } = await registry.rollback({ model, reason: values.reason ?? '' });
+    print(`${model}: production v${deployment?.fromVersion} -> v${deployment?.toVersion}`);
+    return 0;
+  });
+}

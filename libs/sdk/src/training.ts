@@ -1,0 +1,120 @@
+import type { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
+import type { ServiceClient } from '@ballast/grpc-kit';
+import {
+  type BallastQueue,
+  type ModelSpec,
+  parsePayload,
+  payloadSchemas,
+  type TrainingRunJob,
+  trainingJobId,
+} from '@ballast/queue';
+
+/**
+ * Training from the outside: enqueue a `training.run` job (its id derived from the request,
+ * so asking twice runs once), follow its progress, reproduce a registered version from its
+ * lineage, and manage per-model retraining schedules (BullMQ job schedulers).
+ */
+type TrainingQueue = BallastQueue<'training.run'>;
+
+export interface TrainingProgress {
+  stage?: string;
+  epoch?: number;
+  epochs?: number;
+  loss?: number;
+  etaMs?: number;
+}
+
+export interface TrainingResult {
+  model: string;
+  version: number;
+  artifactDigest: string;
+  reused: boolean;
+  promotion: string;
+  promotionDetail?: string;
+}
+
+export async function enqueueTraining(queue: TrainingQueue, job: TrainingRunJob): Promise<string> {
+  const id = trainingJobId(job);
+  await queue.add('train', job, { jobId: id });
+  return id;
+}
+
+/** Polls the job until it completes (its result) or fails (an Error with BullMQ's reason). */
+export async function waitForTraining(
+  queue: TrainingQueue,
+  jobId: string,
+  onProgress: (progress: TrainingProgress) => void = () => {},
+  pollMs = 250,
+): Promise<TrainingResult> {
+  for (;;) {
+    const job = await queue.getJob(jobId);
+    if (!job) throw new Error(`training job ${jobId} is not in the queue (removed, or never added)`);
+    const state = await job.getState();
+    if (state === 'completed') return job.returnvalue as TrainingResult;
+    if (state === 'failed' && job.attemptsMade >= (job.opts.attempts ?? 1))
+      throw new Error(`training job ${jobId} failed: ${job.failedReason}`);
+    if (job.progress && typeof job.progress === 'object') onProgress(job.progress as TrainingProgress);
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
+/**
+ * The job that re-runs a registered version: its spec, feature view and dataset version as
+ * its lineage recorded them. Training the same lineage on the same backend gives the same
+ * artifact digest; `reproduceVersion` compares.
+ */
+export async function reproductionJob(
+  registry: ServiceClient<typeof RegistryService>,
+  model: string,
+  version: number,
+): Promise<{ job: TrainingRunJob; artifactDigest: string }> {
+  const { version: found } = await registry.getModelVersion({ model, version });
+  const lineage = found?.lineage;
+  const recorded = lineage?.config?.hyperparameters.spec;
+  if (!lineage?.featureView?.name || !lineage.dataset?.version || !recorded)
+    throw new Error(
+      `${model} v${version} has no complete lineage to reproduce it from (spec, feature view, dataset version)`,
+    );
+  const spec = payloadSchemas['training.run'].parse({ model, reason: 'x', spec: JSON.parse(recorded) })
+    .spec as ModelSpec;
+  return {
+    job: {
+      model,
+      reason: `reproduce v${version}`,
+      featureView: lineage.featureView.name,
+      datasetVersion: lineage.dataset.version,
+      spec,
+    },
+    artifactDigest: found?.artifactDigest ?? '',
+  };
+}
+
+export interface TrainingSchedule {
+  id: string;
+  cron: string;
+  next: Date | undefined;
+  job: TrainingRunJob | undefined;
+}
+
+/** Creates or replaces the schedule `id`: the job runs on every tick of the cron pattern. */
+export async function scheduleTraining(queue: TrainingQueue, id: string, cron: string, job: TrainingRunJob) {
+  await queue.upsertJobScheduler(
+    id,
+    { pattern: cron },
+    { name: 'train', data: parsePayload('training.run', job) },
+  );
+}
+
+export async function listTrainingSchedules(queue: TrainingQueue): Promise<TrainingSchedule[]> {
+  const schedulers = await queue.getJobSchedulers(0, -1, true);
+  return schedulers.map((s) => ({
+    id: s.key,
+    cron: s.pattern ?? '',
+    next: s.next ? new Date(s.next) : undefined,
+    job: s.template?.data as TrainingRunJob | undefined,
+  }));
+}
+
+export async function removeTrainingSchedule(queue: TrainingQueue, id: string): Promise<boolean> {
+  return queue.removeJobScheduler(id);
+}
