@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegistryService, Signature } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import type { ServiceClient } from '@ballast/grpc-kit';
 import type { ModelSignature } from '@ballast/ml';
+import { status } from '@grpc/grpc-js';
 import type { DataType } from '@tensorflow/tfjs';
 import type { ArtifactCache } from './artifact-cache.js';
 import type { ModelPool, PoolLogger } from './model-pool.js';
@@ -132,7 +133,7 @@ export class DeploymentFollower {
     this.#chains.set(model, next);
   }
 
-  async #apply(model: string, alias: string, version: number): Promise<void> {
+  async #apply(model: string, alias: string, version: number, attempt = 1): Promise<void> {
     if (version === 0) {
       this.pool.deleteAlias(model, alias);
       return;
@@ -163,6 +164,18 @@ export class DeploymentFollower {
       this.pool.setAlias(model, alias, loaded);
     } catch (error) {
       if (this.#stop.signal.aborted) return;
+      // The registry being briefly away is not the artifact's fault: try again before giving up.
+      const code = (error as { code?: unknown }).code;
+      if ((code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED) && attempt < 5) {
+        const delayMs = (this.options.retryMs ?? 500) * 2 ** attempt;
+        this.log.warn(
+          { model, version, attempt, delayMs, error: (error as Error).message },
+          'registry unavailable; retrying',
+        );
+        await sleep(delayMs, undefined, { signal: this.#stop.signal }).catch(() => {});
+        if (!this.#stop.signal.aborted) await this.#apply(model, alias, version, attempt + 1);
+        return;
+      }
       this.pool.recordFailure(model, version, digest, error);
     }
   }

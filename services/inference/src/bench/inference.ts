@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -175,6 +176,7 @@ async function computeLimit() {
 
 const at = (rows: LoadPoint[], c: number) => rows.find((r) => r.concurrency === c);
 const cpuStart = process.cpuUsage();
+const loadBefore = loadavg();
 const compute = await computeLimit();
 console.error('compute limit', compute);
 
@@ -248,6 +250,8 @@ const out = writeBenchResult(here, 'inference', {
   spike: { unloaded, spike },
   targets,
   loadGeneratorCpu: cpu,
+  // The machine's load average (1, 5, 15 min) before and after: other work on the cores skews everything.
+  loadAverage: { before: loadBefore, after: loadavg() },
   serverEventLoopDelayMs: serverLoop,
 });
 console.log(`wrote ${out}`);

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 
 /** The benchmark's model: a tabular MLP, `features` [batch, FEATURES] -> `prediction` [batch, 1], seeded. */
 export const FEATURES = 32;
-export const HIDDEN = (process.env.BENCH_HIDDEN ?? '256,256').split(',').map(Number);
+export const HIDDEN = (process.env.BENCH_HIDDEN ?? '1024,1024').split(',').map(Number);
 
 export function benchModel(): tf.LayersModel {
   const input = tf.input({ shape: [FEATURES], name: 'features' });
