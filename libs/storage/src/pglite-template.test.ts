@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from './sql.js';
 
+// initdb is seconds of CPU on an idle machine and much longer on a busy one.
+const INITDB_TIMEOUT_MS = 120_000;
+
 describe('PGlite directories seeded from a template', () => {
   let dataDir: string | undefined;
   afterEach(async () => {
@@ -32,23 +35,27 @@ describe('PGlite directories seeded from a template', () => {
     expect((await readdir(join(root, 'pglite'))).sort()).toEqual(['.template', 'alpha', 'beta', 'gamma']);
   });
 
-  it('replaces a directory left without a cluster and keeps an existing one', async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'ballast-template-'));
-    const leftover = join(dataDir, 'pglite', 'registry');
-    await mkdir(leftover, { recursive: true });
-    await writeFile(join(leftover, 'half-written'), 'x');
+  it(
+    'replaces a directory left without a cluster and keeps an existing one',
+    async () => {
+      dataDir = await mkdtemp(join(tmpdir(), 'ballast-template-'));
+      const leftover = join(dataDir, 'pglite', 'registry');
+      await mkdir(leftover, { recursive: true });
+      await writeFile(join(leftover, 'half-written'), 'x');
 
-    const first = await openDatabase({ dataDir, schema: 'registry' });
-    await first.exec('CREATE TABLE kept (v int)');
-    await first.close();
-    expect(await readdir(leftover)).not.toContain('half-written');
+      const first = await openDatabase({ dataDir, schema: 'registry' });
+      await first.exec('CREATE TABLE kept (v int)');
+      await first.close();
+      expect(await readdir(leftover)).not.toContain('half-written');
 
-    const again = await openDatabase({ dataDir, schema: 'registry' });
-    try {
-      const tables = await again.query("SELECT 1 FROM pg_tables WHERE tablename = 'kept'");
-      expect(tables.rowCount).toBe(1);
-    } finally {
-      await again.close();
-    }
-  });
+      const again = await openDatabase({ dataDir, schema: 'registry' });
+      try {
+        const tables = await again.query("SELECT 1 FROM pg_tables WHERE tablename = 'kept'");
+        expect(tables.rowCount).toBe(1);
+      } finally {
+        await again.close();
+      }
+    },
+    INITDB_TIMEOUT_MS,
+  );
 });
