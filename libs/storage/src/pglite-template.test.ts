@@ -13,27 +13,31 @@ describe('PGlite directories seeded from a template', () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('builds one template for concurrent openers and gives each its own cluster', async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'ballast-template-'));
-    const root = dataDir;
-    const [a, b, c] = await Promise.all(
-      ['alpha', 'beta', 'gamma'].map((schema) => openDatabase({ dataDir: root, schema })),
-    );
-    if (!a || !b || !c) throw new Error('expected three handles');
-    try {
-      await a.exec('CREATE TABLE t (v int); INSERT INTO t VALUES (1)');
-      // A copy, not a shared directory: b's cluster has no alpha schema.
-      const seen = await b.query<{ n: string }>(
-        "SELECT count(*)::text AS n FROM information_schema.schemata WHERE schema_name = 'alpha'",
+  it(
+    'builds one template for concurrent openers and gives each its own cluster',
+    async () => {
+      dataDir = await mkdtemp(join(tmpdir(), 'ballast-template-'));
+      const root = dataDir;
+      const [a, b, c] = await Promise.all(
+        ['alpha', 'beta', 'gamma'].map((schema) => openDatabase({ dataDir: root, schema })),
       );
-      expect(seen.rows[0]?.n).toBe('0');
-      expect((await a.query<{ v: number }>('SELECT v FROM t')).rows).toEqual([{ v: 1 }]);
-    } finally {
-      await Promise.all([a.close(), b.close(), c.close()]);
-    }
-    // One template, no lock or staging directories left behind.
-    expect((await readdir(join(root, 'pglite'))).sort()).toEqual(['.template', 'alpha', 'beta', 'gamma']);
-  });
+      if (!a || !b || !c) throw new Error('expected three handles');
+      try {
+        await a.exec('CREATE TABLE t (v int); INSERT INTO t VALUES (1)');
+        // A copy, not a shared directory: b's cluster has no alpha schema.
+        const seen = await b.query<{ n: string }>(
+          "SELECT count(*)::text AS n FROM information_schema.schemata WHERE schema_name = 'alpha'",
+        );
+        expect(seen.rows[0]?.n).toBe('0');
+        expect((await a.query<{ v: number }>('SELECT v FROM t')).rows).toEqual([{ v: 1 }]);
+      } finally {
+        await Promise.all([a.close(), b.close(), c.close()]);
+      }
+      // One template, no lock or staging directories left behind.
+      expect((await readdir(join(root, 'pglite'))).sort()).toEqual(['.template', 'alpha', 'beta', 'gamma']);
+    },
+    INITDB_TIMEOUT_MS,
+  );
 
   it(
     'replaces a directory left without a cluster and keeps an existing one',
