@@ -339,6 +339,11 @@ describe('hot swap', () => {
       return s.models[0]?.versions.find((v) => v.version === 3 && v.state === VersionState.FAILED);
     }, 'v3 failed');
     expect(status3.error).toMatch(/weights|bytes|shard|size/i);
+    const details = await t.client.getServingStatus({ model: 'demand' });
+    expect(details.backend).toBe('wasm');
+    expect(details.backendReason).toContain('WebAssembly');
+    expect(details.registryConnected).toBe(true);
+    expect(details.models[0]?.versions.find((v) => v.state === VersionState.READY)?.version).toBe(current);
     const response = await t.client.predict({ model: 'demand', rows: [named(ROWS[0] ?? [])] });
     expect(response.version).toBe(current);
     // An incompatible model (its signature does not match the registry's record) is refused too.

@@ -169,6 +169,11 @@ export class ModelPool {
     return this.executor.backend?.backend ?? 'unknown';
   }
 
+  /** Why this backend runs (the selection's reason), for health details. */
+  get backendReason(): string {
+    return this.executor.backend?.reason ?? '';
+  }
+
   entries(): ModelEntry[] {
     return [...this.#models.values()];
   }

@@ -205,6 +205,7 @@ export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof Infere
         });
       const response: MessageInitShape<typeof GetServingStatusResponseSchema> = {
         backend: deps.predictor.backend,
+        backendReason: deps.pool.backendReason,
         models,
         registryConnected: deps.follower?.connected ?? false,
         predictionLogDropped: BigInt(deps.predictionLog?.dropped ?? 0),
