@@ -21,6 +21,12 @@ import { blobReferenced, findArtifact, insertArtifact } from './store.js';
  * any failure the blobs this upload created are removed and no artifact row is written.
  */
 
+/**
+ * What the registry needs of a blob store: the filesystem BlobStore today, and the shape an
+ * S3-compatible store would implement (put verifies the sha256 before the blob appears).
+ */
+export type ArtifactBlobs = Pick<BlobStore, 'has' | 'put' | 'read' | 'get' | 'delete'>;
+
 export interface ArtifactLimits {
   maxChunkBytes: number;
   maxArtifactBytes: number;
@@ -43,7 +49,7 @@ export interface UploadResult {
 
 export async function uploadArtifact(
   sql: Sql,
-  blobs: BlobStore,
+  blobs: ArtifactBlobs,
   requests: AsyncIterable<UploadArtifactRequest>,
   limits: ArtifactLimits,
 ): Promise<UploadResult> {
@@ -173,7 +179,7 @@ async function* fileChunks(
   }
 }
 
-async function checkModelJson(blobs: BlobStore, files: ArtifactFile[]): Promise<void> {
+async function checkModelJson(blobs: ArtifactBlobs, files: ArtifactFile[]): Promise<void> {
   const modelJson = files.find((f) => f.path === MODEL_JSON);
   if (!modelJson) throw invalidArgument('manifest.files', `must include ${MODEL_JSON}`);
   let weightPaths: string[];
@@ -192,7 +198,7 @@ type DownloadPart = MessageInitShape<typeof DownloadArtifactResponseSchema>;
 
 export async function* downloadArtifact(
   sql: Sql,
-  blobs: BlobStore,
+  blobs: ArtifactBlobs,
   digest: string,
   chunkBytes: number,
 ): AsyncGenerator<DownloadPart> {

@@ -3,9 +3,9 @@ import {
   type RegistryService,
 } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { BallastError, type HandlerContext, type ServiceImpl } from '@ballast/grpc-kit';
-import type { BlobStore, Sql } from '@ballast/storage';
+import type { Sql } from '@ballast/storage';
 import { create } from '@bufbuild/protobuf';
-import { type ArtifactLimits, downloadArtifact, uploadArtifact } from './artifacts.js';
+import { type ArtifactBlobs, type ArtifactLimits, downloadArtifact, uploadArtifact } from './artifacts.js';
 import type { TeamAuth } from './auth.js';
 import { compareVersions } from './compare.js';
 import { deleteAlias, promote, rollback, setAlias } from './deployments.js';
@@ -30,7 +30,7 @@ import { type DeploymentFeed, watchDeployments } from './watch.js';
 export interface RegistryDeps {
   /** The service's database (a getter: the store opens lazily and may not be open yet). */
   sql: () => Sql;
-  blobs: BlobStore;
+  blobs: ArtifactBlobs;
   feed: DeploymentFeed;
   limits: ArtifactLimits;
   /** How often watchers look for changes made by other registry replicas. */
