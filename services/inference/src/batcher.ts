@@ -152,7 +152,8 @@ export class DynamicBatcher {
     });
   }
 
-  #schedule(): void {
+  /** `now`: dispatch synchronously (right after a batch returns, so the worker is not left idle). */
+  #schedule(now = false): void {
     if (this.#running || this.#queue.length === 0) return;
     const { max_batch_size, max_queue_delay_microseconds, preferred_batch_size } = this.options;
     const full =
@@ -164,6 +165,10 @@ export class DynamicBatcher {
       if (this.#timer) {
         clearTimeout(this.#timer);
         this.#timer = undefined;
+      }
+      if (now) {
+        void this.#runNext();
+        return;
       }
       // setImmediate: requests that arrived in the same turn of the event loop join this batch.
       if (!this.#scheduled) {
@@ -220,6 +225,14 @@ export class DynamicBatcher {
     const batch = this.#take();
     if (batch.length === 0) return;
     this.#running = true;
+    // Once per batch: by the time `finally` runs, the next batch may already be running.
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#running = false;
+      this.#schedule(true);
+    };
     const rows = batch.reduce((sum, r) => sum + r.rows, 0);
     const started = performance.now();
     const links: Link[] = batch.flatMap((r) => (r.spanContext ? [{ context: r.spanContext }] : []));
@@ -242,6 +255,9 @@ export class DynamicBatcher {
       const elapsedMs = performance.now() - started;
       this.#execMs = this.#execMs === 0 ? elapsedMs : this.#execMs * 0.8 + elapsedMs * 0.2;
       this.hooks.onBatch?.(rows, result.execUs);
+      // What queued while this batch ran goes to the worker before this batch's answers are
+      // sent, so the model runs while the event loop writes the responses.
+      release();
       let offset = 0;
       for (const request of batch) {
         const outputs = result.outputs.map((output) => {
@@ -265,11 +281,11 @@ export class DynamicBatcher {
     } catch (error) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
       const failure = new Error(`model execution failed: ${(error as Error).message}`);
+      release();
       for (const request of batch) request.reject(error instanceof BallastError ? error : failure);
     } finally {
       span.end();
-      this.#running = false;
-      this.#schedule();
+      release();
     }
   }
 }
