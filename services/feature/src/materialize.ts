@@ -1,3 +1,4 @@
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { CompiledView } from './definition.js';
 import type { OnlineStore } from './online.js';
 import { type RecordSource, readTable } from './records.js';
@@ -19,6 +20,8 @@ export interface MaterializeResult {
  * Every step is a function of the records and the definition, so re-running gives the
  * same rows and the same vectors.
  */
+const tracer = trace.getTracer('@ballast/feature');
+
 export class Materializer {
   constructor(private readonly deps: { store: FeatureStore; online: OnlineStore; source: RecordSource }) {}
 
@@ -27,6 +30,42 @@ export class Materializer {
     datasetVersion: string,
     progress: (fraction: number) => unknown = () => {},
     signal?: AbortSignal,
+  ): Promise<MaterializeResult> {
+    // A span of its own, inside whatever is active: the Materialize call, or the job's
+    // "process features.materialize" span, itself in the trace of the ingest commit.
+    return tracer.startActiveSpan(
+      'feature.materialize',
+      {
+        attributes: {
+          'ballast.feature.view': view.name,
+          'ballast.feature.view_version': view.version,
+          'ballast.dataset.version': datasetVersion,
+        },
+      },
+      async (span) => {
+        try {
+          const result = await this.materialize(view, datasetVersion, progress, signal);
+          span.setAttributes({
+            'ballast.feature.rows': result.rows,
+            'ballast.feature.entities': result.entities,
+          });
+          return result;
+        } catch (err) {
+          span.recordException(err as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+          throw err;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  private async materialize(
+    view: CompiledView,
+    datasetVersion: string,
+    progress: (fraction: number) => unknown,
+    signal: AbortSignal | undefined,
   ): Promise<MaterializeResult> {
     const table = await readTable(this.deps.source, view.dataset, datasetVersion, view.fields, signal);
     await progress(0.4);

@@ -172,6 +172,9 @@ function rawLoad(sql: Sql, datasetId: string): Load {
           );
           const at = performance.now();
           samples.push({ at, records: BATCH, latencyMs: at - t0 });
+          // PGlite answers without any I/O: without this the loop would keep the event loop
+          // in microtasks and the window timers would never fire.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       });
     }).flat();
@@ -278,6 +281,7 @@ for (const backend of BACKENDS) {
     stable: ingest.stable && raw.stable,
     client_cpu_s: Math.round(((clientCpu.user + clientCpu.system) / 1e6) * 10) / 10,
   });
+  progress(`${backend}: ${JSON.stringify(rows.at(-1))}`);
 }
 const cpu = process.cpuUsage(cpuStart);
 
