@@ -17,4 +17,13 @@ export const commonConfig = {
   BALLAST_SHUTDOWN_GRACE_MS: durationMs().default(10_000),
   BALLAST_GRPC_MAX_MESSAGE_BYTES: int({ min: 1 }).default(DEFAULT_GRPC_MAX_MESSAGE_BYTES),
   BALLAST_GRPC_HOST: str().default('0.0.0.0'),
+  // gRPC TLS, read by @ballast/grpc-kit for every server and client (PEM file paths or PEM text).
+  /** This process's certificate chain; with BALLAST_TLS_KEY, its gRPC server serves TLS only. */
+  BALLAST_TLS_CERT: str().optional(),
+  BALLAST_TLS_KEY: str().optional(),
+  /** CA bundle that signs peers: clients verify servers with it; set on a server, client certificates are required (mTLS). */
+  BALLAST_TLS_CA: str().optional(),
+  /** Identity a client presents under mTLS; default BALLAST_TLS_CERT / BALLAST_TLS_KEY. */
+  BALLAST_TLS_CLIENT_CERT: str().optional(),
+  BALLAST_TLS_CLIENT_KEY: str().optional(),
 };

@@ -9,7 +9,6 @@ import {
   type ClientReadableStream,
   type ClientWritableStream,
   type CallOptions as GrpcCallOptions,
-  credentials as grpcCredentials,
   Metadata,
   type ServiceError,
   status,
@@ -17,6 +16,7 @@ import {
 import { methodDefinition } from './definition.js';
 import { FIELD_TRAILER, RULE_TRAILER } from './errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './server.js';
+import { channelCredentialsFromEnv } from './tls.js';
 import type { CallOptions, ServiceClient, ServiceDesc } from './types.js';
 
 /** A failed call, with the structured parts of an INVALID_ARGUMENT read from the trailers. */
@@ -51,6 +51,7 @@ export interface ClientOptions {
   deadlineMs?: number;
   authToken?: string | undefined;
   maxMessageBytes?: number;
+  /** Default: from BALLAST_TLS_* (see tls.ts); plaintext when none is set. */
   credentials?: ChannelCredentials;
   /** Methods (by proto name) safe to retry on UNAVAILABLE besides those the proto marks idempotent. */
   idempotentMethods?: string[];
@@ -150,7 +151,7 @@ export function createClient<S extends ServiceDesc>(service: S, options: ClientO
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const client = new Client(
     channelTarget(options.address),
-    options.credentials ?? grpcCredentials.createInsecure(),
+    options.credentials ?? channelCredentialsFromEnv(),
     {
       'grpc.service_config': serviceConfig(service, options),
       'grpc.max_receive_message_length': maxMessageBytes,

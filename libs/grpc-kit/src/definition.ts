@@ -16,13 +16,46 @@ function deserializer(schema: DescMessage) {
   return (bytes: Buffer) => fromBinary(schema, bytes);
 }
 
-export function methodDefinition(method: DescMethod): MethodDefinition<object, object> {
+/**
+ * A request whose bytes are not a valid message of its type. grpc-js answers a deserializer
+ * that throws with INTERNAL, which says "bug"; the kit's servers decode leniently instead and
+ * answer this with INVALID_ARGUMENT (see server-adapter.ts), because the fault is the caller's.
+ */
+export class UndecodableRequest {
+  constructor(
+    readonly typeName: string,
+    readonly reason: string,
+  ) {}
+}
+
+function lenientDeserializer(schema: DescMessage) {
+  return (bytes: Buffer): object => {
+    try {
+      return fromBinary(schema, bytes);
+    } catch (err) {
+      // RangeError too: a message nested deeper than the stack allows is refused, not fatal.
+      return new UndecodableRequest(schema.typeName, err instanceof Error ? err.message : String(err));
+    }
+  };
+}
+
+export interface DefinitionOptions {
+  /** Server side: hand undecodable requests to the handler as {@link UndecodableRequest}. */
+  lenientRequests?: boolean;
+}
+
+export function methodDefinition(
+  method: DescMethod,
+  options: DefinitionOptions = {},
+): MethodDefinition<object, object> {
   return {
     path: methodPath(method),
     requestStream: method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming',
     responseStream: method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming',
     requestSerialize: serializer(method.input),
-    requestDeserialize: deserializer(method.input),
+    requestDeserialize: options.lenientRequests
+      ? lenientDeserializer(method.input)
+      : deserializer(method.input),
     responseSerialize: serializer(method.output),
     responseDeserialize: deserializer(method.output),
     originalName: method.localName,
@@ -30,6 +63,8 @@ export function methodDefinition(method: DescMethod): MethodDefinition<object, o
 }
 
 /** A grpc-js service definition for a protobuf-es service descriptor. */
-export function serviceDefinition(service: ServiceDesc): ServiceDefinition {
-  return Object.fromEntries(service.methods.map((method) => [method.name, methodDefinition(method)]));
+export function serviceDefinition(service: ServiceDesc, options: DefinitionOptions = {}): ServiceDefinition {
+  return Object.fromEntries(
+    service.methods.map((method) => [method.name, methodDefinition(method, options)]),
+  );
 }

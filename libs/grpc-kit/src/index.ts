@@ -1,5 +1,11 @@
 export { type ClientOptions, channelTarget, createClient, RpcError, serviceConfig } from './client.js';
-export { methodDefinition, methodPath, serviceDefinition } from './definition.js';
+export {
+  type DefinitionOptions,
+  methodDefinition,
+  methodPath,
+  serviceDefinition,
+  UndecodableRequest,
+} from './definition.js';
 export {
   BallastError,
   type ErrorCode,
@@ -27,6 +33,7 @@ export {
   startGrpcServer,
 } from './server.js';
 export { adaptService, type CallInfo, type Interceptor } from './server-adapter.js';
+export { channelCredentialsFromEnv, serverCredentialsFromEnv, type TlsEnv } from './tls.js';
 export type {
   CallOptions,
   HandlerContext,

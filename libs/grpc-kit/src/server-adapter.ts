@@ -9,6 +9,7 @@ import {
   type UntypedHandleCall,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import { UndecodableRequest } from './definition.js';
 import { BallastError, type InternalErrorSink, toStatus } from './errors.js';
 import type { HandlerContext, ServiceDesc, ServiceImpl } from './types.js';
 
@@ -109,12 +110,23 @@ function sendHeaders(call: AnyCall, ctx: HandlerContext) {
   if (Object.keys(ctx.responseHeaders.getMap()).length > 0) call.sendMetadata(ctx.responseHeaders);
 }
 
+/** A request that did not decode is the caller's fault: INVALID_ARGUMENT, never INTERNAL. */
+function decoded(message: unknown): object {
+  if (message instanceof UndecodableRequest) {
+    throw new BallastError(
+      'invalid_argument',
+      `request is not a valid ${message.typeName}: ${message.reason}`,
+    );
+  }
+  return message as object;
+}
+
 async function* readRequests(
   stream: ServerReadableStream<object, object> | ServerDuplexStream<object, object>,
 ) {
   // A plain for-await destroys the stream when reading ends, which for a bidi call would
   // also destroy the writable half before the status is sent.
-  for await (const message of stream.iterator({ destroyOnReturn: false })) yield message as object;
+  for await (const message of stream.iterator({ destroyOnReturn: false })) yield decoded(message);
 }
 
 /** Writes one message, waiting for the transport to drain so a fast producer cannot balloon memory. */
@@ -157,7 +169,7 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
           const run = handler as (r: unknown, c: HandlerContext) => Promise<object>;
           // then() turns a synchronous throw into a rejection the chain maps to a status.
           response = await raceSignal(
-            Promise.resolve().then(() => run(input, ctx)),
+            Promise.resolve().then(() => run(method.methodKind === 'unary' ? decoded(input) : input, ctx)),
             ctx.signal,
           );
         })
@@ -178,7 +190,11 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
             : readRequests(call as ServerDuplexStream<object, object>);
         let headersSent = false;
         compose(options.interceptors, { method, ctx }, async () => {
-          const responses = (handler as (r: unknown, c: HandlerContext) => AsyncIterable<object>)(input, ctx);
+          const request = method.methodKind === 'server_streaming' ? decoded(input) : input;
+          const responses = (handler as (r: unknown, c: HandlerContext) => AsyncIterable<object>)(
+            request,
+            ctx,
+          );
           for await (const message of responses) {
             if (!headersSent) {
               sendHeaders(call, ctx);

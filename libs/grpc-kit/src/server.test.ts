@@ -261,3 +261,40 @@ describe('grpc-kit server', () => {
     expect([...reply]).toEqual([0x08, 0x01]);
   });
 });
+
+describe('undecodable requests', () => {
+  it('are INVALID_ARGUMENT (the caller sent them), not INTERNAL, and the server keeps serving', async () => {
+    const { Client } = await import('@grpc/grpc-js');
+    const server = await startGrpcServer({
+      services: [serve(EchoService, echoService)],
+      host: '127.0.0.1',
+      port: 0,
+      log,
+    });
+    const address = `127.0.0.1:${server.port}`;
+    const raw = new Client(address, credentials.createInsecure());
+    const identity = (b: Buffer) => b;
+    try {
+      // Field 1 (string) as a length-delimited field that claims more bytes than follow.
+      const garbage = Buffer.from([0x0a, 0x7f, 0x01]);
+      const code = await new Promise<number>((resolve) => {
+        raw.makeUnaryRequest(
+          '/ballast.testing.v1.EchoService/Echo',
+          identity,
+          identity,
+          garbage,
+          new Metadata(),
+          {},
+          (err) => resolve(err?.code ?? status.OK),
+        );
+      });
+      expect(code).toBe(status.INVALID_ARGUMENT);
+      const client = createClient(EchoService, { address });
+      expect((await client.echo({ message: 'still here' })).message).toBe('still here');
+      client.close();
+    } finally {
+      raw.close();
+      await server.shutdown();
+    }
+  });
+});

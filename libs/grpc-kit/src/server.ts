@@ -1,11 +1,12 @@
 import { Health } from '@ballast/contracts/grpc/health/v1/health_pb.js';
-import { Server, ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
+import { Server, type ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
 import { serviceDefinition } from './definition.js';
 import type { InternalErrorSink } from './errors.js';
 import { HealthState, healthService, ServingStatus } from './health.js';
 import { authInterceptor, metricsInterceptor } from './interceptors.js';
 import { reflectionService } from './reflection.js';
 import { adaptService, type Interceptor } from './server-adapter.js';
+import { serverCredentialsFromEnv } from './tls.js';
 import type { ServiceDesc, ServiceImpl } from './types.js';
 
 export interface KitLogger extends InternalErrorSink {
@@ -22,6 +23,9 @@ export interface ServiceRegistration {
 export function serve<S extends ServiceDesc>(service: S, impl: ServiceImpl<S>): ServiceRegistration {
   return { service, impl };
 }
+
+/** Undecodable requests reach the adapter, which answers INVALID_ARGUMENT (grpc-js would say INTERNAL). */
+const LENIENT = { lenientRequests: true } as const;
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
@@ -40,6 +44,7 @@ export interface GrpcServerOptions {
   /** How long in-flight calls may take to finish on shutdown before they are cancelled. */
   shutdownGraceMs?: number;
   interceptors?: Interceptor[];
+  /** Default: from BALLAST_TLS_* (see tls.ts); plaintext when none is set. */
   credentials?: ServerCredentials;
 }
 
@@ -75,13 +80,16 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   };
 
   const health = new HealthState();
-  server.addService(serviceDefinition(Health), adaptService(Health, healthService(health), adapterOptions));
+  server.addService(
+    serviceDefinition(Health, LENIENT),
+    adaptService(Health, healthService(health), adapterOptions),
+  );
   for (const { service, impl } of options.services) {
     // grpc-js refuses a service with no methods; one whose RPCs have not landed yet is
     // still named in health and reflection, so probes and tooling can address it.
     if (service.methods.length > 0) {
       server.addService(
-        serviceDefinition(service),
+        serviceDefinition(service, LENIENT),
         adaptService(service, impl as ServiceImpl<typeof service>, adapterOptions),
       );
     }
@@ -93,7 +101,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const port = await bind(
     server,
     `${host}:${options.port}`,
-    options.credentials ?? ServerCredentials.createInsecure(),
+    options.credentials ?? serverCredentialsFromEnv(),
   );
   health.set('', ServingStatus.SERVING);
 
