@@ -1,18 +1,56 @@
 // The monitor service: drift, delayed-label error, SLOs, alerts and retraining triggers.
 // Config, telemetry and stores are wired here; RPC handlers live in server.ts.
 
-import { commonConfig, loadConfig, serviceConfig } from '@ballast/config';
+import {
+  addrConfig,
+  bool,
+  commonConfig,
+  durationMs,
+  int,
+  loadConfig,
+  serviceConfig,
+  str,
+} from '@ballast/config';
+import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
-import { runMain, runService, serve } from '@ballast/grpc-kit';
+import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
+import { createClient, runMain, runService, serve } from '@ballast/grpc-kit';
 import { connectRedis } from '@ballast/queue';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
+import { lineageBaselines } from './lineage-baseline.js';
 import { migrations } from './migrations.js';
-import { monitorService } from './server.js';
+import { createMonitor, DEFAULT_SETTINGS } from './monitor.js';
+import { registryLineage } from './retrain.js';
 
 runMain(async () => {
-  const config = loadConfig({ ...commonConfig, ...serviceConfig('monitor') });
+  const d = DEFAULT_SETTINGS;
+  const config = loadConfig({
+    ...commonConfig,
+    ...serviceConfig('monitor'),
+    ...addrConfig('registry'),
+    ...addrConfig('feature'),
+    /** Window length for models whose baseline sets none. */
+    BALLAST_MONITOR_WINDOW_MS: durationMs().default(d.windowMs),
+    /** How long after a prediction an actual may still join it. */
+    BALLAST_MONITOR_JOIN_WINDOW_MS: durationMs().default(d.joinWindowMs),
+    /** Store the default drift rule (share of drifted features >= threshold, every segment, retrain). */
+    BALLAST_MONITOR_DEFAULT_RULE: bool().default(true),
+    BALLAST_MONITOR_DEFAULT_RULE_THRESHOLD: str().default('0.5'),
+    BALLAST_MONITOR_DEFAULT_RULE_FOR_MS: durationMs().default(0),
+    BALLAST_MONITOR_RETRAIN: bool().default(true),
+    BALLAST_MONITOR_RETRAIN_COOLDOWN_MS: durationMs().default(d.retrain.cooldownMs),
+    BALLAST_MONITOR_RETRAIN_MAX: int({ min: 1 }).default(d.retrain.maxPerWindow),
+    BALLAST_MONITOR_RETRAIN_RATE_WINDOW_MS: durationMs().default(d.retrain.rateWindowMs),
+    BALLAST_MONITOR_WEBHOOK_ATTEMPTS: int({ min: 1, max: 20 }).default(d.webhook.attempts),
+    BALLAST_MONITOR_MIN_ERROR_COUNT: int({ min: 1 }).default(d.minErrorCount),
+    BALLAST_MONITOR_WORKER_CONCURRENCY: int({ min: 1, max: 64 }).default(d.workerConcurrency),
+    /** `name=http://host:port/metrics,...`; default: every Ballast service on its DESIGN.md port. */
+    BALLAST_MONITOR_SCRAPE_TARGETS: str().optional(),
+    BALLAST_MONITOR_SCRAPE_INTERVAL_MS: durationMs().default(15_000),
+  });
   const log = createLogger({ service: 'monitor', level: config.BALLAST_LOG_LEVEL });
+  const threshold = Number(config.BALLAST_MONITOR_DEFAULT_RULE_THRESHOLD);
   const redis = connectRedis(config.BALLAST_REDIS_URL);
   const store = openServiceStore({
     url: config.BALLAST_DATABASE_URL,
@@ -20,23 +58,78 @@ runMain(async () => {
     schema: 'monitor',
     migrations,
   });
+  const clientOptions = {
+    authToken: config.BALLAST_AUTH_TOKEN,
+    maxMessageBytes: config.BALLAST_GRPC_MAX_MESSAGE_BYTES,
+  };
+  const registry = createClient(RegistryService, { address: config.BALLAST_REGISTRY_ADDR, ...clientOptions });
+  const feature = createClient(FeatureService, { address: config.BALLAST_FEATURE_ADDR, ...clientOptions });
+  const sql = () => store.sql;
+  // The worker starts once the schema is migrated (prepare), never before.
+  let monitor: ReturnType<typeof createMonitor> | undefined;
+  const monitorLazy = () => {
+    if (!monitor)
+      monitor = createMonitor({
+        sql,
+        connection: redis,
+        settings: {
+          windowMs: config.BALLAST_MONITOR_WINDOW_MS,
+          joinWindowMs: config.BALLAST_MONITOR_JOIN_WINDOW_MS,
+          defaultRule: config.BALLAST_MONITOR_DEFAULT_RULE
+            ? {
+                forMs: config.BALLAST_MONITOR_DEFAULT_RULE_FOR_MS,
+                threshold: Number.isFinite(threshold) ? threshold : 0.5,
+              }
+            : undefined,
+          retrain: {
+            enabled: config.BALLAST_MONITOR_RETRAIN,
+            cooldownMs: config.BALLAST_MONITOR_RETRAIN_COOLDOWN_MS,
+            maxPerWindow: config.BALLAST_MONITOR_RETRAIN_MAX,
+            rateWindowMs: config.BALLAST_MONITOR_RETRAIN_RATE_WINDOW_MS,
+          },
+          webhook: { attempts: config.BALLAST_MONITOR_WEBHOOK_ATTEMPTS, backoffMs: 500 },
+          minErrorCount: config.BALLAST_MONITOR_MIN_ERROR_COUNT,
+          workerConcurrency: config.BALLAST_MONITOR_WORKER_CONCURRENCY,
+        },
+        resolveBaseline: lineageBaselines(registry, feature, { windowMs: config.BALLAST_MONITOR_WINDOW_MS }),
+        lineage: registryLineage(registry),
+        onError: (err) => log.warn({ err }, 'alert evaluation failed'),
+        autorun: false,
+      });
+    return monitor;
+  };
+  const service = monitorLazy().service;
   await runService({
     name: 'monitor',
     log,
     grpc: {
       host: config.BALLAST_GRPC_HOST,
       port: config.BALLAST_MONITOR_GRPC_PORT,
-      services: [serve(MonitorService, monitorService(store))],
+      services: [serve(MonitorService, service)],
       authToken: config.BALLAST_AUTH_TOKEN,
       maxMessageBytes: config.BALLAST_GRPC_MAX_MESSAGE_BYTES,
     },
-    http: { host: config.BALLAST_GRPC_HOST, port: config.BALLAST_MONITOR_HTTP_PORT },
+    http: {
+      host: config.BALLAST_GRPC_HOST,
+      port: config.BALLAST_MONITOR_HTTP_PORT,
+    },
     dependencies: [
       { name: 'redis', check: () => redis.ping() },
       { name: 'database', check: () => store.ping() },
     ],
-    prepare: () => store.migrate(),
-    close: [() => redis.disconnect(), () => store.close()],
+    prepare: async () => {
+      await store.migrate();
+      const worker = monitorLazy().worker;
+      if (worker && !worker.isRunning())
+        void worker.run().catch((err) => log.error({ err }, 'worker stopped'));
+    },
+    close: [
+      () => monitor?.close(),
+      () => registry.close(),
+      () => feature.close(),
+      () => redis.disconnect(),
+      () => store.close(),
+    ],
     shutdownGraceMs: config.BALLAST_SHUTDOWN_GRACE_MS,
   });
 });

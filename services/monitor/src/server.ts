@@ -1,12 +1,156 @@
 import type { MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
-import type { ServiceImpl } from '@ballast/grpc-kit';
-import type { ServiceStore } from '@ballast/storage';
+import { invalidArgument, notFound, type ServiceImpl } from '@ballast/grpc-kit';
+import type { Sql } from '@ballast/storage';
+import { type Timestamp, timestampMs } from '@bufbuild/protobuf/wkt';
+import type { AlertEngine } from './alerts.js';
+import { errorSums } from './errors.js';
+import { buildBaseline, durationMs, MAX_JOIN_WINDOW_MS, windowMs } from './model-baseline.js';
+import type { MonitorSettings } from './monitor.js';
+import { driftReport, errorWindow } from './report.js';
+import type { JoinedActual } from './store.js';
+import * as store from './store.js';
+import type { BaselineCache } from './worker.js';
 
-/**
- * The monitor service's RPC handlers, kept thin over the domain modules. The contract has
- * no RPCs yet: they arrive with the monitor service's issue, and the compiler requires a
- * handler here for each one it adds.
- */
-export function monitorService(_store: ServiceStore): ServiceImpl<typeof MonitorService> {
-  return {};
+export interface MonitorDeps {
+  /** The service's database (a getter: the store opens lazily). */
+  sql: () => Sql;
+  baselines: BaselineCache;
+  alerts: AlertEngine;
+  settings: Pick<MonitorSettings, 'windowMs' | 'joinWindowMs'>;
+}
+
+const MAX_ACTUALS = 10_000;
+
+function name(field: string, value: string): string {
+  const v = value.trim();
+  if (!v) throw invalidArgument(field, 'must not be empty');
+  if (v.length > 256) throw invalidArgument(field, 'must be at most 256 characters');
+  return v;
+}
+
+function versionOf(field: string, value: number, allowZero = false): number {
+  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1))
+    throw invalidArgument(field, allowZero ? 'must be >= 0' : 'must be >= 1');
+  return value;
+}
+
+const ms = (t: Timestamp | undefined) => (t ? timestampMs(t) : undefined);
+
+/** The monitor's RPC handlers: validate, call the domain modules, shape the answer. */
+export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorService> {
+  const { sql, baselines, alerts, settings } = deps;
+  const requireBaseline = async (model: string, version: number) => {
+    const b = await baselines.get(model, version);
+    if (!b) throw notFound(`model ${model} version ${version} has no baseline`);
+    return b;
+  };
+  return {
+    async setBaseline(req) {
+      const baseline = buildBaseline(
+        name('model', req.model),
+        versionOf('version', req.version),
+        req.statistics,
+        req.config,
+        { windowMs: settings.windowMs },
+      );
+      await store.putBaseline(sql(), baseline);
+      baselines.set(baseline);
+      await alerts.ensureDefaultRule(baseline.model);
+      return { features: baseline.features };
+    },
+
+    async getDrift(req) {
+      const model = await requireBaseline(name('model', req.model), versionOf('version', req.version));
+      const windows = await store.readWindows(sql(), {
+        model: model.model,
+        version: model.version,
+        start: ms(req.startTime),
+        end: ms(req.endTime),
+        segment: req.allSegments ? undefined : req.segment,
+      });
+      return { windows: driftReport(model, windows) };
+    },
+
+    async recordActuals(req) {
+      const model = name('model', req.model);
+      if (req.actuals.length > MAX_ACTUALS)
+        throw invalidArgument('actuals', `at most ${MAX_ACTUALS} per call`);
+      const rows = req.actuals.map((a, i) => {
+        if (!a.entityKey) throw invalidArgument(`actuals[${i}].entity_key`, 'must not be empty');
+        if (!a.time) throw invalidArgument(`actuals[${i}].time`, 'is required');
+        if (!Number.isFinite(a.value))
+          throw invalidArgument(`actuals[${i}].value`, 'must be a finite number');
+        return { entityKey: a.entityKey, time: timestampMs(a.time), value: a.value };
+      });
+      // An actual recorded again (a retried call) is counted once.
+      const fresh = await store.newActuals(sql(), model, rows);
+      const duplicates = rows.length - fresh.length;
+      // The longest join window bounds the search; each version's own window decides.
+      const joined = await store.joinActuals(sql(), model, fresh, MAX_JOIN_WINDOW_MS);
+      const widths = new Map<number, number>();
+      const matched: JoinedActual[] = [];
+      for (const [i, j] of joined.entries()) {
+        if (!j) continue;
+        const config = (await baselines.get(model, j.version))?.config;
+        const joinWindow = Math.min(
+          durationMs(config?.joinWindow, settings.joinWindowMs),
+          MAX_JOIN_WINDOW_MS,
+        );
+        if ((fresh[i]?.time ?? 0) - j.predictionTime > joinWindow) continue;
+        widths.set(j.version, config ? windowMs(config) : settings.windowMs);
+        matched.push(j);
+      }
+      const unmatched = fresh.length - matched.length;
+      await sql().transaction(async (tx) => {
+        await store.addErrors(
+          tx,
+          model,
+          errorSums(matched, (v) => widths.get(v) ?? settings.windowMs),
+        );
+        await store.addCounter(tx, 'unmatched_actuals', unmatched);
+        await store.addCounter(tx, 'matched_actuals', matched.length);
+        await store.addCounter(tx, 'duplicate_actuals', duplicates);
+      });
+      await alerts.evaluateSoon(model);
+      return {
+        matched: BigInt(matched.length),
+        unmatched: BigInt(unmatched),
+        duplicates: BigInt(duplicates),
+      };
+    },
+
+    async getError(req) {
+      const model = name('model', req.model);
+      const version = versionOf('version', req.version, true);
+      const sums = await store.readErrors(sql(), {
+        model,
+        version,
+        start: ms(req.startTime),
+        end: ms(req.endTime),
+        segment: req.allSegments ? undefined : req.segment,
+      });
+      const windows = [];
+      for (const [key, s] of sums) {
+        const b = await baselines.get(model, key.version);
+        windows.push(errorWindow(key, s, b ? windowMs(b.config) : settings.windowMs));
+      }
+      return { windows };
+    },
+
+    async putAlertRule(req) {
+      return { rule: await alerts.putRule(req.rule) };
+    },
+
+    async listAlerts(req) {
+      return { alerts: await alerts.list(req.model, req.state) };
+    },
+
+    async *watchAlerts(req, ctx) {
+      for await (const alert of alerts.watch(req.model, ctx.signal)) yield { alert };
+    },
+
+    async getMonitorStatus() {
+      return { counters: await store.readCounters(sql()) };
+    },
+  };
 }

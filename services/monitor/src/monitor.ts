@@ -1,0 +1,140 @@
+import { createQueue, QueueNames } from '@ballast/queue';
+import type { Sql } from '@ballast/storage';
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { AlertEngine } from './alerts.js';
+import { DEFAULT_JOIN_WINDOW_MS, DEFAULT_WINDOW_MS } from './model-baseline.js';
+import { type LineageSource, type RetrainDefaults, Retrainer } from './retrain.js';
+import { type MonitorDeps, monitorService } from './server.js';
+import { BaselineCache, type BaselineResolver, startPredictionsWorker } from './worker.js';
+
+/**
+ * The monitor's parts wired together (main.ts and the tests build it the same way): the
+ * baseline cache, the alert engine with its retrainer, the `monitor.predictions` worker and
+ * the RPC handlers.
+ */
+
+export interface MonitorSettings {
+  /** Window length for baselines that do not set one. */
+  windowMs: number;
+  joinWindowMs: number;
+  /** The default rule stored for every model with a new baseline and no rules; undefined: none. */
+  defaultRule?: { forMs: number; threshold: number } | undefined;
+  retrain: RetrainDefaults;
+  webhook: { attempts: number; backoffMs: number };
+  minErrorCount: number;
+  workerConcurrency: number;
+}
+
+export const DEFAULT_SETTINGS: MonitorSettings = {
+  windowMs: DEFAULT_WINDOW_MS,
+  joinWindowMs: DEFAULT_JOIN_WINDOW_MS,
+  defaultRule: { forMs: 0, threshold: 0.5 },
+  retrain: { enabled: true, cooldownMs: 6 * 3_600_000, maxPerWindow: 3, rateWindowMs: 24 * 3_600_000 },
+  webhook: { attempts: 5, backoffMs: 500 },
+  minErrorCount: 1,
+  workerConcurrency: 1,
+};
+
+export interface MonitorOptions {
+  sql: () => Sql;
+  /** For the worker and the training queue (a connectRedis client). */
+  connection: Redis;
+  /** BullMQ key prefix (tests use their own). */
+  prefix?: string | undefined;
+  settings?: Partial<MonitorSettings>;
+  resolveBaseline?: BaselineResolver | undefined;
+  lineage?: LineageSource | undefined;
+  /** Where failures of background work (alert evaluation) are reported. */
+  onError?: (error: unknown) => void;
+  now?: () => number;
+  /** False: no worker (a test that feeds absorb() itself). Default true. */
+  worker?: boolean;
+  /** False: the worker waits for worker.run() (main starts it once the schema is migrated). */
+  autorun?: boolean;
+}
+
+export interface Monitor {
+  deps: MonitorDeps;
+  service: ReturnType<typeof monitorService>;
+  baselines: BaselineCache;
+  alerts: AlertEngine;
+  retrainer: Retrainer;
+  worker: Worker | undefined;
+  trainingQueue: ReturnType<typeof createQueue<'training.run'>>;
+  settings: MonitorSettings;
+  /** Background work (alert evaluation, webhook deliveries, counting failed jobs) has finished. */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createMonitor(options: MonitorOptions): Monitor {
+  const settings = { ...DEFAULT_SETTINGS, ...options.settings };
+  const prefix = options.prefix ? { prefix: options.prefix } : {};
+  let alerts: AlertEngine | undefined;
+  const baselines = new BaselineCache(options.sql, {
+    resolve: options.resolveBaseline,
+    onResolved: async (b) => alerts?.ensureDefaultRule(b.model),
+  });
+  const trainingQueue = createQueue(QueueNames.trainingRun, { connection: options.connection, ...prefix });
+  const retrainer = new Retrainer({
+    sql: options.sql,
+    queue: trainingQueue,
+    baselines,
+    lineage: options.lineage,
+    defaults: settings.retrain,
+    ...(options.now ? { now: options.now } : {}),
+  });
+  alerts = new AlertEngine({
+    sql: options.sql,
+    baselines,
+    retrainer,
+    defaultRule: settings.defaultRule,
+    webhook: settings.webhook,
+    minErrorCount: settings.minErrorCount,
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const engine = alerts;
+  const onError = options.onError ?? (() => {});
+  const background = new Set<Promise<unknown>>();
+  const track = (work: Promise<unknown>) => {
+    background.add(work);
+    void work.finally(() => background.delete(work));
+  };
+  const idle = async () => {
+    while (background.size > 0) await Promise.allSettled([...background]);
+    await engine.idle();
+  };
+  const worker =
+    options.worker === false
+      ? undefined
+      : startPredictionsWorker({
+          sql: options.sql,
+          baselines,
+          connection: options.connection,
+          ...prefix,
+          concurrency: settings.workerConcurrency,
+          autorun: options.autorun ?? true,
+          track,
+          onAbsorbed: async (model) => {
+            void engine.evaluateSoon(model.model).catch(onError);
+          },
+        });
+  const deps: MonitorDeps = { sql: options.sql, baselines, alerts: engine, settings };
+  return {
+    deps,
+    service: monitorService(deps),
+    baselines,
+    alerts: engine,
+    retrainer,
+    worker,
+    trainingQueue,
+    settings,
+    idle,
+    async close() {
+      await worker?.close();
+      await idle();
+      await trainingQueue.close();
+    },
+  };
+}

@@ -1,0 +1,341 @@
+import type { Sql } from '@ballast/storage';
+import { mergeWindow, type WindowHistogram } from './histogram.js';
+import { fromStored, type ModelBaseline, type StoredBaseline, toStored } from './model-baseline.js';
+import type { Absorbed, LoggedPrediction, WindowKey } from './windows.js';
+
+/** Persistence of baselines, window statistics, joined error, counters. No rules live here. */
+
+export async function putBaseline(sql: Sql, baseline: ModelBaseline): Promise<void> {
+  await sql.query(
+    `INSERT INTO baselines (model, version, data) VALUES ($1, $2, $3)
+     ON CONFLICT (model, version) DO UPDATE SET data = EXCLUDED.data, updated_at = now()`,
+    [baseline.model, baseline.version, JSON.stringify(toStored(baseline))],
+  );
+}
+
+export async function getBaseline(
+  sql: Sql,
+  model: string,
+  version: number,
+): Promise<ModelBaseline | undefined> {
+  const { rows } = await sql.query<{ data: StoredBaseline }>(
+    'SELECT data FROM baselines WHERE model = $1 AND version = $2',
+    [model, version],
+  );
+  const row = rows[0];
+  return row ? fromStored(model, version, row.data) : undefined;
+}
+
+interface StoredHist extends Omit<WindowHistogram, 'min' | 'max'> {
+  min: number | null;
+  max: number | null;
+}
+
+function encodeHist(h: WindowHistogram): string {
+  const stored: StoredHist = {
+    ...h,
+    min: Number.isFinite(h.min) ? h.min : null,
+    max: Number.isFinite(h.max) ? h.max : null,
+  };
+  return JSON.stringify(stored);
+}
+
+function decodeHist(s: StoredHist): WindowHistogram {
+  return { ...s, min: s.min ?? Number.POSITIVE_INFINITY, max: s.max ?? Number.NEGATIVE_INFINITY };
+}
+
+export async function addCounter(sql: Sql, name: string, by: number): Promise<void> {
+  if (by === 0) return;
+  await sql.query(
+    `INSERT INTO counters (name, value) VALUES ($1, $2)
+     ON CONFLICT (name) DO UPDATE SET value = counters.value + EXCLUDED.value`,
+    [name, by],
+  );
+}
+
+export async function readCounters(sql: Sql): Promise<Record<string, bigint>> {
+  const { rows } = await sql.query<{ name: string; value: string | number }>(
+    'SELECT name, value FROM counters',
+  );
+  return Object.fromEntries(rows.map((r) => [r.name, BigInt(r.value)]));
+}
+
+/**
+ * Adds a job's statistics to the stored windows in one transaction, under the model
+ * version's lock (so concurrent workers add, never overwrite), and remembers the job so a
+ * redelivery adds nothing. False when the job had been absorbed already.
+ */
+export async function absorbJob(
+  sql: Sql,
+  jobId: string,
+  model: string,
+  version: number,
+  absorbed: Absorbed,
+): Promise<boolean> {
+  return sql.transaction(async (tx) => {
+    const fresh = await tx.query(
+      'INSERT INTO processed_jobs (job_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1',
+      [jobId],
+    );
+    if (fresh.rows.length === 0) return false;
+    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`monitor:${model}:${version}`]);
+    const entries = [...absorbed.windows.values()];
+    if (entries.length > 0) {
+      const starts = [...new Set(entries.map((e) => e.key.windowStart))];
+      const { rows } = await tx.query<{
+        window_start: string;
+        segment: string;
+        feature: string;
+        hist: StoredHist;
+      }>(
+        `SELECT window_start, segment, feature, hist FROM window_stats
+         WHERE model = $1 AND version = $2 AND window_start = ANY($3::bigint[])`,
+        [model, version, starts],
+      );
+      const existing = new Map(rows.map((r) => [`${r.window_start}|${r.segment}|${r.feature}`, r.hist]));
+      for (const e of entries) {
+        const old = existing.get(`${e.key.windowStart}|${e.key.segment}|${e.key.feature}`);
+        if (old && old.counts.length === e.hist.counts.length) mergeWindow(e.hist, decodeHist(old));
+      }
+      await tx.query(
+        `INSERT INTO window_stats (model, version, window_start, segment, feature, hist)
+         SELECT $1, $2, w, s, f, h::jsonb FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[]) AS t(w, s, f, h)
+         ON CONFLICT (model, version, window_start, segment, feature) DO UPDATE SET hist = EXCLUDED.hist`,
+        [
+          model,
+          version,
+          entries.map((e) => e.key.windowStart),
+          entries.map((e) => e.key.segment),
+          entries.map((e) => e.key.feature),
+          entries.map((e) => encodeHist(e.hist)),
+        ],
+      );
+    }
+    await insertPredictions(tx, model, version, absorbed.predictions);
+    await addCounter(tx, 'absorbed_records', absorbed.records);
+    await addCounter(tx, 'malformed_records', absorbed.malformed);
+    return true;
+  });
+}
+
+async function insertPredictions(
+  tx: Sql,
+  model: string,
+  version: number,
+  p: LoggedPrediction[],
+): Promise<void> {
+  if (p.length === 0) return;
+  await tx.query(
+    `INSERT INTO predictions (model, version, entity_key, time_ms, segment, prediction)
+     SELECT $1, $2, e, t, s, p FROM unnest($3::text[], $4::bigint[], $5::text[], $6::float8[]) AS x(e, t, s, p)`,
+    [
+      model,
+      version,
+      p.map((x) => x.entityKey),
+      p.map((x) => x.time),
+      p.map((x) => x.segment),
+      p.map((x) => x.prediction),
+    ],
+  );
+}
+
+export interface StoredWindow extends WindowKey {
+  hist: WindowHistogram;
+}
+
+export interface WindowQuery {
+  model: string;
+  version: number;
+  /** Inclusive; undefined: the latest window only (with `end` undefined too). */
+  start?: number | undefined;
+  end?: number | undefined;
+  /** undefined: every segment. */
+  segment?: string | undefined;
+}
+
+export async function readWindows(sql: Sql, q: WindowQuery): Promise<StoredWindow[]> {
+  let start = q.start;
+  if (start === undefined && q.end === undefined) {
+    const { rows } = await sql.query<{ latest: string | null }>(
+      'SELECT max(window_start) AS latest FROM window_stats WHERE model = $1 AND version = $2',
+      [q.model, q.version],
+    );
+    if (rows[0]?.latest == null) return [];
+    start = Number(rows[0].latest);
+  }
+  const { rows } = await sql.query<{
+    window_start: string;
+    segment: string;
+    feature: string;
+    hist: StoredHist;
+  }>(
+    `SELECT window_start, segment, feature, hist FROM window_stats
+     WHERE model = $1 AND version = $2 AND window_start >= $3 AND ($4::bigint IS NULL OR window_start < $4)
+       AND ($5::text IS NULL OR segment = $5)
+     ORDER BY window_start, segment, feature`,
+    [q.model, q.version, start ?? 0, q.end ?? null, q.segment ?? null],
+  );
+  return rows.map((r) => ({
+    windowStart: Number(r.window_start),
+    segment: r.segment,
+    feature: r.feature,
+    hist: decodeHist(r.hist),
+  }));
+}
+
+// --- delayed labels ----------------------------------------------------------------------
+
+export interface ActualRow {
+  entityKey: string;
+  time: number;
+  value: number;
+}
+
+/** The actuals not recorded before (by model, entity and time), remembered from now on. */
+export async function newActuals(
+  sql: Sql,
+  model: string,
+  actuals: readonly ActualRow[],
+): Promise<ActualRow[]> {
+  if (actuals.length === 0) return [];
+  const { rows } = await sql.query<{ i: string }>(
+    `WITH a AS (SELECT * FROM unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS a(entity_key, time_ms, i)),
+          ins AS (INSERT INTO actuals_seen (model, entity_key, time_ms)
+                  SELECT DISTINCT $1::text, entity_key, time_ms FROM a
+                  ON CONFLICT DO NOTHING RETURNING entity_key, time_ms)
+     SELECT min(a.i) AS i FROM a JOIN ins USING (entity_key, time_ms) GROUP BY a.entity_key, a.time_ms ORDER BY 1`,
+    [model, actuals.map((a) => a.entityKey), actuals.map((a) => a.time)],
+  );
+  return rows.map((r) => actuals[Number(r.i) - 1] as ActualRow);
+}
+
+export interface JoinedActual {
+  version: number;
+  segment: string;
+  predictionTime: number;
+  prediction: number;
+  actual: number;
+}
+
+/**
+ * The latest logged prediction of each actual's entity at or before the actual's time and
+ * no more than `joinWindowMs` before it. Unmatched actuals come back as undefined.
+ */
+export async function joinActuals(
+  sql: Sql,
+  model: string,
+  actuals: readonly ActualRow[],
+  joinWindowMs: number,
+): Promise<(JoinedActual | undefined)[]> {
+  if (actuals.length === 0) return [];
+  const { rows } = await sql.query<{
+    i: number;
+    version: number | null;
+    segment: string | null;
+    time_ms: string | null;
+    prediction: number | null;
+  }>(
+    `SELECT a.i, p.version, p.segment, p.time_ms, p.prediction
+     FROM unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS a(entity_key, time_ms, i)
+     LEFT JOIN LATERAL (
+       SELECT version, segment, time_ms, prediction FROM predictions
+       WHERE model = $1 AND entity_key = a.entity_key AND time_ms <= a.time_ms AND time_ms >= a.time_ms - $4
+       ORDER BY time_ms DESC LIMIT 1
+     ) p ON true
+     ORDER BY a.i`,
+    [model, actuals.map((a) => a.entityKey), actuals.map((a) => a.time), joinWindowMs],
+  );
+  return rows.map((r) => {
+    const actual = actuals[Number(r.i) - 1] as ActualRow;
+    return r.version === null || r.time_ms === null
+      ? undefined
+      : {
+          version: r.version,
+          segment: r.segment ?? '',
+          predictionTime: Number(r.time_ms),
+          prediction: Number(r.prediction),
+          actual: actual.value,
+        };
+  });
+}
+
+export interface ErrorSums {
+  n: number;
+  sumAbs: number;
+  sumSq: number;
+  sumApe: number;
+  nApe: number;
+  correct: number;
+}
+
+export interface ErrorKey {
+  version: number;
+  windowStart: number;
+  segment: string;
+}
+
+export async function addErrors(sql: Sql, model: string, sums: [ErrorKey, ErrorSums][]): Promise<void> {
+  if (sums.length === 0) return;
+  const col = <T>(f: (e: [ErrorKey, ErrorSums]) => T) => sums.map(f);
+  await sql.query(
+    `INSERT INTO error_stats (model, version, window_start, segment, n, sum_abs, sum_sq, sum_ape, n_ape, correct)
+     SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::text[], $5::bigint[], $6::float8[], $7::float8[],
+                              $8::float8[], $9::bigint[], $10::bigint[])
+     ON CONFLICT (model, version, window_start, segment) DO UPDATE SET
+       n = error_stats.n + EXCLUDED.n, sum_abs = error_stats.sum_abs + EXCLUDED.sum_abs,
+       sum_sq = error_stats.sum_sq + EXCLUDED.sum_sq, sum_ape = error_stats.sum_ape + EXCLUDED.sum_ape,
+       n_ape = error_stats.n_ape + EXCLUDED.n_ape, correct = error_stats.correct + EXCLUDED.correct`,
+    [
+      model,
+      col(([k]) => k.version),
+      col(([k]) => k.windowStart),
+      col(([k]) => k.segment),
+      col(([, s]) => s.n),
+      col(([, s]) => s.sumAbs),
+      col(([, s]) => s.sumSq),
+      col(([, s]) => s.sumApe),
+      col(([, s]) => s.nApe),
+      col(([, s]) => s.correct),
+    ],
+  );
+}
+
+export async function readErrors(
+  sql: Sql,
+  q: {
+    model: string;
+    version: number;
+    start?: number | undefined;
+    end?: number | undefined;
+    segment?: string | undefined;
+  },
+): Promise<[ErrorKey, ErrorSums][]> {
+  const { rows } = await sql.query<{
+    version: number;
+    window_start: string;
+    segment: string;
+    n: string;
+    sum_abs: number;
+    sum_sq: number;
+    sum_ape: number;
+    n_ape: string;
+    correct: string;
+  }>(
+    `SELECT version, window_start, segment, n, sum_abs, sum_sq, sum_ape, n_ape, correct FROM error_stats
+     WHERE model = $1 AND ($2 = 0 OR version = $2) AND window_start >= $3
+       AND ($4::bigint IS NULL OR window_start < $4) AND ($5::text IS NULL OR segment = $5)
+     ORDER BY window_start, version, segment`,
+    [q.model, q.version, q.start ?? 0, q.end ?? null, q.segment ?? null],
+  );
+  return rows.map((r) => [
+    { version: r.version, windowStart: Number(r.window_start), segment: r.segment },
+    {
+      n: Number(r.n),
+      sumAbs: r.sum_abs,
+      sumSq: r.sum_sq,
+      sumApe: r.sum_ape,
+      nApe: Number(r.n_ape),
+      correct: Number(r.correct),
+    },
+  ]);
+}

@@ -1,0 +1,140 @@
+import type { PredictionRecord } from '@ballast/queue';
+import { addValue, emptyWindow, type WindowHistogram } from './histogram.js';
+import {
+  baselineFor,
+  LATENCY,
+  LATENCY_BASELINE,
+  type ModelBaseline,
+  PREDICTION,
+  windowMs,
+} from './model-baseline.js';
+
+/**
+ * Turns logged prediction records into window statistics: one histogram per (window,
+ * segment, feature), for all rows ('') and for the record's segment, plus the predictions
+ * that actuals will later join. Pure: the store adds the result to what it already holds.
+ */
+
+export interface WindowKey {
+  windowStart: number;
+  segment: string;
+  feature: string;
+}
+
+export interface LoggedPrediction {
+  entityKey: string;
+  time: number;
+  segment: string;
+  prediction: number;
+}
+
+export interface Absorbed {
+  windows: Map<string, { key: WindowKey; hist: WindowHistogram }>;
+  predictions: LoggedPrediction[];
+  records: number;
+  /** Records whose tensors do not fit the baseline's features (skipped). */
+  malformed: number;
+}
+
+/** "warehouse_id=w1,region=north" from a record's segments, fields sorted by name. */
+export function segmentKey(segments: Record<string, string> | undefined): string {
+  if (!segments) return '';
+  return Object.keys(segments)
+    .sort()
+    .map((k) => `${k}=${segments[k]}`)
+    .join(',');
+}
+
+export function windowKeyString(k: WindowKey): string {
+  return `${k.windowStart}|${k.segment}|${k.feature}`;
+}
+
+/** Per row, the value of each feature; undefined when the record does not fit. */
+function columns(
+  model: ModelBaseline,
+  record: PredictionRecord,
+): { values: number[][]; rows: number } | undefined {
+  const names = model.features;
+  const inputs = record.inputs;
+  if (names.every((f) => Object.hasOwn(inputs, f))) {
+    const cols = names.map((f) => inputs[f] as number[]);
+    const rows = cols[0]?.length ?? 0;
+    return cols.every((c) => c.length === rows) ? { values: cols, rows } : undefined;
+  }
+  const tensorName = model.config.featuresInput || Object.keys(inputs)[0];
+  const flat = tensorName !== undefined && Object.hasOwn(inputs, tensorName) ? inputs[tensorName] : undefined;
+  if (!flat || flat.length === 0 || flat.length % names.length !== 0) return undefined;
+  const rows = flat.length / names.length;
+  const values = names.map((_, j) =>
+    Array.from({ length: rows }, (_, r) => flat[r * names.length + j] as number),
+  );
+  return { values, rows };
+}
+
+export function absorb(model: ModelBaseline, records: readonly PredictionRecord[]): Absorbed {
+  const out: Absorbed = { windows: new Map(), predictions: [], records: 0, malformed: 0 };
+  const width = windowMs(model.config);
+  const hist = (windowStart: number, segment: string, feature: string): WindowHistogram | undefined => {
+    const key = { windowStart, segment, feature };
+    const id = windowKeyString(key);
+    let entry = out.windows.get(id);
+    if (!entry) {
+      const baseline = baselineFor(model, feature, segment);
+      if (!baseline) return undefined;
+      entry = { key, hist: emptyWindow(baseline) };
+      out.windows.set(id, entry);
+    }
+    return entry.hist;
+  };
+  for (const record of records) {
+    const cols = columns(model, record);
+    const outputName = model.config.predictionOutput || Object.keys(record.outputs)[0];
+    const predictions = outputName !== undefined ? record.outputs[outputName] : undefined;
+    if (!cols || !Number.isFinite(record.time) || (predictions && predictions.length !== cols.rows)) {
+      out.malformed++;
+      continue;
+    }
+    out.records++;
+    const windowStart = Math.floor(record.time / width) * width;
+    const segment = segmentKey(record.segments);
+    const segments = segment ? ['', segment] : [''];
+    for (const s of segments) {
+      model.features.forEach((feature, j) => {
+        const h = hist(windowStart, s, feature);
+        if (!h) return;
+        const baseline = baselineFor(model, feature, s);
+        if (!baseline) return;
+        for (const v of cols.values[j] as number[]) addValue(baseline, h, v);
+      });
+      const latency = hist(windowStart, s, LATENCY);
+      if (latency) addValue(LATENCY_BASELINE, latency, record.latencyUs / 1000);
+      const p = predictions && baselineFor(model, PREDICTION, s);
+      const ph = p ? hist(windowStart, s, PREDICTION) : undefined;
+      if (p && ph && predictions) for (const v of predictions) addValue(p, ph, v);
+    }
+    record.entityKeys?.forEach((entityKey, r) => {
+      const prediction = predictions?.[r];
+      if (entityKey && prediction !== undefined && Number.isFinite(prediction))
+        out.predictions.push({ entityKey, time: record.time, segment, prediction });
+    });
+  }
+  return out;
+}
+
+/** The q-quantile (0-1) of a numeric window histogram, interpolating inside its bin. */
+export function histogramQuantile(edges: readonly number[], hist: WindowHistogram, q: number): number {
+  if (hist.count === 0) return Number.NaN;
+  const target = q * hist.count;
+  let seen = hist.counts[0] as number;
+  if (seen >= target) return hist.min;
+  for (let i = 1; i < hist.counts.length - 1; i++) {
+    const c = hist.counts[i] as number;
+    if (seen + c >= target && c > 0) {
+      const lo = edges[i - 1] as number;
+      const hi = edges[i] as number;
+      return Math.min(Math.max(lo + ((target - seen) / c) * (hi - lo), hist.min), hist.max);
+    }
+    seen += c;
+  }
+  return hist.max;
+}
