@@ -10,6 +10,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 /usr/bin/python3 -c 'import grpc_tools' >/dev/null 2>&1 || need+=(python3-grpc-tools)
 [ -f /usr/share/grpc-proto/grpc/health/v1/health.proto ] || need+=(grpc-proto)
 /usr/bin/python3 -c 'import scipy.stats' >/dev/null 2>&1 || need+=(python3-scipy)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

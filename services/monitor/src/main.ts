@@ -18,9 +18,11 @@ import { createClient, runMain, runService, serve } from '@ballast/grpc-kit';
 import { connectRedis } from '@ballast/queue';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
+import { dashboardRoutes } from './dashboard.js';
 import { lineageBaselines } from './lineage-baseline.js';
 import { migrations } from './migrations.js';
 import { createMonitor, DEFAULT_SETTINGS } from './monitor.js';
+import { OperationsScraper, parseTargets, registerProcessMetrics } from './operations.js';
 import { registryLineage } from './retrain.js';
 
 runMain(async () => {
@@ -65,6 +67,10 @@ runMain(async () => {
   const registry = createClient(RegistryService, { address: config.BALLAST_REGISTRY_ADDR, ...clientOptions });
   const feature = createClient(FeatureService, { address: config.BALLAST_FEATURE_ADDR, ...clientOptions });
   const sql = () => store.sql;
+  const scraper = new OperationsScraper(parseTargets(config.BALLAST_MONITOR_SCRAPE_TARGETS), {
+    intervalMs: config.BALLAST_MONITOR_SCRAPE_INTERVAL_MS,
+  });
+  const stopProcessMetrics = registerProcessMetrics();
   // The worker starts once the schema is migrated (prepare), never before.
   let monitor: ReturnType<typeof createMonitor> | undefined;
   const monitorLazy = () => {
@@ -95,6 +101,7 @@ runMain(async () => {
         lineage: registryLineage(registry),
         onError: (err) => log.warn({ err }, 'alert evaluation failed'),
         autorun: false,
+        operations: scraper,
       });
     return monitor;
   };
@@ -112,6 +119,7 @@ runMain(async () => {
     http: {
       host: config.BALLAST_GRPC_HOST,
       port: config.BALLAST_MONITOR_HTTP_PORT,
+      routes: dashboardRoutes({ sql, registry, operations: scraper }),
     },
     dependencies: [
       { name: 'redis', check: () => redis.ping() },
@@ -122,8 +130,11 @@ runMain(async () => {
       const worker = monitorLazy().worker;
       if (worker && !worker.isRunning())
         void worker.run().catch((err) => log.error({ err }, 'worker stopped'));
+      scraper.start();
     },
     close: [
+      () => scraper.stop(),
+      () => stopProcessMetrics(),
       () => monitor?.close(),
       () => registry.close(),
       () => feature.close(),

@@ -14,13 +14,19 @@ import { DEFAULT_RULE_NAME } from './alerts.js';
 import { buildBaseline } from './model-baseline.js';
 import { driftReport } from './report.js';
 import type { StoredWindow } from './store.js';
-import { records, startTestMonitor, statistics, type TestMonitor } from './test-monitor.js';
-import { normalSample, seededNormal, seededRandom } from './test-support.js';
+import {
+  records,
+  retailStatistics,
+  SEGMENTS,
+  startTestMonitor,
+  statistics,
+  T0,
+  type TestMonitor,
+  traffic,
+  WINDOW,
+} from './test-monitor.js';
+import { seededRandom } from './test-support.js';
 import { absorb } from './windows.js';
-
-const T0 = Date.UTC(2026, 0, 5);
-const WINDOW = 60_000;
-const SEGMENTS = ['w1', 'w2', 'w3'];
 
 async function rejection(call: Promise<unknown>): Promise<{ code: number; details: string }> {
   try {
@@ -29,52 +35,6 @@ async function rejection(call: Promise<unknown>): Promise<{ code: number; detail
     return err as { code: number; details: string };
   }
   throw new Error('expected the call to fail');
-}
-
-/** Training statistics of a retail model: price ~ N(10, 2), lag_units ~ N(50, 10), label ~ N(50, 10), per warehouse. */
-function retailStatistics(seed = 1) {
-  const out = [];
-  const all: Record<string, number[]> = { price: [], lag_units: [], units: [] };
-  SEGMENTS.forEach((w, i) => {
-    const cols = {
-      price: normalSample(seed + i * 10, 2000, 10, 2),
-      lag_units: normalSample(seed + i * 10 + 1, 2000, 50, 10),
-      units: normalSample(seed + i * 10 + 2, 2000, 50, 10),
-    };
-    for (const [f, v] of Object.entries(cols)) {
-      all[f]?.push(...v);
-      out.push(statistics(f, v, `warehouse_id=${w}`, f === 'units'));
-    }
-  });
-  for (const [f, v] of Object.entries(all)) out.push(statistics(f, v, '', f === 'units'));
-  return out;
-}
-
-/** `n` logged rows per warehouse in the window starting at `start`; warehouses in `shifted` move by +1.5 std. */
-function traffic(
-  start: number,
-  n: number,
-  seed: number,
-  shifted: string[] = [],
-  model = 'demand',
-  version = '1',
-): MonitorPredictionsJob {
-  const draw = seededNormal(seed);
-  const rows = [];
-  for (const w of SEGMENTS) {
-    const shift = shifted.includes(w) ? 1.5 : 0;
-    for (let i = 0; i < n; i++) {
-      const lag = 50 + 10 * (draw() + shift);
-      rows.push({
-        time: start + Math.floor((i / n) * (WINDOW - 1)),
-        values: { price: 10 + 2 * (draw() + shift), lag_units: lag },
-        prediction: lag,
-        entity: `${w}:sku${i}`,
-        segment: { warehouse_id: w },
-      });
-    }
-  }
-  return { model, version, rows: rows.length, records: records(rows) };
 }
 
 function bySegment(windows: WindowDrift[], start: number): Map<string, WindowDrift> {
@@ -228,8 +188,46 @@ describe('monitor', () => {
     expect(row(1, 'warehouse_id=w2')).toMatchObject({ count: 1n, mae: 1 });
     const w2 = await m.client.getError({ model, segment: 'warehouse_id=w2', startTime: timestampFromMs(T0) });
     expect(w2.windows.map((w) => w.mae)).toEqual([10, 1]);
+    // One row per segment over the whole range (what a demo prints per warehouse).
+    const merged = await m.client.getError({ model, allSegments: true, mergeWindows: true });
+    expect(merged.windows.map((w) => [w.segment, w.count, w.mae])).toEqual([
+      ['', 3n, (5 + 10 + 1) / 3],
+      ['warehouse_id=w1', 1n, 5],
+      ['warehouse_id=w2', 2n, 5.5],
+    ]);
+    expect(timestampMs(merged.windows[0]?.windowEnd as never)).toBe(T0 + 2 * WINDOW);
+    // Version 0: the newest version with logged predictions.
+    expect((await m.client.getDrift({ model, version: 0 })).version).toBe(1);
     const status_ = await m.client.getMonitorStatus({});
     expect(status_.counters.unmatched_actuals).toBeGreaterThanOrEqual(2n);
+  });
+
+  it('joins an actual without a time to the latest prediction of its entity until now', async () => {
+    const model = 'now';
+    await m.client.setBaseline({ model, version: 1, statistics: retailStatistics() });
+    const now = Date.now();
+    const rows = [
+      {
+        time: now - 5_000,
+        values: { price: 10, lag_units: 50 },
+        prediction: 40,
+        entity: 'k',
+        segment: { warehouse_id: 'w1' },
+      },
+      {
+        time: now - 1_000,
+        values: { price: 10, lag_units: 50 },
+        prediction: 44,
+        entity: 'k',
+        segment: { warehouse_id: 'w1' },
+      },
+    ];
+    await m.log([{ model, version: '1', rows: 2, records: records(rows) }]);
+    expect(await m.client.recordActuals({ model, actuals: [{ entityKey: 'k', value: 50 }] })).toMatchObject({
+      matched: 1n,
+    });
+    const { windows } = await m.client.getError({ model, segment: 'warehouse_id=w1', mergeWindows: true });
+    expect(windows.map((w) => w.mae)).toEqual([6]);
   });
 
   it('keeps an alert through its lifecycle: pending for its for-duration, firing once, resolved, streamed and delivered by webhook with retries', async () => {

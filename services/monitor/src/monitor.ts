@@ -4,6 +4,7 @@ import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AlertEngine } from './alerts.js';
 import { DEFAULT_JOIN_WINDOW_MS, DEFAULT_WINDOW_MS } from './model-baseline.js';
+import type { OperationsScraper } from './operations.js';
 import { type LineageSource, type RetrainDefaults, Retrainer } from './retrain.js';
 import { type MonitorDeps, monitorService } from './server.js';
 import { BaselineCache, type BaselineResolver, startPredictionsWorker } from './worker.js';
@@ -50,6 +51,8 @@ export interface MonitorOptions {
   now?: () => number;
   /** False: no worker (a test that feeds absorb() itself). Default true. */
   worker?: boolean;
+  /** Scraped /metrics of the services, for GetOperations and the dashboard. */
+  operations?: OperationsScraper | undefined;
   /** False: the worker waits for worker.run() (main starts it once the schema is migrated). */
   autorun?: boolean;
 }
@@ -120,7 +123,13 @@ export function createMonitor(options: MonitorOptions): Monitor {
             void engine.evaluateSoon(model.model).catch(onError);
           },
         });
-  const deps: MonitorDeps = { sql: options.sql, baselines, alerts: engine, settings };
+  const deps: MonitorDeps = {
+    sql: options.sql,
+    baselines,
+    alerts: engine,
+    settings,
+    operations: options.operations,
+  };
   return {
     deps,
     service: monitorService(deps),

@@ -6,9 +6,10 @@ import type { AlertEngine } from './alerts.js';
 import { errorSums } from './errors.js';
 import { buildBaseline, durationMs, MAX_JOIN_WINDOW_MS, windowMs } from './model-baseline.js';
 import type { MonitorSettings } from './monitor.js';
+import { type OperationsScraper, operationsReport } from './operations.js';
 import { driftReport, errorWindow } from './report.js';
-import type { JoinedActual } from './store.js';
 import * as store from './store.js';
+import { addSums, type ErrorKey, type ErrorSums, type JoinedActual } from './store.js';
 import type { BaselineCache } from './worker.js';
 
 export interface MonitorDeps {
@@ -17,6 +18,8 @@ export interface MonitorDeps {
   baselines: BaselineCache;
   alerts: AlertEngine;
   settings: Pick<MonitorSettings, 'windowMs' | 'joinWindowMs'>;
+  /** Scraped /metrics of the services; undefined: none scraped. */
+  operations?: OperationsScraper | undefined;
 }
 
 const MAX_ACTUALS = 10_000;
@@ -60,7 +63,13 @@ export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorSer
     },
 
     async getDrift(req) {
-      const model = await requireBaseline(name('model', req.model), versionOf('version', req.version));
+      const modelName = name('model', req.model);
+      let version = versionOf('version', req.version, true);
+      if (version === 0) {
+        version = (await store.newestVersion(sql(), modelName)) ?? 0;
+        if (!version) throw notFound(`model ${modelName} has no logged predictions`);
+      }
+      const model = await requireBaseline(modelName, version);
       const windows = await store.readWindows(sql(), {
         model: model.model,
         version: model.version,
@@ -68,19 +77,21 @@ export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorSer
         end: ms(req.endTime),
         segment: req.allSegments ? undefined : req.segment,
       });
-      return { windows: driftReport(model, windows) };
+      return { windows: driftReport(model, windows), version };
     },
 
     async recordActuals(req) {
       const model = name('model', req.model);
       if (req.actuals.length > MAX_ACTUALS)
         throw invalidArgument('actuals', `at most ${MAX_ACTUALS} per call`);
+      const now = Date.now();
       const rows = req.actuals.map((a, i) => {
         if (!a.entityKey) throw invalidArgument(`actuals[${i}].entity_key`, 'must not be empty');
-        if (!a.time) throw invalidArgument(`actuals[${i}].time`, 'is required');
+        if (a.entityKey.length > 512)
+          throw invalidArgument(`actuals[${i}].entity_key`, 'must be at most 512 characters');
         if (!Number.isFinite(a.value))
           throw invalidArgument(`actuals[${i}].value`, 'must be a finite number');
-        return { entityKey: a.entityKey, time: timestampMs(a.time), value: a.value };
+        return { entityKey: a.entityKey, time: a.time ? timestampMs(a.time) : now, value: a.value };
       });
       // An actual recorded again (a retried call) is counted once.
       const fresh = await store.newActuals(sql(), model, rows);
@@ -129,11 +140,30 @@ export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorSer
         end: ms(req.endTime),
         segment: req.allSegments ? undefined : req.segment,
       });
-      const windows = [];
-      for (const [key, s] of sums) {
-        const b = await baselines.get(model, key.version);
-        windows.push(errorWindow(key, s, b ? windowMs(b.config) : settings.windowMs));
+      const width = async (v: number) => {
+        const b = await baselines.get(model, v);
+        return b ? windowMs(b.config) : settings.windowMs;
+      };
+      if (req.mergeWindows) {
+        const merged = new Map<string, { key: ErrorKey; s: ErrorSums; end: number }>();
+        for (const [key, s] of sums) {
+          const end = key.windowStart + (await width(key.version));
+          const m = merged.get(key.segment);
+          if (!m) merged.set(key.segment, { key: { ...key, version: 0 }, s: { ...s }, end });
+          else {
+            m.key.windowStart = Math.min(m.key.windowStart, key.windowStart);
+            m.end = Math.max(m.end, end);
+            addSums(m.s, s);
+          }
+        }
+        return {
+          windows: [...merged.values()]
+            .sort((a, b) => (a.key.segment < b.key.segment ? -1 : 1))
+            .map((m) => errorWindow(m.key, m.s, m.end - m.key.windowStart)),
+        };
       }
+      const windows = [];
+      for (const [key, s] of sums) windows.push(errorWindow(key, s, await width(key.version)));
       return { windows };
     },
 
@@ -147,6 +177,11 @@ export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorSer
 
     async *watchAlerts(req, ctx) {
       for await (const alert of alerts.watch(req.model, ctx.signal)) yield { alert };
+    },
+
+    async getOperations(req) {
+      const range = durationMs(req.range, 3_600_000);
+      return operationsReport(sql(), deps.operations, req.model.trim(), range);
     },
 
     async getMonitorStatus() {

@@ -268,6 +268,24 @@ export interface ErrorSums {
   correct: number;
 }
 
+export function addSums(into: ErrorSums, from: ErrorSums): void {
+  into.n += from.n;
+  into.sumAbs += from.sumAbs;
+  into.sumSq += from.sumSq;
+  into.sumApe += from.sumApe;
+  into.nApe += from.nApe;
+  into.correct += from.correct;
+}
+
+/** The version with the newest window of logged predictions. */
+export async function newestVersion(sql: Sql, model: string): Promise<number | undefined> {
+  const { rows } = await sql.query<{ version: number }>(
+    `SELECT version FROM window_stats WHERE model = $1 ORDER BY window_start DESC, version DESC LIMIT 1`,
+    [model],
+  );
+  return rows[0]?.version;
+}
+
 export interface ErrorKey {
   version: number;
   windowStart: number;

@@ -22,6 +22,7 @@ import type { Redis } from 'ioredis';
 import { numericBaseline } from './histogram.js';
 import { migrations } from './migrations.js';
 import { createMonitor, type Monitor, type MonitorOptions } from './monitor.js';
+import { normalSample, seededNormal } from './test-support.js';
 
 /**
  * A real monitor for tests: its parts on a grpc-js server over loopback, a real Postgres
@@ -49,7 +50,7 @@ export interface TestMonitor {
 }
 
 export interface TestMonitorOptions
-  extends Partial<Pick<MonitorOptions, 'settings' | 'lineage' | 'now' | 'resolveBaseline'>> {
+  extends Partial<Pick<MonitorOptions, 'settings' | 'lineage' | 'now' | 'resolveBaseline' | 'operations'>> {
   /** Reuse a database (a restart); else a fresh one. */
   reuse?: { kind: SqlKind; dir: string; schema: string; prefix: string };
 }
@@ -78,6 +79,7 @@ export async function startTestMonitor(
     ...(options.lineage ? { lineage: options.lineage } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.resolveBaseline ? { resolveBaseline: options.resolveBaseline } : {}),
+    ...(options.operations ? { operations: options.operations } : {}),
     onError: (err) => console.error('alert evaluation failed', err),
   });
   const server: GrpcServer = await startGrpcServer({
@@ -171,4 +173,54 @@ export function records(
     ...(r.entity ? { entityKeys: [r.entity] } : {}),
     ...(r.segment ? { segments: r.segment } : {}),
   }));
+}
+
+export const T0 = Date.UTC(2026, 0, 5);
+export const WINDOW = 60_000;
+export const SEGMENTS = ['w1', 'w2', 'w3'];
+
+/** Training statistics of a retail model: price ~ N(10, 2), lag_units ~ N(50, 10), label ~ N(50, 10), per warehouse. */
+export function retailStatistics(seed = 1) {
+  const out = [];
+  const all: Record<string, number[]> = { price: [], lag_units: [], units: [] };
+  SEGMENTS.forEach((w, i) => {
+    const cols = {
+      price: normalSample(seed + i * 10, 2000, 10, 2),
+      lag_units: normalSample(seed + i * 10 + 1, 2000, 50, 10),
+      units: normalSample(seed + i * 10 + 2, 2000, 50, 10),
+    };
+    for (const [f, v] of Object.entries(cols)) {
+      all[f]?.push(...v);
+      out.push(statistics(f, v, `warehouse_id=${w}`, f === 'units'));
+    }
+  });
+  for (const [f, v] of Object.entries(all)) out.push(statistics(f, v, '', f === 'units'));
+  return out;
+}
+
+/** `n` logged rows per warehouse in the window starting at `start`; warehouses in `shifted` move by +1.5 std. */
+export function traffic(
+  start: number,
+  n: number,
+  seed: number,
+  shifted: string[] = [],
+  model = 'demand',
+  version = '1',
+): MonitorPredictionsJob {
+  const draw = seededNormal(seed);
+  const rows = [];
+  for (const w of SEGMENTS) {
+    const shift = shifted.includes(w) ? 1.5 : 0;
+    for (let i = 0; i < n; i++) {
+      const lag = 50 + 10 * (draw() + shift);
+      rows.push({
+        time: start + Math.floor((i / n) * (WINDOW - 1)),
+        values: { price: 10 + 2 * (draw() + shift), lag_units: lag },
+        prediction: lag,
+        entity: `${w}:sku${i}`,
+        segment: { warehouse_id: w },
+      });
+    }
+  }
+  return { model, version, rows: rows.length, records: records(rows) };
 }

@@ -24,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ballast/monitor/v1/monitor.proto.
  */
 export const file_ballast_monitor_v1_monitor: GenFile = /*@__PURE__*/
-  fileDesc("CiBiYWxsYXN0L21vbml0b3IvdjEvbW9uaXRvci5wcm90bxISYmFsbGFzdC5tb25pdG9yLnYxIn8KC0RyaWZ0Q29uZmlnEg4KBm1ldGhvZBgBIAEoCRIRCgl0aHJlc2hvbGQYAiABKAESEAoIcHNpX3dhcm4YAyABKAESEQoJcHNpX2FsZXJ0GAQgASgBEhMKC21pbl9zYW1wbGVzGAUgASgFEhMKC2RyaWZ0X3NoYXJlGAYgASgBIqsBCg1SZXRyYWluUG9saWN5Eg8KB2VuYWJsZWQYASABKAgSKwoIY29vbGRvd24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoObWF4X3Blcl93aW5kb3cYAyABKAUSLgoLcmF0ZV93aW5kb3cYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMZmVhdHVyZV92aWV3GAUgASgJIr4DCg1Nb25pdG9yQ29uZmlnEiYKBHRhc2sYASABKA4yGC5iYWxsYXN0Lm1vbml0b3IudjEuVGFzaxIpCgZ3aW5kb3cYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoFZHJpZnQYAyABKAsyHy5iYWxsYXN0Lm1vbml0b3IudjEuRHJpZnRDb25maWcSQQoIZmVhdHVyZXMYBCADKAsyLy5iYWxsYXN0Lm1vbml0b3IudjEuTW9uaXRvckNvbmZpZy5GZWF0dXJlc0VudHJ5EhkKEXByZWRpY3Rpb25fb3V0cHV0GAUgASgJEhYKDmZlYXR1cmVzX2lucHV0GAYgASgJEi4KC2pvaW5fd2luZG93GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKB3JldHJhaW4YCCABKAsyIS5iYWxsYXN0Lm1vbml0b3IudjEuUmV0cmFpblBvbGljeRpQCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRIuCgV2YWx1ZRgCIAEoCzIfLmJhbGxhc3QubW9uaXRvci52MS5EcmlmdENvbmZpZzoCOAEiogEKElNldEJhc2VsaW5lUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEjkKCnN0YXRpc3RpY3MYAyADKAsyJS5iYWxsYXN0LmZlYXR1cmUudjEuRmVhdHVyZVN0YXRpc3RpY3MSMQoGY29uZmlnGAQgASgLMiEuYmFsbGFzdC5tb25pdG9yLnYxLk1vbml0b3JDb25maWciJwoTU2V0QmFzZWxpbmVSZXNwb25zZRIQCghmZWF0dXJlcxgBIAMoCSK2AQoPR2V0RHJpZnRSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NlZ21lbnQYBSABKAkSFAoMYWxsX3NlZ21lbnRzGAYgASgIItYDCgxGZWF0dXJlRHJpZnQSDwoHZmVhdHVyZRgBIAEoCRIVCg1pc19wcmVkaWN0aW9uGAIgASgIEg4KBm1ldGhvZBgDIAEoCRIRCglzdGF0aXN0aWMYBCABKAESDwoHcF92YWx1ZRgFIAEoARIRCgl0aHJlc2hvbGQYBiABKAESDwoHZHJpZnRlZBgHIAEoCBIUCgxpbnN1ZmZpY2llbnQYCCABKAgSCwoDcHNpGAkgASgBEhEKCXBzaV9sZXZlbBgKIAEoCRIWCg5qZW5zZW5fc2hhbm5vbhgLIAEoARIUCgxrc19zdGF0aXN0aWMYDCABKAESEgoKa3NfcF92YWx1ZRgNIAEoARIeChZ3YXNzZXJzdGVpbl9ub3JtYWxpemVkGA4gASgBEhwKFGNoaV9zcXVhcmVfc3RhdGlzdGljGA8gASgBEhoKEmNoaV9zcXVhcmVfcF92YWx1ZRgQIAEoARINCgVjb3VudBgRIAEoAxISCgpudWxsX2NvdW50GBIgASgDEhQKDG91dF9vZl9yYW5nZRgTIAEoAxIRCgludWxsX3JhdGUYFCABKAESGgoSYmFzZWxpbmVfbnVsbF9yYXRlGBUgASgBEgwKBG1lYW4YFiABKAEisgIKC1dpbmRvd0RyaWZ0EjAKDHdpbmRvd19zdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKd2luZG93X2VuZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2VnbWVudBgDIAEoCRIMCgRyb3dzGAQgASgDEg8KB2RyaWZ0ZWQYBSABKAgSEwoLZHJpZnRfc2hhcmUYBiABKAESGAoQZHJpZnRlZF9mZWF0dXJlcxgHIAEoBRIyCghmZWF0dXJlcxgIIAMoCzIgLmJhbGxhc3QubW9uaXRvci52MS5GZWF0dXJlRHJpZnQSFgoObGF0ZW5jeV9wNTBfbXMYCSABKAESFgoObGF0ZW5jeV9wOTlfbXMYCiABKAEiRAoQR2V0RHJpZnRSZXNwb25zZRIwCgd3aW5kb3dzGAEgAygLMh8uYmFsbGFzdC5tb25pdG9yLnYxLldpbmRvd0RyaWZ0IlUKBkFjdHVhbBISCgplbnRpdHlfa2V5GAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAMgASgBIlIKFFJlY29yZEFjdHVhbHNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEisKB2FjdHVhbHMYAiADKAsyGi5iYWxsYXN0Lm1vbml0b3IudjEuQWN0dWFsIk8KFVJlY29yZEFjdHVhbHNSZXNwb25zZRIPCgdtYXRjaGVkGAEgASgDEhEKCXVubWF0Y2hlZBgCIAEoAxISCgpkdXBsaWNhdGVzGAMgASgDIrYBCg9HZXRFcnJvclJlcXVlc3QSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2VnbWVudBgFIAEoCRIUCgxhbGxfc2VnbWVudHMYBiABKAgi2wEKC0Vycm9yV2luZG93EjAKDHdpbmRvd19zdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKd2luZG93X2VuZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgDIAEoBRIPCgdzZWdtZW50GAQgASgJEg0KBWNvdW50GAUgASgDEgsKA21hZRgGIAEoARIMCgRybXNlGAcgASgBEgwKBG1hcGUYCCABKAESEAoIYWNjdXJhY3kYCSABKAEiRAoQR2V0RXJyb3JSZXNwb25zZRIwCgd3aW5kb3dzGAEgAygLMh8uYmFsbGFzdC5tb25pdG9yLnYxLkVycm9yV2luZG93IssBCglBbGVydFJ1bGUSDQoFbW9kZWwYASABKAkSDAoEbmFtZRgCIAEoCRIvCgZtZXRyaWMYAyABKA4yHy5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRNZXRyaWMSEQoJdGhyZXNob2xkGAQgASgBEiYKA2ZvchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdzZWdtZW50GAYgASgJEg8KB3JldHJhaW4YByABKAgSEwoLd2ViaG9va191cmwYCCABKAkiQgoTUHV0QWxlcnRSdWxlUmVxdWVzdBIrCgRydWxlGAEgASgLMh0uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0UnVsZSJDChRQdXRBbGVydFJ1bGVSZXNwb25zZRIrCgRydWxlGAEgASgLMh0uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0UnVsZSKWAwoFQWxlcnQSCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSDAoEcnVsZRgDIAEoCRIPCgdzZWdtZW50GAQgASgJEi0KBXN0YXRlGAUgASgOMh4uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0U3RhdGUSLwoGbWV0cmljGAYgASgOMh8uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0TWV0cmljEg0KBXZhbHVlGAcgASgBEhEKCXRocmVzaG9sZBgIIAEoARIPCgd2ZXJzaW9uGAkgASgFEjAKDGFjdGl2ZV9zaW5jZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZmlyZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jlc29sdmVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5yZXRyYWluX2pvYl9pZBgNIAEoCRIXCg9yZXRyYWluX3NraXBwZWQYDiABKAkiUQoRTGlzdEFsZXJ0c1JlcXVlc3QSDQoFbW9kZWwYASABKAkSLQoFc3RhdGUYAiABKA4yHi5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRTdGF0ZSI/ChJMaXN0QWxlcnRzUmVzcG9uc2USKQoGYWxlcnRzGAEgAygLMhkuYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0IiMKEldhdGNoQWxlcnRzUmVxdWVzdBINCgVtb2RlbBgBIAEoCSI/ChNXYXRjaEFsZXJ0c1Jlc3BvbnNlEigKBWFsZXJ0GAEgASgLMhkuYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0IhkKF0dldE1vbml0b3JTdGF0dXNSZXF1ZXN0IpkBChhHZXRNb25pdG9yU3RhdHVzUmVzcG9uc2USTAoIY291bnRlcnMYASADKAsyOi5iYWxsYXN0Lm1vbml0b3IudjEuR2V0TW9uaXRvclN0YXR1c1Jlc3BvbnNlLkNvdW50ZXJzRW50cnkaLwoNQ291bnRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBKkoKBFRhc2sSFAoQVEFTS19VTlNQRUNJRklFRBAAEhMKD1RBU0tfUkVHUkVTU0lPThABEhcKE1RBU0tfQ0xBU1NJRklDQVRJT04QAirlAQoLQWxlcnRNZXRyaWMSHAoYQUxFUlRfTUVUUklDX1VOU1BFQ0lGSUVEEAASHAoYQUxFUlRfTUVUUklDX0RSSUZUX1NIQVJFEAESGAoUQUxFUlRfTUVUUklDX01BWF9QU0kQAhIUChBBTEVSVF9NRVRSSUNfTUFFEAMSFQoRQUxFUlRfTUVUUklDX1JNU0UQBBIVChFBTEVSVF9NRVRSSUNfTUFQRRAFEhsKF0FMRVJUX01FVFJJQ19FUlJPUl9SQVRFEAYSHwobQUxFUlRfTUVUUklDX0xBVEVOQ1lfUDk5X01TEAcqWwoKQWxlcnRTdGF0ZRIbChdBTEVSVF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkFMRVJUX1NUQVRFX0ZJUklORxABEhgKFEFMRVJUX1NUQVRFX1JFU09MVkVEEAIyuAYKDk1vbml0b3JTZXJ2aWNlEmMKC1NldEJhc2VsaW5lEiYuYmFsbGFzdC5tb25pdG9yLnYxLlNldEJhc2VsaW5lUmVxdWVzdBonLmJhbGxhc3QubW9uaXRvci52MS5TZXRCYXNlbGluZVJlc3BvbnNlIgOQAgISWgoIR2V0RHJpZnQSIy5iYWxsYXN0Lm1vbml0b3IudjEuR2V0RHJpZnRSZXF1ZXN0GiQuYmFsbGFzdC5tb25pdG9yLnYxLkdldERyaWZ0UmVzcG9uc2UiA5ACARJkCg1SZWNvcmRBY3R1YWxzEiguYmFsbGFzdC5tb25pdG9yLnYxLlJlY29yZEFjdHVhbHNSZXF1ZXN0GikuYmFsbGFzdC5tb25pdG9yLnYxLlJlY29yZEFjdHVhbHNSZXNwb25zZRJaCghHZXRFcnJvchIjLmJhbGxhc3QubW9uaXRvci52MS5HZXRFcnJvclJlcXVlc3QaJC5iYWxsYXN0Lm1vbml0b3IudjEuR2V0RXJyb3JSZXNwb25zZSIDkAIBEmYKDFB1dEFsZXJ0UnVsZRInLmJhbGxhc3QubW9uaXRvci52MS5QdXRBbGVydFJ1bGVSZXF1ZXN0GiguYmFsbGFzdC5tb25pdG9yLnYxLlB1dEFsZXJ0UnVsZVJlc3BvbnNlIgOQAgISYAoKTGlzdEFsZXJ0cxIlLmJhbGxhc3QubW9uaXRvci52MS5MaXN0QWxlcnRzUmVxdWVzdBomLmJhbGxhc3QubW9uaXRvci52MS5MaXN0QWxlcnRzUmVzcG9uc2UiA5ACARJlCgtXYXRjaEFsZXJ0cxImLmJhbGxhc3QubW9uaXRvci52MS5XYXRjaEFsZXJ0c1JlcXVlc3QaJy5iYWxsYXN0Lm1vbml0b3IudjEuV2F0Y2hBbGVydHNSZXNwb25zZSIDkAIBMAEScgoQR2V0TW9uaXRvclN0YXR1cxIrLmJhbGxhc3QubW9uaXRvci52MS5HZXRNb25pdG9yU3RhdHVzUmVxdWVzdBosLmJhbGxhc3QubW9uaXRvci52MS5HZXRNb25pdG9yU3RhdHVzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_ballast_feature_v1_feature, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiBiYWxsYXN0L21vbml0b3IvdjEvbW9uaXRvci5wcm90bxISYmFsbGFzdC5tb25pdG9yLnYxIn8KC0RyaWZ0Q29uZmlnEg4KBm1ldGhvZBgBIAEoCRIRCgl0aHJlc2hvbGQYAiABKAESEAoIcHNpX3dhcm4YAyABKAESEQoJcHNpX2FsZXJ0GAQgASgBEhMKC21pbl9zYW1wbGVzGAUgASgFEhMKC2RyaWZ0X3NoYXJlGAYgASgBIqsBCg1SZXRyYWluUG9saWN5Eg8KB2VuYWJsZWQYASABKAgSKwoIY29vbGRvd24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoObWF4X3Blcl93aW5kb3cYAyABKAUSLgoLcmF0ZV93aW5kb3cYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMZmVhdHVyZV92aWV3GAUgASgJIr4DCg1Nb25pdG9yQ29uZmlnEiYKBHRhc2sYASABKA4yGC5iYWxsYXN0Lm1vbml0b3IudjEuVGFzaxIpCgZ3aW5kb3cYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoFZHJpZnQYAyABKAsyHy5iYWxsYXN0Lm1vbml0b3IudjEuRHJpZnRDb25maWcSQQoIZmVhdHVyZXMYBCADKAsyLy5iYWxsYXN0Lm1vbml0b3IudjEuTW9uaXRvckNvbmZpZy5GZWF0dXJlc0VudHJ5EhkKEXByZWRpY3Rpb25fb3V0cHV0GAUgASgJEhYKDmZlYXR1cmVzX2lucHV0GAYgASgJEi4KC2pvaW5fd2luZG93GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKB3JldHJhaW4YCCABKAsyIS5iYWxsYXN0Lm1vbml0b3IudjEuUmV0cmFpblBvbGljeRpQCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRIuCgV2YWx1ZRgCIAEoCzIfLmJhbGxhc3QubW9uaXRvci52MS5EcmlmdENvbmZpZzoCOAEiogEKElNldEJhc2VsaW5lUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEjkKCnN0YXRpc3RpY3MYAyADKAsyJS5iYWxsYXN0LmZlYXR1cmUudjEuRmVhdHVyZVN0YXRpc3RpY3MSMQoGY29uZmlnGAQgASgLMiEuYmFsbGFzdC5tb25pdG9yLnYxLk1vbml0b3JDb25maWciJwoTU2V0QmFzZWxpbmVSZXNwb25zZRIQCghmZWF0dXJlcxgBIAMoCSK2AQoPR2V0RHJpZnRSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NlZ21lbnQYBSABKAkSFAoMYWxsX3NlZ21lbnRzGAYgASgIItYDCgxGZWF0dXJlRHJpZnQSDwoHZmVhdHVyZRgBIAEoCRIVCg1pc19wcmVkaWN0aW9uGAIgASgIEg4KBm1ldGhvZBgDIAEoCRIRCglzdGF0aXN0aWMYBCABKAESDwoHcF92YWx1ZRgFIAEoARIRCgl0aHJlc2hvbGQYBiABKAESDwoHZHJpZnRlZBgHIAEoCBIUCgxpbnN1ZmZpY2llbnQYCCABKAgSCwoDcHNpGAkgASgBEhEKCXBzaV9sZXZlbBgKIAEoCRIWCg5qZW5zZW5fc2hhbm5vbhgLIAEoARIUCgxrc19zdGF0aXN0aWMYDCABKAESEgoKa3NfcF92YWx1ZRgNIAEoARIeChZ3YXNzZXJzdGVpbl9ub3JtYWxpemVkGA4gASgBEhwKFGNoaV9zcXVhcmVfc3RhdGlzdGljGA8gASgBEhoKEmNoaV9zcXVhcmVfcF92YWx1ZRgQIAEoARINCgVjb3VudBgRIAEoAxISCgpudWxsX2NvdW50GBIgASgDEhQKDG91dF9vZl9yYW5nZRgTIAEoAxIRCgludWxsX3JhdGUYFCABKAESGgoSYmFzZWxpbmVfbnVsbF9yYXRlGBUgASgBEgwKBG1lYW4YFiABKAEisgIKC1dpbmRvd0RyaWZ0EjAKDHdpbmRvd19zdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKd2luZG93X2VuZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2VnbWVudBgDIAEoCRIMCgRyb3dzGAQgASgDEg8KB2RyaWZ0ZWQYBSABKAgSEwoLZHJpZnRfc2hhcmUYBiABKAESGAoQZHJpZnRlZF9mZWF0dXJlcxgHIAEoBRIyCghmZWF0dXJlcxgIIAMoCzIgLmJhbGxhc3QubW9uaXRvci52MS5GZWF0dXJlRHJpZnQSFgoObGF0ZW5jeV9wNTBfbXMYCSABKAESFgoObGF0ZW5jeV9wOTlfbXMYCiABKAEiVQoQR2V0RHJpZnRSZXNwb25zZRIwCgd3aW5kb3dzGAEgAygLMh8uYmFsbGFzdC5tb25pdG9yLnYxLldpbmRvd0RyaWZ0Eg8KB3ZlcnNpb24YAiABKAUiVQoGQWN0dWFsEhIKCmVudGl0eV9rZXkYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFdmFsdWUYAyABKAEiUgoUUmVjb3JkQWN0dWFsc1JlcXVlc3QSDQoFbW9kZWwYASABKAkSKwoHYWN0dWFscxgCIAMoCzIaLmJhbGxhc3QubW9uaXRvci52MS5BY3R1YWwiTwoVUmVjb3JkQWN0dWFsc1Jlc3BvbnNlEg8KB21hdGNoZWQYASABKAMSEQoJdW5tYXRjaGVkGAIgASgDEhIKCmR1cGxpY2F0ZXMYAyABKAMizQEKD0dldEVycm9yUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdzZWdtZW50GAUgASgJEhQKDGFsbF9zZWdtZW50cxgGIAEoCBIVCg1tZXJnZV93aW5kb3dzGAcgASgIItsBCgtFcnJvcldpbmRvdxIwCgx3aW5kb3dfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCndpbmRvd19lbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YAyABKAUSDwoHc2VnbWVudBgEIAEoCRINCgVjb3VudBgFIAEoAxILCgNtYWUYBiABKAESDAoEcm1zZRgHIAEoARIMCgRtYXBlGAggASgBEhAKCGFjY3VyYWN5GAkgASgBIkQKEEdldEVycm9yUmVzcG9uc2USMAoHd2luZG93cxgBIAMoCzIfLmJhbGxhc3QubW9uaXRvci52MS5FcnJvcldpbmRvdyLLAQoJQWxlcnRSdWxlEg0KBW1vZGVsGAEgASgJEgwKBG5hbWUYAiABKAkSLwoGbWV0cmljGAMgASgOMh8uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0TWV0cmljEhEKCXRocmVzaG9sZBgEIAEoARImCgNmb3IYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHc2VnbWVudBgGIAEoCRIPCgdyZXRyYWluGAcgASgIEhMKC3dlYmhvb2tfdXJsGAggASgJIkIKE1B1dEFsZXJ0UnVsZVJlcXVlc3QSKwoEcnVsZRgBIAEoCzIdLmJhbGxhc3QubW9uaXRvci52MS5BbGVydFJ1bGUiQwoUUHV0QWxlcnRSdWxlUmVzcG9uc2USKwoEcnVsZRgBIAEoCzIdLmJhbGxhc3QubW9uaXRvci52MS5BbGVydFJ1bGUilgMKBUFsZXJ0EgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEgwKBHJ1bGUYAyABKAkSDwoHc2VnbWVudBgEIAEoCRItCgVzdGF0ZRgFIAEoDjIeLmJhbGxhc3QubW9uaXRvci52MS5BbGVydFN0YXRlEi8KBm1ldHJpYxgGIAEoDjIfLmJhbGxhc3QubW9uaXRvci52MS5BbGVydE1ldHJpYxINCgV2YWx1ZRgHIAEoARIRCgl0aHJlc2hvbGQYCCABKAESDwoHdmVyc2lvbhgJIAEoBRIwCgxhY3RpdmVfc2luY2UYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGZpcmVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNvbHZlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOcmV0cmFpbl9qb2JfaWQYDSABKAkSFwoPcmV0cmFpbl9za2lwcGVkGA4gASgJIlEKEUxpc3RBbGVydHNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEi0KBXN0YXRlGAIgASgOMh4uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0U3RhdGUiPwoSTGlzdEFsZXJ0c1Jlc3BvbnNlEikKBmFsZXJ0cxgBIAMoCzIZLmJhbGxhc3QubW9uaXRvci52MS5BbGVydCIjChJXYXRjaEFsZXJ0c1JlcXVlc3QSDQoFbW9kZWwYASABKAkiPwoTV2F0Y2hBbGVydHNSZXNwb25zZRIoCgVhbGVydBgBIAEoCzIZLmJhbGxhc3QubW9uaXRvci52MS5BbGVydCJPChRHZXRPcGVyYXRpb25zUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIoCgVyYW5nZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiK2AgoPTW9kZWxPcGVyYXRpb25zEg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSFwoPbG9nZ2VkX3JlcXVlc3RzGAMgASgDEhYKDmxhdGVuY3lfcDUwX21zGAQgASgBEhYKDmxhdGVuY3lfcDk1X21zGAUgASgBEhYKDmxhdGVuY3lfcDk5X21zGAYgASgBElUKEnJlcXVlc3RzX2J5X3N0YXR1cxgHIAMoCzI5LmJhbGxhc3QubW9uaXRvci52MS5Nb2RlbE9wZXJhdGlvbnMuUmVxdWVzdHNCeVN0YXR1c0VudHJ5EhIKCmVycm9yX3JhdGUYCCABKAEaNwoVUmVxdWVzdHNCeVN0YXR1c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEixAEKEFNlcnZpY2VSZXNvdXJjZXMSDwoHc2VydmljZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSCgoCdXAYAyABKAgSDQoFZXJyb3IYBCABKAkSLgoKc2NyYXBlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLY3B1X3BlcmNlbnQYBiABKAESFAoMbWVtb3J5X2J5dGVzGAcgASgBEhkKEWV2ZW50X2xvb3BfbGFnX21zGAggASgBIoQBChVHZXRPcGVyYXRpb25zUmVzcG9uc2USMwoGbW9kZWxzGAEgAygLMiMuYmFsbGFzdC5tb25pdG9yLnYxLk1vZGVsT3BlcmF0aW9ucxI2CghzZXJ2aWNlcxgCIAMoCzIkLmJhbGxhc3QubW9uaXRvci52MS5TZXJ2aWNlUmVzb3VyY2VzIhkKF0dldE1vbml0b3JTdGF0dXNSZXF1ZXN0IpkBChhHZXRNb25pdG9yU3RhdHVzUmVzcG9uc2USTAoIY291bnRlcnMYASADKAsyOi5iYWxsYXN0Lm1vbml0b3IudjEuR2V0TW9uaXRvclN0YXR1c1Jlc3BvbnNlLkNvdW50ZXJzRW50cnkaLwoNQ291bnRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBKkoKBFRhc2sSFAoQVEFTS19VTlNQRUNJRklFRBAAEhMKD1RBU0tfUkVHUkVTU0lPThABEhcKE1RBU0tfQ0xBU1NJRklDQVRJT04QAirlAQoLQWxlcnRNZXRyaWMSHAoYQUxFUlRfTUVUUklDX1VOU1BFQ0lGSUVEEAASHAoYQUxFUlRfTUVUUklDX0RSSUZUX1NIQVJFEAESGAoUQUxFUlRfTUVUUklDX01BWF9QU0kQAhIUChBBTEVSVF9NRVRSSUNfTUFFEAMSFQoRQUxFUlRfTUVUUklDX1JNU0UQBBIVChFBTEVSVF9NRVRSSUNfTUFQRRAFEhsKF0FMRVJUX01FVFJJQ19FUlJPUl9SQVRFEAYSHwobQUxFUlRfTUVUUklDX0xBVEVOQ1lfUDk5X01TEAcqWwoKQWxlcnRTdGF0ZRIbChdBTEVSVF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkFMRVJUX1NUQVRFX0ZJUklORxABEhgKFEFMRVJUX1NUQVRFX1JFU09MVkVEEAIyowcKDk1vbml0b3JTZXJ2aWNlEmMKC1NldEJhc2VsaW5lEiYuYmFsbGFzdC5tb25pdG9yLnYxLlNldEJhc2VsaW5lUmVxdWVzdBonLmJhbGxhc3QubW9uaXRvci52MS5TZXRCYXNlbGluZVJlc3BvbnNlIgOQAgISWgoIR2V0RHJpZnQSIy5iYWxsYXN0Lm1vbml0b3IudjEuR2V0RHJpZnRSZXF1ZXN0GiQuYmFsbGFzdC5tb25pdG9yLnYxLkdldERyaWZ0UmVzcG9uc2UiA5ACARJkCg1SZWNvcmRBY3R1YWxzEiguYmFsbGFzdC5tb25pdG9yLnYxLlJlY29yZEFjdHVhbHNSZXF1ZXN0GikuYmFsbGFzdC5tb25pdG9yLnYxLlJlY29yZEFjdHVhbHNSZXNwb25zZRJaCghHZXRFcnJvchIjLmJhbGxhc3QubW9uaXRvci52MS5HZXRFcnJvclJlcXVlc3QaJC5iYWxsYXN0Lm1vbml0b3IudjEuR2V0RXJyb3JSZXNwb25zZSIDkAIBEmYKDFB1dEFsZXJ0UnVsZRInLmJhbGxhc3QubW9uaXRvci52MS5QdXRBbGVydFJ1bGVSZXF1ZXN0GiguYmFsbGFzdC5tb25pdG9yLnYxLlB1dEFsZXJ0UnVsZVJlc3BvbnNlIgOQAgISYAoKTGlzdEFsZXJ0cxIlLmJhbGxhc3QubW9uaXRvci52MS5MaXN0QWxlcnRzUmVxdWVzdBomLmJhbGxhc3QubW9uaXRvci52MS5MaXN0QWxlcnRzUmVzcG9uc2UiA5ACARJlCgtXYXRjaEFsZXJ0cxImLmJhbGxhc3QubW9uaXRvci52MS5XYXRjaEFsZXJ0c1JlcXVlc3QaJy5iYWxsYXN0Lm1vbml0b3IudjEuV2F0Y2hBbGVydHNSZXNwb25zZSIDkAIBMAESaQoNR2V0T3BlcmF0aW9ucxIoLmJhbGxhc3QubW9uaXRvci52MS5HZXRPcGVyYXRpb25zUmVxdWVzdBopLmJhbGxhc3QubW9uaXRvci52MS5HZXRPcGVyYXRpb25zUmVzcG9uc2UiA5ACARJyChBHZXRNb25pdG9yU3RhdHVzEisuYmFsbGFzdC5tb25pdG9yLnYxLkdldE1vbml0b3JTdGF0dXNSZXF1ZXN0GiwuYmFsbGFzdC5tb25pdG9yLnYxLkdldE1vbml0b3JTdGF0dXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_ballast_feature_v1_feature, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Overrides of the automatic drift test (DESIGN.md, "Drift tests").
@@ -249,6 +249,8 @@ export type GetDriftRequest = Message<"ballast.monitor.v1.GetDriftRequest"> & {
   model: string;
 
   /**
+   * 0: the newest version with logged predictions.
+   *
    * @generated from field: int32 version = 2;
    */
   version: number;
@@ -495,6 +497,13 @@ export type GetDriftResponse = Message<"ballast.monitor.v1.GetDriftResponse"> & 
    * @generated from field: repeated ballast.monitor.v1.WindowDrift windows = 1;
    */
   windows: WindowDrift[];
+
+  /**
+   * The version answered for (the one asked, or the newest when 0 was asked).
+   *
+   * @generated from field: int32 version = 2;
+   */
+  version: number;
 };
 
 /**
@@ -514,7 +523,8 @@ export type Actual = Message<"ballast.monitor.v1.Actual"> & {
   entityKey: string;
 
   /**
-   * The time the actual belongs to (e.g. the day whose units were predicted).
+   * When the actual was known: it joins the latest prediction of its entity at or before this
+   * time. Unset: now.
    *
    * @generated from field: google.protobuf.Timestamp time = 2;
    */
@@ -621,6 +631,14 @@ export type GetErrorRequest = Message<"ballast.monitor.v1.GetErrorRequest"> & {
    * @generated from field: bool all_segments = 6;
    */
   allSegments: boolean;
+
+  /**
+   * One entry per segment over the whole range (all windows and versions added up; window_start
+   * and window_end are the first window's start and the last window's end, version 0).
+   *
+   * @generated from field: bool merge_windows = 7;
+   */
+  mergeWindows: boolean;
 };
 
 /**
@@ -972,6 +990,170 @@ export const WatchAlertsResponseSchema: GenMessage<WatchAlertsResponse> = /*@__P
   messageDesc(file_ballast_monitor_v1_monitor, 22);
 
 /**
+ * @generated from message ballast.monitor.v1.GetOperationsRequest
+ */
+export type GetOperationsRequest = Message<"ballast.monitor.v1.GetOperationsRequest"> & {
+  /**
+   * Empty: every model with logged predictions.
+   *
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * Latency over the last this long of windows; default 1 h.
+   *
+   * @generated from field: google.protobuf.Duration range = 2;
+   */
+  range?: Duration | undefined;
+};
+
+/**
+ * Describes the message ballast.monitor.v1.GetOperationsRequest.
+ * Use `create(GetOperationsRequestSchema)` to create a new message.
+ */
+export const GetOperationsRequestSchema: GenMessage<GetOperationsRequest> = /*@__PURE__*/
+  messageDesc(file_ballast_monitor_v1_monitor, 23);
+
+/**
+ * @generated from message ballast.monitor.v1.ModelOperations
+ */
+export type ModelOperations = Message<"ballast.monitor.v1.ModelOperations"> & {
+  /**
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * @generated from field: int32 version = 2;
+   */
+  version: number;
+
+  /**
+   * From the logged predictions' latencies (server side, queueing included).
+   *
+   * @generated from field: int64 logged_requests = 3;
+   */
+  loggedRequests: bigint;
+
+  /**
+   * @generated from field: double latency_p50_ms = 4;
+   */
+  latencyP50Ms: number;
+
+  /**
+   * @generated from field: double latency_p95_ms = 5;
+   */
+  latencyP95Ms: number;
+
+  /**
+   * @generated from field: double latency_p99_ms = 6;
+   */
+  latencyP99Ms: number;
+
+  /**
+   * From inference's ballast_inference_requests_total as last scraped (since inference
+   * started): requests by status, and the share that did not end OK.
+   *
+   * @generated from field: map<string, int64> requests_by_status = 7;
+   */
+  requestsByStatus: { [key: string]: bigint };
+
+  /**
+   * @generated from field: double error_rate = 8;
+   */
+  errorRate: number;
+};
+
+/**
+ * Describes the message ballast.monitor.v1.ModelOperations.
+ * Use `create(ModelOperationsSchema)` to create a new message.
+ */
+export const ModelOperationsSchema: GenMessage<ModelOperations> = /*@__PURE__*/
+  messageDesc(file_ballast_monitor_v1_monitor, 24);
+
+/**
+ * @generated from message ballast.monitor.v1.ServiceResources
+ */
+export type ServiceResources = Message<"ballast.monitor.v1.ServiceResources"> & {
+  /**
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * The /metrics URL scraped.
+   *
+   * @generated from field: string target = 2;
+   */
+  target: string;
+
+  /**
+   * @generated from field: bool up = 3;
+   */
+  up: boolean;
+
+  /**
+   * Why the last scrape failed.
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp scraped_at = 5;
+   */
+  scrapedAt?: Timestamp | undefined;
+
+  /**
+   * NaN where the service does not export the metric (process_cpu_seconds_total,
+   * process_resident_memory_bytes, nodejs_eventloop_lag_seconds or their OpenTelemetry names).
+   *
+   * @generated from field: double cpu_percent = 6;
+   */
+  cpuPercent: number;
+
+  /**
+   * @generated from field: double memory_bytes = 7;
+   */
+  memoryBytes: number;
+
+  /**
+   * @generated from field: double event_loop_lag_ms = 8;
+   */
+  eventLoopLagMs: number;
+};
+
+/**
+ * Describes the message ballast.monitor.v1.ServiceResources.
+ * Use `create(ServiceResourcesSchema)` to create a new message.
+ */
+export const ServiceResourcesSchema: GenMessage<ServiceResources> = /*@__PURE__*/
+  messageDesc(file_ballast_monitor_v1_monitor, 25);
+
+/**
+ * @generated from message ballast.monitor.v1.GetOperationsResponse
+ */
+export type GetOperationsResponse = Message<"ballast.monitor.v1.GetOperationsResponse"> & {
+  /**
+   * @generated from field: repeated ballast.monitor.v1.ModelOperations models = 1;
+   */
+  models: ModelOperations[];
+
+  /**
+   * @generated from field: repeated ballast.monitor.v1.ServiceResources services = 2;
+   */
+  services: ServiceResources[];
+};
+
+/**
+ * Describes the message ballast.monitor.v1.GetOperationsResponse.
+ * Use `create(GetOperationsResponseSchema)` to create a new message.
+ */
+export const GetOperationsResponseSchema: GenMessage<GetOperationsResponse> = /*@__PURE__*/
+  messageDesc(file_ballast_monitor_v1_monitor, 26);
+
+/**
  * @generated from message ballast.monitor.v1.GetMonitorStatusRequest
  */
 export type GetMonitorStatusRequest = Message<"ballast.monitor.v1.GetMonitorStatusRequest"> & {
@@ -982,7 +1164,7 @@ export type GetMonitorStatusRequest = Message<"ballast.monitor.v1.GetMonitorStat
  * Use `create(GetMonitorStatusRequestSchema)` to create a new message.
  */
 export const GetMonitorStatusRequestSchema: GenMessage<GetMonitorStatusRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 23);
+  messageDesc(file_ballast_monitor_v1_monitor, 27);
 
 /**
  * @generated from message ballast.monitor.v1.GetMonitorStatusResponse
@@ -1002,7 +1184,7 @@ export type GetMonitorStatusResponse = Message<"ballast.monitor.v1.GetMonitorSta
  * Use `create(GetMonitorStatusResponseSchema)` to create a new message.
  */
 export const GetMonitorStatusResponseSchema: GenMessage<GetMonitorStatusResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 24);
+  messageDesc(file_ballast_monitor_v1_monitor, 28);
 
 /**
  * @generated from enum ballast.monitor.v1.Task
@@ -1187,6 +1369,17 @@ export const MonitorService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchAlertsRequestSchema;
     output: typeof WatchAlertsResponseSchema;
+  },
+  /**
+   * Latency percentiles and request error rates per model (from the logged predictions and
+   * inference's /metrics), and CPU, memory and event-loop lag per service (from their /metrics).
+   *
+   * @generated from rpc ballast.monitor.v1.MonitorService.GetOperations
+   */
+  getOperations: {
+    methodKind: "unary";
+    input: typeof GetOperationsRequestSchema;
+    output: typeof GetOperationsResponseSchema;
   },
   /**
    * What the monitor skipped and why: malformed jobs and records, unknown models, unmatched
