@@ -421,3 +421,45 @@ export function dashboardProblems(
   }
   return problems;
 }
+
+/**
+ * Grafana provisioning agrees with the compose file: the dashboards folder is mounted where the
+ * provider looks, the home dashboard exists there, and each datasource URL names a compose
+ * service and a port it listens on.
+ */
+export function grafanaProblems(compose: ComposeFile, datasources: unknown, providers: unknown): string[] {
+  const problems: string[] = [];
+  const grafana = compose.services.grafana;
+  if (!grafana) return ['no grafana service'];
+  const mounts = new Map(
+    (grafana.volumes ?? []).map((v) => {
+      const [source = '', target = ''] = v.split(':');
+      return [target, source] as const;
+    }),
+  );
+  const providerPaths = ((get(providers, 'providers') as unknown[] | undefined) ?? []).map((p) =>
+    get(p, 'options', 'path'),
+  );
+  if (providerPaths.length === 0) problems.push('no dashboard provider');
+  for (const path of providerPaths) {
+    const source = mounts.get(String(path));
+    if (!source) problems.push(`dashboard provider reads ${String(path)}, which nothing is mounted at`);
+    else if (!existsSync(deployPath(source)))
+      problems.push(`${source} (mounted at ${String(path)}) does not exist`);
+  }
+  const home = String(grafana.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ?? '');
+  const homeDir = home.slice(0, home.lastIndexOf('/'));
+  const homeSource = mounts.get(homeDir);
+  if (!homeSource || !existsSync(deployPath(homeSource, home.slice(homeDir.length + 1))))
+    problems.push(`home dashboard ${home} is not a provisioned file`);
+  for (const ds of (get(datasources, 'datasources') as unknown[] | undefined) ?? []) {
+    const url = hostOf(String(get(ds, 'url')));
+    const service = url && compose.services[url.host];
+    const published = (service?.ports ?? []).some((p) => String(p).split(':').at(-1) === url?.port);
+    if (!service || !published)
+      problems.push(
+        `datasource ${String(get(ds, 'name'))}: ${String(get(ds, 'url'))} is no compose service port`,
+      );
+  }
+  return problems;
+}

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { composeProblems, prometheusProblems } from './checks.js';
+import { composeProblems, grafanaProblems, prometheusProblems } from './checks.js';
 import { type ComposeFile, composeSchemaProblems, loadCompose, mergeCompose } from './compose.js';
 import { parseDockerfile } from './dockerfile.js';
 import { deployPath } from './paths.js';
@@ -10,6 +10,8 @@ const compose = loadCompose(deployPath('docker-compose.yml'));
 const gpu = loadCompose(deployPath('docker-compose.gpu.yml'));
 const merged = mergeCompose(compose, gpu) as ComposeFile;
 const dockerfile = parseDockerfile(readFileSync(deployPath('Dockerfile'), 'utf8'));
+const datasources = loadYaml(deployPath('grafana', 'provisioning', 'datasources', 'datasources.yml'));
+const providers = loadYaml(deployPath('grafana', 'provisioning', 'dashboards', 'dashboards.yml'));
 
 describe('docker-compose.yml', () => {
   it('is valid against the Compose Specification schema, alone and with the GPU override', () => {
@@ -39,6 +41,10 @@ describe('docker-compose.yml', () => {
   it('has Redis, Postgres, Jaeger, Prometheus and Grafana', () => {
     for (const name of ['redis', 'postgres', 'jaeger', 'prometheus', 'grafana'])
       expect(compose.services).toHaveProperty(name);
+  });
+
+  it('Grafana provisioning matches its mounts and the compose services', () => {
+    expect(grafanaProblems(compose, datasources, providers)).toEqual([]);
   });
 
   it('prometheus.yml scrapes every service on its HTTP port', () => {
@@ -95,6 +101,18 @@ describe('the compose checks catch broken files', () => {
     (broken.services.redis as Record<string, unknown>).command = ['redis-server'];
     expect(composeProblems(broken, dockerfile)).toEqual([
       'redis: append-only file (--appendonly yes) is off',
+    ]);
+  });
+
+  it('cross-checks: Grafana looking for dashboards where none are mounted, a datasource on no service', () => {
+    const badProviders = {
+      apiVersion: 1,
+      providers: [{ name: 'x', type: 'file', options: { path: '/dashboards' } }],
+    };
+    const badSources = { apiVersion: 1, datasources: [{ name: 'Prometheus', url: 'http://prom:9090' }] };
+    expect(grafanaProblems(compose, badSources, badProviders)).toEqual([
+      'dashboard provider reads /dashboards, which nothing is mounted at',
+      'datasource Prometheus: http://prom:9090 is no compose service port',
     ]);
   });
 });
