@@ -80,6 +80,7 @@ const spec = { hiddenUnits: [8], epochs: 8, batchSize: 32, learningRate: 0.01, s
 describe('training across real services', () => {
   let redis: Redis;
   let addresses: Record<'ingest' | 'feature' | 'registry', string>;
+  let trainerEnv: Record<string, string>;
   let datasetVersion: string;
 
   beforeAll(async () => {
@@ -94,13 +95,16 @@ describe('training across real services', () => {
       ...common,
       BALLAST_INGEST_ADDR: `127.0.0.1:${ingest.grpcPort}`,
     });
-    const trainer = await startServiceProcess('trainer', {
+    trainerEnv = {
       ...common,
       BALLAST_INGEST_ADDR: `127.0.0.1:${ingest.grpcPort}`,
       BALLAST_FEATURE_ADDR: `127.0.0.1:${feature.grpcPort}`,
       BALLAST_REGISTRY_ADDR: `127.0.0.1:${registry.grpcPort}`,
       BALLAST_TF_BACKEND: 'wasm',
-    });
+      // A killed trainer's job is taken up again 3 s after its last lock renewal.
+      BALLAST_TRAINER_LOCK_MS: '3000',
+    };
+    const trainer = await startServiceProcess('trainer', trainerEnv);
     running.push(ingest, registry, feature, trainer);
     addresses = {
       ingest: `127.0.0.1:${ingest.grpcPort}`,
@@ -187,6 +191,13 @@ describe('training across real services', () => {
     }
   }, 240_000);
 
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [cliPath, ...args], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, BALLAST_REDIS_URL: REDIS_URL, BALLAST_REGISTRY_ADDR: addresses.registry },
+    });
+
   afterAll(async () => {
     await Promise.all(running.map((p) => p.stop()));
     await redis?.flushdb();
@@ -251,12 +262,6 @@ describe('training across real services', () => {
       ).toBe(2);
 
       // The CLI: reproduce v1 from its lineage (same digest, exit 0), and a retraining schedule.
-      const cli = (...args: string[]) =>
-        spawnSync(process.execPath, [cliPath, ...args], {
-          encoding: 'utf8',
-          timeout: 120_000,
-          env: { ...process.env, BALLAST_REDIS_URL: REDIS_URL, BALLAST_REGISTRY_ADDR: addresses.registry },
-        });
       const reproduced = cli('train', '--reproduce', 'demand@1');
       expect(reproduced.stderr).toBe('');
       expect(reproduced.stdout).toContain(
@@ -277,6 +282,12 @@ describe('training across real services', () => {
       const refused = await run({ ...request, spec: { ...spec, seed: 12 }, promote: true });
       expect(refused).toMatchObject({ version: 4, promotion: 'refused' });
       expect(refused.promotionDetail).toContain('required +50.0%');
+      // Production was scored on the candidate's own holdout, and the gate compared those.
+      const v4 = (await registry.getModelVersion({ model: 'demand', version: 4 })).version;
+      expect(v4?.metrics.map((m) => `${m.name}/${m.evalSet}/${m.segment}`)).toEqual(
+        expect.arrayContaining(['mae/holdout@v2/', 'mae/holdout@v2/warehouse_id=W1']),
+      );
+      expect(refused.promotionDetail).toContain("mae on v4's holdout");
       expect(
         (await registry.getVersionByAlias({ model: 'demand', alias: 'production' })).version?.version,
       ).toBe(2);
@@ -298,6 +309,68 @@ describe('training across real services', () => {
       expect(failed?.failedReason).toContain('no-such-view');
       expect(failed?.attemptsMade).toBe(1);
       expect((await registry.getModel({ name: 'demand' })).model?.latestVersion).toBe(4);
+    } finally {
+      await queue.close();
+      registry.close();
+    }
+  }, 300_000);
+
+  it('a trainer killed mid-job leaves the job to the next one: one version; a cancelled job registers none', async () => {
+    const registry = createClient(RegistryService, { address: addresses.registry, deadlineMs: 30_000 });
+    const queue = createQueue(QueueNames.trainingRun, { connection: redis });
+    const latest = async () => (await registry.getModel({ name: 'demand' })).model?.latestVersion ?? 0;
+    const epochOf = async (id: string) =>
+      ((await queue.getJob(id))?.progress as { epoch?: number })?.epoch ?? 0;
+    try {
+      const before = await latest();
+      const long = (seed: number): TrainingRunJob => ({
+        model: 'demand',
+        reason: 'test',
+        featureView: 'demand',
+        datasetVersion,
+        spec: { ...spec, epochs: 400, seed },
+      });
+      const killed = long(31);
+      const killedId = trainingJobId(killed);
+      await queue.add('train', killed, { jobId: killedId });
+      await eventually(async () => ((await epochOf(killedId)) >= 3 ? true : undefined), 'epoch 3', 600);
+      const [trainer] = running.splice(running.length - 1, 1);
+      await trainer?.stop('SIGKILL');
+      running.push(await startServiceProcess('trainer', trainerEnv));
+      const done = await eventually(
+        async () => {
+          const job = await queue.getJob(killedId);
+          if ((await job?.getState()) === 'failed') throw new Error(`failed: ${job?.failedReason}`);
+          return (await job?.getState()) === 'completed' ? job : undefined;
+        },
+        'the killed job to complete on the new trainer',
+        1_800,
+      );
+      expect(done?.returnvalue).toMatchObject({ version: before + 1, reused: false });
+      const versions = (await registry.listModelVersions({ model: 'demand', pageSize: 50 })).versions;
+      expect(versions.filter((v) => v.lineage?.trainingJobId === killedId)).toHaveLength(1);
+      expect(await latest()).toBe(before + 1);
+
+      // Cancelled while running: it stops at the next epoch, fails once with the reason, and
+      // registers nothing. `ballast jobs` lists both.
+      const cancelled = long(32);
+      const cancelledId = trainingJobId(cancelled);
+      await queue.add('train', cancelled, { jobId: cancelledId });
+      await eventually(async () => ((await epochOf(cancelledId)) >= 2 ? true : undefined), 'epoch 2', 600);
+      const cancel = cli('jobs', 'cancel', cancelledId, '--reason', 'wrong spec');
+      expect(cancel.stdout).toContain(`${cancelledId}: asked to stop`);
+      expect(cancel.status).toBe(0);
+      const failed = await eventually(
+        async () => ((await queue.getJob(cancelledId))?.failedReason ? queue.getJob(cancelledId) : undefined),
+        'the cancelled job to stop',
+        600,
+      );
+      expect(failed?.failedReason).toBe('cancelled: wrong spec');
+      expect(failed?.attemptsMade).toBe(1);
+      expect(await latest()).toBe(before + 1);
+      const listed = cli('jobs').stdout;
+      expect(listed).toMatch(new RegExp(`${cancelledId}\\s+failed\\s+demand .*cancelled: wrong spec`));
+      expect(listed).toMatch(new RegExp(`${killedId}\\s+completed\\s+demand .*v${before + 1} not requested`));
     } finally {
       await queue.close();
       registry.close();

@@ -324,6 +324,11 @@ export async function trainTabularModel(options: TrainTabularOptions): Promise<T
         } else if (++sinceBest >= patience) break;
       }
     }
+  } catch (err) {
+    // Stopped part-way (a cancelled job, a failing callback): the half-trained model is
+    // nobody's, so its weights are freed here.
+    model.dispose();
+    throw err;
   } finally {
     tf.dispose([xs, ys]);
     if (validation) tf.dispose([validation.xs, validation.ys]);

@@ -2,7 +2,7 @@ export { type Closable, closeAll } from './close.js';
 export { connectRedis, DEFAULT_REDIS_URL, pingRedis, redisUrl } from './connection.js';
 export { DEFAULT_JOB_OPTIONS, DEFAULT_PREFIX, KEEP_COMPLETED, KEEP_FAILED } from './defaults.js';
 export { canonicalJson, trainingJobId } from './job-ids.js';
-export { isQueueName, type QueueName, QueueNames, queueNames } from './names.js';
+export { isQueueName, type QueueName, QueueNames, queueNames, trainingCancelChannel } from './names.js';
 export {
   type EvalSpec,
   type FeaturesMaterializeJob,

@@ -15,3 +15,10 @@ export const queueNames: readonly QueueName[] = Object.values(QueueNames);
 export function isQueueName(value: string): value is QueueName {
   return (queueNames as readonly string[]).includes(value);
 }
+
+/**
+ * The Redis pub/sub channel on which a running `training.run` job is asked to stop. BullMQ
+ * can cancel an active job only inside the worker process that runs it, so whoever wants a
+ * job cancelled publishes its id here and every trainer checks whether it holds that job.
+ */
+export const trainingCancelChannel = (prefix: string) => `${prefix}:training.run:cancel`;

@@ -1,7 +1,14 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { SERVICES } from '@ballast/config';
-import { modelsCommand, promoteCommand, rollbackCommand, scheduleCommand, trainCommand } from './commands.js';
+import {
+  jobsCommand,
+  modelsCommand,
+  promoteCommand,
+  rollbackCommand,
+  scheduleCommand,
+  trainCommand,
+} from './commands.js';
 import { localEndpoints, probe } from './health.js';
 import { parseServices, up } from './up.js';
 
@@ -19,6 +26,8 @@ Commands:
            queue a training job (asking twice runs once); --wait shows its progress
   train --reproduce <model>@<version>
            re-run a version from its lineage and compare artifact digests
+  jobs [list] | watch <id> | cancel <id>
+           training jobs with their state and progress; follow one; stop one
   schedule add <model> --cron "0 3 * * *" [--view v] [--promote] | list | remove <id>
            retraining schedules
   models   list models with their versions and aliases
@@ -65,6 +74,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'train':
       return trainCommand(rest, process.env, print);
+    case 'jobs':
+      return jobsCommand(rest, process.env, print);
     case 'schedule':
       return scheduleCommand(rest, process.env, print);
     case 'models':

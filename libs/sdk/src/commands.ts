@@ -8,11 +8,14 @@ import {
 } from '@ballast/queue';
 import { type BallastClients, connect } from './clients.js';
 import {
+  cancelTraining,
   enqueueTraining,
+  listTrainingJobs,
   listTrainingSchedules,
   removeTrainingSchedule,
   reproductionJob,
   scheduleTraining,
+  type TrainingJobSummary,
   type TrainingProgress,
   waitForTraining,
 } from './training.js';
@@ -237,4 +240,68 @@ export async function rollbackCommand(args: string[], env: NodeJS.ProcessEnv, pr
     print(`${model}: production v${deployment?.fromVersion} -> v${deployment?.toVersion}`);
     return 0;
   });
+}
+
+const ago = (ms: number) => {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+};
+
+function jobLine(job: TrainingJobSummary): string {
+  const detail =
+    job.state === 'completed' && job.result
+      ? `v${job.result.version} ${job.result.promotion}`
+      : job.state === 'failed'
+        ? (job.failedReason ?? '')
+        : job.progress
+          ? progressLine(job.progress).trim()
+          : '';
+  return `${job.id.padEnd(34)} ${job.state.padEnd(9)} ${job.model.padEnd(16)} ${ago(job.addedAt).padEnd(8)} ${detail}`;
+}
+
+/** `ballast jobs [list] | watch <id> | cancel <id>`: training jobs and their progress. */
+export async function jobsCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  const [action = 'list', id, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: { limit: { type: 'string', default: '20' }, reason: { type: 'string' } },
+  });
+  if ((action === 'watch' || action === 'cancel') && !id)
+    throw new Error(
+      `jobs ${action}: name the job, e.g. \`ballast jobs ${action} <job id>\` (ids: \`ballast jobs\`)`,
+    );
+  const redis = connectRedis(env.BALLAST_REDIS_URL || DEFAULT_REDIS_URL);
+  const queue = trainingQueue(redis);
+  try {
+    if (action === 'list') {
+      const jobs = await listTrainingJobs(queue, int('limit', values.limit, 20));
+      if (jobs.length === 0) print('no training jobs yet (`ballast train <model> --view <view>` queues one)');
+      for (const job of jobs) print(jobLine(job));
+      return 0;
+    }
+    if (action === 'watch' && id) {
+      let last = '';
+      const result = await waitForTraining(queue, id, (progress) => {
+        const line = progressLine(progress);
+        if (line !== last) print(line);
+        last = line;
+      });
+      print(`${result.model} v${result.version}; promotion: ${result.promotion}`);
+      return 0;
+    }
+    if (action === 'cancel' && id) {
+      const outcome = await cancelTraining(
+        queue,
+        redis,
+        id,
+        values.reason ?? `cancelled by ${env.USER || 'cli'}`,
+      );
+      print(`${id}: ${outcome}`);
+      return outcome === 'no trainer holds it' ? 1 : 0;
+    }
+    throw new Error('jobs: list, watch <id> or cancel <id>');
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
 }

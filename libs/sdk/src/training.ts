@@ -2,10 +2,12 @@ import type { RegistryService } from '@ballast/contracts/ballast/registry/v1/reg
 import type { ServiceClient } from '@ballast/grpc-kit';
 import {
   type BallastQueue,
+  DEFAULT_PREFIX,
   type ModelSpec,
   parsePayload,
   payloadSchemas,
   type TrainingRunJob,
+  trainingCancelChannel,
   trainingJobId,
 } from '@ballast/queue';
 
@@ -84,6 +86,9 @@ export async function reproductionJob(
       featureView: lineage.featureView.name,
       datasetVersion: lineage.dataset.version,
       spec,
+      ...(lineage.config?.hyperparameters.holdout_fraction
+        ? { eval: { holdoutFraction: Number(lineage.config.hyperparameters.holdout_fraction) } }
+        : {}),
     },
     artifactDigest: found?.artifactDigest ?? '',
   };
@@ -117,4 +122,69 @@ export async function listTrainingSchedules(queue: TrainingQueue): Promise<Train
 
 export async function removeTrainingSchedule(queue: TrainingQueue, id: string): Promise<boolean> {
   return queue.removeJobScheduler(id);
+}
+
+export interface TrainingJobSummary {
+  id: string;
+  state: string;
+  model: string;
+  reason: string;
+  /** Epoch milliseconds: added, started, finished. */
+  addedAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  attempts: number;
+  progress?: TrainingProgress;
+  result?: TrainingResult;
+  failedReason?: string;
+}
+
+const LISTED_STATES = ['active', 'waiting', 'delayed', 'prioritized', 'failed', 'completed'] as const;
+
+/** The most recent training jobs in every state, newest first. */
+export async function listTrainingJobs(queue: TrainingQueue, limit = 20): Promise<TrainingJobSummary[]> {
+  const jobs = await queue.getJobs([...LISTED_STATES], 0, limit - 1, false);
+  const summaries = await Promise.all(
+    jobs.map(async (job) => ({
+      id: job.id ?? '',
+      state: await job.getState(),
+      model: job.data.model,
+      reason: job.data.reason,
+      addedAt: job.timestamp,
+      ...(job.processedOn ? { startedAt: job.processedOn } : {}),
+      ...(job.finishedOn ? { finishedAt: job.finishedOn } : {}),
+      attempts: job.attemptsMade,
+      ...(job.progress && typeof job.progress === 'object'
+        ? { progress: job.progress as TrainingProgress }
+        : {}),
+      ...(job.returnvalue ? { result: job.returnvalue as TrainingResult } : {}),
+      ...(job.failedReason ? { failedReason: job.failedReason } : {}),
+    })),
+  );
+  return summaries.sort((a, b) => b.addedAt - a.addedAt).slice(0, limit);
+}
+
+/**
+ * Cancels a training job: a job still waiting is removed; a running one is asked to stop
+ * (it fails with "cancelled" at its next epoch and registers nothing). Says what it did.
+ */
+export async function cancelTraining(
+  queue: TrainingQueue,
+  publisher: { publish(channel: string, message: string): Promise<number> },
+  jobId: string,
+  reason = 'cancelled on request',
+): Promise<'removed' | 'asked to stop' | 'no trainer holds it' | 'already finished'> {
+  const job = await queue.getJob(jobId);
+  if (!job) throw new Error(`training job ${jobId} is not in the queue (removed, or never added)`);
+  const state = await job.getState();
+  if (state === 'completed' || state === 'failed') return 'already finished';
+  if (state !== 'active') {
+    await job.remove();
+    return 'removed';
+  }
+  const listeners = await publisher.publish(
+    trainingCancelChannel(queue.opts.prefix ?? DEFAULT_PREFIX),
+    JSON.stringify({ id: jobId, reason }),
+  );
+  return listeners > 0 ? 'asked to stop' : 'no trainer holds it';
 }

@@ -1,5 +1,6 @@
 import {
   MetricDirection,
+  MetricSchema,
   type ModelVersion,
   ModelVersionSchema,
   PromotionPolicySchema,
@@ -7,7 +8,7 @@ import {
 } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { effectivePolicy, evaluateGate } from './gate.js';
+import { baselineEvalSet, effectivePolicy, evaluateGate } from './gate.js';
 
 function version(
   number: number,
@@ -129,6 +130,31 @@ describe('promotion gate', () => {
     expect(failed[0]?.detail).toContain(
       'mae in segment warehouse_id=W3: 9 -> 9.9 (-10.0% better), worst allowed -5.0%',
     );
+  });
+
+  it("compares production's score on the candidate's own holdout when the candidate carries it", () => {
+    // After a shift the new holdout is harder: v2 scores 14 where v1 scored 10 on its old
+    // holdout, but v1 scores 20 on v2's holdout, so v2 is the better model for today's data.
+    const production = version(1, { metric: 10, segments: { 'warehouse_id=W4': 9 } });
+    const candidate = version(2, { metric: 14, segments: { 'warehouse_id=W4': 15 } });
+    expect(evaluateGate(regression, production, candidate).passed).toBe(false);
+    candidate.metrics.push(
+      create(MetricSchema, { name: 'mae', evalSet: baselineEvalSet('holdout', 1), value: 20 }),
+      create(MetricSchema, {
+        name: 'mae',
+        evalSet: 'holdout@v1',
+        segment: 'warehouse_id=W4',
+        value: 30,
+      }),
+    );
+    const verdict = evaluateGate(regression, production, candidate);
+    expect(failedRules(verdict)).toEqual([]);
+    expect(verdict.rules[0]).toMatchObject({ productionValue: 20, candidateValue: 14 });
+    expect(verdict.rules[0]?.detail).toContain("mae on v2's holdout: 20 -> 14 (+30.0% better)");
+    expect(verdict.rules.at(-1)).toMatchObject({ segment: 'warehouse_id=W4', productionValue: 30 });
+    // Scores on another production version's holdout are not this production's.
+    candidate.metrics.splice(-2, 2, create(MetricSchema, { name: 'mae', evalSet: 'holdout@v7', value: 20 }));
+    expect(evaluateGate(regression, production, candidate).passed).toBe(false);
   });
 
   it('refuses a candidate missing what the gate needs to judge it', () => {

@@ -84,6 +84,28 @@ function metricValue(version: Version, name: string, evalSet: string, segment: s
     ?.value;
 }
 
+/**
+ * The eval set under which a candidate records production's scores on the candidate's own
+ * holdout (registry.proto, Metric.eval_set). Data moves on between two trainings, so two
+ * holdouts are different exams; when the candidate carries production's score on the same
+ * exam, that is what the gate compares.
+ */
+export const baselineEvalSet = (evalSet: string, productionVersion: number) =>
+  `${evalSet}@v${productionVersion}`;
+
+/** Production's value on the candidate's holdout when recorded, else on its own; and which. */
+function productionValue(
+  name: string,
+  evalSet: string,
+  segment: string,
+  production: Version,
+  candidate: Version,
+): { value: number | undefined; on: string } {
+  const sameHoldout = metricValue(candidate, name, baselineEvalSet(evalSet, production.version), segment);
+  if (sameHoldout !== undefined) return { value: sameHoldout, on: `v${candidate.version}'s ${evalSet}` };
+  return { value: metricValue(production, name, evalSet, segment), on: evalSet };
+}
+
 /** How much better `candidate` is than `production`, relative to production (negative = worse). */
 function improvement(policy: EffectivePolicy, production: number, candidate: number): number {
   const gain = policy.lowerIsBetter ? production - candidate : candidate - production;
@@ -103,7 +125,7 @@ const num = (x: number) => Number(x.toPrecision(6)).toString();
 function primaryMetricRule(policy: EffectivePolicy, production: Version, candidate: Version): GateRule {
   const { primaryMetric: name, evalSet } = policy;
   const rule = 'min_improvement';
-  const before = metricValue(production, name, evalSet, '');
+  const { value: before, on } = productionValue(name, evalSet, '', production, candidate);
   const after = metricValue(candidate, name, evalSet, '');
   if (after === undefined)
     return {
@@ -127,7 +149,7 @@ function primaryMetricRule(policy: EffectivePolicy, production: Version, candida
     productionValue: before,
     candidateValue: after,
     limit: policy.minImprovement,
-    detail: `${name} on ${evalSet}: ${num(before)} -> ${num(after)} (${pct(gain)} better), required ${pct(policy.minImprovement)}`,
+    detail: `${name} on ${on}: ${num(before)} -> ${num(after)} (${pct(gain)} better), required ${pct(policy.minImprovement)}`,
   };
 }
 
@@ -194,7 +216,8 @@ function segmentRules(policy: EffectivePolicy, production: Version, candidate: V
   const rule = 'max_segment_regression';
   return production.metrics
     .filter((m) => m.name === name && m.evalSet === evalSet && m.segment !== '')
-    .map(({ segment, value: before }) => {
+    .map(({ segment, value: recorded }) => {
+      const before = productionValue(name, evalSet, segment, production, candidate).value ?? recorded;
       const after = metricValue(candidate, name, evalSet, segment);
       if (after === undefined)
         return {

@@ -14,10 +14,18 @@ export interface EvalMetric {
 
 export const EVAL_SET = 'holdout';
 
+export interface Holdout {
+  features: Float32Array;
+  labels: Float32Array;
+  segments: string[];
+  rows: number;
+  width: number;
+}
+
 export function evaluate(
   model: tf.LayersModel,
   task: 'regression' | 'classification',
-  holdout: { features: Float32Array; labels: Float32Array; segments: string[]; rows: number; width: number },
+  holdout: Holdout,
 ): EvalMetric[] {
   const predictions = tf.tidy(() => {
     const output = model.predict(tf.tensor2d(holdout.features, [holdout.rows, holdout.width])) as tf.Tensor;

@@ -1,6 +1,6 @@
 // The trainer: reproducible TF.js training as BullMQ jobs. It serves no gRPC: its work arrives as
 // `training.run` jobs, and its HTTP port serves health and metrics.
-import { addrConfig, commonConfig, loadConfig, oneOf, serviceConfig, str } from '@ballast/config';
+import { addrConfig, commonConfig, int, loadConfig, oneOf, serviceConfig, str } from '@ballast/config';
 import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
@@ -21,6 +21,8 @@ runMain(async () => {
     /** Price of one core-hour, for each version's cost per 1M predictions. */
     BALLAST_TRAINER_CORE_HOUR_PRICE: str().default('0.05'),
     BALLAST_TRAINER_CURRENCY: str().default('USD'),
+    /** A job whose trainer died is taken up again this long after its last lock renewal. */
+    BALLAST_TRAINER_LOCK_MS: int({ min: 1000 }).default(60_000),
   });
   const price = Number(config.BALLAST_TRAINER_CORE_HOUR_PRICE);
   if (!(price > 0 && Number.isFinite(price)))
@@ -42,6 +44,7 @@ runMain(async () => {
     connection: redis,
     clients,
     settings: { backend, pricePerCoreHour: price, currency: config.BALLAST_TRAINER_CURRENCY },
+    lockDurationMs: config.BALLAST_TRAINER_LOCK_MS,
     onProgress: (jobId, progress) => log.debug({ jobId, ...progress }, 'training progress'),
   });
   worker.on('completed', (job, result) => log.info({ jobId: job.id, ...result }, 'training job done'));

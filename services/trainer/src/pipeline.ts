@@ -17,6 +17,7 @@ import type { ModelSpec, TrainingRunJob } from '@ballast/queue';
 import { status } from '@grpc/grpc-js';
 import { type Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import { UnrecoverableError } from 'bullmq';
+import { productionOnHoldout } from './champion.js';
 import { trainingEnvironment } from './environment.js';
 import { evaluate } from './evaluate.js';
 import { costPerMillion, measureLatency } from './profile.js';
@@ -31,6 +32,10 @@ import { readTrainingSet, split } from './training-set.js';
  */
 
 const tracer = trace.getTracer('@ballast/trainer');
+
+/** The lineage hyper-parameter recording the eval spec's holdout share. */
+export const HOLDOUT_FRACTION = 'holdout_fraction';
+const DEFAULT_HOLDOUT_FRACTION = 0.2;
 
 /** One child span per stage of the job (the job's own span comes from bullmq-otel). */
 async function stage<T>(name: string, fn: (span: Span) => Promise<T>): Promise<T> {
@@ -90,8 +95,14 @@ export async function runTraining(
   clients: TrainerClients,
   settings: TrainerSettings,
   report: (progress: Progress) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<TrainingOutcome> {
   const { registry } = clients;
+  // A cancelled job stops at the next epoch or stage boundary and fails without retries;
+  // nothing is registered after the request arrived.
+  const stopIfCancelled = () => {
+    if (signal?.aborted) throw new UnrecoverableError(`cancelled: ${String(signal.reason ?? 'on request')}`);
+  };
   await report({ stage: 'resolving' });
   const model = await unrecoverableIf(registry.getModel({ name: job.data.model }), [status.NOT_FOUND]);
   const task = model.model?.task === Task.CLASSIFICATION ? 'classification' : 'regression';
@@ -103,6 +114,10 @@ export async function runTraining(
 
   const previous = recent[0];
   const spec = job.data.spec ?? specOf(previous);
+  // A retraining keeps the holdout share its model was judged with, like its spec.
+  const holdoutFraction =
+    job.data.eval?.holdoutFraction ??
+    Number(previous?.lineage?.config?.hyperparameters[HOLDOUT_FRACTION] ?? DEFAULT_HOLDOUT_FRACTION);
   const viewName = job.data.featureView ?? previous?.lineage?.featureView?.name;
   if (!viewName)
     throw new UnrecoverableError(
@@ -119,7 +134,12 @@ export async function runTraining(
   await report({ stage: 'reading' });
   const set = await stage('fetch', async (span) => {
     const read = await unrecoverableIf(
-      readTrainingSet(clients.feature, { view: viewName, viewVersion: view.version, datasetVersion }),
+      readTrainingSet(clients.feature, {
+        view: viewName,
+        viewVersion: view.version,
+        datasetVersion,
+        validationFraction: holdoutFraction,
+      }),
       [status.NOT_FOUND, status.INVALID_ARGUMENT, status.FAILED_PRECONDITION],
     );
     span.setAttributes({ 'ballast.rows': read.rows, 'ballast.rows_dropped': read.droppedRows });
@@ -150,6 +170,7 @@ export async function runTraining(
           }
         : {}),
       onEpochEnd: async ({ epoch, loss }) => {
+        stopIfCancelled();
         tracer
           .startSpan('training.epoch', {
             startTime: epochStart,
@@ -170,13 +191,28 @@ export async function runTraining(
   );
   try {
     await report({ stage: 'evaluating' });
-    const { metrics, files, latency, signature } = await stage('evaluate', async () => ({
-      metrics: evaluate(trained.model, task, holdout),
-      files: await saveModelFiles(trained.model),
-      latency: measureLatency(trained.model, train.width),
-      signature: modelSignature(trained.model),
-    }));
+    const { metrics, files, latency, signature } = await stage('evaluate', async (span) => {
+      const champion = await productionOnHoldout(
+        registry,
+        job.data.model,
+        task,
+        { name: viewName, version: view.version },
+        holdout,
+      );
+      if (champion.skipped) span.setAttribute('ballast.production_comparison', champion.skipped);
+      // The artifact names its input columns, so callers (inference's Predict rows, the
+      // monitor's per-feature statistics) can speak in feature names, not positions.
+      const [input] = modelSignature(trained.model).inputs;
+      if (input) trained.model.setUserDefinedMetadata({ featureNames: { [input.name]: set.featureNames } });
+      return {
+        metrics: [...evaluate(trained.model, task, holdout), ...champion.metrics],
+        files: await saveModelFiles(trained.model),
+        latency: measureLatency(trained.model, train.width),
+        signature: modelSignature(trained.model),
+      };
+    });
 
+    stopIfCancelled();
     await report({ stage: 'registering' });
     const manifest = artifactManifest(files);
     await stage('upload', () => registry.uploadArtifact(artifactParts(files, manifest)));
@@ -188,7 +224,10 @@ export async function runTraining(
         lineage: {
           dataset: { name: datasetName, version: datasetVersion },
           featureView: { name: viewName, version: view.version },
-          config: { hyperparameters: specHyperparameters(spec), seed: BigInt(spec.seed) },
+          config: {
+            hyperparameters: { ...specHyperparameters(spec), [HOLDOUT_FRACTION]: String(holdoutFraction) },
+            seed: BigInt(spec.seed),
+          },
           environment: trainingEnvironment(settings.backend.tfjsVersion, settings.backend.backend),
           trainingJobId: job.id,
         },

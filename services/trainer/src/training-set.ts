@@ -26,7 +26,14 @@ export interface TrainingSet {
 /** Streams GetTrainingSet into memory, refusing rows a model must not be trained on. */
 export async function readTrainingSet(
   feature: ServiceClient<typeof FeatureService>,
-  request: { view: string; viewVersion: string; datasetVersion: string; signal?: AbortSignal },
+  request: {
+    view: string;
+    viewVersion: string;
+    datasetVersion: string;
+    /** The newest fraction of rows by event time held out (feature's default 0.2 when unset). */
+    validationFraction?: number;
+    signal?: AbortSignal;
+  },
 ): Promise<TrainingSet> {
   let header: { featureNames: string[]; labelName: string } | undefined;
   const features: number[] = [];
@@ -34,7 +41,12 @@ export async function readTrainingSet(
   const holdout: number[] = [];
   const segments: string[] = [];
   for await (const message of feature.getTrainingSet(
-    { view: request.view, viewVersion: request.viewVersion, datasetVersion: request.datasetVersion },
+    {
+      view: request.view,
+      viewVersion: request.viewVersion,
+      datasetVersion: request.datasetVersion,
+      ...(request.validationFraction ? { validationFraction: request.validationFraction } : {}),
+    },
     { signal: request.signal },
   )) {
     if (message.part.case === 'header') header = message.part.value;

@@ -300,6 +300,10 @@ export type Metric = Message<"ballast.registry.v1.Metric"> & {
   name: string;
 
   /**
+   * E.g. "holdout". "<eval_set>@v<N>" holds version N's score on this version's <eval_set>
+   * (a retrained candidate records production's score on its own holdout; the gate then
+   * compares the two models on the same data).
+   *
    * @generated from field: string eval_set = 2;
    */
   evalSet: string;
