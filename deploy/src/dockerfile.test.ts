@@ -1,13 +1,27 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { dockerfileProblems } from './checks.js';
-import { baseImage, parseDockerfile } from './dockerfile.js';
+import { baseImage, dockerfileLintProblems, parseDockerfile } from './dockerfile.js';
 import { deployPath } from './paths.js';
 
 const text = readFileSync(deployPath('Dockerfile'), 'utf8');
 const dockerfile = parseDockerfile(text);
 
 describe('deploy/Dockerfile', () => {
+  it('passes the dockerfile-utils linter without a diagnostic', () => {
+    expect(dockerfileLintProblems(text)).toEqual([]);
+  });
+
+  it('the linter reports broken instructions', () => {
+    const broken = text
+      .replace('EXPOSE 50051 9451', 'EXPOSE grpc')
+      .replace('COPY --from=build /app/package.json', 'COPY --frm=build /app/package.json');
+    expect(dockerfileLintProblems(broken)).toEqual([
+      expect.stringMatching(/^line \d+: Unknown flag: frm$/),
+      expect.stringMatching(/^line \d+: Invalid containerPort: grpc$/),
+    ]);
+  });
+
   it('has a target per service and GPU targets for inference and trainer, non-root, no HEALTHCHECK', () => {
     expect(dockerfileProblems(dockerfile)).toEqual([]);
   });

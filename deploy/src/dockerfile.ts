@@ -1,5 +1,12 @@
 // Just enough Dockerfile parsing to check deploy/Dockerfile's structure without a Docker engine:
 // stages (FROM ... AS name), the global ARGs their FROM lines use, and each stage's instructions.
+// Syntax itself is checked by dockerfile-utils, the linter behind VS Code's Dockerfile support.
+import { validate } from 'dockerfile-utils';
+
+/** Syntax errors and warnings (unknown flags, bad ports, missing arguments), as `line N: message`. */
+export function dockerfileLintProblems(text: string): string[] {
+  return validate(text).map((d) => `line ${d.range.start.line + 1}: ${d.message}`);
+}
 
 export interface Instruction {
   /** Upper-case keyword: FROM, RUN, COPY, ENV, USER, CMD... */
