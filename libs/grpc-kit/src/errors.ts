@@ -84,6 +84,28 @@ function isGrpcStatusError(err: unknown): err is Error & { code: status; details
   return err instanceof Error && typeof code === 'number' && code > 0 && code <= status.UNAUTHENTICATED;
 }
 
+const MAX_TRAILER_CHARS = 1024;
+
+/**
+ * A text trailer value as HTTP/2 allows it (printable ASCII; grpc-js throws on anything
+ * else): other characters are escaped as \u{...}, and long values are cut. Rules quote the
+ * caller's input, which may be any Unicode.
+ */
+export function trailerValue(text: string): string {
+  const escaped = text.replace(/[^\x20-\x7e]/gu, (c) => `\\u{${c.codePointAt(0)?.toString(16)}}`);
+  return escaped.length > MAX_TRAILER_CHARS ? `${escaped.slice(0, MAX_TRAILER_CHARS)}...` : escaped;
+}
+
+/**
+ * A database "data exception" (SQLSTATE class 22: a NUL in text, invalid encoding, a
+ * number out of range...): a value from the request that the database cannot store or
+ * compare, so the caller's fault, not a bug. Same codes from Postgres and PGlite.
+ */
+function isDataException(err: unknown): err is Error & { code: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code);
+}
+
 export interface InternalErrorSink {
   error(obj: object, msg?: string): void;
 }
@@ -96,9 +118,16 @@ export interface InternalErrorSink {
 export function toStatus(err: unknown, log?: InternalErrorSink, method?: string): StatusObject {
   const metadata = new Metadata();
   if (isCodedError(err)) {
-    if (typeof err.field === 'string') metadata.set(FIELD_TRAILER, err.field);
-    if (typeof err.rule === 'string') metadata.set(RULE_TRAILER, err.rule);
+    if (typeof err.field === 'string') metadata.set(FIELD_TRAILER, trailerValue(err.field));
+    if (typeof err.rule === 'string') metadata.set(RULE_TRAILER, trailerValue(err.rule));
     return { code: errorCodes[err.code], details: err.message, metadata };
+  }
+  if (isDataException(err)) {
+    return {
+      code: status.INVALID_ARGUMENT,
+      details: `the database refused a value: ${err.message}`,
+      metadata,
+    };
   }
   // A status error from a downstream gRPC call: UNAVAILABLE and DEADLINE_EXCEEDED keep
   // their meaning (retry is safe), anything else from a dependency is our own failure.

@@ -1,0 +1,396 @@
+// Real parts for the reliability suite: service processes from their builds, a Redis and a
+// Postgres database of the suite's own, TCP proxies that cut or slow a dependency, and
+// certificates made with the openssl CLI. Loopback only.
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { envPrefix, type ServiceName } from '@ballast/config';
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from '@ballast/contracts/grpc/health/v1/health_pb.js';
+import { createClient } from '@ballast/grpc-kit';
+import type { ChannelCredentials } from '@grpc/grpc-js';
+
+export { ServingStatus };
+
+const require = createRequire(import.meta.url);
+
+export const PG_ADMIN_URL =
+  process.env.BALLAST_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+export function tempDir(label: string): string {
+  return mkdtempSync(join(tmpdir(), `ballast-rel-${label}-`));
+}
+
+const serviceMain = (service: ServiceName) =>
+  join(dirname(require.resolve(`@ballast/${service}/package.json`)), 'dist', 'main.js');
+
+export interface ServiceProcess {
+  readonly service: ServiceName;
+  child: ChildProcess;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly address: string;
+  readonly env: Record<string, string>;
+  /** Everything the process wrote to stdout and stderr, over all its lives. */
+  output(): string;
+  alive(): boolean;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same ports and environment (after a kill). */
+  restart(): Promise<void>;
+}
+
+/** A built service as its own process (as `ballast up` runs it) on free loopback ports. */
+export async function startService(
+  service: ServiceName,
+  env: Record<string, string>,
+): Promise<ServiceProcess> {
+  const grpcPort = await freePort();
+  const httpPort = await freePort();
+  const prefix = envPrefix(service);
+  const fullEnv: Record<string, string> = {
+    BALLAST_GRPC_HOST: '127.0.0.1',
+    BALLAST_LOG_LEVEL: 'info',
+    BALLAST_SHUTDOWN_GRACE_MS: '1000',
+    OTEL_SERVICE_NAME: `ballast-${service}`,
+    OTEL_TRACES_SAMPLER: 'always_off',
+    [`${prefix}_GRPC_PORT`]: String(grpcPort),
+    [`${prefix}_HTTP_PORT`]: String(httpPort),
+    ...env,
+  };
+  let output = '';
+  const launch = () => {
+    const child = spawn(process.execPath, [serviceMain(service)], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...fullEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.on('data', (b: Buffer) => {
+      output += b.toString();
+    });
+    child.stderr?.on('data', (b: Buffer) => {
+      output += b.toString();
+    });
+    return child;
+  };
+  const proc: ServiceProcess = {
+    service,
+    child: launch(),
+    grpcPort,
+    httpPort,
+    address: `127.0.0.1:${grpcPort}`,
+    env: fullEnv,
+    output: () => output,
+    alive: () => proc.child.exitCode === null && proc.child.signalCode === null,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (!proc.alive()) return;
+      const exited = once(proc.child, 'exit');
+      proc.child.kill(signal);
+      await exited;
+    },
+    async restart() {
+      await proc.kill('SIGKILL');
+      proc.child = launch();
+    },
+  };
+  return proc;
+}
+
+/** grpc.health.v1 Check: the status, or 'unreachable' when the call itself fails. */
+export async function healthStatus(
+  address: string,
+  service: string,
+  credentials?: ChannelCredentials,
+): Promise<ServingStatus | 'unreachable'> {
+  const health = createClient(Health, {
+    address,
+    deadlineMs: 1_000,
+    retry: false,
+    ...(credentials ? { credentials } : {}),
+  });
+  try {
+    return (await health.check({ service })).status;
+  } catch {
+    return 'unreachable';
+  } finally {
+    health.close();
+  }
+}
+
+/** Polls health until `service` reports `want`; returns the milliseconds it took. */
+export async function waitHealth(
+  proc: { address: string; output?: () => string; alive?: () => boolean },
+  service: string,
+  want: ServingStatus = ServingStatus.SERVING,
+  timeoutMs = 60_000,
+  credentials?: ChannelCredentials,
+): Promise<number> {
+  const started = Date.now();
+  let last: ServingStatus | 'unreachable' = 'unreachable';
+  while (Date.now() - started < timeoutMs) {
+    if (proc.alive && !proc.alive()) throw new Error(`process exited: ${proc.output?.().slice(-2000)}`);
+    last = await healthStatus(proc.address, service, credentials);
+    if (last === want) return Date.now() - started;
+    await sleep(100);
+  }
+  throw new Error(
+    `${service || '(liveness)'} at ${proc.address} is ${last === 'unreachable' ? last : ServingStatus[last]}, not ${ServingStatus[want]} after ${timeoutMs} ms\n${proc.output?.().slice(-2000) ?? ''}`,
+  );
+}
+
+/** Resident set size of a process in KiB, from /proc. */
+export function rssKiB(pid: number | undefined): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+}
+
+const run = promisify(execFile);
+
+/** A Postgres database of the caller's own on the shared cluster, dropped by drop(). */
+export async function createDatabase(
+  label: string,
+): Promise<{ name: string; url: string; drop(): Promise<void> }> {
+  const name = `t_rel_${label}_${randomBytes(4).toString('hex')}`;
+  const admin = new URL(PG_ADMIN_URL);
+  const psql = (sql: string) =>
+    run('psql', [
+      '-h',
+      admin.hostname,
+      '-p',
+      admin.port || '5432',
+      '-U',
+      admin.username || 'postgres',
+      '-d',
+      admin.pathname.slice(1),
+      '-c',
+      sql,
+    ]);
+  await psql(`CREATE DATABASE ${name}`);
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    drop: async () => {
+      await psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+    },
+  };
+}
+
+export interface TestRedis {
+  readonly port: number;
+  readonly url: string;
+  readonly dir: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A redis-server of the test's own: its own port, AOF on, data under a temporary directory. */
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  const dir = tempDir('redis');
+  let child: ChildProcess | undefined;
+  const ping = () =>
+    new Promise<boolean>((resolve) => {
+      const socket = tcpConnect(port, '127.0.0.1');
+      socket.once('error', () => resolve(false));
+      socket.once('connect', () => socket.write('PING\r\n'));
+      socket.once('data', (d) => {
+        socket.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
+    });
+  const redis: TestRedis = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    async start() {
+      child = spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--appendonly',
+          'yes',
+          '--appendfsync',
+          'always',
+          '--dir',
+          dir,
+          '--save',
+          '',
+        ],
+        { stdio: 'ignore' },
+      );
+      for (let i = 0; i < 100 && !(await ping()); i++) await sleep(50);
+    },
+    async stop() {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async close() {
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await redis.start();
+  return redis;
+}
+
+export interface TcpProxy {
+  readonly port: number;
+  /** Milliseconds each chunk is held, each way. */
+  delayMs: number;
+  /** Drops every connection and refuses new ones until restore(). */
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy to 127.0.0.1:<target> that can delay every chunk or cut the link. */
+export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
+  const sockets = new Set<Socket>();
+  let isCut = false;
+  const relay = (from: Socket, to: Socket) => {
+    // Chunks keep their order: each waits for the one before it.
+    let tail = Promise.resolve();
+    from.on('data', (chunk) => {
+      const delay = proxy.delayMs;
+      tail = tail.then(async () => {
+        if (delay > 0) await sleep(delay);
+        if (!to.destroyed) to.write(chunk);
+      });
+    });
+    from.on('close', () => {
+      void tail.then(() => to.destroy());
+    });
+    from.on('error', () => to.destroy());
+  };
+  const server: Server = createServer((client) => {
+    if (isCut) {
+      client.destroy();
+      return;
+    }
+    const upstream = tcpConnect(targetPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on('close', () => sockets.delete(client));
+    upstream.on('close', () => sockets.delete(upstream));
+    relay(client, upstream);
+    relay(upstream, client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  const proxy: TcpProxy = {
+    port: address.port,
+    delayMs: 0,
+    cut() {
+      isCut = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore() {
+      isCut = false;
+    },
+    async close() {
+      proxy.cut();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  return proxy;
+}
+
+export interface Certificates {
+  dir: string;
+  file(name: string): string;
+}
+
+/**
+ * A CA, a server leaf for 127.0.0.1/localhost, a client leaf, and a leaf from another CA
+ * (a stranger), as PEM files. EC P-256, one day.
+ */
+export function makeCertificates(): Certificates {
+  const dir = tempDir('certs');
+  const file = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  for (const ca of ['ca', 'other-ca']) {
+    openssl(
+      'req',
+      '-x509',
+      ...ec,
+      '-days',
+      '1',
+      '-subj',
+      `/CN=ballast test ${ca}`,
+      '-keyout',
+      file(`${ca}.key`),
+      '-out',
+      file(`${ca}.pem`),
+    );
+  }
+  const leaf = (name: string, ca: string, san: string) => {
+    writeFileSync(file(`${name}.ext`), `subjectAltName=${san}\n`);
+    openssl(
+      'req',
+      ...ec,
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      file(`${name}.key`),
+      '-out',
+      file(`${name}.csr`),
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      file(`${name}.csr`),
+      '-CA',
+      file(`${ca}.pem`),
+      '-CAkey',
+      file(`${ca}.key`),
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-out',
+      file(`${name}.pem`),
+      '-extfile',
+      file(`${name}.ext`),
+    );
+  };
+  leaf('server', 'ca', 'IP:127.0.0.1,DNS:localhost');
+  leaf('client', 'ca', 'DNS:ballast-client');
+  leaf('stranger', 'other-ca', 'DNS:ballast-client');
+  return { dir, file };
+}
+
+/** Percentile (0-100) of a list of numbers, nearest rank. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
+
+export const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
