@@ -40,11 +40,15 @@ export interface AlertEngineOptions {
   webhook?: { attempts: number; backoffMs: number; timeoutMs?: number };
   /** Minimum joined actuals in a window for an error metric to count; default 1. */
   minErrorCount?: number;
+  /** Between two evaluations of one model while jobs keep arriving; default 0. */
+  minIntervalMs?: number;
   now?: () => number;
 }
 
 /** Windows looked back over beyond the rule's `for`. */
 const EXTRA_WINDOWS = 3;
+
+type WindowReport = ReturnType<typeof driftReport>[number];
 
 interface Point {
   windowStart: number;
@@ -92,6 +96,7 @@ export class AlertEngine {
   readonly #running = new Map<string, Promise<void>>();
   readonly #again = new Set<string>();
   readonly #now: () => number;
+  readonly #reports = new Map<string, { baseline: ModelBaseline; signature: string; report: WindowReport }>();
 
   constructor(private readonly options: AlertEngineOptions) {
     this.#events.setMaxListeners(0);
@@ -182,10 +187,13 @@ export class AlertEngine {
     }
     const run = (async () => {
       try {
-        do {
+        const gap = this.options.minIntervalMs ?? 0;
+        for (;;) {
           this.#again.delete(model);
           await this.evaluateModel(model);
-        } while (this.#again.has(model));
+          if (!this.#again.has(model)) break;
+          if (gap > 0) await new Promise((r) => setTimeout(r, gap));
+        }
       } finally {
         this.#running.delete(model);
       }
@@ -285,7 +293,7 @@ export class AlertEngine {
       segment,
     });
     const points = new Map<string, Point[]>();
-    for (const w of driftReport(baseline, windows)) {
+    for (const w of this.reports(baseline, windows)) {
       const value = driftMetric(rule.metric, w);
       if (value === undefined) continue;
       const seg = w.segment ?? '';
@@ -294,6 +302,35 @@ export class AlertEngine {
       points.set(seg, list);
     }
     return { points, width };
+  }
+
+  /**
+   * Drift reports per window and segment, remembered while the window's counts and the
+   * baseline stay the same: an evaluation recomputes only the windows new data reached.
+   */
+  private reports(baseline: ModelBaseline, windows: store.StoredWindow[]): WindowReport[] {
+    const groups = new Map<string, store.StoredWindow[]>();
+    for (const w of windows) {
+      const id = `${baseline.model}\u0000${baseline.version}\u0000${w.windowStart}\u0000${w.segment}`;
+      const list = groups.get(id);
+      if (list) list.push(w);
+      else groups.set(id, [w]);
+    }
+    const out: WindowReport[] = [];
+    for (const [id, group] of groups) {
+      const signature = group.map((w) => `${w.feature}:${w.hist.count}:${w.hist.nulls}`).join(',');
+      const hit = this.#reports.get(id);
+      if (hit && hit.baseline === baseline && hit.signature === signature) {
+        out.push(hit.report);
+        continue;
+      }
+      const report = driftReport(baseline, group)[0];
+      if (!report) continue;
+      if (this.#reports.size >= 20_000) this.#reports.clear();
+      this.#reports.set(id, { baseline, signature, report });
+      out.push(report);
+    }
+    return out;
   }
 
   private async errorSeries(

@@ -47,6 +47,8 @@ runMain(async () => {
     BALLAST_MONITOR_WEBHOOK_ATTEMPTS: int({ min: 1, max: 20 }).default(d.webhook.attempts),
     BALLAST_MONITOR_MIN_ERROR_COUNT: int({ min: 1 }).default(d.minErrorCount),
     BALLAST_MONITOR_WORKER_CONCURRENCY: int({ min: 1, max: 64 }).default(d.workerConcurrency),
+    /** Least time between two alert evaluations of one model while predictions keep arriving. */
+    BALLAST_MONITOR_EVALUATE_INTERVAL_MS: durationMs().default(1_000),
     /** `name=http://host:port/metrics,...`; default: every Ballast service on its DESIGN.md port. */
     BALLAST_MONITOR_SCRAPE_TARGETS: str().optional(),
     BALLAST_MONITOR_SCRAPE_INTERVAL_MS: durationMs().default(15_000),
@@ -96,6 +98,7 @@ runMain(async () => {
           webhook: { attempts: config.BALLAST_MONITOR_WEBHOOK_ATTEMPTS, backoffMs: 500 },
           minErrorCount: config.BALLAST_MONITOR_MIN_ERROR_COUNT,
           workerConcurrency: config.BALLAST_MONITOR_WORKER_CONCURRENCY,
+          evaluateIntervalMs: config.BALLAST_MONITOR_EVALUATE_INTERVAL_MS,
         },
         resolveBaseline: lineageBaselines(registry, feature, { windowMs: config.BALLAST_MONITOR_WINDOW_MS }),
         lineage: registryLineage(registry),

@@ -25,6 +25,8 @@ export interface MonitorSettings {
   webhook: { attempts: number; backoffMs: number };
   minErrorCount: number;
   workerConcurrency: number;
+  /** Least time between two alert evaluations of one model while predictions keep arriving. */
+  evaluateIntervalMs: number;
 }
 
 export const DEFAULT_SETTINGS: MonitorSettings = {
@@ -35,6 +37,7 @@ export const DEFAULT_SETTINGS: MonitorSettings = {
   webhook: { attempts: 5, backoffMs: 500 },
   minErrorCount: 1,
   workerConcurrency: 1,
+  evaluateIntervalMs: 0,
 };
 
 export interface MonitorOptions {
@@ -95,6 +98,7 @@ export function createMonitor(options: MonitorOptions): Monitor {
     defaultRule: settings.defaultRule,
     webhook: settings.webhook,
     minErrorCount: settings.minErrorCount,
+    minIntervalMs: settings.evaluateIntervalMs,
     ...(options.now ? { now: options.now } : {}),
   });
   const engine = alerts;
