@@ -1,7 +1,8 @@
 import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { Task } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { RegistryService, Task as RegistryTask } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
-import type { ServiceClient } from '@ballast/grpc-kit';
+import { RpcError, type ServiceClient } from '@ballast/grpc-kit';
+import { status } from '@grpc/grpc-js';
 import { buildBaseline, type ModelBaseline } from './model-baseline.js';
 import type { BaselineResolver } from './worker.js';
 
@@ -15,7 +16,7 @@ export const LINEAGE_BINS = 20;
  * view and dataset version its lineage names (feature's GetFeatureStatistics, overall and
  * per segment; the label's statistics are the prediction's baseline), judged with the
  * defaults. Undefined when the registry does not know the version or its lineage names no
- * feature view.
+ * feature view; a throw when registry or feature cannot answer (the job is retried).
  */
 export function lineageBaselines(
   registry: ServiceClient<typeof RegistryService>,
@@ -23,7 +24,14 @@ export function lineageBaselines(
   defaults: { windowMs: number },
 ): BaselineResolver {
   return async (model, version): Promise<ModelBaseline | undefined> => {
-    const { version: found } = await registry.getModelVersion({ model, version });
+    // A version registry does not know is unknown; registry or feature being down is not.
+    const found = await registry
+      .getModelVersion({ model, version })
+      .then((r) => r.version)
+      .catch((err: unknown) => {
+        if (err instanceof RpcError && err.code === status.NOT_FOUND) return undefined;
+        throw err;
+      });
     const view = found?.lineage?.featureView;
     if (!view?.name) return undefined;
     const { model: m } = await registry.getModel({ name: model });

@@ -1,3 +1,4 @@
+import { unavailable } from '@ballast/grpc-kit';
 import { createWorker, InvalidPayloadError, type JobOf, QueueNames } from '@ballast/queue';
 import type { Sql } from '@ballast/storage';
 import type { Worker } from 'bullmq';
@@ -35,7 +36,14 @@ export class BaselineCache {
     if (hit && Date.now() - hit.at < (this.options.ttlMs ?? 30_000)) return hit.value;
     let value = await getBaseline(this.sql(), model, version);
     if (!value && this.options.resolve) {
-      value = await this.options.resolve(model, version).catch(() => undefined);
+      try {
+        value = await this.options.resolve(model, version);
+      } catch (err) {
+        // Not remembered: the next job (or BullMQ's retry of this one) asks again.
+        throw unavailable(
+          `cannot resolve the baseline of ${model} v${version}: ${err instanceof Error ? err.message : String(err)}`,
+        );
+      }
       if (value) {
         await putBaseline(this.sql(), value);
         await this.options.onResolved?.(value);
@@ -99,9 +107,12 @@ export function startPredictionsWorker(options: PredictionsWorkerOptions): Worke
     autorun: options.autorun ?? true,
     ...(options.prefix ? { prefix: options.prefix } : {}),
   });
-  worker.on('failed', (_job, error) => {
+  worker.on('failed', (job, error) => {
     if (error instanceof InvalidPayloadError || error.name === 'InvalidPayloadError')
       options.track?.(addCounter(sql(), 'malformed_jobs', 1).catch(() => {}));
+    // A job that failed for good (a dependency down through every attempt): its records are lost.
+    else if (job && job.attemptsMade >= (job.opts.attempts ?? 1))
+      options.track?.(addCounter(sql(), 'failed_jobs', 1).catch(() => {}));
   });
   return worker;
 }
