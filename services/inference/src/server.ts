@@ -40,6 +40,22 @@ type PredictResponseInit = MessageInitShape<typeof PredictResponseSchema>;
 
 const MAX_STREAM_IN_FLIGHT = 1024;
 
+/**
+ * Until the first registry snapshot has loaded, a model that is not here yet may well be on
+ * its way (a restart, a cold start): say UNAVAILABLE, which callers retry, not NOT_FOUND.
+ * (Found by the reliability suite: kill -9 under load, then restart.)
+ */
+async function servePredict(deps: InferenceDeps, call: Parameters<Predictor['predict']>[0]) {
+  try {
+    return await deps.predictor.predict(call);
+  } catch (err) {
+    if (!deps.ready() && err instanceof BallastError && err.code === 'not_found') {
+      throw new BallastError('unavailable', `${err.message}; the deployed models are still loading, retry`);
+    }
+    throw err;
+  }
+}
+
 async function predict(
   deps: InferenceDeps,
   request: PredictRequest,
@@ -63,7 +79,7 @@ async function predict(
   if (request.rows.length > max)
     throw invalidArgument('rows', `at most ${max} rows per request, got ${request.rows.length}`);
   const segments = request.rows.find((r) => Object.keys(r.segments).length > 0)?.segments;
-  const outcome = await deps.predictor.predict({
+  const outcome = await servePredict(deps, {
     api: 'predict',
     model: request.model,
     alias: request.alias,
@@ -264,7 +280,7 @@ export function oipService(deps: InferenceDeps): ServiceImpl<typeof GRPCInferenc
     },
     async modelInfer(request, ctx) {
       if (!request.modelName) throw invalidArgument('model_name', 'is required');
-      const outcome = await deps.predictor.predict({
+      const outcome = await servePredict(deps, {
         api: 'oip',
         model: request.modelName,
         version: parseVersion(request.modelVersion, 'model_version'),

@@ -1,0 +1,253 @@
+// Crashes under load: kill -9 a service mid-stream or mid-load, restart it, and count.
+// Ingest must lose no acknowledged record and duplicate none; inference callers must see
+// only retryable statuses and recover by themselves once it is back.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InferenceService } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
+import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
+import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
+import { createClient, RpcError } from '@ballast/grpc-kit';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { saveLog, suiteRecorder } from './report.js';
+import {
+  createDatabase,
+  percentile,
+  type ServiceProcess,
+  ServingStatus,
+  startRedis,
+  startService,
+  type TestRedis,
+  tempDir,
+  waitHealth,
+} from './support.js';
+import { eventId, predictRequest, registerDemandModel, salesBatch, salesSchema } from './workload.js';
+
+const record = suiteRecorder('crash', 'Crashes under load: kill -9 and restart');
+
+let redis: TestRedis;
+let db: Awaited<ReturnType<typeof createDatabase>>;
+let common: Record<string, string>;
+const procs: ServiceProcess[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  db = await createDatabase('crash');
+  common = { BALLAST_REDIS_URL: redis.url, BALLAST_DATABASE_URL: db.url, BALLAST_DATA_DIR: tempDir('crash') };
+}, 60_000);
+
+afterAll(async () => {
+  for (const proc of procs) {
+    await proc.kill('SIGKILL');
+    saveLog(`crash-${proc.service}`, proc.output());
+  }
+  await redis?.close();
+  await db?.drop();
+});
+
+describe('ingest', () => {
+  it('keeps every acknowledged record exactly once after kill -9 mid-stream and a full retry', async () => {
+    const ingest = await startService('ingest', common);
+    procs.push(ingest);
+    await waitHealth(ingest, IngestService.typeName);
+    const client = createClient(IngestService, { address: ingest.address, deadlineMs: 60_000, retry: false });
+    await client.createDataset({ name: 'sales', schema: salesSchema() });
+    const BATCH = 500;
+    const BATCHES = 80;
+    const KILL_AFTER = 5;
+    const batches = Array.from({ length: BATCHES }, (_, i) => salesBatch('sales', i * BATCH, BATCH));
+    const acked: number[] = [];
+    let sent = 0;
+    let killedAt = 0;
+    const stream = (async () => {
+      for await (const response of client.ingest(
+        (async function* () {
+          for (const batch of batches) {
+            sent++;
+            yield { batch };
+          }
+        })(),
+      )) {
+        acked.push(Number(response.result?.batchIndex));
+        if (acked.length === KILL_AFTER) {
+          killedAt = Date.now();
+          ingest.child.kill('SIGKILL');
+        }
+      }
+    })();
+    const streamError = await stream.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    client.close();
+    const sentBeforeKill = sent;
+    await ingest.restart();
+    const restartMs = await waitHealth(ingest, IngestService.typeName, ServingStatus.SERVING, 120_000);
+    const again = createClient(IngestService, { address: ingest.address, deadlineMs: 60_000 });
+    const readIds = async () => {
+      const { version } = await again.commitVersion({ dataset: 'sales' });
+      const ids: string[] = [];
+      for await (const chunk of again.readVersion({
+        dataset: 'sales',
+        version: version?.version ?? '',
+        chunkSize: 5_000,
+      })) {
+        const column = chunk.batch?.columns.find((c) => c.name === 'event_id');
+        if (column?.values.case === 'strings') ids.push(...column.values.value.values);
+      }
+      return { ids, count: Number(version?.recordCount) };
+    };
+    const afterCrash = await readIds();
+    const present = new Set(afterCrash.ids);
+    const ackedMissing = acked.flatMap((b) =>
+      Array.from({ length: BATCH }, (_, i) => eventId(b * BATCH + i)).filter((id) => !present.has(id)),
+    ).length;
+    let partialBatches = 0;
+    for (let b = 0; b < BATCHES; b++) {
+      const found = Array.from({ length: BATCH }, (_, i) => eventId(b * BATCH + i)).filter((id) =>
+        present.has(id),
+      ).length;
+      if (found !== 0 && found !== BATCH) partialBatches++;
+    }
+    // the producer redelivers everything (at-least-once): ingest must drop what it already has
+    let accepted = 0;
+    let duplicates = 0;
+    for await (const response of again.ingest(
+      (async function* () {
+        for (const batch of batches) yield { batch };
+      })(),
+    )) {
+      accepted += response.result?.accepted ?? 0;
+      duplicates += response.result?.duplicates ?? 0;
+    }
+    const final = await readIds();
+    again.close();
+    const finalUnique = new Set(final.ids).size;
+    const pass = record({
+      scenario: 'ingest: kill -9 mid Ingest stream, restart, producer redelivers',
+      injected: `an Ingest stream of ${BATCHES} batches x ${BATCH} records (Postgres); SIGKILL after ${KILL_AFTER} acknowledgements; restart on the same port and database; then the producer resends all ${BATCHES} batches`,
+      measured: {
+        'stream error seen by the producer':
+          streamError instanceof RpcError ? status[streamError.code] : String(streamError),
+        'batches acknowledged before the kill': acked.length,
+        'batches sent before the kill': sentBeforeKill,
+        'restart to SERVING (ms)': restartMs,
+        'records committed after restart': afterCrash.count,
+        'acknowledged records missing': ackedMissing,
+        'duplicated records after restart': afterCrash.ids.length - present.size,
+        'batches half-written': partialBatches,
+        'on redelivery: accepted / dropped as duplicates': `${accepted} / ${duplicates}`,
+        'records in the final committed version (unique)': `${final.count} (${finalUnique})`,
+        expected: BATCHES * BATCH,
+        'kill at (ms after start of stream, approx.)': killedAt > 0 ? 'after 5th ack' : 'never',
+      },
+      pass:
+        ackedMissing === 0 &&
+        afterCrash.ids.length === present.size &&
+        partialBatches === 0 &&
+        final.count === BATCHES * BATCH &&
+        finalUnique === BATCHES * BATCH &&
+        duplicates === afterCrash.count,
+    });
+    expect(acked.length).toBeGreaterThanOrEqual(KILL_AFTER);
+    expect(ackedMissing).toBe(0);
+    expect(afterCrash.ids.length).toBe(present.size);
+    expect(partialBatches).toBe(0);
+    expect(final.count).toBe(BATCHES * BATCH);
+    expect(finalUnique).toBe(BATCHES * BATCH);
+    expect(duplicates).toBe(afterCrash.count);
+    expect(pass).toBe(true);
+  }, 240_000);
+});
+
+describe('inference', () => {
+  it('under Predict load, kill -9 and restart: callers see only UNAVAILABLE, and recover by themselves', async () => {
+    const registry = await startService('registry', common);
+    procs.push(registry);
+    await waitHealth(registry, RegistryService.typeName);
+    const registryClient = createClient(RegistryService, { address: registry.address, deadlineMs: 30_000 });
+    await registerDemandModel(registryClient);
+    registryClient.close();
+    const inference = await startService('inference', {
+      ...common,
+      BALLAST_REGISTRY_ADDR: registry.address,
+      BALLAST_TF_BACKEND: 'cpu',
+    });
+    procs.push(inference);
+    await waitHealth(inference, InferenceService.typeName, ServingStatus.SERVING, 120_000);
+
+    const client = createClient(InferenceService, {
+      address: inference.address,
+      deadlineMs: 2_000,
+      retry: false,
+    });
+    const WORKERS = 4;
+    const events: Array<{ t: number; code: number; ms: number }> = [];
+    let stop = false;
+    const workers = Array.from({ length: WORKERS }, async (_, w) => {
+      for (let i = 0; !stop; i++) {
+        const t = Date.now();
+        const code = await client.predict(predictRequest('demand', i * WORKERS + w)).then(
+          () => status.OK,
+          (e: unknown) => (e instanceof RpcError ? e.code : status.UNKNOWN),
+        );
+        events.push({ t, code, ms: Date.now() - t });
+        if (code !== status.OK) await sleep(20); // a caller's backoff
+      }
+    });
+    await sleep(3_000);
+    const killAt = Date.now();
+    await inference.kill('SIGKILL');
+    await sleep(1_000);
+    const restartAt = Date.now();
+    await inference.restart();
+    // load continues until 2 s of answers after the first OK that follows the restart
+    let firstOkAfter: number | undefined;
+    for (let i = 0; i < 1_200; i++) {
+      firstOkAfter ??= events.find((e) => e.t >= restartAt && e.code === status.OK)?.t;
+      if (firstOkAfter !== undefined && Date.now() - firstOkAfter > 2_000) break;
+      await sleep(50);
+    }
+    stop = true;
+    await Promise.all(workers);
+    client.close();
+    const before = events.filter((e) => e.t + e.ms < killAt); // answered before the kill
+    const during = events.filter(
+      (e) => e.t + e.ms >= killAt && (firstOkAfter === undefined || e.t < firstOkAfter),
+    );
+    const after = firstOkAfter === undefined ? [] : events.filter((e) => e.t >= firstOkAfter);
+    const codes = new Map<string, number>();
+    for (const e of during)
+      codes.set(status[e.code] ?? String(e.code), (codes.get(status[e.code] ?? '') ?? 0) + 1);
+    const nonRetryable = events.filter((e) => e.code !== status.OK && e.code !== status.UNAVAILABLE);
+    const failedAfter = after.filter((e) => e.code !== status.OK).length;
+    const okMs = (list: typeof events) => list.filter((e) => e.code === status.OK).map((e) => e.ms);
+    const pass = record({
+      scenario: 'inference: kill -9 under Predict load, restart',
+      injected: `${WORKERS} closed-loop callers (unary Predict, 2 s deadline, no client retries, 20 ms backoff after an error); SIGKILL after 3 s; restart 1 s later on the same port`,
+      measured: {
+        'calls before the kill (all OK)': `${before.length} (${before.filter((e) => e.code === status.OK).length} OK)`,
+        'p50 / p99 Predict before the kill (ms)': `${percentile(okMs(before), 50)} / ${percentile(okMs(before), 99)}`,
+        'statuses from the kill to the first answer after restart': [...codes]
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
+        'non-retryable statuses (anything but OK/UNAVAILABLE)':
+          nonRetryable.length === 0
+            ? 'none'
+            : [...new Set(nonRetryable.map((e) => status[e.code]))].join(', '),
+        'restart to first OK (ms)': firstOkAfter === undefined ? 'never' : firstOkAfter - restartAt,
+        'kill to first OK (ms)': firstOkAfter === undefined ? 'never' : firstOkAfter - killAt,
+        'calls in the 2 s after recovery (failed)': `${after.length} (${failedAfter})`,
+        'p50 / p99 Predict after recovery (ms)': `${percentile(okMs(after), 50)} / ${percentile(okMs(after), 99)}`,
+      },
+      pass:
+        nonRetryable.length === 0 &&
+        firstOkAfter !== undefined &&
+        failedAfter === 0 &&
+        before.every((e) => e.code === status.OK),
+    });
+    expect(nonRetryable.map((e) => status[e.code])).toEqual([]);
+    expect(firstOkAfter).toBeDefined();
+    expect(failedAfter).toBe(0);
+    expect(pass).toBe(true);
+  }, 240_000);
+});
