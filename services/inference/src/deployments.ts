@@ -3,10 +3,14 @@ import type { RegistryService, Signature } from '@ballast/contracts/ballast/regi
 import type { ServiceClient } from '@ballast/grpc-kit';
 import type { ModelSignature } from '@ballast/ml';
 import { status } from '@grpc/grpc-js';
+import { type Link, type SpanContext, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { DataType } from '@tensorflow/tfjs';
 import type { ArtifactCache } from './artifact-cache.js';
 import type { ModelPool, PoolLogger } from './model-pool.js';
 import { type ServingConfig, servingConfig } from './serving-config.js';
+import { spanContextOf } from './trace-links.js';
+
+const tracer = trace.getTracer('@ballast/inference');
 
 /** The aliases inference serves: `production` takes traffic, `candidate` gets canary or shadow traffic. */
 export const SERVED_ALIASES = ['production', 'candidate'] as const;
@@ -99,7 +103,7 @@ export class DeploymentFollower {
             const snapshot = message.event.value;
             this.#sequence = snapshot.sequence;
             for (const { model, alias, version } of snapshot.aliases) {
-              if (this.#serves(model, alias)) this.#enqueue(model, alias, version);
+              if (this.#serves(model, alias)) this.#enqueue(model, alias, version, '');
             }
             void this.settled().then(() => {
               this.synced = true;
@@ -107,7 +111,8 @@ export class DeploymentFollower {
           } else if (message.event.case === 'deployment') {
             const d = message.event.value;
             this.#sequence = d.sequence;
-            if (this.#serves(d.model, d.alias)) this.#enqueue(d.model, d.alias, d.toVersion);
+            if (this.#serves(d.model, d.alias))
+              this.#enqueue(d.model, d.alias, d.toVersion, d.traceparent, d.sequence);
           }
         }
       } catch (error) {
@@ -127,16 +132,66 @@ export class DeploymentFollower {
     }
   }
 
-  #enqueue(model: string, alias: string, version: number): void {
+  #enqueue(model: string, alias: string, version: number, traceparent: string, sequence?: bigint): void {
     const previous = this.#chains.get(model) ?? Promise.resolve();
-    const next = previous.then(() => this.#apply(model, alias, version));
+    const next = previous.then(() => this.#swap(model, alias, version, traceparent, sequence));
     this.#chains.set(model, next);
   }
 
-  async #apply(model: string, alias: string, version: number, attempt = 1): Promise<void> {
+  /**
+   * One alias change applied, as a span of its own trace (`inference.swap`): it links to the
+   * registry call that made the change (the deployment's traceparent), its registry calls and
+   * the load are its children, and the first request the version then serves links back to it.
+   */
+  #swap(
+    model: string,
+    alias: string,
+    version: number,
+    traceparent: string,
+    sequence: bigint | undefined,
+  ): Promise<void> {
+    const cause = spanContextOf(traceparent);
+    const links: Link[] = cause
+      ? [{ context: cause, attributes: { 'ballast.link': 'deployment', 'ballast.model': model } }]
+      : [];
+    return tracer.startActiveSpan(
+      'inference.swap',
+      {
+        root: true,
+        links,
+        attributes: {
+          'inference.model': model,
+          'inference.alias': alias,
+          'inference.version': version,
+          ...(sequence === undefined ? {} : { 'inference.deployment_sequence': String(sequence) }),
+        },
+      },
+      async (span) => {
+        try {
+          const failure = await this.#apply(model, alias, version, span.spanContext());
+          if (failure !== undefined)
+            span.setStatus({
+              code: SpanStatusCode.ERROR,
+              message: failure instanceof Error ? failure.message : String(failure),
+            });
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  /** Applies the change; answers the error when the version was refused (recorded in the pool). */
+  async #apply(
+    model: string,
+    alias: string,
+    version: number,
+    swapSpan: SpanContext,
+    attempt = 1,
+  ): Promise<unknown> {
     if (version === 0) {
       this.pool.deleteAlias(model, alias);
-      return;
+      return undefined;
     }
     let digest = '';
     try {
@@ -161,9 +216,10 @@ export class DeploymentFollower {
           config,
           expected: toSignature(record.signature),
         }));
-      this.pool.setAlias(model, alias, loaded);
+      this.pool.setAlias(model, alias, loaded, swapSpan);
+      return undefined;
     } catch (error) {
-      if (this.#stop.signal.aborted) return;
+      if (this.#stop.signal.aborted) return undefined;
       // The registry being briefly away is not the artifact's fault: try again before giving up.
       const code = (error as { code?: unknown }).code;
       if ((code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED) && attempt < 5) {
@@ -173,10 +229,11 @@ export class DeploymentFollower {
           'registry unavailable; retrying',
         );
         await sleep(delayMs, undefined, { signal: this.#stop.signal }).catch(() => {});
-        if (!this.#stop.signal.aborted) await this.#apply(model, alias, version, attempt + 1);
-        return;
+        if (this.#stop.signal.aborted) return undefined;
+        return this.#apply(model, alias, version, swapSpan, attempt + 1);
       }
       this.pool.recordFailure(model, version, digest, error);
+      return error;
     }
   }
 }

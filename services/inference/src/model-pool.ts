@@ -1,5 +1,6 @@
 import { notFound, unavailable } from '@ballast/grpc-kit';
 import type { ModelSignature } from '@ballast/ml';
+import type { SpanContext } from '@opentelemetry/api';
 import { type BatcherHooks, DynamicBatcher, type InputLayout } from './batcher.js';
 import type { Executor } from './executor.js';
 import type { InferenceMetrics } from './metrics.js';
@@ -11,6 +12,11 @@ export class LoadedVersion {
   inflight = 0;
   retired = false;
   readonly aliases = new Set<string>();
+  /**
+   * The span that last swapped this version in, until a request takes it: the first request the
+   * version serves after a swap links to it (one check per request, nothing allocated after).
+   */
+  swapLink: SpanContext | undefined = undefined;
 
   constructor(
     readonly model: string,
@@ -280,11 +286,15 @@ export class ModelPool {
     );
   }
 
-  /** Points `alias` at a loaded version, atomically; the version it replaces drains and is disposed. */
-  setAlias(model: string, alias: string, version: LoadedVersion): void {
+  /**
+   * Points `alias` at a loaded version, atomically; the version it replaces drains and is disposed.
+   * `swapSpan`, the span of the change, is what the version's next request links to.
+   */
+  setAlias(model: string, alias: string, version: LoadedVersion, swapSpan?: SpanContext): void {
     const entry = this.entry(model);
     const previous = entry.aliases.get(alias);
     if (previous === version) return;
+    if (swapSpan) version.swapLink = swapSpan;
     entry.aliases.set(alias, version);
     version.aliases.add(alias);
     version.retired = false;

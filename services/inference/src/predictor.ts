@@ -72,6 +72,13 @@ export class Predictor {
       });
       labels = { ...labels, version: String(version.version) };
       span.setAttributes({ 'inference.version': version.version, 'inference.alias': alias });
+      if (version.swapLink !== undefined) {
+        // The first request this version takes since it was swapped in: the loop's trace
+        // (commit, training, promotion, swap) reaches the traffic it changed.
+        span.addLink({ context: version.swapLink, attributes: { 'ballast.link': 'swap' } });
+        span.addEvent('first request since the swap');
+        version.swapLink = undefined;
+      }
       let built: ModelInputs;
       let answer: BatchAnswer;
       try {

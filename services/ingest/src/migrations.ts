@@ -72,4 +72,10 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    // The traceparent of the CommitVersion call that created a version (DatasetVersion.
+    // commit_traceparent): a training job on the version links its trace to the commit's.
+    id: '0002_version_commit_traceparent',
+    sql: `ALTER TABLE versions ADD COLUMN commit_traceparent text NOT NULL DEFAULT '';`,
+  },
 ];

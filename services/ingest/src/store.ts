@@ -58,6 +58,8 @@ export interface VersionRow {
   summary: unknown;
   stats: unknown;
   createdAt: Date;
+  /** The W3C traceparent of the commit call that created the version; '' when untraced. */
+  commitTraceparent: string;
 }
 
 interface RawSchema {
@@ -369,8 +371,10 @@ export class IngestStore {
       summary: unknown;
       stats: unknown;
       created_at: Date;
+      commit_traceparent: string;
     }>(
-      `SELECT number, id, record_watermark, quarantine_watermark, record_count, summary, stats, created_at
+      `SELECT number, id, record_watermark, quarantine_watermark, record_count, summary, stats, created_at,
+              commit_traceparent
        FROM versions WHERE dataset_id = $1 ${clause}`,
       [datasetId, ...params],
     );
@@ -385,6 +389,7 @@ export class IngestStore {
         summary: r.summary,
         stats: r.stats,
         createdAt: r.created_at,
+        commitTraceparent: r.commit_traceparent,
       }
     );
   }
@@ -397,7 +402,13 @@ export class IngestStore {
   async insertVersion(
     datasetId: string,
     previousNumber: number,
-    v: { id: string; recordWatermark: string; quarantineWatermark: string; recordCount: number },
+    v: {
+      id: string;
+      recordWatermark: string;
+      quarantineWatermark: string;
+      recordCount: number;
+      commitTraceparent: string;
+    },
     summary: (number: number, createdAt: Date) => unknown,
     stats: unknown,
   ): Promise<VersionRow | undefined> {
@@ -412,8 +423,8 @@ export class IngestStore {
       const createdAt = new Date();
       const body = summary(number, createdAt);
       await tx.query(
-        `INSERT INTO versions (dataset_id, number, id, record_watermark, quarantine_watermark, record_count, summary, stats, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        `INSERT INTO versions (dataset_id, number, id, record_watermark, quarantine_watermark, record_count, summary, stats, created_at, commit_traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
         [
           datasetId,
           number,
@@ -424,6 +435,7 @@ export class IngestStore {
           JSON.stringify(body),
           JSON.stringify(stats),
           createdAt,
+          v.commitTraceparent,
         ],
       );
       return {
@@ -435,6 +447,7 @@ export class IngestStore {
         summary: body,
         stats,
         createdAt,
+        commitTraceparent: v.commitTraceparent,
       };
     });
   }

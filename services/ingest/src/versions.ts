@@ -11,6 +11,7 @@ import type { DatasetEntry, Datasets } from './datasets.js';
 import { VersionAccumulator, type VersionStats } from './quality.js';
 import { fieldTypeOf, type StoredSchema } from './schema.js';
 import type { IngestStore, VersionRow } from './store.js';
+import { activeTraceparent } from './trace-context.js';
 import { parseTimestamp } from './validation.js';
 
 const PAGE = 5_000;
@@ -45,7 +46,9 @@ export class Versions {
   /** Commits of one dataset run one at a time in this process (the database decides between replicas). */
   commit(name: string): Promise<{ version: DatasetVersion; created: boolean }> {
     const previous = this.committing.get(name) ?? Promise.resolve();
-    const run = previous.catch(() => {}).then(() => this.commitNow(name));
+    // Taken now, in the caller's context: the version records which call committed it.
+    const traceparent = activeTraceparent();
+    const run = previous.catch(() => {}).then(() => this.commitNow(name, traceparent));
     this.committing.set(name, run);
     run
       .finally(() => {
@@ -55,7 +58,10 @@ export class Versions {
     return run;
   }
 
-  private async commitNow(name: string): Promise<{ version: DatasetVersion; created: boolean }> {
+  private async commitNow(
+    name: string,
+    traceparent: string,
+  ): Promise<{ version: DatasetVersion; created: boolean }> {
     this.datasets.invalidate(name);
     const entry = await this.datasets.resolve(name, 'dataset');
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -103,6 +109,7 @@ export class Versions {
           recordWatermark: marks.records,
           quarantineWatermark: marks.quarantine,
           recordCount: hash.count,
+          commitTraceparent: traceparent,
         },
         (number, createdAt) =>
           toJson(
@@ -137,7 +144,9 @@ export class Versions {
   }
 
   private fromRow(row: VersionRow): DatasetVersion {
-    return fromJson(DatasetVersionSchema, row.summary as JsonValue);
+    const version = fromJson(DatasetVersionSchema, row.summary as JsonValue);
+    version.commitTraceparent = row.commitTraceparent;
+    return version;
   }
 
   private async find(name: string, id: string): Promise<{ entry: DatasetEntry; row: VersionRow }> {

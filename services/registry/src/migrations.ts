@@ -73,4 +73,10 @@ export const migrations: Migration[] = [
       CREATE INDEX deployments_model_alias ON deployments (model, alias, sequence);
     `,
   },
+  {
+    // The traceparent of the call that made an alias change (Deployment.traceparent): a
+    // server that loads the version links its trace to the promotion's.
+    id: '0002_deployment_traceparent',
+    sql: `ALTER TABLE deployments ADD COLUMN traceparent text NOT NULL DEFAULT '';`,
+  },
 ];

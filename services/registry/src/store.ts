@@ -33,6 +33,7 @@ import {
   toJson,
 } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { activeTraceparent } from './trace-context.js';
 
 /**
  * The registry's persistence: plain functions over a `Sql` handle (the service's, or a
@@ -382,6 +383,8 @@ export interface NewDeployment {
   actor: string;
   reason: string;
   verdict?: GateVerdict | undefined;
+  /** The W3C traceparent of the call making the change; default: the active span's. */
+  traceparent?: string;
 }
 
 /** Moves (or, with toVersion 0, deletes) the alias and appends the change to the history. */
@@ -396,8 +399,8 @@ export async function recordDeployment(tx: Sql, change: NewDeployment): Promise<
     );
   }
   const { rows } = await tx.query<DeploymentRow>(
-    `INSERT INTO deployments (model, alias, from_version, to_version, action, actor, reason, verdict)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+    `INSERT INTO deployments (model, alias, from_version, to_version, action, actor, reason, verdict, traceparent)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
     [
       change.model,
       change.alias,
@@ -407,6 +410,7 @@ export async function recordDeployment(tx: Sql, change: NewDeployment): Promise<
       change.actor,
       change.reason,
       change.verdict ? json(GateVerdictSchema, change.verdict) : null,
+      change.traceparent ?? activeTraceparent(),
     ],
   );
   return toDeployment(rows[0] as DeploymentRow);
@@ -423,6 +427,7 @@ interface DeploymentRow {
   reason: string;
   verdict: unknown;
   created_at: Date;
+  traceparent: string;
 }
 
 export interface DeploymentQuery {
@@ -481,5 +486,6 @@ function toDeployment(row: DeploymentRow): Deployment {
     reason: row.reason,
     verdict: row.verdict ? parse(GateVerdictSchema, row.verdict) : undefined,
     time: timestampFromDate(row.created_at),
+    traceparent: row.traceparent,
   });
 }

@@ -15,7 +15,7 @@ import {
 } from '@ballast/ml';
 import type { ModelSpec, TrainingRunJob } from '@ballast/queue';
 import { status } from '@grpc/grpc-js';
-import { type Span, SpanStatusCode, trace } from '@opentelemetry/api';
+import { type Span, type SpanContext, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import { UnrecoverableError } from 'bullmq';
 import { productionOnHoldout } from './champion.js';
 import { trainingEnvironment } from './environment.js';
@@ -133,6 +133,7 @@ export async function runTraining(
 
   await report({ stage: 'reading' });
   const set = await stage('fetch', async (span) => {
+    await linkToCommit(span, clients.ingest, datasetName, datasetVersion);
     const read = await unrecoverableIf(
       readTrainingSet(clients.feature, {
         view: viewName,
@@ -284,6 +285,38 @@ async function latestDatasetVersion(
   if (!found?.latestVersion)
     throw new UnrecoverableError(`dataset ${dataset} has no committed version to train on`);
   return found.latestVersion;
+}
+
+/**
+ * Jobs fan in on data committed earlier, in another trace: the fetch links to the span of the
+ * CommitVersion call that created the dataset version (its commit_traceparent).
+ */
+async function linkToCommit(
+  span: Span,
+  ingest: ServiceClient<typeof IngestService>,
+  dataset: string,
+  id: string,
+): Promise<void> {
+  try {
+    const { version } = await ingest.getVersion({ dataset, id });
+    const commit = spanContextOf(version?.commitTraceparent ?? '');
+    if (commit)
+      span.addLink({
+        context: commit,
+        attributes: { 'ballast.link': 'dataset_commit', 'ballast.dataset.version': id },
+      });
+  } catch {
+    // A link is a tracing aid: a version that cannot be read fails the fetch itself, with its reason.
+  }
+}
+
+/** The span a W3C traceparent (version 00) names, or undefined for an empty or malformed one. */
+function spanContextOf(traceparent: string): SpanContext | undefined {
+  const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent);
+  if (!match?.[1] || !match[2] || !match[3] || /^0+$/.test(match[1]) || /^0+$/.test(match[2]))
+    return undefined;
+  const traceFlags = Number.parseInt(match[3], 16) & TraceFlags.SAMPLED;
+  return { traceId: match[1], spanId: match[2], traceFlags, isRemote: true };
 }
 
 /** Errors that retrying cannot fix fail the job at once, with their reason. */

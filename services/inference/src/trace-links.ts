@@ -1,0 +1,20 @@
+import { type SpanContext, TraceFlags } from '@opentelemetry/api';
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/**
+ * The span a W3C traceparent names (version 00), as a remote span context to link to; undefined
+ * for an empty or malformed value, or the all-zero ids W3C declares invalid.
+ */
+export function spanContextOf(traceparent: string): SpanContext | undefined {
+  const match = TRACEPARENT.exec(traceparent);
+  if (!match) return undefined;
+  const [, traceId = '', spanId = '', flags = '00'] = match;
+  if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined;
+  return {
+    traceId,
+    spanId,
+    traceFlags: Number.parseInt(flags, 16) & TraceFlags.SAMPLED,
+    isRemote: true,
+  };
+}
