@@ -36,7 +36,12 @@ export interface AlertEngineOptions {
   baselines: BaselineCache;
   retrainer?: Retrainer | undefined;
   /** A rule stored with every new baseline of a model that has no rules; undefined: none. */
-  defaultRule?: { forMs: number; threshold: number } | undefined;
+  /**
+   * The rule stored with every new baseline of a model that has no rules: drift share at or
+   * above `threshold` in any segment for `windows` windows (sustained: one noisy window does
+   * not retrain), asking for a retraining. Undefined: none.
+   */
+  defaultRule?: { windows: number; threshold: number } | undefined;
   webhook?: { attempts: number; backoffMs: number; timeoutMs?: number };
   /** Minimum joined actuals in a window for an error metric to count; default 1. */
   minErrorCount?: number;
@@ -114,7 +119,7 @@ export class AlertEngine {
   }
 
   /** Stores the default rule for a model that has no rules yet (called when a baseline is set). */
-  async ensureDefaultRule(model: string): Promise<void> {
+  async ensureDefaultRule(model: string, windowMs: number): Promise<void> {
     const d = this.options.defaultRule;
     if (!d) return;
     const rule = create(AlertRuleSchema, {
@@ -122,7 +127,7 @@ export class AlertEngine {
       name: DEFAULT_RULE_NAME,
       metric: AlertMetric.DRIFT_SHARE,
       threshold: d.threshold,
-      for: durationFromMs(d.forMs),
+      for: durationFromMs(d.windows * windowMs),
       segment: '*',
       retrain: true,
     });

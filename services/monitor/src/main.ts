@@ -39,7 +39,8 @@ runMain(async () => {
     /** Store the default drift rule (share of drifted features >= threshold, every segment, retrain). */
     BALLAST_MONITOR_DEFAULT_RULE: bool().default(true),
     BALLAST_MONITOR_DEFAULT_RULE_THRESHOLD: str().default('0.5'),
-    BALLAST_MONITOR_DEFAULT_RULE_FOR_MS: durationMs().default(0),
+    /** Windows in a row the default rule's condition must hold before it fires. */
+    BALLAST_MONITOR_DEFAULT_RULE_WINDOWS: int({ min: 1, max: 1000 }).default(2),
     BALLAST_MONITOR_RETRAIN: bool().default(true),
     BALLAST_MONITOR_RETRAIN_COOLDOWN_MS: durationMs().default(d.retrain.cooldownMs),
     BALLAST_MONITOR_RETRAIN_MAX: int({ min: 1 }).default(d.retrain.maxPerWindow),
@@ -55,6 +56,8 @@ runMain(async () => {
   });
   const log = createLogger({ service: 'monitor', level: config.BALLAST_LOG_LEVEL });
   const threshold = Number(config.BALLAST_MONITOR_DEFAULT_RULE_THRESHOLD);
+  if (!(threshold > 0 && threshold <= 1))
+    throw new Error('BALLAST_MONITOR_DEFAULT_RULE_THRESHOLD must be a share of features in (0, 1]');
   const redis = connectRedis(config.BALLAST_REDIS_URL);
   const store = openServiceStore({
     url: config.BALLAST_DATABASE_URL,
@@ -85,8 +88,8 @@ runMain(async () => {
           joinWindowMs: config.BALLAST_MONITOR_JOIN_WINDOW_MS,
           defaultRule: config.BALLAST_MONITOR_DEFAULT_RULE
             ? {
-                forMs: config.BALLAST_MONITOR_DEFAULT_RULE_FOR_MS,
-                threshold: Number.isFinite(threshold) ? threshold : 0.5,
+                windows: config.BALLAST_MONITOR_DEFAULT_RULE_WINDOWS,
+                threshold,
               }
             : undefined,
           retrain: {

