@@ -261,7 +261,7 @@ export interface TcpProxy {
   readonly port: number;
   /** Milliseconds each chunk is held, each way. */
   delayMs: number;
-  /** Drops every connection and refuses new ones until restore(). */
+  /** Drops every connection and stops listening (new connections are refused) until restore(). */
   cut(): void;
   restore(): void;
   close(): Promise<void>;
@@ -307,15 +307,19 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
     port: address.port,
     delayMs: 0,
     cut() {
+      // Like a stopped server: the port refuses connections (ECONNREFUSED) and open ones drop.
       isCut = true;
+      if (server.listening) server.close();
       for (const socket of sockets) socket.destroy();
     },
     restore() {
       isCut = false;
+      if (!server.listening) server.listen(address.port, '127.0.0.1');
     },
     async close() {
-      proxy.cut();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      isCut = true;
+      for (const socket of sockets) socket.destroy();
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
   return proxy;
