@@ -35,7 +35,7 @@ import {
 const record = suiteRecorder('fuzz', 'Bad input: fuzzing every RPC, garbage at HTTP/2 and TCP');
 const SEED = Number(process.env.BALLAST_FUZZ_SEED ?? 20261201);
 /** Property runs per method; each run sends a batch of BATCH requests at once. */
-const RUNS = { unary: 6, streaming: 2 };
+const RUNS = { unary: 8, streaming: 2 };
 const BATCH = 8;
 
 const SERVED: Record<GrpcServiceName, DescService[]> = {
