@@ -9,6 +9,7 @@ import {
   scheduleCommand,
   trainCommand,
 } from './commands.js';
+import { demo } from './demo.js';
 import { localEndpoints, probe } from './health.js';
 import { parseServices, up } from './up.js';
 
@@ -20,6 +21,10 @@ Commands:
   up       run the whole suite on this machine (npm start)
              --services a,b   only these services (default: all six)
              --wait <s>       how long to wait for every service to be ready (default 60)
+  demo [--seed 42] [--keep]
+           the loop on the reference workload: ingest, train, serve, a demand shift,
+           drift and error found, retraining, hot swap, recovery (npm run demo);
+           starts the suite when none answers (--keep leaves it running)
   status   show whether every service is ready
   train <model> --view <view> [--hidden 16,8] [--epochs 20] [--batch-size 64]
            [--learning-rate 0.01] [--seed 1] [--dataset-version v] [--promote] [--wait]
@@ -74,6 +79,18 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'train':
       return trainCommand(rest, process.env, print);
+    case 'demo': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { seed: { type: 'string', default: '42' }, keep: { type: 'boolean', default: false } },
+      });
+      const seed = Number(values.seed);
+      if (!Number.isSafeInteger(seed) || seed < 0)
+        throw new Error(`--seed: expected a whole number, got "${values.seed}"`);
+      const result = await demo({ env: process.env, print, seed, keep: values.keep ?? false });
+      print(`the loop closed in ${result.seconds.toFixed(0)}s`);
+      return 0;
+    }
     case 'jobs':
       return jobsCommand(rest, process.env, print);
     case 'schedule':

@@ -1,0 +1,146 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type Alert,
+  AlertMetric,
+  AlertState,
+  Task,
+} from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
+import type { BallastQueue } from '@ballast/queue';
+import { durationFromMs } from '@bufbuild/protobuf/wkt';
+import type { BallastClients } from './clients.js';
+import { localEndpoints } from './health.js';
+import { waitForTraining } from './training.js';
+
+/** One served forecast and, once known, what really happened. */
+export interface Served {
+  phase: string;
+  warehouse: string;
+  version: number;
+  prediction: number;
+  actual: number;
+}
+
+/**
+ * The demo's monitoring setup: drift per segment (largest feature PSI at the industry's
+ * alert level, 0.25) and forecast error per segment, the error rule asking for a
+ * retraining. Windows are short (seconds) because the demo plays weeks in seconds.
+ */
+export const DEMO_WINDOW_MS = 4_000;
+
+export async function configureMonitor(
+  clients: BallastClients,
+  p: { model: string; view: string; errorThreshold: number },
+): Promise<void> {
+  // Rules first: a model with rules of its own gets no default rule.
+  await clients.monitor.putAlertRule({
+    rule: {
+      model: p.model,
+      name: 'demand-drift',
+      metric: AlertMetric.MAX_PSI,
+      threshold: 0.25,
+      segment: '*',
+    },
+  });
+  await clients.monitor.putAlertRule({
+    rule: {
+      model: p.model,
+      name: 'forecast-error',
+      metric: AlertMetric.MAE,
+      threshold: p.errorThreshold,
+      segment: '*',
+      retrain: true,
+    },
+  });
+}
+
+/** Declares a version's baseline: its training statistics, judged in the demo's windows. */
+export async function setBaseline(
+  clients: BallastClients,
+  p: { model: string; version: number; view: string },
+): Promise<string[]> {
+  const { version } = await clients.registry.getModelVersion({ model: p.model, version: p.version });
+  const lineage = version?.lineage;
+  const { statistics } = await clients.feature.getFeatureStatistics({
+    view: lineage?.featureView?.name ?? p.view,
+    viewVersion: lineage?.featureView?.version ?? '',
+    datasetVersion: lineage?.dataset?.version ?? '',
+    bins: 20,
+  });
+  const { features } = await clients.monitor.setBaseline({
+    model: p.model,
+    version: p.version,
+    statistics,
+    config: {
+      task: Task.REGRESSION,
+      window: durationFromMs(DEMO_WINDOW_MS),
+      // A window of a few days says nothing about the day-of-week mix: at least six days
+      // of one warehouse's SKUs before a verdict.
+      drift: { minSamples: 48 },
+      retrain: {
+        enabled: true,
+        cooldown: durationFromMs(10 * 60_000),
+        maxPerWindow: 2,
+        rateWindow: durationFromMs(3_600_000),
+        featureView: p.view,
+      },
+    },
+  });
+  return features;
+}
+
+const describe = (a: Alert) =>
+  `${a.rule} ${a.state === AlertState.FIRING ? 'FIRING' : 'resolved'} on ${a.segment || 'all rows'} (v${a.version}: ${a.value.toFixed(2)} >= ${a.threshold})`;
+
+/**
+ * Follows the model's alerts until one asks for a retraining, then the training job until
+ * its version is registered and judged. Returns the retrained version once promoted.
+ */
+export async function watchForRetraining(
+  clients: BallastClients,
+  queue: BallastQueue<'training.run'>,
+  p: { model: string; timeoutMs: number; say: (line: string) => void },
+): Promise<number> {
+  const started = Date.now();
+  const seen = new Map<string, AlertState>();
+  while (Date.now() - started < p.timeoutMs) {
+    const { alerts } = await clients.monitor.listAlerts({ model: p.model });
+    for (const alert of alerts) {
+      if (seen.get(alert.id) !== alert.state) {
+        seen.set(alert.id, alert.state);
+        p.say(`monitor: ${describe(alert)}`);
+      }
+    }
+    const trigger = alerts.find((a) => a.retrainJobId);
+    if (trigger) {
+      p.say(
+        `monitor queued retraining ${trigger.retrainJobId} (alert ${trigger.rule} on ${trigger.segment})`,
+      );
+      let lastStage = '';
+      const result = await waitForTraining(queue, trigger.retrainJobId, (progress) => {
+        if (progress.stage && progress.stage !== lastStage) {
+          lastStage = progress.stage;
+          p.say(`  retraining: ${progress.stage}`);
+        }
+      });
+      p.say(
+        `v${result.version} registered; gate: ${result.promotion}${result.promotionDetail ? ` (${result.promotionDetail})` : ''}`,
+      );
+      if (result.promotion !== 'promoted')
+        throw new Error(
+          `the retrained v${result.version} was not promoted: ${result.promotionDetail ?? result.promotion}`,
+        );
+      return result.version;
+    }
+    const skipped = alerts.find((a) => a.retrainSkipped);
+    if (skipped) throw new Error(`monitor did not retrain: ${skipped.retrainSkipped}`);
+    await sleep(500);
+  }
+  throw new Error(
+    `monitor asked for no retraining within ${p.timeoutMs / 1000}s; alerts seen: ${[...seen.keys()].join(', ') || 'none'}`,
+  );
+}
+
+/** The dashboard of one model, on the monitor's HTTP port. */
+export function dashboardLink(env: NodeJS.ProcessEnv, model: string): string {
+  return `${localEndpoints('monitor', env).http}/dashboard?model=${encodeURIComponent(model)}`;
+}
