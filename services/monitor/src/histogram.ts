@@ -62,7 +62,13 @@ export function numericBin(edges: readonly number[], value: number): number {
   const last = edges.length - 1;
   if (value < (edges[0] as number)) return 0;
   if (value > (edges[last] as number)) return edges.length;
-  if (value === edges[last]) return last;
+  if (value === edges[last]) {
+    // The closed last bin; with repeated edges (a constant baseline: every edge equal) the
+    // first bin that holds the value, which is where feature's statistics counted it.
+    let i = 0;
+    while (i < last - 1 && (edges[i + 1] as number) < value) i++;
+    return i + 1;
+  }
   // Largest i with edges[i] <= value, by bisection; bin i is window bin i + 1.
   let lo = 0;
   let hi = last;
