@@ -12,6 +12,7 @@ import { invalidArgument } from '@ballast/grpc-kit';
 import type { Sql } from '@ballast/storage';
 import { create, fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
+import type { MonitorMetrics } from './metrics.js';
 import { durationMs, type ModelBaseline, windowMs } from './model-baseline.js';
 import { driftReport } from './report.js';
 import type { Retrainer } from './retrain.js';
@@ -47,6 +48,7 @@ export interface AlertEngineOptions {
   minErrorCount?: number;
   /** Between two evaluations of one model while jobs keep arriving; default 0. */
   minIntervalMs?: number;
+  metrics?: MonitorMetrics | undefined;
   now?: () => number;
 }
 
@@ -208,9 +210,11 @@ export class AlertEngine {
   }
 
   async evaluateModel(model: string): Promise<Alert[]> {
+    const started = performance.now();
     const rules = await this.rules(model);
     const changed: Alert[] = [];
     for (const rule of rules) changed.push(...(await this.evaluateRule(rule)));
+    this.options.metrics?.evaluationSeconds.record((performance.now() - started) / 1000);
     return changed;
   }
 
@@ -252,6 +256,7 @@ export class AlertEngine {
           const outcome = await this.options.retrainer.request(alert);
           alert.retrainJobId = outcome.jobId ?? '';
           alert.retrainSkipped = outcome.skipped ?? '';
+          this.options.metrics?.retrains.add(1, { model: rule.model, outcome: outcome.outcome });
           await this.update(alert);
         }
         changed.push(alert);
@@ -414,6 +419,11 @@ export class AlertEngine {
 
   private publish(alert: Alert, rule: AlertRule): void {
     this.#events.emit('alert', alert);
+    this.options.metrics?.alerts.add(1, {
+      model: alert.model,
+      rule: rule.name,
+      state: stateName(alert.state),
+    });
     if (rule.webhookUrl) {
       const delivery = this.deliver(rule.webhookUrl, alert).finally(() => this.#deliveries.delete(delivery));
       this.#deliveries.add(delivery);

@@ -48,6 +48,9 @@ runMain(async () => {
     BALLAST_MONITOR_WEBHOOK_ATTEMPTS: int({ min: 1, max: 20 }).default(d.webhook.attempts),
     BALLAST_MONITOR_MIN_ERROR_COUNT: int({ min: 1 }).default(d.minErrorCount),
     BALLAST_MONITOR_WORKER_CONCURRENCY: int({ min: 1, max: 64 }).default(d.workerConcurrency),
+    /** Window statistics and error are kept this long; logged predictions as long as actuals may join them. */
+    BALLAST_MONITOR_WINDOW_RETENTION_MS: durationMs().default(d.windowRetentionMs),
+    BALLAST_MONITOR_PRUNE_INTERVAL_MS: durationMs().default(3_600_000),
     /** Least time between two alert evaluations of one model while predictions keep arriving. */
     BALLAST_MONITOR_EVALUATE_INTERVAL_MS: durationMs().default(1_000),
     /** `name=http://host:port/metrics,...`; default: every Ballast service on its DESIGN.md port. */
@@ -102,6 +105,8 @@ runMain(async () => {
           minErrorCount: config.BALLAST_MONITOR_MIN_ERROR_COUNT,
           workerConcurrency: config.BALLAST_MONITOR_WORKER_CONCURRENCY,
           evaluateIntervalMs: config.BALLAST_MONITOR_EVALUATE_INTERVAL_MS,
+          windowRetentionMs: config.BALLAST_MONITOR_WINDOW_RETENTION_MS,
+          pruneIntervalMs: config.BALLAST_MONITOR_PRUNE_INTERVAL_MS,
         },
         resolveBaseline: lineageBaselines(registry, feature, { windowMs: config.BALLAST_MONITOR_WINDOW_MS }),
         lineage: registryLineage(registry),

@@ -5,7 +5,7 @@ import {
   AlertState,
   type WindowDrift,
 } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
-import type { MonitorPredictionsJob } from '@ballast/queue';
+import type { MonitorPredictionsJob, PredictionRecord } from '@ballast/queue';
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
 import { Queue } from 'bullmq';
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RULE_NAME } from './alerts.js';
 import { buildBaseline } from './model-baseline.js';
 import { driftReport } from './report.js';
-import type { StoredWindow } from './store.js';
+import { prune as pruneStore, type StoredWindow } from './store.js';
 import {
   records,
   retailStatistics,
@@ -208,9 +208,10 @@ describe('monitor', () => {
     expect(status_.counters.unmatched_actuals).toBeGreaterThanOrEqual(2n);
   });
 
-  it('joins an actual without a time to the latest prediction of its entity until now', async () => {
+  it('joins an actual without a time to the latest served prediction of its entity until now', async () => {
     const model = 'now';
     await m.client.setBaseline({ model, version: 1, statistics: retailStatistics() });
+    await m.client.setBaseline({ model, version: 2, statistics: retailStatistics() });
     const now = Date.now();
     const rows = [
       {
@@ -228,7 +229,12 @@ describe('monitor', () => {
         segment: { warehouse_id: 'w1' },
       },
     ];
-    await m.log([{ model, version: '1', rows: 2, records: records(rows) }]);
+    // A shadow's answer (never returned to the caller) is not what the actual measures.
+    const [shadow] = records([{ ...rows[1], time: now - 500, prediction: 99 } as (typeof rows)[number]]);
+    await m.log([
+      { model, version: '1', rows: 2, records: records(rows) },
+      { model, version: '2', rows: 1, records: [{ ...(shadow as PredictionRecord), shadow: true }] },
+    ]);
     expect(await m.client.recordActuals({ model, actuals: [{ entityKey: 'k', value: 50 }] })).toMatchObject({
       matched: 1n,
     });
@@ -380,7 +386,10 @@ describe('monitor', () => {
       expect(await other.monitor.trainingQueue.getJobs(['waiting'])).toHaveLength(1);
       // A retried request for the alert that already asked changes nothing.
       const first = second.find((a) => a.retrainJobId);
-      expect(await other.monitor.retrainer.request(first as never)).toEqual({ jobId: first?.retrainJobId });
+      expect(await other.monitor.retrainer.request(first as never)).toEqual({
+        outcome: 'already_enqueued',
+        jobId: first?.retrainJobId,
+      });
       await episode(3, []);
       now += 600_000;
       await episode(4, ['w3']);
@@ -463,6 +472,31 @@ describe('monitor', () => {
         }),
       ),
     ).toMatchObject({ code: status.INVALID_ARGUMENT });
+  });
+
+  it('prunes predictions no actual can join any more, old job ids and old windows', async () => {
+    const removed = await pruneStore(m.sql, {
+      joinBefore: T0 + WINDOW,
+      jobsBefore: Date.now() + 1,
+      windowsBefore: T0 + WINDOW,
+    });
+    expect(removed.predictions).toBeGreaterThan(0);
+    expect(removed.jobs).toBeGreaterThan(0);
+    expect(removed.windows).toBeGreaterThan(0);
+    expect(removed.errors).toBeGreaterThan(0);
+    // b's prediction (window 0) is gone: its actual no longer joins.
+    const again = await m.client.recordActuals({
+      model: 'join',
+      actuals: [{ entityKey: 'b', time: timestampFromMs(T0 + 30_000), value: 40 }],
+    });
+    expect(again).toMatchObject({ matched: 0n, unmatched: 1n, duplicates: 0n });
+    const { windows } = await m.client.getDrift({
+      model: 'demand',
+      version: 1,
+      startTime: timestampFromMs(T0),
+      allSegments: true,
+    });
+    expect(windows.every((w) => timestampMs(w.windowStart as never) >= T0 + WINDOW)).toBe(true);
   });
 });
 

@@ -3,10 +3,12 @@ import type { Sql } from '@ballast/storage';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AlertEngine } from './alerts.js';
-import { DEFAULT_JOIN_WINDOW_MS, DEFAULT_WINDOW_MS, windowMs } from './model-baseline.js';
+import { monitorMetrics } from './metrics.js';
+import { DEFAULT_JOIN_WINDOW_MS, DEFAULT_WINDOW_MS, MAX_JOIN_WINDOW_MS, windowMs } from './model-baseline.js';
 import type { OperationsScraper } from './operations.js';
 import { type LineageSource, type RetrainDefaults, Retrainer } from './retrain.js';
 import { type MonitorDeps, monitorService } from './server.js';
+import * as store from './store.js';
 import { BaselineCache, type BaselineResolver, startPredictionsWorker } from './worker.js';
 
 /**
@@ -27,6 +29,10 @@ export interface MonitorSettings {
   workerConcurrency: number;
   /** Least time between two alert evaluations of one model while predictions keep arriving. */
   evaluateIntervalMs: number;
+  /** Window statistics and error are kept this long (by window time). */
+  windowRetentionMs: number;
+  /** How often old rows are pruned (see store.prune); 0: never. */
+  pruneIntervalMs: number;
 }
 
 export const DEFAULT_SETTINGS: MonitorSettings = {
@@ -38,6 +44,8 @@ export const DEFAULT_SETTINGS: MonitorSettings = {
   minErrorCount: 1,
   workerConcurrency: 1,
   evaluateIntervalMs: 0,
+  windowRetentionMs: 90 * 86_400_000,
+  pruneIntervalMs: 0,
 };
 
 export interface MonitorOptions {
@@ -76,6 +84,7 @@ export interface Monitor {
 
 export function createMonitor(options: MonitorOptions): Monitor {
   const settings = { ...DEFAULT_SETTINGS, ...options.settings };
+  const metrics = monitorMetrics();
   const prefix = options.prefix ? { prefix: options.prefix } : {};
   let alerts: AlertEngine | undefined;
   const baselines = new BaselineCache(options.sql, {
@@ -99,6 +108,7 @@ export function createMonitor(options: MonitorOptions): Monitor {
     webhook: settings.webhook,
     minErrorCount: settings.minErrorCount,
     minIntervalMs: settings.evaluateIntervalMs,
+    metrics,
     ...(options.now ? { now: options.now } : {}),
   });
   const engine = alerts;
@@ -123,16 +133,35 @@ export function createMonitor(options: MonitorOptions): Monitor {
           concurrency: settings.workerConcurrency,
           autorun: options.autorun ?? true,
           track,
+          metrics,
           onAbsorbed: async (model) => {
             void engine.evaluateSoon(model.model).catch(onError);
           },
         });
+  // Predictions stay while an actual may still join them (the longest join window allowed).
+  const pruneTimer =
+    settings.pruneIntervalMs > 0
+      ? setInterval(() => {
+          const now = Date.now();
+          track(
+            store
+              .prune(options.sql(), {
+                joinBefore: now - Math.max(settings.joinWindowMs, MAX_JOIN_WINDOW_MS),
+                jobsBefore: now - 7 * 86_400_000,
+                windowsBefore: now - settings.windowRetentionMs,
+              })
+              .catch(onError),
+          );
+        }, settings.pruneIntervalMs)
+      : undefined;
+  pruneTimer?.unref();
   const deps: MonitorDeps = {
     sql: options.sql,
     baselines,
     alerts: engine,
     settings,
     operations: options.operations,
+    metrics,
   };
   return {
     deps,
@@ -145,6 +174,7 @@ export function createMonitor(options: MonitorOptions): Monitor {
     settings,
     idle,
     async close() {
+      clearInterval(pruneTimer);
       await worker?.close();
       await idle();
       await trainingQueue.close();

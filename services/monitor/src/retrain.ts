@@ -60,6 +60,7 @@ export function registryLineage(registry: ServiceClient<typeof RegistryService>)
 }
 
 export interface RetrainOutcome {
+  outcome: 'enqueued' | 'already_enqueued' | 'disabled' | 'cooldown' | 'rate_limit';
   jobId?: string;
   skipped?: string;
 }
@@ -118,7 +119,7 @@ export class Retrainer {
   /** Enqueues a retraining for a firing alert, or says why not. */
   async request(alert: Alert): Promise<RetrainOutcome> {
     const policy = await this.policy(alert.model, alert.version);
-    if (!policy.enabled) return { skipped: 'retraining is disabled for this model' };
+    if (!policy.enabled) return { outcome: 'disabled', skipped: 'retraining is disabled for this model' };
     const now = this.#now();
     const sql = this.options.sql();
     return sql.transaction(async (tx) => {
@@ -126,7 +127,7 @@ export class Retrainer {
       const done = await tx.query<{ job_id: string }>('SELECT job_id FROM retrains WHERE alert_id = $1', [
         alert.id,
       ]);
-      if (done.rows[0]) return { jobId: done.rows[0].job_id };
+      if (done.rows[0]) return { outcome: 'already_enqueued', jobId: done.rows[0].job_id };
       const { rows } = await tx.query<{ last: string | null; n: string }>(
         `SELECT max(at_ms) AS last, count(*) FILTER (WHERE at_ms > $2) AS n FROM retrains WHERE model = $1`,
         [alert.model, now - policy.rateWindowMs],
@@ -134,10 +135,12 @@ export class Retrainer {
       const last = rows[0]?.last == null ? undefined : Number(rows[0].last);
       if (last !== undefined && now - last < policy.cooldownMs)
         return {
+          outcome: 'cooldown',
           skipped: `cooldown: last retraining ${Math.round((now - last) / 1000)} s ago, cooldown ${Math.round(policy.cooldownMs / 1000)} s`,
         };
       if (Number(rows[0]?.n ?? 0) >= policy.maxPerWindow)
         return {
+          outcome: 'rate_limit',
           skipped: `rate limit: ${policy.maxPerWindow} retrainings per ${Math.round(policy.rateWindowMs / 1000)} s`,
         };
       const job = await this.buildJob(alert, policy.featureView);
@@ -149,7 +152,7 @@ export class Retrainer {
         alert.id,
         now,
       ]);
-      return { jobId };
+      return { outcome: 'enqueued', jobId };
     });
   }
 }

@@ -4,6 +4,7 @@ import type { Sql } from '@ballast/storage';
 import { type Timestamp, timestampMs } from '@bufbuild/protobuf/wkt';
 import type { AlertEngine } from './alerts.js';
 import { errorSums } from './errors.js';
+import type { MonitorMetrics } from './metrics.js';
 import { buildBaseline, durationMs, MAX_JOIN_WINDOW_MS, windowMs } from './model-baseline.js';
 import type { MonitorSettings } from './monitor.js';
 import { type OperationsScraper, operationsReport } from './operations.js';
@@ -18,6 +19,7 @@ export interface MonitorDeps {
   baselines: BaselineCache;
   alerts: AlertEngine;
   settings: Pick<MonitorSettings, 'windowMs' | 'joinWindowMs'>;
+  metrics?: MonitorMetrics | undefined;
   /** Scraped /metrics of the services; undefined: none scraped. */
   operations?: OperationsScraper | undefined;
 }
@@ -122,6 +124,9 @@ export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorSer
         await store.addCounter(tx, 'matched_actuals', matched.length);
         await store.addCounter(tx, 'duplicate_actuals', duplicates);
       });
+      deps.metrics?.actuals.add(matched.length, { model, outcome: 'matched' });
+      deps.metrics?.actuals.add(unmatched, { model, outcome: 'unmatched' });
+      deps.metrics?.actuals.add(duplicates, { model, outcome: 'duplicate' });
       await alerts.evaluateSoon(model);
       return {
         matched: BigInt(matched.length),

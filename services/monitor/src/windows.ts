@@ -112,6 +112,8 @@ export function absorb(model: ModelBaseline, records: readonly PredictionRecord[
       const ph = p ? hist(windowStart, s, PREDICTION) : undefined;
       if (p && ph && predictions) for (const v of predictions) addValue(p, ph, v);
     }
+    // Actuals measure the answers callers got: a shadow's answers were never returned.
+    if (record.shadow) continue;
     record.entityKeys?.forEach((entityKey, r) => {
       const prediction = predictions?.[r];
       if (entityKey && prediction !== undefined && Number.isFinite(prediction))

@@ -3,6 +3,7 @@ import { createWorker, InvalidPayloadError, type JobOf, QueueNames } from '@ball
 import type { Sql } from '@ballast/storage';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { MonitorMetrics } from './metrics.js';
 import type { ModelBaseline } from './model-baseline.js';
 import { absorbJob, addCounter, getBaseline, putBaseline } from './store.js';
 import { absorb } from './windows.js';
@@ -67,6 +68,7 @@ export interface PredictionsWorkerOptions {
   autorun?: boolean;
   /** Called after a job's statistics are stored (alert evaluation hangs here). */
   onAbsorbed?: (model: ModelBaseline, windowStarts: number[]) => Promise<void>;
+  metrics?: MonitorMetrics | undefined;
   /** Background work (counting a failed job) is handed here, so callers can wait for it. */
   track?: (work: Promise<unknown>) => void;
 }
@@ -84,11 +86,14 @@ export function startPredictionsWorker(options: PredictionsWorkerOptions): Worke
     const version = Number(job.data.version);
     if (!Number.isInteger(version) || version <= 0) {
       await addCounter(sql(), 'malformed_jobs', 1);
+      options.metrics?.jobs.add(1, { outcome: 'malformed' });
       return { skipped: 'version' };
     }
     const baseline = await baselines.get(model, version);
     if (!baseline) {
       await addCounter(sql(), 'unknown_model_records', records.length);
+      options.metrics?.records.add(records.length, { model, outcome: 'unknown_model' });
+      options.metrics?.jobs.add(1, { outcome: 'absorbed' });
       return { skipped: 'unknown model version' };
     }
     const absorbed = absorb(baseline, records);
@@ -99,6 +104,12 @@ export function startPredictionsWorker(options: PredictionsWorkerOptions): Worke
       );
       await options.onAbsorbed(baseline, starts);
     }
+    options.metrics?.jobs.add(1, { outcome: fresh ? 'absorbed' : 'duplicate' });
+    if (fresh) {
+      options.metrics?.records.add(absorbed.records, { model, outcome: 'absorbed' });
+      if (absorbed.malformed)
+        options.metrics?.records.add(absorbed.malformed, { model, outcome: 'malformed' });
+    }
     return { records: absorbed.records, malformed: absorbed.malformed };
   };
   const worker = createWorker(QueueNames.monitorPredictions, processor, {
@@ -108,11 +119,15 @@ export function startPredictionsWorker(options: PredictionsWorkerOptions): Worke
     ...(options.prefix ? { prefix: options.prefix } : {}),
   });
   worker.on('failed', (job, error) => {
-    if (error instanceof InvalidPayloadError || error.name === 'InvalidPayloadError')
+    if (error instanceof InvalidPayloadError || error.name === 'InvalidPayloadError') {
+      options.metrics?.jobs.add(1, { outcome: 'malformed' });
       options.track?.(addCounter(sql(), 'malformed_jobs', 1).catch(() => {}));
+    }
     // A job that failed for good (a dependency down through every attempt): its records are lost.
-    else if (job && job.attemptsMade >= (job.opts.attempts ?? 1))
+    else if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+      options.metrics?.jobs.add(1, { outcome: 'failed' });
       options.track?.(addCounter(sql(), 'failed_jobs', 1).catch(() => {}));
+    }
   });
   return worker;
 }
