@@ -76,6 +76,7 @@ function fromTraceparent(traceparent: string): string {
 describe('the loop as one trace', () => {
   let redis: Redis;
   let addresses: Record<'ingest' | 'feature' | 'registry' | 'inference', string>;
+  let inferenceEnv: Record<string, string>;
 
   beforeAll(async () => {
     await receiver.start();
@@ -108,11 +109,8 @@ describe('the loop as one trace', () => {
       BALLAST_TF_BACKEND: 'wasm',
     });
     running.push(trainer);
-    const inference = await startServiceProcess('inference', {
-      ...common,
-      BALLAST_REGISTRY_ADDR: registryAddr,
-      BALLAST_TF_BACKEND: 'wasm',
-    });
+    inferenceEnv = { ...common, BALLAST_REGISTRY_ADDR: registryAddr, BALLAST_TF_BACKEND: 'wasm' };
+    const inference = await startServiceProcess('inference', inferenceEnv);
     running.push(inference);
     addresses = {
       ingest: ingestAddr,
@@ -372,6 +370,21 @@ describe('the loop as one trace', () => {
       expect(first.attributes).toMatchObject({ 'inference.version': 1, 'inference.alias': 'production' });
       expect(first.links.map(ref)).toContain(ref(swap));
       expect(first.events.map((e) => e.name)).toContain('first request since the swap');
+
+      // 5. A server that starts later loads production from the watch's snapshot: its swap
+      // links to the same promotion.
+      const restarted = await startServiceProcess('inference', inferenceEnv);
+      running.push(restarted);
+      await waitServing(`127.0.0.1:${restarted.grpcPort}`, InferenceService.typeName, 600);
+      const fromSnapshot = await span(
+        "the restarted server's inference.swap span",
+        (s) =>
+          s.name === 'inference.swap' &&
+          s !== swap &&
+          s.attributes['inference.alias'] === 'production' &&
+          s.attributes['inference.deployment_sequence'] === undefined,
+      );
+      expect(fromSnapshot.links.map(ref)).toEqual([ref(promote)]);
     } finally {
       await materialize.close();
       await training.close();

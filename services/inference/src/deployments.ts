@@ -102,8 +102,8 @@ export class DeploymentFollower {
           if (message.event.case === 'snapshot') {
             const snapshot = message.event.value;
             this.#sequence = snapshot.sequence;
-            for (const { model, alias, version } of snapshot.aliases) {
-              if (this.#serves(model, alias)) this.#enqueue(model, alias, version, '');
+            for (const { model, alias, version, traceparent } of snapshot.aliases) {
+              if (this.#serves(model, alias)) this.#enqueue(model, alias, version, traceparent);
             }
             void this.settled().then(() => {
               this.synced = true;

@@ -456,12 +456,20 @@ export async function listDeployments(sql: Sql, query: DeploymentQuery): Promise
   return rows.map(toDeployment);
 }
 
+/** Every alias with its version and the traceparent of the change that set it. */
 export async function currentAliases(
   sql: Sql,
   model: string,
-): Promise<{ model: string; alias: string; version: number }[]> {
-  const { rows } = await sql.query<{ model: string; alias: string; version: number }>(
-    `SELECT model, alias, version FROM aliases WHERE ($1 = '' OR model = $1) ORDER BY model, alias`,
+): Promise<{ model: string; alias: string; version: number; traceparent: string }[]> {
+  const { rows } = await sql.query<{ model: string; alias: string; version: number; traceparent: string }>(
+    `SELECT a.model, a.alias, a.version, coalesce(d.traceparent, '') AS traceparent
+     FROM aliases a
+     LEFT JOIN LATERAL (
+       SELECT traceparent FROM deployments
+       WHERE model = a.model AND alias = a.alias
+       ORDER BY sequence DESC LIMIT 1
+     ) d ON true
+     WHERE ($1 = '' OR a.model = $1) ORDER BY a.model, a.alias`,
     [model],
   );
   return rows;
