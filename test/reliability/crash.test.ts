@@ -2,10 +2,12 @@
 // Ingest must lose no acknowledged record and duplicate none; inference callers must see
 // only retryable statuses and recover by themselves once it is back.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { InferenceService } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
 import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
-import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
+import { RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient, RpcError } from '@ballast/grpc-kit';
+import { connectRedis, createQueue, QueueNames, type TrainingRunJob, trainingJobId } from '@ballast/queue';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveLog, suiteRecorder } from './report.js';
@@ -20,7 +22,16 @@ import {
   tempDir,
   waitHealth,
 } from './support.js';
-import { eventId, predictRequest, registerDemandModel, salesBatch, salesSchema } from './workload.js';
+import {
+  dailySales,
+  dailySchema,
+  demandView,
+  eventId,
+  predictRequest,
+  registerDemandModel,
+  salesBatch,
+  salesSchema,
+} from './workload.js';
 
 const record = suiteRecorder('crash', 'Crashes under load: kill -9 and restart');
 
@@ -88,7 +99,7 @@ describe('ingest', () => {
       const ids: string[] = [];
       for await (const chunk of again.readVersion({
         dataset: 'sales',
-        version: version?.version ?? '',
+        id: version?.id ?? '',
         chunkSize: 5_000,
       })) {
         const column = chunk.batch?.columns.find((c) => c.name === 'event_id');
@@ -250,4 +261,98 @@ describe('inference', () => {
     expect(failedAfter).toBe(0);
     expect(pass).toBe(true);
   }, 240_000);
+});
+
+describe('trainer', () => {
+  it('kill -9 mid-job: the job is taken up again and completes exactly once (one registered version)', async () => {
+    const ingest = procs.find((p) => p.service === 'ingest') as ServiceProcess;
+    const registry = procs.find((p) => p.service === 'registry') as ServiceProcess;
+    const feature = await startService('feature', { ...common, BALLAST_INGEST_ADDR: ingest.address });
+    procs.push(feature);
+    const trainerEnv = {
+      ...common,
+      BALLAST_INGEST_ADDR: ingest.address,
+      BALLAST_FEATURE_ADDR: feature.address,
+      BALLAST_REGISTRY_ADDR: registry.address,
+      BALLAST_TF_BACKEND: 'wasm',
+      BALLAST_TRAINER_LOCK_MS: '3000', // a dead trainer's job is taken up again 3 s after its last renewal
+    };
+    const trainer = await startService('trainer', trainerEnv);
+    procs.push(trainer);
+    await waitHealth(feature, FeatureService.typeName);
+    const ingestClient = createClient(IngestService, { address: ingest.address, deadlineMs: 60_000 });
+    const featureClient = createClient(FeatureService, { address: feature.address, deadlineMs: 120_000 });
+    const registryClient = createClient(RegistryService, { address: registry.address, deadlineMs: 30_000 });
+    await ingestClient.createDataset({ name: 'daily', schema: dailySchema });
+    const { view } = await featureClient.applyFeatureView({ definition: demandView });
+    await ingestClient.ingestBatch({ batch: dailySales('daily') });
+    const datasetVersion = (await ingestClient.commitVersion({ dataset: 'daily' })).version?.id ?? '';
+    await featureClient.materialize({ view: 'demand', viewVersion: view?.version ?? '', datasetVersion });
+    ingestClient.close();
+    featureClient.close();
+    await registryClient.createModel({ name: 'forecast', task: Task.REGRESSION, ownerTeam: 'forecasting' });
+
+    const redisClient = connectRedis(redis.url);
+    const queue = createQueue(QueueNames.trainingRun, { connection: redisClient });
+    const job: TrainingRunJob = {
+      model: 'forecast',
+      reason: 'reliability: kill -9 mid-job',
+      featureView: 'demand',
+      datasetVersion,
+      spec: { hiddenUnits: [8], epochs: 150, batchSize: 32, learningRate: 0.01, seed: 7 },
+    };
+    const id = trainingJobId(job);
+    const epochOf = async () =>
+      ((await queue.getJob(id))?.progress as { epoch?: number } | undefined)?.epoch ?? 0;
+    try {
+      await queue.add('train', job, { jobId: id });
+      const startedAt = Date.now();
+      let epochAtKill = 0;
+      for (let i = 0; i < 1_200 && epochAtKill < 3; i++) {
+        epochAtKill = await epochOf();
+        if (epochAtKill < 3) await sleep(100);
+      }
+      const killAt = Date.now();
+      await trainer.kill('SIGKILL');
+      // the producer, not knowing, enqueues the same request again: same job id, no second job
+      await queue.add('train', job, { jobId: id });
+      await trainer.restart();
+      let state = '';
+      for (let i = 0; i < 2_400 && state !== 'completed' && state !== 'failed'; i++) {
+        state = (await (await queue.getJob(id))?.getState()) ?? 'missing';
+        if (state !== 'completed' && state !== 'failed') await sleep(100);
+      }
+      const doneAt = Date.now();
+      const final = await queue.getJob(id);
+      const versions = (await registryClient.listModelVersions({ model: 'forecast', pageSize: 50 })).versions;
+      const forJob = versions.filter((v) => v.lineage?.trainingJobId === id);
+      const counts = await queue.getJobCounts('completed', 'failed', 'waiting', 'active', 'delayed');
+      const pass = record({
+        scenario: 'trainer: kill -9 mid training job, restart',
+        injected:
+          'a training.run job (150 epochs, wasm) on the real ingest/feature/registry; SIGKILL of the trainer at epoch 3, the same request enqueued again while it is down, a new trainer started (BALLAST_TRAINER_LOCK_MS=3000)',
+        measured: {
+          'epoch reached before the kill': epochAtKill,
+          'time to the kill (ms)': killAt - startedAt,
+          'job state at the end': state,
+          'kill to completion (ms)': doneAt - killAt,
+          'attempts made': final?.attemptsMade ?? 'n/a',
+          'versions registered for the job': forJob.length,
+          'versions of the model': versions.length,
+          'jobs in the queue (completed/failed/waiting/active/delayed)': `${counts.completed}/${counts.failed}/${counts.waiting}/${counts.active}/${counts.delayed}`,
+        },
+        pass: state === 'completed' && forJob.length === 1 && versions.length === 1 && counts.completed === 1,
+      });
+      expect(epochAtKill).toBeGreaterThanOrEqual(3);
+      expect(state).toBe('completed');
+      expect(forJob).toHaveLength(1);
+      expect(versions).toHaveLength(1);
+      expect(counts.completed).toBe(1);
+      expect(pass).toBe(true);
+    } finally {
+      await queue.close();
+      redisClient.disconnect();
+      registryClient.close();
+    }
+  }, 300_000);
 });

@@ -284,7 +284,7 @@ describe.each(ORDER.map((s) => [s]))('%s', (service) => {
         const onHeaders = (h: http2.IncomingHttpHeaders) => {
           if (h['grpc-status'] !== undefined)
             seen(status[Number(h['grpc-status'])] ?? String(h['grpc-status']));
-          else if (h[':status'] !== undefined && h[':status'] !== 200) seen(`HTTP ${h[':status']}`);
+          else if (h[':status'] !== undefined && Number(h[':status']) !== 200) seen(`HTTP ${h[':status']}`);
         };
         req.on('response', onHeaders);
         req.on('trailers', onHeaders);

@@ -145,7 +145,7 @@ function rawCall(
         call.on('data', () => {});
         call.on('error', () => {});
         call.on('status', (s) => done(s.code));
-        if (method.methodKind === 'bidi_streaming') (call as { end(): void }).end();
+        if (method.methodKind === 'bidi_streaming') (call as unknown as { end(): void }).end();
       }
     }
   });

@@ -1,6 +1,7 @@
 // The reference workload (DESIGN.md) as the reliability suite uses it: sales records for
 // ingest, and a small demand model registered and promoted in the real registry.
 import { createHash } from 'node:crypto';
+import { Aggregation, SourceFieldType } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { FieldType } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { type RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import type { ServiceClient } from '@ballast/grpc-kit';
@@ -133,3 +134,95 @@ export async function registerDemandModel(
 export function predictRequest(model = 'demand', i = 0) {
   return { model, rows: [{ features: { price: 5 + (i % 7), promo: i % 2, temperature: 20 + (i % 11) } }] };
 }
+
+/** Daily units per warehouse x SKU for `days` days, as one columnar batch (the training e2e's shape). */
+export function dailySales(dataset: string, days = 60) {
+  const rows: Array<{
+    id: string;
+    day: number;
+    w: string;
+    s: string;
+    units: number;
+    price: number;
+    promo: boolean;
+  }> = [];
+  const start = Date.UTC(2024, 0, 1);
+  for (const [wi, w] of ['W1', 'W2'].entries())
+    for (const [si, s] of ['S1', 'S2'].entries())
+      for (let d = 0; d < days; d++) {
+        const promo = (d + si) % 9 === 0;
+        const price = 5 + si + ((d * 7) % 5) * 0.2;
+        const weekly = [1, 0.9, 0.95, 1, 1.2, 1.5, 1.3][d % 7] ?? 1;
+        const units = Math.round(
+          (20 + wi * 10) * weekly * (promo ? 1.6 : 1) - price * 1.5 + ((d * 13 + si * 7) % 5),
+        );
+        rows.push({ id: `${w}-${s}-${d}`, day: start + d * 86_400_000, w, s, units, price, promo });
+      }
+  const col = <T>(pick: (r: (typeof rows)[number]) => T) => rows.map(pick);
+  return {
+    dataset,
+    source: 'reliability',
+    rowCount: rows.length,
+    columns: [
+      { name: 'event_id', values: { case: 'strings' as const, value: { values: col((r) => r.id) } } },
+      {
+        name: 'day',
+        values: { case: 'timestamps' as const, value: { seconds: col((r) => BigInt(r.day / 1000)) } },
+      },
+      { name: 'warehouse_id', values: { case: 'strings' as const, value: { values: col((r) => r.w) } } },
+      { name: 'sku', values: { case: 'strings' as const, value: { values: col((r) => r.s) } } },
+      { name: 'units', values: { case: 'doubles' as const, value: { values: col((r) => r.units) } } },
+      { name: 'price', values: { case: 'doubles' as const, value: { values: col((r) => r.price) } } },
+      { name: 'promo', values: { case: 'bools' as const, value: { values: col((r) => r.promo) } } },
+    ],
+  };
+}
+
+export const dailySchema = {
+  fields: [
+    { name: 'event_id', type: FieldType.STRING, required: true },
+    { name: 'day', type: FieldType.TIMESTAMP, required: true },
+    { name: 'warehouse_id', type: FieldType.STRING, required: true },
+    { name: 'sku', type: FieldType.STRING, required: true },
+    { name: 'units', type: FieldType.FLOAT, required: true },
+    { name: 'price', type: FieldType.FLOAT, required: true },
+    { name: 'promo', type: FieldType.BOOL, required: true },
+  ],
+  eventIdField: 'event_id',
+  eventTimeField: 'day',
+  entityFields: ['warehouse_id', 'sku'],
+  segmentFields: ['warehouse_id'],
+};
+
+export const demandView = {
+  name: 'demand',
+  source: {
+    dataset: 'daily',
+    eventTimeField: 'day',
+    fields: [
+      { name: 'event_id', type: SourceFieldType.STRING },
+      { name: 'day', type: SourceFieldType.TIMESTAMP },
+      { name: 'warehouse_id', type: SourceFieldType.STRING },
+      { name: 'sku', type: SourceFieldType.STRING },
+      { name: 'units', type: SourceFieldType.FLOAT },
+      { name: 'price', type: SourceFieldType.FLOAT },
+      { name: 'promo', type: SourceFieldType.BOOL },
+    ],
+  },
+  entityFields: ['warehouse_id', 'sku'],
+  segmentFields: ['warehouse_id'],
+  label: { name: 'units_next_day', field: 'units', leadDays: 1 },
+  features: [
+    { name: 'units', transform: { case: 'raw' as const, value: { field: 'units' } } },
+    { name: 'units_lag_1', transform: { case: 'lag' as const, value: { field: 'units', days: 1 } } },
+    {
+      name: 'units_mean_7',
+      transform: {
+        case: 'rolling' as const,
+        value: { field: 'units', aggregation: Aggregation.MEAN, windowDays: 7 },
+      },
+    },
+    { name: 'price', transform: { case: 'raw' as const, value: { field: 'price' } } },
+    { name: 'promo', transform: { case: 'raw' as const, value: { field: 'promo' } } },
+  ],
+};
