@@ -52,6 +52,9 @@ export interface AlertEngineOptions {
   now?: () => number;
 }
 
+/** Rows a window needs before its null rate counts. */
+const MIN_ROWS_FOR_RATES = 30;
+
 /** Windows looked back over beyond the rule's `for`. */
 const EXTRA_WINDOWS = 3;
 
@@ -71,7 +74,13 @@ export function alertId(model: string, rule: string, segment: string, activeSinc
 }
 
 function isDriftMetric(m: AlertMetric): boolean {
-  return m === AlertMetric.DRIFT_SHARE || m === AlertMetric.MAX_PSI || m === AlertMetric.LATENCY_P99_MS;
+  return (
+    m === AlertMetric.DRIFT_SHARE ||
+    m === AlertMetric.MAX_PSI ||
+    m === AlertMetric.LATENCY_P99_MS ||
+    m === AlertMetric.OUT_OF_RANGE_SHARE ||
+    m === AlertMetric.NULL_RATE
+  );
 }
 
 export function validateRule(rule: AlertRule | undefined): AlertRule {
@@ -226,8 +235,9 @@ export class AlertEngine {
     const open = await this.openAlerts(rule);
     const segments = new Set([...points.keys(), ...open.keys()]);
     const changed: Alert[] = [];
+    const segmented = [...points.keys()].some((s) => s !== '');
     for (const segment of segments) {
-      if (!inScope(rule.segment, segment)) continue;
+      if (!inScope(rule.segment, segment, segmented)) continue;
       const list = points.get(segment) ?? [];
       const last = list[list.length - 1];
       const current = open.get(segment);
@@ -459,16 +469,28 @@ function stateName(state: AlertState): string {
   return state === AlertState.FIRING ? 'firing' : state === AlertState.RESOLVED ? 'resolved' : '';
 }
 
-/** Empty scope: all rows only; "*": every segment (and all rows); else that segment. */
-function inScope(scope: string, segment: string): boolean {
-  return scope === '*' || scope === segment;
+/**
+ * Empty scope: all rows only; "*": each segment separately (all rows only when the data has
+ * no segments); else that segment.
+ */
+function inScope(scope: string, segment: string, segmented: boolean): boolean {
+  if (scope === '*') return segment !== '' || !segmented;
+  return scope === segment;
 }
 
 function driftMetric(
   metric: AlertMetric,
   w: {
     driftShare?: number;
-    features?: { insufficient?: boolean; isPrediction?: boolean; psi?: number }[];
+    features?: {
+      insufficient?: boolean;
+      isPrediction?: boolean;
+      psi?: number;
+      count?: bigint;
+      outOfRange?: bigint;
+      nullCount?: bigint;
+      nullRate?: number;
+    }[];
     latencyP99Ms?: number;
     drifted?: boolean;
   },
@@ -481,6 +503,20 @@ function driftMetric(
       return judged.length === 0 ? undefined : Math.max(...judged.map((f) => f.psi ?? 0));
     case AlertMetric.LATENCY_P99_MS:
       return w.latencyP99Ms !== undefined && Number.isFinite(w.latencyP99Ms) ? w.latencyP99Ms : undefined;
+    case AlertMetric.OUT_OF_RANGE_SHARE: {
+      // Every feature with enough values, the prediction included (its outliers count).
+      const enough = (w.features ?? []).filter((f) => !f.insufficient);
+      return enough.length === 0
+        ? undefined
+        : Math.max(...enough.map((f) => Number(f.outOfRange ?? 0n) / Math.max(Number(f.count ?? 0n), 1)));
+    }
+    case AlertMetric.NULL_RATE: {
+      // Nulls leave too few values for a drift verdict, so rows (values and nulls) decide here.
+      const rows = (w.features ?? []).filter(
+        (f) => !f.isPrediction && Number(f.count ?? 0n) + Number(f.nullCount ?? 0n) >= MIN_ROWS_FOR_RATES,
+      );
+      return rows.length === 0 ? undefined : Math.max(...rows.map((f) => f.nullRate ?? 0));
+    }
     default:
       return undefined;
   }
