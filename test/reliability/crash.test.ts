@@ -191,8 +191,11 @@ describe('inference', () => {
       deadlineMs: 2_000,
       retry: false,
     });
+    // the kit's default client retries idempotent calls (Predict is NO_SIDE_EFFECTS) on UNAVAILABLE
+    const retrying = createClient(InferenceService, { address: inference.address, deadlineMs: 2_000 });
     const WORKERS = 4;
     const events: Array<{ t: number; code: number; ms: number }> = [];
+    const retried: Array<{ t: number; code: number }> = [];
     let stop = false;
     const workers = Array.from({ length: WORKERS }, async (_, w) => {
       for (let i = 0; !stop; i++) {
@@ -203,6 +206,17 @@ describe('inference', () => {
         );
         events.push({ t, code, ms: Date.now() - t });
         if (code !== status.OK) await sleep(20); // a caller's backoff
+      }
+    });
+    const retryingWorkers = Array.from({ length: 2 }, async (_, w) => {
+      for (let i = 0; !stop; i++) {
+        const t = Date.now();
+        const code = await retrying.predict(predictRequest('demand', i * 2 + w)).then(
+          () => status.OK,
+          (e: unknown) => (e instanceof RpcError ? e.code : status.UNKNOWN),
+        );
+        retried.push({ t, code });
+        if (code !== status.OK) await sleep(20);
       }
     });
     await sleep(3_000);
@@ -219,8 +233,11 @@ describe('inference', () => {
       await sleep(50);
     }
     stop = true;
-    await Promise.all(workers);
+    await Promise.all([...workers, ...retryingWorkers]);
     client.close();
+    retrying.close();
+    const retriedFailed = retried.filter((e) => e.code !== status.OK);
+    const retriedCodes = [...new Set(retriedFailed.map((e) => status[e.code]))];
     const before = events.filter((e) => e.t + e.ms < killAt); // answered before the kill
     const during = events.filter(
       (e) => e.t + e.ms >= killAt && (firstOkAfter === undefined || e.t < firstOkAfter),
@@ -234,7 +251,7 @@ describe('inference', () => {
     const okMs = (list: typeof events) => list.filter((e) => e.code === status.OK).map((e) => e.ms);
     const pass = record({
       scenario: 'inference: kill -9 under Predict load, restart',
-      injected: `${WORKERS} closed-loop callers (unary Predict, 2 s deadline, no client retries, 20 ms backoff after an error); SIGKILL after 3 s; restart 1 s later on the same port`,
+      injected: `${WORKERS} closed-loop callers (unary Predict, 2 s deadline, no client retries, 20 ms backoff after an error) and 2 on the kit's retrying client; SIGKILL after 3 s; restart 1 s later on the same port`,
       measured: {
         'calls before the kill (all OK)': `${before.length} (${before.filter((e) => e.code === status.OK).length} OK)`,
         'p50 / p99 Predict before the kill (ms)': `${percentile(okMs(before), 50)} / ${percentile(okMs(before), 99)}`,
@@ -249,14 +266,17 @@ describe('inference', () => {
         'kill to first OK (ms)': firstOkAfter === undefined ? 'never' : firstOkAfter - killAt,
         'calls in the 2 s after recovery (failed)': `${after.length} (${failedAfter})`,
         'p50 / p99 Predict after recovery (ms)': `${percentile(okMs(after), 50)} / ${percentile(okMs(after), 99)}`,
+        "2 more callers on the kit's default client (retries on UNAVAILABLE, 4 attempts): calls, failed (statuses)": `${retried.length}, ${retriedFailed.length} (${retriedCodes.join(', ') || 'none'})`,
       },
       pass:
         nonRetryable.length === 0 &&
         firstOkAfter !== undefined &&
         failedAfter === 0 &&
-        before.every((e) => e.code === status.OK),
+        before.every((e) => e.code === status.OK) &&
+        retriedCodes.every((c) => c === 'UNAVAILABLE'),
     });
     expect(nonRetryable.map((e) => status[e.code])).toEqual([]);
+    expect(retriedCodes.filter((c) => c !== 'UNAVAILABLE')).toEqual([]);
     expect(firstOkAfter).toBeDefined();
     expect(failedAfter).toBe(0);
     expect(pass).toBe(true);

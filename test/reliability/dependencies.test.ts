@@ -8,6 +8,7 @@ import { InferenceService } from '@ballast/contracts/ballast/inference/v1/infere
 import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient, RpcError } from '@ballast/grpc-kit';
+import { connectRedis, createQueue, QueueNames } from '@ballast/queue';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveLog, suiteRecorder } from './report.js';
@@ -201,6 +202,23 @@ describe('slow Redis', () => {
 describe('Redis restart', () => {
   it('turns the Redis users NOT_SERVING while it is down, and SERVING again by themselves', async () => {
     const users = ['ingest', 'feature', 'inference'];
+    // the prediction log's jobs (no monitor consumes them here) are what must survive in Redis
+    const counter = connectRedis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    counter.on('error', () => {});
+    const predictionJobs = async () => {
+      const queue = createQueue(QueueNames.monitorPredictions, { connection: counter, onError: () => {} });
+      try {
+        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+        return Object.values(counts).reduce((a, b) => a + b, 0);
+      } finally {
+        await queue.close();
+      }
+    };
+    await predictLoad(1_000, 1); // some predictions in the log before the kill
+    await sleep(1_500);
+    const jobsBefore = await predictionJobs();
+    const droppedBefore = await metric('ballast_inference_prediction_log_dropped_total');
+    const loggedBefore = await metric('ballast_inference_prediction_log_records_total');
     const killedAt = Date.now();
     await redis.stop(); // SIGKILL: AOF (appendfsync always) is what survives
     const down = await untilAll(users, ServingStatus.NOT_SERVING, 30_000);
@@ -213,6 +231,11 @@ describe('Redis restart', () => {
     const restartAt = Date.now();
     await redis.start();
     const up = await untilAll(users, ServingStatus.SERVING, 60_000);
+    const jobsAfterRestart = await predictionJobs();
+    await sleep(1_500); // the log flushes what it buffered while Redis was away
+    const droppedDuring = (await metric('ballast_inference_prediction_log_dropped_total')) - droppedBefore;
+    const loggedDuring = (await metric('ballast_inference_prediction_log_records_total')) - loggedBefore;
+    counter.disconnect();
     const predictAfter = await predictLoad(1_000, 1);
     const pass = record({
       scenario: 'Redis killed (-9) and restarted (AOF on, its own port)',
@@ -224,16 +247,21 @@ describe('Redis restart', () => {
         'Predict while Redis was down: OK calls, p99 (ms), errors': `${predictWhileDown.n}, ${predictWhileDown.p99}, ${predictWhileDown.errors}`,
         'time to SERVING after the restart (ms)': users.map((u) => `${u} ${up[u] ?? 'never'}`).join(', '),
         'Predict after: OK calls, errors': `${predictAfter.n}, ${predictAfter.errors}`,
+        'prediction-log jobs in Redis before the kill / after the restart': `${jobsBefore} / ${jobsAfterRestart}`,
+        'prediction-log records written / dropped while Redis was away (bounded buffer, drops counted)': `${loggedDuring} / ${droppedDuring}`,
       },
       pass:
         users.every((u) => down[u] !== undefined && up[u] !== undefined) &&
         registryWhileDown === ServingStatus.SERVING &&
-        predictAfter.errors === 'none',
+        predictAfter.errors === 'none' &&
+        jobsAfterRestart >= jobsBefore,
     });
     expect(Object.keys(down).sort()).toEqual([...users].sort());
     expect(Object.keys(up).sort()).toEqual([...users].sort());
     expect(registryWhileDown).toBe(ServingStatus.SERVING);
     expect(predictAfter.errors).toBe('none');
+    expect(jobsBefore).toBeGreaterThan(0);
+    expect(jobsAfterRestart).toBeGreaterThanOrEqual(jobsBefore);
     expect(pass).toBe(true);
   }, 120_000);
 });
