@@ -64,7 +64,9 @@ export async function setBaseline(
     view: lineage?.featureView?.name ?? p.view,
     viewVersion: lineage?.featureView?.version ?? '',
     datasetVersion: lineage?.dataset?.version ?? '',
-    bins: 20,
+    // Ten bins: PSI over few rows is biased upwards by about (bins - 1) / rows, and a
+    // warehouse's window holds about a hundred.
+    bins: 10,
   });
   const { features } = await clients.monitor.setBaseline({
     model: p.model,
@@ -73,9 +75,11 @@ export async function setBaseline(
     config: {
       task: Task.REGRESSION,
       window: durationFromMs(DEMO_WINDOW_MS),
-      // A window of a few days says nothing about the day-of-week mix: at least six days
-      // of one warehouse's SKUs before a verdict.
+      // At least six days of one warehouse's SKUs before a verdict; and the day of the
+      // week only over whole weeks of every warehouse (a few days' mix of weekdays is not
+      // drift; compressed into seconds, a window holds a few days).
       drift: { minSamples: 48 },
+      features: { dow: { minSamples: 14 * 48 } },
       retrain: {
         enabled: true,
         cooldown: durationFromMs(10 * 60_000),
@@ -105,9 +109,14 @@ export async function watchForRetraining(
   while (Date.now() - started < p.timeoutMs) {
     const { alerts } = await clients.monitor.listAlerts({ model: p.model });
     for (const alert of alerts) {
-      if (seen.get(alert.id) !== alert.state) {
+      const before = seen.get(alert.id);
+      if (before !== alert.state) {
         seen.set(alert.id, alert.state);
-        p.say(`monitor: ${describe(alert)}`);
+        p.say(
+          before === undefined && alert.state === AlertState.RESOLVED
+            ? `monitor: ${alert.rule} fired and resolved on ${alert.segment || 'all rows'} (v${alert.version}: last ${alert.value.toFixed(2)})`
+            : `monitor: ${describe(alert)}`,
+        );
       }
     }
     const trigger = alerts.find((a) => a.retrainJobId);
