@@ -157,3 +157,18 @@ export function ruleFromJson(json: JsonValue): AlertRule {
 export function isClassification(config: MonitorConfig): boolean {
   return config.task === Task.CLASSIFICATION;
 }
+
+/** Whether windows cut and binned for `a` mean the same under `b`: window length and every bin edge. */
+export function sameLayout(a: ModelBaseline, b: ModelBaseline): boolean {
+  if (windowMs(a.config) !== windowMs(b.config)) return false;
+  const layout = (m: ModelBaseline) =>
+    JSON.stringify(
+      [...m.baselines]
+        .map(([f, bySegment]) => [
+          f,
+          [...bySegment].map(([s, x]) => [s, x.kind === 'numeric' ? x.edges : x.categories]).sort(),
+        ])
+        .sort(),
+    );
+  return layout(a) === layout(b);
+}

@@ -334,6 +334,30 @@ describe('monitor', () => {
     }
   });
 
+  it('keeps windows when a baseline is declared again alike, and drops them when its window or bins change', async () => {
+    const model = 'relayout';
+    const statisticsV1 = retailStatistics();
+    await m.client.setBaseline({ model, version: 1, statistics: statisticsV1 });
+    await m.log([traffic(T0, 40, 21, [], model)]);
+    const all = { model, version: 1, startTime: timestampFromMs(T0), allSegments: true };
+    const before = (await m.client.getDrift(all)).windows;
+    expect(before).toHaveLength(4);
+    await m.client.setBaseline({ model, version: 1, statistics: statisticsV1 });
+    expect((await m.client.getDrift(all)).windows).toEqual(before);
+    await m.client.setBaseline({
+      model,
+      version: 1,
+      statistics: statisticsV1,
+      config: { window: { seconds: BigInt((2 * WINDOW) / 1000) } },
+    });
+    expect((await m.client.getDrift(all)).windows).toEqual([]);
+    await m.log([traffic(T0 + WINDOW, 40, 22, [], model)]);
+    const after = (await m.client.getDrift(all)).windows;
+    expect(after.map((w) => timestampMs(w.windowEnd as never) - timestampMs(w.windowStart as never))).toEqual(
+      [2, 2, 2, 2].map((n) => n * WINDOW),
+    );
+  });
+
   it('alerts on anomalies: values outside the baseline and a null spike', async () => {
     const model = 'anom';
     await m.client.setBaseline({ model, version: 1, statistics: retailStatistics() });

@@ -162,6 +162,7 @@ export function createMonitor(options: MonitorOptions): Monitor {
     settings,
     operations: options.operations,
     metrics,
+    onError,
   };
   return {
     deps,

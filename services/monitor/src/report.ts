@@ -8,7 +8,7 @@ import type {
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { DRIFT_DEFAULTS, featureDrift, segmentDrift } from './drift.js';
-import { baselineRows } from './histogram.js';
+import { baselineRows, windowBins } from './histogram.js';
 import {
   baselineFor,
   driftOptions,
@@ -46,7 +46,8 @@ export function driftReport(
     for (const feature of [...model.features, PREDICTION]) {
       const hist = byFeature.get(feature);
       const baseline = baselineFor(model, feature, first.segment);
-      if (!hist || !baseline) continue;
+      // Windows binned against another baseline (replaced since) are not comparable.
+      if (!hist || !baseline || hist.counts.length !== windowBins(baseline)) continue;
       const d = featureDrift(baseline, hist, driftOptions(model, feature));
       if (feature !== PREDICTION) verdicts.push(d);
       const refRows = baselineRows(baseline) + baseline.nulls;

@@ -5,7 +5,7 @@ import { type Timestamp, timestampMs } from '@bufbuild/protobuf/wkt';
 import type { AlertEngine } from './alerts.js';
 import { errorSums } from './errors.js';
 import type { MonitorMetrics } from './metrics.js';
-import { buildBaseline, durationMs, MAX_JOIN_WINDOW_MS, windowMs } from './model-baseline.js';
+import { buildBaseline, durationMs, MAX_JOIN_WINDOW_MS, sameLayout, windowMs } from './model-baseline.js';
 import type { MonitorSettings } from './monitor.js';
 import { type OperationsScraper, operationsReport } from './operations.js';
 import { driftReport, errorWindow } from './report.js';
@@ -20,6 +20,8 @@ export interface MonitorDeps {
   alerts: AlertEngine;
   settings: Pick<MonitorSettings, 'windowMs' | 'joinWindowMs'>;
   metrics?: MonitorMetrics | undefined;
+  /** Where failures of work done after an answer (alert evaluation) are reported. */
+  onError?: ((error: unknown) => void) | undefined;
   /** Scraped /metrics of the services; undefined: none scraped. */
   operations?: OperationsScraper | undefined;
 }
@@ -58,7 +60,14 @@ export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorSer
         req.config,
         { windowMs: settings.windowMs },
       );
-      await store.putBaseline(sql(), baseline);
+      // Windows already cut to another length or binned on other edges (e.g. a baseline
+      // resolved from lineage before this one was declared) cannot be re-cut: they go.
+      const previous = await store.getBaseline(sql(), baseline.model, baseline.version);
+      await sql().transaction(async (tx) => {
+        if (previous && !sameLayout(previous, baseline))
+          await store.dropWindows(tx, baseline.model, baseline.version);
+        await store.putBaseline(tx, baseline);
+      });
       baselines.set(baseline);
       await alerts.ensureDefaultRule(baseline.model, windowMs(baseline.config));
       return { features: baseline.features };
@@ -127,7 +136,8 @@ export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorSer
       deps.metrics?.actuals.add(matched.length, { model, outcome: 'matched' });
       deps.metrics?.actuals.add(unmatched, { model, outcome: 'unmatched' });
       deps.metrics?.actuals.add(duplicates, { model, outcome: 'duplicate' });
-      await alerts.evaluateSoon(model);
+      // Rules are evaluated after the answer: the caller does not wait for them.
+      void alerts.evaluateSoon(model).catch((err) => deps.onError?.(err));
       return {
         matched: BigInt(matched.length),
         unmatched: BigInt(unmatched),

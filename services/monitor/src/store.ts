@@ -379,3 +379,8 @@ export async function prune(
     errors: await run('DELETE FROM error_stats WHERE window_start < $1 RETURNING 1', cutoffs.windowsBefore),
   };
 }
+
+/** Forgets every stored window of a model version (its baseline's layout changed). */
+export async function dropWindows(sql: Sql, model: string, version: number): Promise<void> {
+  await sql.query('DELETE FROM window_stats WHERE model = $1 AND version = $2', [model, version]);
+}
