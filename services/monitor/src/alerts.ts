@@ -381,7 +381,7 @@ export class AlertEngine {
       if (!m) merged.set(id, { key: { ...key }, s: { ...s } });
       else {
         m.key.version = Math.max(m.key.version, key.version);
-        for (const k of Object.keys(s) as (keyof store.ErrorSums)[]) m.s[k] += s[k];
+        store.addSums(m.s, s);
       }
     }
     const min = this.options.minErrorCount ?? 1;

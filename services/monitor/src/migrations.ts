@@ -110,4 +110,12 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    id: '0003_error_auc_bins',
+    sql: `
+      -- Classification: predictions of positive and of negative actuals over fixed bins of
+      -- [0, 1], summed like the other error columns, for AUC.
+      ALTER TABLE error_stats ADD COLUMN pos jsonb, ADD COLUMN neg jsonb;
+    `,
+  },
 ];

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import {
   AlertMetric,
   AlertState,
+  Task,
   type WindowDrift,
 } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import type { MonitorPredictionsJob, PredictionRecord } from '@ballast/queue';
@@ -206,6 +207,38 @@ describe('monitor', () => {
     expect((await m.client.getDrift({ model, version: 0 })).version).toBe(1);
     const status_ = await m.client.getMonitorStatus({});
     expect(status_.counters.unmatched_actuals).toBeGreaterThanOrEqual(2n);
+  });
+
+  it('measures accuracy and AUC for a classification model, adding up as actuals keep arriving', async () => {
+    const model = 'churn';
+    await m.client.setBaseline({
+      model,
+      version: 1,
+      statistics: retailStatistics(),
+      config: { task: Task.CLASSIFICATION },
+    });
+    const scored = [0.9, 0.8, 0.3, 0.85, 0.1].map((p, i) => ({
+      time: T0 + i,
+      values: { price: 10, lag_units: 50 },
+      prediction: p,
+      entity: `c${i}`,
+      segment: { warehouse_id: 'w1' },
+    }));
+    await m.log([{ model, version: '1', rows: scored.length, records: records(scored) }]);
+    const label = (i: number, value: number) => ({
+      entityKey: `c${i}`,
+      time: timestampFromMs(T0 + 1000),
+      value,
+    });
+    await m.client.recordActuals({ model, actuals: [label(0, 1), label(1, 1), label(2, 0), label(3, 0)] });
+    const first = await m.client.getError({ model, segment: 'warehouse_id=w1', mergeWindows: true });
+    // Positives 0.9, 0.8 against negatives 0.3, 0.85: 3 of 4 pairs in order.
+    expect(first.windows[0]).toMatchObject({ count: 4n, accuracy: 0.75, auc: 0.75 });
+    await m.client.recordActuals({ model, actuals: [label(4, 1)] });
+    const second = await m.client.getError({ model, segment: 'warehouse_id=w1', mergeWindows: true });
+    // A positive at 0.1 is below both negatives: 3 of 6.
+    expect(second.windows[0]).toMatchObject({ count: 5n, auc: 0.5 });
+    expect(second.windows[0]?.accuracy).toBeCloseTo(0.6, 12);
   });
 
   it('joins an actual without a time to the latest served prediction of its entity until now', async () => {

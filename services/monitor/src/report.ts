@@ -8,6 +8,7 @@ import type {
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { DRIFT_DEFAULTS, featureDrift, segmentDrift } from './drift.js';
+import { aucFromBins } from './errors.js';
 import { baselineRows, windowBins } from './histogram.js';
 import {
   baselineFor,
@@ -112,5 +113,6 @@ export function errorWindow(
     rmse: s.n ? Math.sqrt(s.sumSq / s.n) : Number.NaN,
     mape: s.nApe ? s.sumApe / s.nApe : Number.NaN,
     accuracy: s.n ? s.correct / s.n : Number.NaN,
+    auc: aucFromBins(s.pos, s.neg),
   };
 }
