@@ -135,6 +135,7 @@ describe('ingest', () => {
     const finalUnique = new Set(final.ids).size;
     const pass = record({
       scenario: 'ingest: kill -9 mid Ingest stream, restart, producer redelivers',
+      headline: `ingest kill -9 mid-stream: ${ackedMissing} of ${acked.length * BATCH} acknowledged records lost, ${afterCrash.ids.length - present.size} duplicated; after redelivery ${finalUnique} of ${BATCHES * BATCH} records, each once`,
       injected: `an Ingest stream of ${BATCHES} batches x ${BATCH} records (Postgres); SIGKILL after ${KILL_AFTER} acknowledgements; restart on the same port and database; then the producer resends all ${BATCHES} batches`,
       measured: {
         'stream error seen by the producer':
@@ -251,6 +252,7 @@ describe('inference', () => {
     const okMs = (list: typeof events) => list.filter((e) => e.code === status.OK).map((e) => e.ms);
     const pass = record({
       scenario: 'inference: kill -9 under Predict load, restart',
+      headline: `inference kill -9 under load: ${during.filter((e) => e.code === status.UNAVAILABLE).length} UNAVAILABLE, ${nonRetryable.length} non-retryable; first OK ${firstOkAfter === undefined ? 'never' : firstOkAfter - restartAt} ms after the restart, ${failedAfter} failures after`,
       injected: `${WORKERS} closed-loop callers (unary Predict, 2 s deadline, no client retries, 20 ms backoff after an error) and 2 on the kit's retrying client; SIGKILL after 3 s; restart 1 s later on the same port`,
       measured: {
         'calls before the kill (all OK)': `${before.length} (${before.filter((e) => e.code === status.OK).length} OK)`,
@@ -349,6 +351,7 @@ describe('trainer', () => {
       const counts = await queue.getJobCounts('completed', 'failed', 'waiting', 'active', 'delayed');
       const pass = record({
         scenario: 'trainer: kill -9 mid training job, restart',
+        headline: `trainer kill -9 at epoch ${epochAtKill}: the job ${state} ${doneAt - killAt} ms later on the new trainer, ${forJob.length} version registered`,
         injected:
           'a training.run job (150 epochs, wasm) on the real ingest/feature/registry; SIGKILL of the trainer at epoch 3, the same request enqueued again while it is down, a new trainer started (BALLAST_TRAINER_LOCK_MS=3000)',
         measured: {

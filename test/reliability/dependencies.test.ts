@@ -180,6 +180,7 @@ describe('slow Redis', () => {
     const baseline = Math.max(base1.p99, base2.p99);
     const pass = record({
       scenario: 'slow Redis: inference Predict latency with Redis delayed 50 ms per chunk',
+      headline: `Redis slowed by 50 ms per chunk: Predict p99 ${slow.p99} ms, against ${base1.p99} and ${base2.p99} ms without`,
       injected:
         'a TCP proxy between inference (and ingest, feature) and Redis holding every chunk 50 ms each way, for 4 s of closed-loop Predict (2 callers); baselines before and after without delay',
       measured: {
@@ -239,6 +240,7 @@ describe('Redis restart', () => {
     const predictAfter = await predictLoad(1_000, 1);
     const pass = record({
       scenario: 'Redis killed (-9) and restarted (AOF on, its own port)',
+      headline: `Redis kill -9: NOT_SERVING within ${Math.max(...Object.values(down))} ms, SERVING ${Math.max(...Object.values(up))} ms after its restart; Predict kept answering (${predictWhileDown.errors === 'none' ? 'no errors' : predictWhileDown.errors}); ${jobsAfterRestart} of ${jobsBefore} queued prediction-log jobs kept`,
       injected: `redis-server --appendonly yes --appendfsync always on port ${redis.port}, SIGKILL, down ${round((restartAt - killedAt) / 1000, 1)} s, started again on the same directory`,
       measured: {
         'time to NOT_SERVING after the kill (ms)': users.map((u) => `${u} ${down[u] ?? 'never'}`).join(', '),
@@ -313,6 +315,7 @@ describe('Postgres cut', () => {
     );
     const pass = record({
       scenario: 'Postgres cut by a TCP proxy, then restored',
+      headline: `Postgres cut: NOT_SERVING within ${Math.max(...Object.values(down))} ms, calls UNAVAILABLE, SERVING ${Math.max(...Object.values(up))} ms after the restore`,
       injected: `ingest and the registry reach Postgres through a proxy that drops every connection and refuses new ones for ${round((restoredAt - cutAt) / 1000, 1)} s (feature on a direct connection, as a control)`,
       measured: {
         'time to NOT_SERVING after the cut (ms)': users.map((u) => `${u} ${down[u] ?? 'never'}`).join(', '),

@@ -203,6 +203,7 @@ describe.each(ORDER.map((s) => [s]))('%s', (service) => {
     const growthMiB = (rssAfter - rssBefore) / 1024;
     const pass = record({
       scenario: `${service}: protobuf fuzzing of ${methods.length} RPCs (${SERVED[service].map((s) => s.name).join(', ')}, Health)`,
+      headline: `${service}: ${calls} adversarial requests over ${methods.length} RPCs, ${bad.length} INTERNAL/UNKNOWN, ${alive && liveness ? 'still serving' : 'DOWN'}, RSS ${Math.round(rssBefore / 1024)} -> ${Math.round(rssAfter / 1024)} MiB`,
       injected: `${calls} adversarial requests (fast-check seed ${SEED}): schema-shaped messages with wrong wire types, invalid UTF-8, extreme/non-canonical numbers, 100k-300k-element repeated fields, unknown fields; random bytes; truncated messages; 50-3,000 levels of nested messages; 1k-200k nested groups`,
       measured: {
         calls: calls,
@@ -359,6 +360,7 @@ describe.each(ORDER.map((s) => [s]))('%s', (service) => {
     const rssAfter = alive ? rssKiB(proc.child.pid) : Number.NaN;
     const pass = record({
       scenario: `${service}: garbage at the HTTP/2 and TCP level`,
+      headline: `${service}: ${sessions} garbage HTTP/2 and TCP connections, ${alive && liveness ? 'still serving' : 'DOWN'}`,
       injected: `${sessions} connections: 60 of random bytes (with and without the HTTP/2 preface), oversized and malformed frames, gRPC length prefixes of 4 GiB and truncated, bogus compression flags and encodings, unparsable grpc-timeout, wrong content-type, unknown and 8 KB paths, 15 KB headers, 500-stream rapid reset`,
       measured: {
         'process alive, liveness SERVING after': alive && liveness,

@@ -28,6 +28,8 @@ const BIOME = join(
 export interface ScenarioResult {
   suite: string;
   scenario: string;
+  /** One sentence with the figures a reader would quote. */
+  headline?: string;
   injected: string;
   measured: Record<string, string | number | boolean>;
   pass: boolean;
@@ -115,6 +117,8 @@ export function renderReport(): string | undefined {
       `| ${header?.title ?? header?.suite} | ${header?.at?.replace('T', ' ').slice(0, 19)} | ${seconds} | ${results.length} | ${results.filter((r) => r.pass).length} |`,
     );
   }
+  out.push('', '## Headlines', '');
+  for (const r of all) out.push(`- ${r.pass ? 'PASS' : 'FAIL'}: ${r.headline ?? r.scenario}`);
   out.push('', ...NOTES);
   for (const lines of suites) {
     const header = lines.find((l) => l.header);
