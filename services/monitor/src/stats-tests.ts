@@ -172,19 +172,26 @@ export function ksPValue(d: number, n1: number, n2: number): KsResult {
   for (let y = 1; y <= n; y++) {
     column[y] = Math.abs(-m * y) < limit ? ((column[y - 1] as number) * (n - y + 1)) / (m + n - y + 1) : 0;
   }
+  // Only the cells inside the band can be reached: per column x, y in [lo, hi]. Walking just
+  // those makes a small statistic (a narrow band, the common case) cost far less than n1·n2.
+  let prevLo = 0;
+  let prevHi = n;
   for (let x = 1; x <= m; x++) {
-    next.fill(0);
-    for (let y = 0; y <= n; y++) {
-      if (Math.abs(n * x - m * y) >= limit) continue;
+    const lo = Math.max(0, Math.floor((n * x - limit) / m) + 1);
+    const hi = Math.min(n, Math.ceil((n * x + limit) / m) - 1);
+    for (let y = lo; y <= hi; y++) {
       // Arriving from (x-1, y) by an x-step, or from (x, y-1) by a y-step.
+      const before = y >= prevLo && y <= prevHi ? (column[y] as number) : 0;
       const rest = m - x + 1 + (n - y);
-      let p = ((column[y] as number) * (m - x + 1)) / rest;
-      if (y > 0) p += ((next[y - 1] as number) * (n - y + 1)) / (m - x + (n - y + 1));
+      let p = (before * (m - x + 1)) / rest;
+      if (y > lo) p += ((next[y - 1] as number) * (n - y + 1)) / (m - x + (n - y + 1));
       next[y] = p;
     }
     [column, next] = [next, column];
+    prevLo = lo;
+    prevHi = hi;
   }
-  const inside = column[n] as number;
+  const inside = n >= prevLo && n <= prevHi ? (column[n] as number) : 0;
   return { statistic, pValue: Math.min(1, Math.max(0, 1 - inside)), method: 'exact' };
 }
 
