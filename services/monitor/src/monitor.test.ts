@@ -526,6 +526,19 @@ describe('monitor', () => {
     expect(await rejection(m.client.getDrift({ model: 'ghost', version: 1 }))).toMatchObject({
       code: status.NOT_FOUND,
     });
+    expect(
+      await rejection(m.client.getDrift({ model: 'demand', version: 1, startTime: timestampFromMs(0) })),
+    ).toMatchObject({ code: status.INVALID_ARGUMENT });
+    expect(
+      await rejection(
+        m.client.getDrift({
+          model: 'demand',
+          version: 1,
+          startTime: timestampFromMs(T0),
+          endTime: timestampFromMs(T0),
+        }),
+      ),
+    ).toMatchObject({ code: status.INVALID_ARGUMENT });
     expect(await rejection(m.client.getDrift({ model: '', version: 1 }))).toMatchObject({
       code: status.INVALID_ARGUMENT,
     });

@@ -34,6 +34,7 @@ export interface MonitorDeps {
 }
 
 const MAX_ACTUALS = 10_000;
+const MAX_DRIFT_WINDOWS = 2_000;
 
 function name(field: string, value: string): string {
   const v = value.trim();
@@ -88,11 +89,21 @@ export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorSer
         if (!version) throw notFound(`model ${modelName} has no logged predictions`);
       }
       const model = await requireBaseline(modelName, version);
+      const start = ms(req.startTime);
+      const end = ms(req.endTime);
+      if (start !== undefined && end !== undefined && end <= start)
+        throw invalidArgument('end_time', 'must be after start_time');
+      // Each window is judged when asked: a range is bounded so an answer stays bounded.
+      if (start !== undefined) {
+        const last = end ?? (await store.latestWindow(sql(), model.model, model.version)) ?? start;
+        if ((last - start) / windowMs(model.config) > MAX_DRIFT_WINDOWS)
+          throw invalidArgument('start_time', `the range spans more than ${MAX_DRIFT_WINDOWS} windows`);
+      }
       const windows = await store.readWindows(sql(), {
         model: model.model,
         version: model.version,
-        start: ms(req.startTime),
-        end: ms(req.endTime),
+        start,
+        end,
         segment: req.allSegments ? undefined : req.segment,
       });
       return { windows: driftReport(model, windows), version };

@@ -415,3 +415,12 @@ export async function prune(
 export async function dropWindows(sql: Sql, model: string, version: number): Promise<void> {
   await sql.query('DELETE FROM window_stats WHERE model = $1 AND version = $2', [model, version]);
 }
+
+/** The start of a model version's newest stored window. */
+export async function latestWindow(sql: Sql, model: string, version: number): Promise<number | undefined> {
+  const { rows } = await sql.query<{ latest: string | null }>(
+    'SELECT max(window_start) AS latest FROM window_stats WHERE model = $1 AND version = $2',
+    [model, version],
+  );
+  return rows[0]?.latest == null ? undefined : Number(rows[0].latest);
+}
