@@ -15,7 +15,7 @@ import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb
 import { MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient, runMain, runService, serve } from '@ballast/grpc-kit';
-import { connectRedis } from '@ballast/queue';
+import { connectRedis, DEFAULT_PREFIX } from '@ballast/queue';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
 import { dashboardRoutes } from './dashboard.js';
@@ -56,6 +56,8 @@ runMain(async () => {
     /** `name=http://host:port/metrics,...`; default: every Ballast service on its DESIGN.md port. */
     BALLAST_MONITOR_SCRAPE_TARGETS: str().optional(),
     BALLAST_MONITOR_SCRAPE_INTERVAL_MS: durationMs().default(15_000),
+    /** Redis key prefix of the queues monitor reads and writes (tests; suites sharing one Redis). */
+    BALLAST_MONITOR_QUEUE_PREFIX: str().default(DEFAULT_PREFIX),
   });
   const log = createLogger({ service: 'monitor', level: config.BALLAST_LOG_LEVEL });
   const threshold = Number(config.BALLAST_MONITOR_DEFAULT_RULE_THRESHOLD);
@@ -86,6 +88,7 @@ runMain(async () => {
       monitor = createMonitor({
         sql,
         connection: redis,
+        prefix: config.BALLAST_MONITOR_QUEUE_PREFIX,
         settings: {
           windowMs: config.BALLAST_MONITOR_WINDOW_MS,
           joinWindowMs: config.BALLAST_MONITOR_JOIN_WINDOW_MS,

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -20,8 +21,9 @@ import { retailStatistics, T0, traffic, WINDOW } from './test-monitor.js';
 
 const require = createRequire(import.meta.url);
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
-// A Redis database of this test's own: the service uses the default queue prefix.
-const REDIS_URL = 'redis://127.0.0.1:6379/13';
+const REDIS_URL = 'redis://127.0.0.1:6379';
+// Queues of this test's own.
+const PREFIX = `t-monitor-process-${randomBytes(4).toString('hex')}`;
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -48,6 +50,7 @@ async function startMonitorProcess(dataDir: string, ports: { grpc: number; http:
       BALLAST_DATA_DIR: dataDir,
       BALLAST_DATABASE_URL: '',
       BALLAST_REDIS_URL: REDIS_URL,
+      BALLAST_MONITOR_QUEUE_PREFIX: PREFIX,
       BALLAST_MONITOR_GRPC_PORT: String(ports.grpc),
       BALLAST_MONITOR_HTTP_PORT: String(ports.http),
       // Nobody there: versions without a baseline stay unknown.
@@ -82,8 +85,8 @@ async function startMonitorProcess(dataDir: string, ports: { grpc: number; http:
 
 describe('the monitor process', () => {
   const redis = connectRedis(REDIS_URL);
-  const predictions = createQueue(QueueNames.monitorPredictions, { connection: redis });
-  const training = createQueue(QueueNames.trainingRun, { connection: redis });
+  const predictions = createQueue(QueueNames.monitorPredictions, { connection: redis, prefix: PREFIX });
+  const training = createQueue(QueueNames.trainingRun, { connection: redis, prefix: PREFIX });
   const children: ChildProcess[] = [];
   let dir = '';
   afterAll(async () => {
