@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { EventEmitter, on } from 'node:events';
+import { EventEmitter } from 'node:events';
 import {
   type Alert,
   AlertMetric,
@@ -46,6 +46,8 @@ export interface AlertEngineOptions {
   webhook?: { attempts: number; backoffMs: number; timeoutMs?: number };
   /** Minimum joined actuals in a window for an error metric to count; default 1. */
   minErrorCount?: number;
+  /** How soon watchers see alert changes made by another replica; default 1 s. */
+  watchPollMs?: number;
   /** Between two evaluations of one model while jobs keep arriving; default 0. */
   minIntervalMs?: number;
   metrics?: MonitorMetrics | undefined;
@@ -166,22 +168,64 @@ export class AlertEngine {
     return rows.map((r) => fromJson(AlertSchema, r.alert));
   }
 
-  /** Firing alerts now, then every change, until `signal` aborts. */
+  /**
+   * Firing alerts now, then every change of state, until `signal` aborts. Changes made here
+   * arrive at once; those of other replicas (the alerts table) within `watchPollMs`.
+   */
   async *watch(model: string, signal: AbortSignal): AsyncGenerator<Alert> {
-    const changes = on(this.#events, 'alert', { signal });
+    const sql = this.options.sql;
+    const seen = new Map<string, AlertState>();
+    // Rows are read back a little before the last one seen: a transaction that began before
+    // it may commit after it. `seen` keeps those from coming twice.
+    const MARGIN_MS = 10_000;
+    let since = Number(
+      (await sql().query<{ t: string }>('SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS t'))
+        .rows[0]?.t,
+    );
+    const startedAt = since;
+    let wake: (() => void) | undefined;
+    let pending = false;
+    const onAlert = () => {
+      pending = true;
+      wake?.();
+    };
+    this.#events.on('alert', onAlert);
     try {
-      // An alert that changes between subscribing and listing would come twice; once is enough.
-      const seen = new Set<string>();
       for (const alert of await this.list(model, AlertState.FIRING)) {
-        seen.add(`${alert.id}|${alert.state}`);
+        seen.set(alert.id, alert.state);
         yield alert;
       }
-      for await (const [alert] of changes as AsyncIterable<[Alert]>) {
-        if (seen.delete(`${alert.id}|${alert.state}`)) continue;
-        if (!model || alert.model === model) yield alert;
+      while (!signal.aborted) {
+        const { rows } = await sql().query<{ alert: JsonValue; at: string }>(
+          `SELECT alert, (extract(epoch from updated_at) * 1000)::bigint AS at FROM alerts
+           WHERE ($1 = '' OR model = $1) AND updated_at > to_timestamp($2 / 1000.0) ORDER BY updated_at, id`,
+          [model, Math.max(since - MARGIN_MS, startedAt)],
+        );
+        for (const row of rows) {
+          const alert = fromJson(AlertSchema, row.alert);
+          since = Math.max(since, Number(row.at));
+          if (seen.get(alert.id) === alert.state) continue;
+          seen.set(alert.id, alert.state);
+          yield alert;
+        }
+        if (pending) {
+          pending = false;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, this.options.watchPollMs ?? 1_000);
+          function done() {
+            pending = false;
+            clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            resolve();
+          }
+          wake = done;
+          signal.addEventListener('abort', done, { once: true });
+        });
       }
-    } catch (err) {
-      if (!signal.aborted) throw err;
+    } finally {
+      this.#events.off('alert', onAlert);
     }
   }
 

@@ -56,6 +56,8 @@ runMain(async () => {
     /** `name=http://host:port/metrics,...`; default: every Ballast service on its DESIGN.md port. */
     BALLAST_MONITOR_SCRAPE_TARGETS: str().optional(),
     BALLAST_MONITOR_SCRAPE_INTERVAL_MS: durationMs().default(15_000),
+    /** How soon WatchAlerts sees alert changes made by another monitor replica. */
+    BALLAST_MONITOR_WATCH_POLL_MS: durationMs().default(d.watchPollMs),
     /** Redis key prefix of the queues monitor reads and writes (tests; suites sharing one Redis). */
     BALLAST_MONITOR_QUEUE_PREFIX: str().default(DEFAULT_PREFIX),
   });
@@ -110,6 +112,7 @@ runMain(async () => {
           evaluateIntervalMs: config.BALLAST_MONITOR_EVALUATE_INTERVAL_MS,
           windowRetentionMs: config.BALLAST_MONITOR_WINDOW_RETENTION_MS,
           pruneIntervalMs: config.BALLAST_MONITOR_PRUNE_INTERVAL_MS,
+          watchPollMs: config.BALLAST_MONITOR_WATCH_POLL_MS,
         },
         resolveBaseline: lineageBaselines(registry, feature, { windowMs: config.BALLAST_MONITOR_WINDOW_MS }),
         lineage: registryLineage(registry),

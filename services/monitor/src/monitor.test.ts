@@ -11,7 +11,7 @@ import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_RULE_NAME } from './alerts.js';
+import { AlertEngine, DEFAULT_RULE_NAME } from './alerts.js';
 import { buildBaseline } from './model-baseline.js';
 import { driftReport } from './report.js';
 import { absorbJob, prune as pruneStore, type StoredWindow } from './store.js';
@@ -311,6 +311,10 @@ describe('monitor', () => {
       const abort = new AbortController();
       const stream = m.client.watchAlerts({ model }, { signal: abort.signal })[Symbol.asyncIterator]();
       const next = stream.next();
+      // Another replica's watcher sees the same changes through the alerts table.
+      const replica = new AlertEngine({ sql: () => m.sql, baselines: m.monitor.baselines, watchPollMs: 20 });
+      const elsewhere = replica.watch(model, abort.signal);
+      const elsewhereNext = elsewhere.next();
 
       const predictAndLabel = async (w: number, error: number) => {
         const rows = [0, 1, 2].map((i) => ({
@@ -345,6 +349,7 @@ describe('monitor', () => {
       });
       expect(timestampMs(firing[0]?.activeSince as never)).toBe(T0 + WINDOW);
       expect((await next).value?.alert).toMatchObject({ id: firing[0]?.id, state: AlertState.FIRING });
+      expect((await elsewhereNext).value).toMatchObject({ id: firing[0]?.id, state: AlertState.FIRING });
       // Still over: the same alert, updated, not a second one.
       const still = await predictAndLabel(3, 7);
       expect(still).toHaveLength(1);
@@ -355,6 +360,7 @@ describe('monitor', () => {
         id: firing[0]?.id,
         state: AlertState.RESOLVED,
       });
+      expect((await elsewhere.next()).value).toMatchObject({ id: firing[0]?.id, state: AlertState.RESOLVED });
       expect(hooks).toEqual([
         expect.objectContaining({ id: firing[0]?.id, state: 'ALERT_STATE_FIRING' }),
         expect.objectContaining({ id: firing[0]?.id, state: 'ALERT_STATE_RESOLVED' }),
@@ -362,6 +368,7 @@ describe('monitor', () => {
       expect((await m.client.getMonitorStatus({})).counters.webhook_failures).toBeGreaterThanOrEqual(2n);
       abort.abort();
       await stream.next().catch(() => undefined);
+      await elsewhere.return(undefined);
     } finally {
       hook.close();
     }

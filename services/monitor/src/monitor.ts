@@ -33,6 +33,8 @@ export interface MonitorSettings {
   windowRetentionMs: number;
   /** How often old rows are pruned (see store.prune); 0: never. */
   pruneIntervalMs: number;
+  /** How soon WatchAlerts sees changes made by another replica. */
+  watchPollMs: number;
 }
 
 export const DEFAULT_SETTINGS: MonitorSettings = {
@@ -46,6 +48,7 @@ export const DEFAULT_SETTINGS: MonitorSettings = {
   evaluateIntervalMs: 0,
   windowRetentionMs: 90 * 86_400_000,
   pruneIntervalMs: 0,
+  watchPollMs: 1_000,
 };
 
 export interface MonitorOptions {
@@ -108,6 +111,7 @@ export function createMonitor(options: MonitorOptions): Monitor {
     webhook: settings.webhook,
     minErrorCount: settings.minErrorCount,
     minIntervalMs: settings.evaluateIntervalMs,
+    watchPollMs: settings.watchPollMs,
     metrics,
     ...(options.now ? { now: options.now } : {}),
   });
