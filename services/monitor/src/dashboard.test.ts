@@ -159,6 +159,13 @@ describe('dashboard', () => {
     expect(errorChart).toContain('production v1');
     expect(errorChart).toContain('data-series="warehouse_id=w3"');
 
+    // The default rule fired for w3 (shifted in windows 2 and 3): listed with its retraining.
+    const alerts = dom.slice(
+      dom.indexOf('<ul id="alerts">'),
+      dom.indexOf('</ul>', dom.indexOf('<ul id="alerts">')),
+    );
+    expect(alerts).toContain('default_drift on warehouse_id=w3');
+    expect(alerts).toContain('retraining retrain-');
     const missing = await fetch(`${http.url}/dashboard?model=nobody`);
     expect(missing.status).toBe(404);
     expect(await missing.text()).toContain('nobody');

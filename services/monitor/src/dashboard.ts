@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AlertSchema } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import type { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import type { ServiceClient } from '@ballast/grpc-kit';
 import type { Sql } from '@ballast/storage';
+import { fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { escapeHtml, lineChart, type Series } from './charts.js';
 import { isClassification, windowMs } from './model-baseline.js';
@@ -209,9 +211,26 @@ export async function modelPage(
       ]
     : [];
   const title = `${model} v${version}`;
+  // The alerts firing now, one line each (what the charts above explain).
+  const { rows: firing } = await sql.query<{ alert: JsonValue }>(
+    `SELECT alert FROM alerts WHERE model = $1 AND state = 'firing' ORDER BY updated_at DESC LIMIT 50`,
+    [model],
+  );
+  const alertLines = firing
+    .map((r) => fromJson(AlertSchema, r.alert))
+    .map(
+      (a) =>
+        `<li class="alert">${escapeHtml(a.rule)} on ${escapeHtml(segmentName(a.segment))}: ${Number(a.value.toPrecision(4))} ≥ ${a.threshold}` +
+        ` since ${new Date(timestampMs(a.activeSince as never)).toISOString()}` +
+        (a.retrainJobId ? ` · retraining ${escapeHtml(a.retrainJobId)}` : '') +
+        (a.retrainSkipped ? ` · no retraining: ${escapeHtml(a.retrainSkipped)}` : '') +
+        '</li>',
+    )
+    .join('');
   return page(
     `Ballast monitor: ${title}`,
     `<h1>${escapeHtml(title)}</h1><p><a href="/">all models</a> · windows of ${width / 1000} s, the last ${windowsWanted}</p>
+<h2>Alerts firing</h2><ul id="alerts">${alertLines || '<li>none</li>'}</ul>
 <h2>Drift</h2><div class="charts" id="drift">${driftCharts.join('')}</div>
 <h2>Error</h2><div class="charts" id="errors">${errorChart}</div>${markerNote}
 <h2>Latency</h2><div class="charts" id="latency-charts">${latencyChart}</div>
