@@ -145,7 +145,10 @@ type Handler = (...args: never[]) => unknown;
 
 function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptions): UntypedHandleCall {
   const fail = (err: unknown, ctx: HandlerContext) => {
-    const status = toStatus(err, options.log, `${method.parent.typeName}/${method.name}`);
+    // Once the client has cancelled or the deadline has passed, whatever the handler threw
+    // (a stream closed under it: "Premature close") follows from that; it is not a bug to log.
+    const cause = ctx.signal.aborted && ctx.signal.reason instanceof BallastError ? ctx.signal.reason : err;
+    const status = toStatus(cause, options.log, `${method.parent.typeName}/${method.name}`);
     return {
       code: status.code,
       details: status.details,
