@@ -110,7 +110,6 @@ describe('monitor', () => {
       model: 'demand',
       requestedBy: 'monitor',
       promote: true,
-      eval: { segmentBy: ['warehouse_id'] },
     });
     expect(job?.data.reason).toContain(asked[0]?.id ?? 'x');
     expect(timestampMs(alerts.find((a) => a.segment === 'warehouse_id=w3')?.activeSince as never)).toBe(
@@ -466,7 +465,6 @@ describe('monitor', () => {
         requestedBy: 'monitor',
         featureView: 'demand_view',
         spec: { hiddenUnits: [8], epochs: 3, batchSize: 32, learningRate: 0.01, seed: 7 },
-        eval: expect.any(Object),
         promote: true,
       });
       await episode(1, []);

@@ -100,9 +100,6 @@ export class Retrainer {
 
   async buildJob(alert: Alert, featureView: string): Promise<TrainingRunJob> {
     const lineage = await this.options.lineage?.(alert.model);
-    const segmentBy = alert.segment
-      ? [...new Set(alert.segment.split(',').map((part) => part.split('=')[0] ?? ''))].filter(Boolean)
-      : [];
     const job: TrainingRunJob = {
       model: alert.model,
       reason: `monitor alert ${alert.rule}${alert.segment ? ` on ${alert.segment}` : ''} (${alert.id})`,
@@ -112,7 +109,6 @@ export class Retrainer {
     const view = featureView || lineage?.featureView;
     if (view) job.featureView = view;
     if (lineage?.spec) job.spec = lineage.spec;
-    if (segmentBy.length > 0) job.eval = { segmentBy };
     return payloadSchemas['training.run'].parse(job);
   }
 
