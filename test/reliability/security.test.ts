@@ -405,6 +405,108 @@ describe('artifacts', () => {
   }, 60_000);
 });
 
+describe('size limits', () => {
+  it('refuses a message over the 4 MiB receive limit on every service, and the row limits, then keeps serving', async () => {
+    const outcomes: string[] = [];
+    let allExhausted = true;
+    for (const [service, proc] of procs) {
+      const method = SERVED[service][0]?.methods.find((m) => m.methodKind === 'unary') as DescMethod;
+      // a 5 MiB unknown field: the size alone must be refused, before any decoding
+      const huge = Buffer.concat([
+        Buffer.from([0xfa, 0xff, 0x03]),
+        encodeVarint(5 * 1024 * 1024),
+        Buffer.alloc(5 * 1024 * 1024),
+      ]);
+      const code = await rawBytesCall(proc.address, method, huge);
+      outcomes.push(`${service} ${method.name}: ${status[code]}`);
+      if (code !== status.RESOURCE_EXHAUSTED) allExhausted = false;
+    }
+    const ingest = createClient(IngestService, {
+      address: (procs.get('ingest') as ServiceProcess).address,
+      authToken: TOKEN,
+    });
+    const rows = await ingest
+      .ingestBatch({ batch: { dataset: 'any', source: 'reliability', rowCount: 10_001, columns: [] } })
+      .then(
+        () => 'OK',
+        (e: RpcError) => status[e.code] as string,
+      );
+    ingest.close();
+    const inference = createClient(InferenceService, {
+      address: (procs.get('inference') as ServiceProcess).address,
+      authToken: TOKEN,
+    });
+    const predictRows = await inference
+      .predict({ model: 'demand', rows: Array.from({ length: 5_000 }, () => ({ features: { x: 1 } })) })
+      .then(
+        () => 'OK',
+        (e: RpcError) => status[e.code] as string,
+      );
+    inference.close();
+    const serving: string[] = [];
+    for (const [service, proc] of procs) {
+      if ((await rawCall(proc.address, Health.method.check, undefined)) !== status.OK) serving.push(service);
+    }
+    const pass = record({
+      scenario: 'request size limits on every service',
+      headline: `size limits: a 5 MiB message is ${allExhausted ? 'RESOURCE_EXHAUSTED on all 5 services' : 'not refused everywhere'}; 10,001-record batch ${rows}; 5,000-row Predict ${predictRows}`,
+      injected:
+        'one 5 MiB message (an unknown field) to the first unary RPC of each service, with the right token; an ingest batch declaring 10,001 records (limit BALLAST_INGEST_MAX_BATCH_RECORDS=10,000); a Predict of 5,000 rows (limit 4,096)',
+      measured: {
+        '5 MiB message': outcomes.join('; '),
+        'IngestBatch of 10,001 records': rows,
+        'Predict of 5,000 rows': predictRows,
+        'services not serving health afterwards': serving.length === 0 ? 'none' : serving.join(', '),
+      },
+      pass:
+        allExhausted &&
+        rows === 'RESOURCE_EXHAUSTED' &&
+        predictRows === 'INVALID_ARGUMENT' &&
+        serving.length === 0,
+    });
+    expect(outcomes.filter((o) => !o.endsWith('RESOURCE_EXHAUSTED'))).toEqual([]);
+    expect(rows).toBe('RESOURCE_EXHAUSTED');
+    expect(predictRows).toBe('INVALID_ARGUMENT');
+    expect(serving).toEqual([]);
+    expect(pass).toBe(true);
+  }, 60_000);
+});
+
+function encodeVarint(n: number): Buffer {
+  const bytes: number[] = [];
+  let v = n;
+  while (v >= 0x80) {
+    bytes.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  bytes.push(v);
+  return Buffer.from(bytes);
+}
+
+/** One unary call with the right token and the given request bytes; the status code. */
+function rawBytesCall(address: string, method: DescMethod, bytes: Buffer): Promise<number> {
+  const client = new Client(address, credentials.createInsecure(), {
+    'grpc.max_send_message_length': 16 * 1024 * 1024,
+  });
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${TOKEN}`);
+  const id = (b: Buffer) => b;
+  return new Promise<number>((resolve) => {
+    client.makeUnaryRequest(
+      `/${method.parent.typeName}/${method.name}`,
+      id,
+      id,
+      bytes,
+      md,
+      { deadline: Date.now() + 10_000 },
+      (err) => {
+        client.close();
+        resolve(err?.code ?? status.OK);
+      },
+    );
+  });
+}
+
 describe('TLS', () => {
   let certs: Certificates;
   beforeAll(() => {
