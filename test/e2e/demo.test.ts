@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,8 +9,8 @@ import { connectRedis } from '@ballast/queue';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from './support.js';
 
-// `ballast demo` as a newcomer runs it: no suite answers, so it starts one (`ballast up`),
-// plays the whole loop and stops what it started. Every service gets free ports (and the
+// `ballast demo` as a newcomer runs it: no suite answers, so it starts one (`ballast up`)
+// and plays the whole loop; with --keep the suite stays up for the rest of the CLI. Every service gets free ports (and the
 // callers their addresses), Redis DB 11 and a temporary PGlite directory, so a suite a
 // developer has running on the design's ports is neither used nor disturbed.
 const REDIS_URL = 'redis://127.0.0.1:6379/11';
@@ -48,7 +48,29 @@ function row(output: string, warehouse: string): [number, number, number] {
 }
 
 describe('ballast demo', () => {
+  let env: Record<string, string>;
+  let suitePid = 0;
+  let model = '';
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [cliPath, ...args], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, ...env },
+    });
+
   afterAll(async () => {
+    if (suitePid) {
+      process.kill(suitePid, 'SIGTERM');
+      // `ballast up` stops its services before it exits.
+      for (let i = 0; i < 300; i++) {
+        try {
+          process.kill(suitePid, 0);
+        } catch {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     const redis = connectRedis(REDIS_URL);
     await redis.flushdb();
     redis.disconnect();
@@ -59,8 +81,9 @@ describe('ballast demo', () => {
     const redis = connectRedis(REDIS_URL);
     await redis.flushdb();
     redis.disconnect();
-    const child = spawn(process.execPath, [cliPath, 'demo', '--seed', '42'], {
-      env: { ...process.env, ...(await suiteEnv()) },
+    env = await suiteEnv();
+    const child = spawn(process.execPath, [cliPath, 'demo', '--seed', '42', '--keep'], {
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -86,7 +109,10 @@ describe('ballast demo', () => {
     expect(stdout).toMatch(/v2 registered; gate: promoted/);
     expect(stdout).toContain('inference hot-swapped to v2');
     expect(stdout).toMatch(/after retraining\): 672 forecasts by v2; actuals joined 672, unmatched 0/);
-    expect(stdout).toContain('stopping the suite the demo started');
+    const kept = stdout.match(/keeps running \(pid (\d+);/);
+    suitePid = Number(kept?.[1] ?? 0);
+    expect(suitePid).toBeGreaterThan(0);
+    model = stdout.match(/story (\S+):/)?.[1] ? `demand-${stdout.match(/story (\S+):/)?.[1]}` : '';
 
     // W4's error jumps with the shift and comes most of the way back after retraining;
     // the other warehouses barely move.
@@ -99,4 +125,74 @@ describe('ballast demo', () => {
       expect(r).toBeLessThan(1.5 * b);
     }
   }, 400_000);
+
+  it('answers the CLI a newcomer uses next: status, jobs, alerts, predict, trace, ingest, features apply', () => {
+    const status = cli('status');
+    expect(status.status).toBe(0);
+    expect(status.stdout.match(/ ready /g)).toHaveLength(6);
+    expect(status.stdout).toMatch(new RegExp(`${model}\\s+v2\\s+.*production=v2`));
+    expect(status.stdout).toMatch(/training\.run\s+0 \/ 0 \/ 0 \/ 0/);
+
+    const jobs = cli('jobs');
+    expect(jobs.stdout).toMatch(new RegExp(`retrain-\\S+\\s+completed\\s+${model}.*v2 promoted`));
+
+    const alerts = cli('alerts', model);
+    expect(alerts.stdout).toMatch(
+      new RegExp(`${model} forecast-error on warehouse_id=W4 v1: .*retraining retrain-`),
+    );
+
+    // One forecast for W4's first SKU on a Monday at the new price, by name.
+    const features: Record<string, number> = { price: 7.5, promo: 0, dow: 1 };
+    for (let i = 0; i < 6; i++) features[`warehouse_${i}`] = i === 3 ? 1 : 0;
+    for (let i = 0; i < 8; i++) features[`sku_${i}`] = i === 0 ? 1 : 0;
+    const predicted = cli('predict', model, '--features', JSON.stringify(features));
+    expect(predicted.stderr).toBe('');
+    expect(predicted.stdout).toMatch(new RegExp(`${model} v2 \\(production\\) on wasm`));
+    const link = predicted.stdout.match(/trace: (http:\/\/localhost:16686\/trace\/([0-9a-f]{32}))/);
+    expect(link).not.toBeNull();
+    expect(cli('trace', link?.[2] ?? '').stdout.trim()).toBe(link?.[1]);
+    expect(cli('predict', model, '--features', '{"price": "cheap"}').stderr).toContain('ballast: ');
+
+    // A CSV with two good rows and one that breaks the schema's range.
+    const dataset = model.replace(/^demand-/, 'sales-');
+    const csv = join(dataDir, 'more.csv');
+    writeFileSync(
+      csv,
+      'event_id,day,warehouse_id,sku,units,price,promo\n' +
+        'cli-1,2024-05-06,W1,S01,40,9.5,false\n' +
+        'cli-2,2024-05-06,W2,S01,38,9.5,true\n' +
+        'cli-3,2024-05-06,W2,S02,-4,9.5,false\n',
+    );
+    const ingested = cli('ingest', dataset, csv, '--commit');
+    expect(ingested.stderr).toBe('');
+    expect(ingested.stdout).toContain(
+      `${dataset}: 3 records, 2 accepted, 0 duplicates dropped, 1 quarantined`,
+    );
+    expect(ingested.stdout).toMatch(/quarantined cli-3: units min/);
+    expect(ingested.stdout).toMatch(/committed version [0-9a-f]{12}/);
+    expect(cli('ingest', dataset, csv).stdout).toContain('0 accepted, 2 duplicates dropped, 1 quarantined');
+
+    const view = join(dataDir, 'view.json');
+    writeFileSync(
+      view,
+      JSON.stringify({
+        name: `${model}-price`,
+        source: {
+          dataset,
+          eventTimeField: 'day',
+          fields: [
+            { name: 'day', type: 'SOURCE_FIELD_TYPE_TIMESTAMP' },
+            { name: 'warehouse_id', type: 'SOURCE_FIELD_TYPE_STRING' },
+            { name: 'units', type: 'SOURCE_FIELD_TYPE_FLOAT' },
+            { name: 'price', type: 'SOURCE_FIELD_TYPE_FLOAT' },
+          ],
+        },
+        entityFields: ['warehouse_id'],
+        label: { name: 'units', field: 'units' },
+        features: [{ name: 'price', raw: { field: 'price' } }],
+      }),
+    );
+    expect(cli('features', 'apply', view).stdout).toMatch(new RegExp(`${model}-price@[0-9a-f]{12} applied`));
+    expect(cli('features', 'apply', view).stdout).toContain('unchanged');
+  }, 120_000);
 });

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { SERVICES } from '@ballast/config';
 import {
   jobsCommand,
   modelsCommand,
@@ -9,8 +8,15 @@ import {
   scheduleCommand,
   trainCommand,
 } from './commands.js';
+import {
+  alertsCommand,
+  featuresCommand,
+  ingestCommand,
+  predictCommand,
+  statusCommand,
+  traceCommand,
+} from './commands-data.js';
 import { demo } from './demo.js';
-import { localEndpoints, probe } from './health.js';
 import { parseServices, up } from './up.js';
 
 const HELP = `ballast — keeps machine-learning models working after they are deployed
@@ -25,7 +31,17 @@ Commands:
            the loop on the reference workload: ingest, train, serve, a demand shift,
            drift and error found, retraining, hot swap, recovery (npm run demo);
            starts the suite when none answers (--keep leaves it running)
-  status   show whether every service is ready
+  status   every service's health, the models and their aliases, queue depths
+  ingest <dataset> <file.csv|file.jsonl> [--source s] [--batch 2000] [--commit]
+           send a file through schema validation, with a progress bar
+  features apply <view.json>
+           apply a feature view definition (protobuf JSON)
+  predict <model> --features '{"price": 4.2}' [--version n | --alias a] [--entity key]
+           one prediction, with the Jaeger link of its trace
+  alerts [model] [--firing] [--watch]
+           monitor's alerts (--watch follows them)
+  trace <trace id>
+           the Jaeger link of a trace (BALLAST_JAEGER_URL, default http://localhost:16686)
   train <model> --view <view> [--hidden 16,8] [--epochs 20] [--batch-size 64]
            [--learning-rate 0.01] [--seed 1] [--dataset-version v] [--promote] [--wait]
            queue a training job (asking twice runs once); --wait shows its progress
@@ -67,16 +83,18 @@ async function main(argv: string[]): Promise<number> {
       });
       return 0;
     }
-    case 'status': {
-      let allReady = true;
-      for (const service of SERVICES) {
-        const endpoints = localEndpoints(service);
-        const readiness = await probe(service, endpoints);
-        allReady &&= readiness === 'ready';
-        console.log(`${service.padEnd(10)} ${readiness.padEnd(10)} ${endpoints.grpc ?? endpoints.http}`);
-      }
-      return allReady ? 0 : 1;
-    }
+    case 'status':
+      return statusCommand(process.env, print);
+    case 'ingest':
+      return ingestCommand(rest, process.env, print);
+    case 'features':
+      return featuresCommand(rest, process.env, print);
+    case 'predict':
+      return predictCommand(rest, process.env, print);
+    case 'alerts':
+      return alertsCommand(rest, process.env, print);
+    case 'trace':
+      return traceCommand(rest, process.env, print);
     case 'train':
       return trainCommand(rest, process.env, print);
     case 'demo': {

@@ -126,11 +126,12 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
       task: Task.REGRESSION,
       ownerTeam: 'demand-planning',
       description: 'units per warehouse, SKU and day (ballast demo)',
-      // The same architecture retrained: latency and cost differ only by measurement noise on
-      // a shared machine, so their bounds are loose. Accuracy decides, overall and per
+      // The same architecture retrained: latency and cost differ only by measurement noise
+      // (p99 of a sub-millisecond call on a busy 2-core machine easily doubles), so their
+      // bounds are loose (4x). Accuracy decides, overall and per
       // warehouse: a retraining may cost a warehouse up to 20% more error (a few units a day
       // here) while it repairs another.
-      policy: { maxP99LatencyIncrease: 1, maxCostIncrease: 1, maxSegmentRegression: 0.2 },
+      policy: { maxP99LatencyIncrease: 3, maxCostIncrease: 3, maxSegmentRegression: 0.2 },
     });
     const job: TrainingRunJob = {
       model,
@@ -211,7 +212,10 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
     await materializeQueue.close();
     redis.disconnect();
     clients.close();
-    if (suite.startedHere && !options.keep) {
+    if (suite.startedHere && options.keep) {
+      say(`the suite the demo started keeps running (pid ${suite.pid}; \`kill ${suite.pid}\` stops it)`);
+      suite.detach();
+    } else if (suite.startedHere) {
       say('stopping the suite the demo started (--keep leaves it running)');
       await suite.stop();
     }

@@ -12,7 +12,11 @@ export interface Suite {
   startedHere: boolean;
   /** Where the started suite writes its output (`ballast up`'s log), when started here. */
   log?: string;
+  /** The `ballast up` process, when started here. */
+  pid?: number;
   stop(): Promise<void>;
+  /** Lets this process exit while the started suite keeps running. */
+  detach(): void;
 }
 
 export async function readiness(env: NodeJS.ProcessEnv): Promise<Map<ServiceName, Readiness>> {
@@ -32,7 +36,7 @@ export async function ensureSuite(
 ): Promise<Suite> {
   const states = await readiness(env);
   const notReady = [...states].filter(([, s]) => s !== 'ready').map(([name, s]) => `${name} (${s})`);
-  if (notReady.length === 0) return { startedHere: false, stop: async () => {} };
+  if (notReady.length === 0) return { startedHere: false, stop: async () => {}, detach: () => {} };
   if (notReady.length < SERVICES.length && [...states.values()].some((s) => s !== 'down'))
     throw new Error(
       `the suite is only partly up: ${notReady.join(', ')}. Start it with \`npm start\` in another terminal, or stop what is running.`,
@@ -57,7 +61,14 @@ export async function ensureSuite(
   while (Date.now() - started < readyTimeoutMs) {
     if (child.exitCode !== null) throw new Error(`ballast up exited with code ${child.exitCode}; see ${log}`);
     const now = await readiness(env);
-    if ([...now.values()].every((s) => s === 'ready')) return { startedHere: true, log, stop };
+    if ([...now.values()].every((s) => s === 'ready'))
+      return {
+        startedHere: true,
+        log,
+        stop,
+        detach: () => child.unref(),
+        ...(child.pid ? { pid: child.pid } : {}),
+      };
     await sleep(500);
   }
   await stop();

@@ -1,0 +1,342 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { SERVICES } from '@ballast/config';
+import { FeatureViewDefinitionSchema } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import { type Field, FieldType } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
+import { AlertState } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
+import { connectRedis, createQueue, DEFAULT_REDIS_URL, queueNames } from '@ballast/queue';
+import { fromJson, type JsonValue } from '@bufbuild/protobuf';
+import { Metadata } from '@grpc/grpc-js';
+import { parse } from 'csv-parse';
+import { type BallastClients, connect } from './clients.js';
+import { localEndpoints, probe } from './health.js';
+
+/**
+ * The data-side commands of the `ballast` CLI: status, ingest, features apply, predict,
+ * alerts and trace. Each returns the exit code; output goes through `print`.
+ */
+type Print = (line: string) => void;
+
+async function withClients<T>(env: NodeJS.ProcessEnv, fn: (clients: BallastClients) => Promise<T>) {
+  const clients = connect(env);
+  try {
+    return await fn(clients);
+  } finally {
+    clients.close();
+  }
+}
+
+/** `ballast status`: every service's health, the models with their aliases, queue depths. */
+export async function statusCommand(env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  let allReady = true;
+  for (const service of SERVICES) {
+    const endpoints = localEndpoints(service, env);
+    const readiness = await probe(service, endpoints);
+    allReady &&= readiness === 'ready';
+    print(`${service.padEnd(10)} ${readiness.padEnd(10)} ${endpoints.grpc ?? endpoints.http}`);
+  }
+  if (!allReady) {
+    print(
+      '\nnot every service is ready: `npm start` runs the suite; `ballast up --services ...` runs a part',
+    );
+    return 1;
+  }
+  await withClients(env, async ({ registry }) => {
+    const { models } = await registry.listModels({});
+    print(models.length === 0 ? '\nno models yet' : '\nmodels');
+    for (const m of models) {
+      const aliases = Object.entries(m.aliases).map(([alias, v]) => `${alias}=v${v}`);
+      print(`  ${m.name.padEnd(28)} v${m.latestVersion}  ${aliases.join(' ') || '(no aliases)'}`);
+    }
+  });
+  const redis = connectRedis(env.BALLAST_REDIS_URL || DEFAULT_REDIS_URL);
+  try {
+    print('\nqueues (waiting / active / delayed / failed)');
+    for (const name of queueNames) {
+      const queue = createQueue(name, { connection: redis });
+      const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+      print(`  ${name.padEnd(22)} ${c.waiting} / ${c.active} / ${c.delayed} / ${c.failed}`);
+      await queue.close();
+    }
+  } finally {
+    redis.disconnect();
+  }
+  return 0;
+}
+
+/** A cell of a CSV or JSONL record as the schema types it; undefined is null. */
+function typed(field: Field, raw: unknown, where: string): number | bigint | string | boolean | undefined {
+  if (raw === null || raw === undefined || raw === '') return undefined;
+  switch (field.type) {
+    case FieldType.FLOAT:
+    case FieldType.INT: {
+      const n = typeof raw === 'number' ? raw : Number(raw);
+      if (Number.isNaN(n)) throw new Error(`${where}: ${field.name} is not a number: "${raw}"`);
+      return field.type === FieldType.INT && Number.isInteger(n) ? BigInt(n) : n;
+    }
+    case FieldType.BOOL:
+      if (typeof raw === 'boolean') return raw;
+      if (/^(true|1|yes)$/i.test(String(raw))) return true;
+      if (/^(false|0|no)$/i.test(String(raw))) return false;
+      throw new Error(`${where}: ${field.name} is not a boolean: "${raw}"`);
+    case FieldType.TIMESTAMP: {
+      const ms =
+        typeof raw === 'number' ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : Date.parse(String(raw));
+      if (!Number.isFinite(ms)) throw new Error(`${where}: ${field.name} is not a time: "${raw}"`);
+      return BigInt(Math.floor(ms / 1000));
+    }
+    default:
+      return String(raw);
+  }
+}
+
+/** Records as the ingest service's columnar batch, one typed column per schema field present. */
+function columnar(dataset: string, source: string, fields: Field[], records: Record<string, unknown>[]) {
+  return {
+    dataset,
+    source,
+    rowCount: records.length,
+    columns: fields
+      .filter((f) => records.some((r) => f.name in r))
+      .map((f) => {
+        const values = records.map((r) => r[f.name]);
+        const nullRows = values.flatMap((v, i) => (v === undefined ? [i] : []));
+        const present = <T>(fill: T) => values.map((v) => (v === undefined ? fill : v)) as T[];
+        const column =
+          f.type === FieldType.FLOAT
+            ? { case: 'doubles' as const, value: { values: present(0).map(Number) } }
+            : f.type === FieldType.INT
+              ? { case: 'ints' as const, value: { values: present(0n).map((v) => BigInt(v)) } }
+              : f.type === FieldType.BOOL
+                ? { case: 'bools' as const, value: { values: present(false) } }
+                : f.type === FieldType.TIMESTAMP
+                  ? { case: 'timestamps' as const, value: { seconds: present(0n) } }
+                  : { case: 'strings' as const, value: { values: present('').map(String) } };
+        return { name: f.name, values: column, nullRows };
+      }),
+  };
+}
+
+async function* records(path: string): AsyncGenerator<Record<string, unknown>> {
+  if (/\.jsonl?$/i.test(path)) {
+    let line = 0;
+    for await (const text of createInterface({
+      input: createReadStream(path),
+      crlfDelay: Number.POSITIVE_INFINITY,
+    })) {
+      line++;
+      if (!text.trim()) continue;
+      try {
+        yield JSON.parse(text) as Record<string, unknown>;
+      } catch (err) {
+        throw new Error(`${path}:${line}: not JSON (${(err as Error).message})`);
+      }
+    }
+    return;
+  }
+  yield* createReadStream(path).pipe(parse({ columns: true, skip_empty_lines: true, trim: true }));
+}
+
+function bar(done: number, total: number): string {
+  const width = 24;
+  const filled = total > 0 ? Math.round((done / total) * width) : 0;
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${total > 0 ? Math.round((done / total) * 100) : 0}%`;
+}
+
+/** `ballast ingest <dataset> <file.csv|file.jsonl>`: the file in batches, with a progress bar. */
+export async function ingestCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      source: { type: 'string', default: 'cli' },
+      batch: { type: 'string', default: '2000' },
+      commit: { type: 'boolean', default: false },
+    },
+  });
+  const [dataset, path] = positionals;
+  if (!dataset || !path)
+    throw new Error(
+      'ingest: `ballast ingest <dataset> <file.csv|file.jsonl> [--source s] [--batch 2000] [--commit]`',
+    );
+  const batchSize = Number(values.batch);
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000)
+    throw new Error(`--batch: expected 1-10000 records, got "${values.batch}"`);
+  const size = statSync(path).size;
+  return withClients(env, async ({ ingest }) => {
+    const { dataset: found } = await ingest.getDataset({ name: dataset });
+    const fields = found?.schema?.fields ?? [];
+    const byName = new Map(fields.map((f) => [f.name, f]));
+    const totals = { records: 0, accepted: 0, duplicates: 0, quarantined: 0 };
+    const reasons: string[] = [];
+    let pending: Record<string, unknown>[] = [];
+    const send = async () => {
+      if (pending.length === 0) return;
+      const { result } = await ingest.ingestBatch({
+        batch: columnar(dataset, values.source ?? 'cli', fields, pending),
+      });
+      totals.accepted += result?.accepted ?? 0;
+      totals.duplicates += result?.duplicates ?? 0;
+      totals.quarantined += result?.quarantined ?? 0;
+      for (const v of result?.violations ?? [])
+        if (reasons.length < 10)
+          reasons.push(`${v.eventId || `record ${v.recordIndex}`}: ${v.field} ${v.rule} (${v.message})`);
+      pending = [];
+    };
+    // Progress by the size of what was read so far against the file's size (close enough
+    // to show movement; exact byte offsets are not exposed by the parsers).
+    let bytes = 0;
+    for await (const record of records(path)) {
+      totals.records++;
+      bytes += JSON.stringify(record).length;
+      const row: Record<string, unknown> = {};
+      for (const [key, raw] of Object.entries(record)) {
+        const field = byName.get(key);
+        // Unknown columns go through as text: ingest answers which field the schema lacks.
+        row[key] = field ? typed(field, raw, `${path} record ${totals.records}`) : raw;
+      }
+      pending.push(row);
+      if (pending.length >= batchSize) {
+        await send();
+        print(`  ${bar(Math.min(bytes, size), size)} ${totals.records} records`);
+      }
+    }
+    await send();
+    print(
+      `${dataset}: ${totals.records} records, ${totals.accepted} accepted, ${totals.duplicates} duplicates dropped, ${totals.quarantined} quarantined`,
+    );
+    for (const reason of reasons) print(`  quarantined ${reason}`);
+    if (values.commit) {
+      const { version, created } = await ingest.commitVersion({ dataset });
+      print(
+        `${created ? 'committed' : 'unchanged'} version ${version?.id.slice(0, 12)} (${version?.recordCount} records)`,
+      );
+    }
+    return 0;
+  });
+}
+
+/** `ballast features apply <view.json>`: a feature view definition (protobuf JSON). */
+export async function featuresCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  const [action, path] = args;
+  if (action !== 'apply' || !path)
+    throw new Error(
+      'features: `ballast features apply <view.json>` (a FeatureViewDefinition in protobuf JSON)',
+    );
+  let definition: ReturnType<typeof fromJson<typeof FeatureViewDefinitionSchema>>;
+  try {
+    definition = fromJson(FeatureViewDefinitionSchema, JSON.parse(readFileSync(path, 'utf8')) as JsonValue);
+  } catch (err) {
+    throw new Error(`${path}: not a feature view definition: ${(err as Error).message}`);
+  }
+  return withClients(env, async ({ feature }) => {
+    const { view, created } = await feature.applyFeatureView({ definition });
+    print(
+      `${view?.definition?.name}@${view?.version.slice(0, 12)} ${created ? 'applied' : 'unchanged (same definition)'}`,
+    );
+    return 0;
+  });
+}
+
+const jaegerBase = (env: NodeJS.ProcessEnv) =>
+  (env.BALLAST_JAEGER_URL || 'http://localhost:16686').replace(/\/$/, '');
+
+/** A fresh W3C trace context, so the CLI knows the trace id of the call it makes. */
+function traceparent(): { header: string; traceId: string } {
+  const traceId = randomBytes(16).toString('hex');
+  return { header: `00-${traceId}-${randomBytes(8).toString('hex')}-01`, traceId };
+}
+
+/** `ballast predict <model> --features '{"price": 4.2}'`: one row, with its trace link. */
+export async function predictCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      features: { type: 'string' },
+      version: { type: 'string' },
+      alias: { type: 'string' },
+      entity: { type: 'string' },
+    },
+  });
+  const [model] = positionals;
+  if (!model || !values.features)
+    throw new Error(
+      `predict: \`ballast predict <model> --features '{"price": 4.2, "promo": 1}' [--version n | --alias a]\``,
+    );
+  let features: Record<string, number>;
+  try {
+    features = JSON.parse(values.features) as Record<string, number>;
+  } catch (err) {
+    throw new Error(`--features: not JSON: ${(err as Error).message}`);
+  }
+  const trace = traceparent();
+  const metadata = new Metadata();
+  metadata.set('traceparent', trace.header);
+  return withClients(env, async ({ inference }) => {
+    const response = await inference.predict(
+      {
+        model,
+        ...(values.version ? { version: Number(values.version) } : {}),
+        ...(values.alias ? { alias: values.alias } : {}),
+        rows: [{ features, entityKey: values.entity ?? '' }],
+      },
+      { metadata },
+    );
+    for (const [name, output] of Object.entries(response.predictions[0]?.outputs ?? {}))
+      print(`${name}: ${output.values.map((v) => Number(v.toPrecision(6))).join(', ')}`);
+    print(
+      `${response.model} v${response.version}${response.alias ? ` (${response.alias})` : ''} on ${response.backend}, ${response.timings?.totalUs ?? 0n} us; request ${response.requestId}`,
+    );
+    print(`trace: ${jaegerBase(env)}/trace/${trace.traceId}`);
+    return 0;
+  });
+}
+
+/** `ballast trace <trace id>`: where to see a trace (the CLI's predict prints its own). */
+export function traceCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): number {
+  const [id] = args;
+  if (!id || !/^[0-9a-f]{32}$/i.test(id))
+    throw new Error(
+      'trace: `ballast trace <trace id>` (32 hex digits, e.g. from `ballast predict` or a log line)',
+    );
+  print(`${jaegerBase(env)}/trace/${id.toLowerCase()}`);
+  return 0;
+}
+
+/** `ballast alerts [model] [--firing] [--watch]`. */
+export async function alertsCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { firing: { type: 'boolean', default: false }, watch: { type: 'boolean', default: false } },
+  });
+  const [model = ''] = positionals;
+  return withClients(env, async ({ monitor }) => {
+    const line = (a: {
+      model: string;
+      rule: string;
+      segment: string;
+      state: AlertState;
+      value: number;
+      threshold: number;
+      version: number;
+      retrainJobId: string;
+    }) =>
+      `${a.state === AlertState.FIRING ? 'FIRING  ' : 'resolved'} ${a.model} ${a.rule} on ${a.segment || 'all rows'} v${a.version}: ${Number(a.value.toPrecision(4))} (threshold ${a.threshold})${a.retrainJobId ? `; retraining ${a.retrainJobId}` : ''}`;
+    if (values.watch) {
+      for await (const message of monitor.watchAlerts({ model }))
+        if (message.alert) print(line(message.alert));
+      return 0;
+    }
+    const { alerts } = await monitor.listAlerts({
+      model,
+      ...(values.firing ? { state: AlertState.FIRING } : {}),
+    });
+    if (alerts.length === 0) print(model ? `no alerts for ${model}` : 'no alerts');
+    for (const a of alerts) print(line(a));
+    return 0;
+  });
+}
