@@ -237,10 +237,6 @@ describe('three inference replicas behind round robin', () => {
     const client = createClient(InferenceService, {
       address: replicas.map(address),
       deadlineMs: 10_000,
-      // Predict is not marked idempotent in inference.proto (idempotency_level unset), so the
-      // kit would not retry it on its own: it is named here. A repeat answers the same value
-      // and only adds a sampled record to the prediction log.
-      idempotentMethods: ['Predict'],
       channelOptions: {
         interceptors: [answeringReplica(seen)],
         // Try a lost replica again at least every 2 s (the default backoff grows to 2 min), so
