@@ -35,7 +35,7 @@ import {
 const record = suiteRecorder('fuzz', 'Bad input: fuzzing every RPC, garbage at HTTP/2 and TCP');
 const SEED = Number(process.env.BALLAST_FUZZ_SEED ?? 20261201);
 /** Property runs per method; each run sends a batch of BATCH requests at once. */
-const RUNS = { unary: 8, streaming: 2 };
+const RUNS = { unary: 6, streaming: 2 };
 const BATCH = 8;
 
 const SERVED: Record<GrpcServiceName, DescService[]> = {
@@ -152,40 +152,45 @@ describe.each(ORDER.map((s) => [s]))('%s', (service) => {
     }, 100);
     const codes = new Map<string, number>();
     const bad: string[] = [];
+    const rssAfterRound: number[] = [];
     let calls = 0;
     const started = Date.now();
     const methods = [...SERVED[service], Health].flatMap((s) => s.methods);
     try {
-      for (const method of methods) {
-        const streaming = method.methodKind !== 'unary';
-        const request = adversarialRequest(method.input);
-        const messages =
-          method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming'
-            ? fc.array(request, { minLength: 1, maxLength: 4 })
-            : request.map((r) => [r]);
-        await fc
-          .assert(
-            fc.asyncProperty(fc.array(messages, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
-              const results = await Promise.all(
-                batch.map((m) => rawCall(client, method, m, streaming ? 1_500 : 5_000)),
-              );
-              calls += results.length;
-              for (const [i, code] of results.entries()) {
-                const name = status[code] ?? String(code);
-                codes.set(name, (codes.get(name) ?? 0) + 1);
-                if (code === status.INTERNAL || code === status.UNKNOWN) {
-                  bad.push(
-                    `${method.name}: ${name} for ${Buffer.from(batch[i]?.[0] ?? [])
-                      .toString('hex')
-                      .slice(0, 80)}`,
-                  );
+      // two rounds, two seeds: RSS after each shows whether memory keeps growing or levels off
+      for (const round of [0, 1]) {
+        for (const method of methods) {
+          const streaming = method.methodKind !== 'unary';
+          const request = adversarialRequest(method.input);
+          const messages =
+            method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming'
+              ? fc.array(request, { minLength: 1, maxLength: 4 })
+              : request.map((r) => [r]);
+          await fc
+            .assert(
+              fc.asyncProperty(fc.array(messages, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
+                const results = await Promise.all(
+                  batch.map((m) => rawCall(client, method, m, streaming ? 1_500 : 5_000)),
+                );
+                calls += results.length;
+                for (const [i, code] of results.entries()) {
+                  const name = status[code] ?? String(code);
+                  codes.set(name, (codes.get(name) ?? 0) + 1);
+                  if (code === status.INTERNAL || code === status.UNKNOWN) {
+                    bad.push(
+                      `${method.name}: ${name} for ${Buffer.from(batch[i]?.[0] ?? [])
+                        .toString('hex')
+                        .slice(0, 80)}`,
+                    );
+                  }
                 }
-              }
-              return results.every((c) => c !== status.INTERNAL && c !== status.UNKNOWN);
-            }),
-            { numRuns: streaming ? RUNS.streaming : RUNS.unary, seed: SEED, endOnFailure: true },
-          )
-          .catch((err: Error) => bad.push(`${method.name}: ${err.message.slice(0, 200)}`));
+                return results.every((c) => c !== status.INTERNAL && c !== status.UNKNOWN);
+              }),
+              { numRuns: streaming ? RUNS.streaming : RUNS.unary, seed: SEED + round, endOnFailure: true },
+            )
+            .catch((err: Error) => bad.push(`${method.name}: ${err.message.slice(0, 200)}`));
+        }
+        if (proc.alive()) rssAfterRound.push(rssKiB(proc.child.pid));
       }
     } finally {
       clearInterval(sampler);
@@ -203,8 +208,8 @@ describe.each(ORDER.map((s) => [s]))('%s', (service) => {
     const growthMiB = (rssAfter - rssBefore) / 1024;
     const pass = record({
       scenario: `${service}: protobuf fuzzing of ${methods.length} RPCs (${SERVED[service].map((s) => s.name).join(', ')}, Health)`,
-      headline: `${service}: ${calls} adversarial requests over ${methods.length} RPCs, ${bad.length} INTERNAL/UNKNOWN, ${alive && liveness ? 'still serving' : 'DOWN'}, RSS ${Math.round(rssBefore / 1024)} -> ${Math.round(rssAfter / 1024)} MiB`,
-      injected: `${calls} adversarial requests (fast-check seed ${SEED}): schema-shaped messages with wrong wire types, invalid UTF-8, extreme/non-canonical numbers, 100k-300k-element repeated fields, unknown fields; random bytes; truncated messages; 50-3,000 levels of nested messages; 1k-200k nested groups`,
+      headline: `${service}: ${calls} adversarial requests over ${methods.length} RPCs, ${bad.length} INTERNAL/UNKNOWN, ${alive && liveness ? 'still serving' : 'DOWN'}, RSS ${[rssBefore, ...rssAfterRound].map((r) => Math.round(r / 1024)).join(' -> ')} MiB (start, after round 1, after round 2)`,
+      injected: `${calls} adversarial requests in two rounds (fast-check seeds ${SEED} and ${SEED + 1}): schema-shaped messages with wrong wire types, invalid UTF-8, extreme/non-canonical numbers, 100k-300k-element repeated fields, unknown fields; random bytes; truncated messages; 50-3,000 levels of nested messages; 1k-200k nested groups`,
       measured: {
         calls: calls,
         statuses: [...codes]
@@ -215,6 +220,7 @@ describe.each(ORDER.map((s) => [s]))('%s', (service) => {
         'process alive, liveness SERVING after': alive && liveness,
         'RSS before (MiB)': Math.round(rssBefore / 1024),
         'RSS peak (MiB)': Math.round(peak / 1024),
+        'RSS after round 1 / round 2 (MiB)': rssAfterRound.map((r) => Math.round(r / 1024)).join(' / '),
         'RSS after (MiB)': Math.round(rssAfter / 1024),
         'wall time (s)': Math.round((Date.now() - started) / 100) / 10,
         ...(bad.length > 0 ? { 'first failures': bad.slice(0, 3).join(' / ') } : {}),

@@ -314,7 +314,7 @@ describe('artifacts', () => {
         ],
       ],
       [
-        'model.json with a __proto__ key',
+        'model.json with a `__proto__` key',
         [
           { path: 'model.json', data: modelJson(['w.bin'], ',"__proto__":{"polluted":true}') },
           { path: 'w.bin', data: weights },
