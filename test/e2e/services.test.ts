@@ -62,6 +62,10 @@ describe.each(GRPC_SERVICES.map((s) => [s]))('%s as a process', (service: GrpcSe
     expect(metrics.status).toBe(200);
     const body = await metrics.text();
     expect(body).toContain('grpc_server_handled_total');
+    // The process figures monitor's operations view reads from every service.
+    expect(body).toMatch(/^process_cpu_seconds_total(\{[^}]*\})? [\d.e+-]+$/m);
+    expect(body).toMatch(/^process_resident_memory_bytes(\{[^}]*\})? [1-9][\d.e+]*$/m);
+    expect(body).toMatch(/^nodejs_eventloop_lag_seconds(\{[^}]*\})? [\d.e+-]+$/m);
     const check = promtoolCheck(body);
     expect(check.output).toBe('');
     expect(check.status).toBe(0);
@@ -85,6 +89,7 @@ describe('trainer as a process', () => {
       'trainer ready',
     );
     const body = await (await fetch(`${base}/metrics`)).text();
+    expect(body).toContain('process_resident_memory_bytes');
     expect(promtoolCheck(body).status).toBe(0);
     expect(await proc.stop('SIGTERM')).toBe(0);
   });
@@ -121,9 +126,9 @@ describe('embedded storage and dependency outages', () => {
       BALLAST_REGISTRY_HTTP_PORT: 'not-a-port',
       BALLAST_LOG_LEVEL: 'loud',
     });
-    const [code] = (await new Promise((resolve) => proc.child.once('exit', (...args) => resolve(args)))) as [
-      number,
-    ];
+    const code = await new Promise<number | null>((resolve) =>
+      proc.child.once('exit', (exit) => resolve(exit)),
+    );
     expect(code).toBe(1);
     expect(proc.output()).toContain('BALLAST_REGISTRY_HTTP_PORT');
     expect(proc.output()).toContain('BALLAST_LOG_LEVEL');

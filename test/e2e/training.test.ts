@@ -295,20 +295,27 @@ describe('training across real services', () => {
         (await registry.getVersionByAlias({ model: 'demand', alias: 'candidate' })).version?.version,
       ).toBe(4);
 
-      // A job naming a view that does not exist fails once, with the reason, and registers nothing.
-      const bad = await queue.add(
-        'train',
-        { ...request, featureView: 'no-such-view' },
-        { jobId: 'bad-view' },
-      );
-      const failed = await eventually(
-        async () => ((await bad.getState()) === 'failed' ? queue.getJob('bad-view') : undefined),
-        'the bad job to fail',
-        600,
-      );
-      expect(failed?.failedReason).toContain('no-such-view');
-      expect(failed?.attemptsMade).toBe(1);
+      // Jobs naming a view, a model or a dataset version that does not exist fail once, with
+      // the reason, and register nothing.
+      const bad: [string, TrainingRunJob, string][] = [
+        ['bad-view', { ...request, featureView: 'no-such-view' }, 'no-such-view'],
+        ['bad-model', { ...request, model: 'no-such-model' }, 'no-such-model'],
+        ['bad-dataset', { ...request, datasetVersion: 'f'.repeat(64) }, 'f'.repeat(12)],
+      ];
+      for (const [jobId, job, reason] of bad) {
+        await queue.add('train', job, { jobId });
+        const failed = await eventually(
+          async () => ((await queue.getJob(jobId))?.failedReason ? queue.getJob(jobId) : undefined),
+          `the ${jobId} job to fail`,
+          600,
+        );
+        expect(failed?.failedReason).toContain(reason);
+        expect(failed?.attemptsMade).toBe(1);
+      }
       expect((await registry.getModel({ name: 'demand' })).model?.latestVersion).toBe(4);
+      // Rows with a missing value (each entity's first day has no lag) are counted,
+      // not trained on.
+      expect((first as Outcome & { rows: { dropped: number } }).rows.dropped).toBeGreaterThan(0);
     } finally {
       await queue.close();
       registry.close();

@@ -192,7 +192,7 @@ describe('inference', () => {
       deadlineMs: 2_000,
       retry: false,
     });
-    // the kit's default client retries idempotent calls (Predict is NO_SIDE_EFFECTS) on UNAVAILABLE
+    // the kit's default client retries idempotent calls (Predict is IDEMPOTENT) on UNAVAILABLE
     const retrying = createClient(InferenceService, { address: inference.address, deadlineMs: 2_000 });
     const WORKERS = 4;
     const events: Array<{ t: number; code: number; ms: number }> = [];
@@ -226,11 +226,13 @@ describe('inference', () => {
     await sleep(1_000);
     const restartAt = Date.now();
     await inference.restart();
-    // load continues until 2 s of answers after the first OK that follows the restart
+    // load continues until 3 s after the first OK that follows the restart; the first second
+    // is the channel settling (a call that finds its subchannel still in reconnect backoff
+    // fails fast with UNAVAILABLE), the 2 s after it must be all OK
     let firstOkAfter: number | undefined;
     for (let i = 0; i < 1_200; i++) {
       firstOkAfter ??= events.find((e) => e.t >= restartAt && e.code === status.OK)?.t;
-      if (firstOkAfter !== undefined && Date.now() - firstOkAfter > 2_000) break;
+      if (firstOkAfter !== undefined && Date.now() - firstOkAfter > 3_000) break;
       await sleep(50);
     }
     stop = true;
@@ -243,7 +245,11 @@ describe('inference', () => {
     const during = events.filter(
       (e) => e.t + e.ms >= killAt && (firstOkAfter === undefined || e.t < firstOkAfter),
     );
-    const after = firstOkAfter === undefined ? [] : events.filter((e) => e.t >= firstOkAfter);
+    const settling =
+      firstOkAfter === undefined
+        ? []
+        : events.filter((e) => e.t >= firstOkAfter && e.t < firstOkAfter + 1_000);
+    const after = firstOkAfter === undefined ? [] : events.filter((e) => e.t >= firstOkAfter + 1_000);
     const codes = new Map<string, number>();
     for (const e of during)
       codes.set(status[e.code] ?? String(e.code), (codes.get(status[e.code] ?? '') ?? 0) + 1);
@@ -252,7 +258,7 @@ describe('inference', () => {
     const okMs = (list: typeof events) => list.filter((e) => e.code === status.OK).map((e) => e.ms);
     const pass = record({
       scenario: 'inference: kill -9 under Predict load, restart',
-      headline: `inference kill -9 under load: ${during.filter((e) => e.code === status.UNAVAILABLE).length} UNAVAILABLE, ${nonRetryable.length} non-retryable; first OK ${firstOkAfter === undefined ? 'never' : firstOkAfter - restartAt} ms after the restart, ${failedAfter} failures after`,
+      headline: `inference kill -9 under load: ${during.filter((e) => e.code === status.UNAVAILABLE).length} UNAVAILABLE, ${nonRetryable.length} non-retryable; first OK ${firstOkAfter === undefined ? 'never' : firstOkAfter - restartAt} ms after the restart, ${failedAfter} failures from 1 s after it`,
       injected: `${WORKERS} closed-loop callers (unary Predict, 2 s deadline, no client retries, 20 ms backoff after an error) and 2 on the kit's retrying client; SIGKILL after 3 s; restart 1 s later on the same port`,
       measured: {
         'calls before the kill (all OK)': `${before.length} (${before.filter((e) => e.code === status.OK).length} OK)`,
@@ -266,7 +272,8 @@ describe('inference', () => {
             : [...new Set(nonRetryable.map((e) => status[e.code]))].join(', '),
         'restart to first OK (ms)': firstOkAfter === undefined ? 'never' : firstOkAfter - restartAt,
         'kill to first OK (ms)': firstOkAfter === undefined ? 'never' : firstOkAfter - killAt,
-        'calls in the 2 s after recovery (failed)': `${after.length} (${failedAfter})`,
+        'calls in the 1 s after the first OK (failed)': `${settling.length} (${settling.filter((e) => e.code !== status.OK).length})`,
+        'calls in the 2 s after that (failed)': `${after.length} (${failedAfter})`,
         'p50 / p99 Predict after recovery (ms)': `${percentile(okMs(after), 50)} / ${percentile(okMs(after), 99)}`,
         "2 more callers on the kit's default client (retries on UNAVAILABLE, 4 attempts): calls, failed (statuses)": `${retried.length}, ${retriedFailed.length} (${retriedCodes.join(', ') || 'none'})`,
       },

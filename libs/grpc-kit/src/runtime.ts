@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { shutdownTelemetry, startHttpServer } from '@ballast/telemetry';
+import { registerProcessMetrics, shutdownTelemetry, startHttpServer } from '@ballast/telemetry';
 import { metrics } from '@opentelemetry/api';
 import { exitOnSignals } from './lifecycle.js';
 import { type GrpcServer, type KitLogger, type ServiceRegistration, startGrpcServer } from './server.js';
@@ -115,6 +115,8 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     ready = nowReady;
     grpc?.setReady(ready);
   };
+  // Every service's CPU, memory and event-loop lag, read by monitor's operations view.
+  const stopProcessMetrics = registerProcessMetrics();
   // Readiness as a metric too, so dashboards and alerts see what the probes see.
   metrics
     .getMeter('@ballast/grpc-kit')
@@ -147,6 +149,7 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
           log.error({ err }, 'closing a dependency failed');
         }
       }
+      stopProcessMetrics();
       await shutdownTelemetry();
       log.info({ service: options.name }, 'stopped');
     })();

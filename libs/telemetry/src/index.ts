@@ -9,6 +9,7 @@ export {
   handleMetricsRequest,
   PROMETHEUS_CONTENT_TYPE,
 } from './metrics.js';
+export { registerProcessMetrics } from './process-metrics.js';
 export { ballastResource, serviceNameFromEnv } from './resource.js';
 export type { StartTelemetryOptions } from './sdk.js';
 export { defaultInstrumentations, shutdownTelemetry, startTelemetry, traceExportEndpoint } from './sdk.js';

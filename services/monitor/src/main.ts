@@ -22,7 +22,7 @@ import { dashboardRoutes } from './dashboard.js';
 import { lineageBaselines } from './lineage-baseline.js';
 import { migrations } from './migrations.js';
 import { createMonitor, DEFAULT_SETTINGS } from './monitor.js';
-import { OperationsScraper, parseTargets, registerProcessMetrics } from './operations.js';
+import { OperationsScraper, parseTargets } from './operations.js';
 import { registryLineage } from './retrain.js';
 
 runMain(async () => {
@@ -82,7 +82,6 @@ runMain(async () => {
   const scraper = new OperationsScraper(parseTargets(config.BALLAST_MONITOR_SCRAPE_TARGETS), {
     intervalMs: config.BALLAST_MONITOR_SCRAPE_INTERVAL_MS,
   });
-  const stopProcessMetrics = registerProcessMetrics();
   // The worker starts once the schema is migrated (prepare), never before.
   let monitor: ReturnType<typeof createMonitor> | undefined;
   const monitorLazy = () => {
@@ -151,7 +150,6 @@ runMain(async () => {
     },
     close: [
       () => scraper.stop(),
-      () => stopProcessMetrics(),
       () => monitor?.close(),
       () => registry.close(),
       () => feature.close(),

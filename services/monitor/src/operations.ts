@@ -1,11 +1,9 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type {
   GetOperationsResponseSchema,
   ModelOperationsSchema,
   ServiceResourcesSchema,
 } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import type { Sql } from '@ballast/storage';
-import { getMeter } from '@ballast/telemetry';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { mergeWindow, type WindowHistogram } from './histogram.js';
@@ -201,33 +199,6 @@ export class OperationsScraper {
   requests(): readonly InferenceRequests[] {
     return this.#requests;
   }
-}
-
-/** The monitor's own CPU, memory and event-loop lag on its /metrics, under prom-client's names. */
-export function registerProcessMetrics(): () => void {
-  const meter = getMeter('@ballast/monitor/process');
-  const delay = monitorEventLoopDelay({ resolution: 10 });
-  delay.enable();
-  meter
-    .createObservableCounter('process_cpu_seconds', {
-      description: 'User and system CPU time spent, in seconds.',
-    })
-    .addCallback((r) => {
-      const u = process.cpuUsage();
-      r.observe((u.user + u.system) / 1e6);
-    });
-  meter
-    .createObservableGauge('process_resident_memory_bytes', { description: 'Resident memory size in bytes.' })
-    .addCallback((r) => r.observe(process.memoryUsage.rss()));
-  meter
-    .createObservableGauge('nodejs_eventloop_lag_seconds', {
-      description: 'Event-loop delay p99 since the last scrape, in seconds.',
-    })
-    .addCallback((r) => {
-      r.observe(delay.percentile(99) / 1e9);
-      delay.reset();
-    });
-  return () => delay.disable();
 }
 
 function mergedLatency(hists: WindowHistogram[]): WindowHistogram | undefined {
