@@ -12,13 +12,16 @@ import {
   str,
 } from '@ballast/config';
 import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient, runMain, runService, serve } from '@ballast/grpc-kit';
 import { connectRedis, DEFAULT_PREFIX } from '@ballast/queue';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
+import { recordActuals } from './actuals.js';
 import { dashboardRoutes } from './dashboard.js';
+import { IngestActuals } from './ingest-actuals.js';
 import { lineageBaselines } from './lineage-baseline.js';
 import { migrations } from './migrations.js';
 import { createMonitor, DEFAULT_SETTINGS } from './monitor.js';
@@ -32,6 +35,9 @@ runMain(async () => {
     ...serviceConfig('monitor'),
     ...addrConfig('registry'),
     ...addrConfig('feature'),
+    ...addrConfig('ingest'),
+    /** How often datasets named as actuals sources are checked for a new committed version. */
+    BALLAST_MONITOR_ACTUALS_POLL_MS: durationMs().default(10_000),
     /** Window length for models whose baseline sets none. */
     BALLAST_MONITOR_WINDOW_MS: durationMs().default(d.windowMs),
     /** How long after a prediction an actual may still join it. */
@@ -122,6 +128,14 @@ runMain(async () => {
     return monitor;
   };
   const service = monitorLazy().service;
+  const ingest = createClient(IngestService, { address: config.BALLAST_INGEST_ADDR, ...clientOptions });
+  const ingestActuals = new IngestActuals({
+    sql,
+    ingest,
+    record: (model, rows) => recordActuals(monitorLazy().deps, model, rows),
+    intervalMs: config.BALLAST_MONITOR_ACTUALS_POLL_MS,
+    onError: (err) => log.warn({ err }, 'reading actuals from ingest failed; retrying at the next poll'),
+  });
   await runService({
     name: 'monitor',
     log,
@@ -147,9 +161,12 @@ runMain(async () => {
       if (worker && !worker.isRunning())
         void worker.run().catch((err) => log.error({ err }, 'worker stopped'));
       scraper.start();
+      ingestActuals.start();
     },
     close: [
       () => scraper.stop(),
+      () => ingestActuals.stop(),
+      () => ingest.close(),
       () => monitor?.close(),
       () => registry.close(),
       () => feature.close(),

@@ -118,4 +118,18 @@ export const migrations: Migration[] = [
       ALTER TABLE error_stats ADD COLUMN pos jsonb, ADD COLUMN neg jsonb;
     `,
   },
+  {
+    id: '0004_actuals_sources',
+    sql: `
+      -- The last dataset version whose records were read as actuals, per model and dataset.
+      CREATE TABLE actuals_sources (
+        model    text NOT NULL,
+        dataset  text NOT NULL,
+        version  text NOT NULL,
+        records  bigint NOT NULL,
+        read_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (model, dataset)
+      );
+    `,
+  },
 ];

@@ -1,23 +1,16 @@
-import type { MonitorConfig, MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
+import type { MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { invalidArgument, notFound, type ServiceImpl } from '@ballast/grpc-kit';
 import type { Sql } from '@ballast/storage';
 import { type Timestamp, timestampMs } from '@bufbuild/protobuf/wkt';
+import { recordActuals } from './actuals.js';
 import type { AlertEngine } from './alerts.js';
-import { errorSums } from './errors.js';
 import type { MonitorMetrics } from './metrics.js';
-import {
-  buildBaseline,
-  durationMs,
-  isClassification,
-  MAX_JOIN_WINDOW_MS,
-  sameLayout,
-  windowMs,
-} from './model-baseline.js';
+import { buildBaseline, durationMs, sameLayout, windowMs } from './model-baseline.js';
 import type { MonitorSettings } from './monitor.js';
 import { type OperationsScraper, operationsReport } from './operations.js';
 import { driftReport, errorWindow } from './report.js';
 import * as store from './store.js';
-import { addSums, type ErrorKey, type ErrorSums, type JoinedActual } from './store.js';
+import { addSums, type ErrorKey, type ErrorSums } from './store.js';
 import type { BaselineCache } from './worker.js';
 
 export interface MonitorDeps {
@@ -122,55 +115,7 @@ export function monitorService(deps: MonitorDeps): ServiceImpl<typeof MonitorSer
           throw invalidArgument(`actuals[${i}].value`, 'must be a finite number');
         return { entityKey: a.entityKey, time: a.time ? timestampMs(a.time) : now, value: a.value };
       });
-      // One transaction: a failure leaves nothing half-recorded (no actual marked as seen
-      // without its error counted).
-      const { matched, unmatched, duplicates } = await sql().transaction(async (tx) => {
-        // An actual recorded again (a retried call) is counted once.
-        const fresh = await store.newActuals(tx, model, rows);
-        // The longest join window bounds the search; each version's own window decides.
-        const joined = await store.joinActuals(tx, model, fresh, MAX_JOIN_WINDOW_MS);
-        const configs = new Map<number, MonitorConfig | undefined>();
-        const matched: JoinedActual[] = [];
-        for (const [i, j] of joined.entries()) {
-          if (!j) continue;
-          if (!configs.has(j.version))
-            configs.set(j.version, (await store.getBaseline(tx, model, j.version))?.config);
-          const config = configs.get(j.version);
-          const joinWindow = Math.min(
-            durationMs(config?.joinWindow, settings.joinWindowMs),
-            MAX_JOIN_WINDOW_MS,
-          );
-          if ((fresh[i]?.time ?? 0) - j.predictionTime > joinWindow) continue;
-          matched.push(j);
-        }
-        const config = (v: number) => configs.get(v);
-        await store.addErrors(
-          tx,
-          model,
-          errorSums(
-            matched,
-            (v) => {
-              const c = config(v);
-              return c ? windowMs(c) : settings.windowMs;
-            },
-            (v) => {
-              const c = config(v);
-              return c ? isClassification(c) : false;
-            },
-          ),
-        );
-        const unmatched = fresh.length - matched.length;
-        const duplicates = rows.length - fresh.length;
-        await store.addCounter(tx, 'unmatched_actuals', unmatched);
-        await store.addCounter(tx, 'matched_actuals', matched.length);
-        await store.addCounter(tx, 'duplicate_actuals', duplicates);
-        return { matched: matched.length, unmatched, duplicates };
-      });
-      deps.metrics?.actuals.add(matched, { model, outcome: 'matched' });
-      deps.metrics?.actuals.add(unmatched, { model, outcome: 'unmatched' });
-      deps.metrics?.actuals.add(duplicates, { model, outcome: 'duplicate' });
-      // Rules are evaluated after the answer: the caller does not wait for them.
-      void alerts.evaluateSoon(model).catch((err) => deps.onError?.(err));
+      const { matched, unmatched, duplicates } = await recordActuals(deps, model, rows);
       return {
         matched: BigInt(matched),
         unmatched: BigInt(unmatched),

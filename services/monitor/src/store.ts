@@ -13,6 +13,40 @@ export async function putBaseline(sql: Sql, baseline: ModelBaseline): Promise<vo
   );
 }
 
+/** The newest baseline of every model (the version serving, or about to). */
+export async function latestBaselines(sql: Sql): Promise<ModelBaseline[]> {
+  const { rows } = await sql.query<{ model: string; version: number; data: StoredBaseline }>(
+    `SELECT b.model, b.version, b.data FROM baselines b
+       JOIN (SELECT model, max(version) AS version FROM baselines GROUP BY model) l
+         ON l.model = b.model AND l.version = b.version`,
+  );
+  return rows.map((r) => fromStored(r.model, Number(r.version), r.data));
+}
+
+/** The dataset version last read as actuals for a model, if any. */
+export async function actualsSourceVersion(
+  sql: Sql,
+  model: string,
+  dataset: string,
+): Promise<string | undefined> {
+  const { rows } = await sql.query<{ version: string }>(
+    'SELECT version FROM actuals_sources WHERE model = $1 AND dataset = $2',
+    [model, dataset],
+  );
+  return rows[0]?.version;
+}
+
+export async function setActualsSourceVersion(
+  sql: Sql,
+  source: { model: string; dataset: string; version: string; records: number },
+): Promise<void> {
+  await sql.query(
+    `INSERT INTO actuals_sources (model, dataset, version, records) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (model, dataset) DO UPDATE SET version = EXCLUDED.version, records = EXCLUDED.records, read_at = now()`,
+    [source.model, source.dataset, source.version, source.records],
+  );
+}
+
 export async function getBaseline(
   sql: Sql,
   model: string,

@@ -24,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ballast/monitor/v1/monitor.proto.
  */
 export const file_ballast_monitor_v1_monitor: GenFile = /*@__PURE__*/
-  fileDesc("CiBiYWxsYXN0L21vbml0b3IvdjEvbW9uaXRvci5wcm90bxISYmFsbGFzdC5tb25pdG9yLnYxIn8KC0RyaWZ0Q29uZmlnEg4KBm1ldGhvZBgBIAEoCRIRCgl0aHJlc2hvbGQYAiABKAESEAoIcHNpX3dhcm4YAyABKAESEQoJcHNpX2FsZXJ0GAQgASgBEhMKC21pbl9zYW1wbGVzGAUgASgFEhMKC2RyaWZ0X3NoYXJlGAYgASgBIqsBCg1SZXRyYWluUG9saWN5Eg8KB2VuYWJsZWQYASABKAgSKwoIY29vbGRvd24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoObWF4X3Blcl93aW5kb3cYAyABKAUSLgoLcmF0ZV93aW5kb3cYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMZmVhdHVyZV92aWV3GAUgASgJIr4DCg1Nb25pdG9yQ29uZmlnEiYKBHRhc2sYASABKA4yGC5iYWxsYXN0Lm1vbml0b3IudjEuVGFzaxIpCgZ3aW5kb3cYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoFZHJpZnQYAyABKAsyHy5iYWxsYXN0Lm1vbml0b3IudjEuRHJpZnRDb25maWcSQQoIZmVhdHVyZXMYBCADKAsyLy5iYWxsYXN0Lm1vbml0b3IudjEuTW9uaXRvckNvbmZpZy5GZWF0dXJlc0VudHJ5EhkKEXByZWRpY3Rpb25fb3V0cHV0GAUgASgJEhYKDmZlYXR1cmVzX2lucHV0GAYgASgJEi4KC2pvaW5fd2luZG93GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKB3JldHJhaW4YCCABKAsyIS5iYWxsYXN0Lm1vbml0b3IudjEuUmV0cmFpblBvbGljeRpQCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRIuCgV2YWx1ZRgCIAEoCzIfLmJhbGxhc3QubW9uaXRvci52MS5EcmlmdENvbmZpZzoCOAEiogEKElNldEJhc2VsaW5lUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEjkKCnN0YXRpc3RpY3MYAyADKAsyJS5iYWxsYXN0LmZlYXR1cmUudjEuRmVhdHVyZVN0YXRpc3RpY3MSMQoGY29uZmlnGAQgASgLMiEuYmFsbGFzdC5tb25pdG9yLnYxLk1vbml0b3JDb25maWciJwoTU2V0QmFzZWxpbmVSZXNwb25zZRIQCghmZWF0dXJlcxgBIAMoCSK2AQoPR2V0RHJpZnRSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NlZ21lbnQYBSABKAkSFAoMYWxsX3NlZ21lbnRzGAYgASgIItYDCgxGZWF0dXJlRHJpZnQSDwoHZmVhdHVyZRgBIAEoCRIVCg1pc19wcmVkaWN0aW9uGAIgASgIEg4KBm1ldGhvZBgDIAEoCRIRCglzdGF0aXN0aWMYBCABKAESDwoHcF92YWx1ZRgFIAEoARIRCgl0aHJlc2hvbGQYBiABKAESDwoHZHJpZnRlZBgHIAEoCBIUCgxpbnN1ZmZpY2llbnQYCCABKAgSCwoDcHNpGAkgASgBEhEKCXBzaV9sZXZlbBgKIAEoCRIWCg5qZW5zZW5fc2hhbm5vbhgLIAEoARIUCgxrc19zdGF0aXN0aWMYDCABKAESEgoKa3NfcF92YWx1ZRgNIAEoARIeChZ3YXNzZXJzdGVpbl9ub3JtYWxpemVkGA4gASgBEhwKFGNoaV9zcXVhcmVfc3RhdGlzdGljGA8gASgBEhoKEmNoaV9zcXVhcmVfcF92YWx1ZRgQIAEoARINCgVjb3VudBgRIAEoAxISCgpudWxsX2NvdW50GBIgASgDEhQKDG91dF9vZl9yYW5nZRgTIAEoAxIRCgludWxsX3JhdGUYFCABKAESGgoSYmFzZWxpbmVfbnVsbF9yYXRlGBUgASgBEgwKBG1lYW4YFiABKAEisgIKC1dpbmRvd0RyaWZ0EjAKDHdpbmRvd19zdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKd2luZG93X2VuZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2VnbWVudBgDIAEoCRIMCgRyb3dzGAQgASgDEg8KB2RyaWZ0ZWQYBSABKAgSEwoLZHJpZnRfc2hhcmUYBiABKAESGAoQZHJpZnRlZF9mZWF0dXJlcxgHIAEoBRIyCghmZWF0dXJlcxgIIAMoCzIgLmJhbGxhc3QubW9uaXRvci52MS5GZWF0dXJlRHJpZnQSFgoObGF0ZW5jeV9wNTBfbXMYCSABKAESFgoObGF0ZW5jeV9wOTlfbXMYCiABKAEiVQoQR2V0RHJpZnRSZXNwb25zZRIwCgd3aW5kb3dzGAEgAygLMh8uYmFsbGFzdC5tb25pdG9yLnYxLldpbmRvd0RyaWZ0Eg8KB3ZlcnNpb24YAiABKAUiVQoGQWN0dWFsEhIKCmVudGl0eV9rZXkYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFdmFsdWUYAyABKAEiUgoUUmVjb3JkQWN0dWFsc1JlcXVlc3QSDQoFbW9kZWwYASABKAkSKwoHYWN0dWFscxgCIAMoCzIaLmJhbGxhc3QubW9uaXRvci52MS5BY3R1YWwiTwoVUmVjb3JkQWN0dWFsc1Jlc3BvbnNlEg8KB21hdGNoZWQYASABKAMSEQoJdW5tYXRjaGVkGAIgASgDEhIKCmR1cGxpY2F0ZXMYAyABKAMizQEKD0dldEVycm9yUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdzZWdtZW50GAUgASgJEhQKDGFsbF9zZWdtZW50cxgGIAEoCBIVCg1tZXJnZV93aW5kb3dzGAcgASgIIugBCgtFcnJvcldpbmRvdxIwCgx3aW5kb3dfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCndpbmRvd19lbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YAyABKAUSDwoHc2VnbWVudBgEIAEoCRINCgVjb3VudBgFIAEoAxILCgNtYWUYBiABKAESDAoEcm1zZRgHIAEoARIMCgRtYXBlGAggASgBEhAKCGFjY3VyYWN5GAkgASgBEgsKA2F1YxgKIAEoASJEChBHZXRFcnJvclJlc3BvbnNlEjAKB3dpbmRvd3MYASADKAsyHy5iYWxsYXN0Lm1vbml0b3IudjEuRXJyb3JXaW5kb3ciywEKCUFsZXJ0UnVsZRINCgVtb2RlbBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KBm1ldHJpYxgDIAEoDjIfLmJhbGxhc3QubW9uaXRvci52MS5BbGVydE1ldHJpYxIRCgl0aHJlc2hvbGQYBCABKAESJgoDZm9yGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB3NlZ21lbnQYBiABKAkSDwoHcmV0cmFpbhgHIAEoCBITCgt3ZWJob29rX3VybBgIIAEoCSJCChNQdXRBbGVydFJ1bGVSZXF1ZXN0EisKBHJ1bGUYASABKAsyHS5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRSdWxlIkMKFFB1dEFsZXJ0UnVsZVJlc3BvbnNlEisKBHJ1bGUYASABKAsyHS5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRSdWxlIpYDCgVBbGVydBIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIMCgRydWxlGAMgASgJEg8KB3NlZ21lbnQYBCABKAkSLQoFc3RhdGUYBSABKA4yHi5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRTdGF0ZRIvCgZtZXRyaWMYBiABKA4yHy5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRNZXRyaWMSDQoFdmFsdWUYByABKAESEQoJdGhyZXNob2xkGAggASgBEg8KB3ZlcnNpb24YCSABKAUSMAoMYWN0aXZlX3NpbmNlGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghmaXJlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVzb2x2ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnJldHJhaW5fam9iX2lkGA0gASgJEhcKD3JldHJhaW5fc2tpcHBlZBgOIAEoCSJRChFMaXN0QWxlcnRzUmVxdWVzdBINCgVtb2RlbBgBIAEoCRItCgVzdGF0ZRgCIAEoDjIeLmJhbGxhc3QubW9uaXRvci52MS5BbGVydFN0YXRlIj8KEkxpc3RBbGVydHNSZXNwb25zZRIpCgZhbGVydHMYASADKAsyGS5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnQiIwoSV2F0Y2hBbGVydHNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJIj8KE1dhdGNoQWxlcnRzUmVzcG9uc2USKAoFYWxlcnQYASABKAsyGS5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnQiTwoUR2V0T3BlcmF0aW9uc1JlcXVlc3QSDQoFbW9kZWwYASABKAkSKAoFcmFuZ2UYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24itgIKD01vZGVsT3BlcmF0aW9ucxINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEhcKD2xvZ2dlZF9yZXF1ZXN0cxgDIAEoAxIWCg5sYXRlbmN5X3A1MF9tcxgEIAEoARIWCg5sYXRlbmN5X3A5NV9tcxgFIAEoARIWCg5sYXRlbmN5X3A5OV9tcxgGIAEoARJVChJyZXF1ZXN0c19ieV9zdGF0dXMYByADKAsyOS5iYWxsYXN0Lm1vbml0b3IudjEuTW9kZWxPcGVyYXRpb25zLlJlcXVlc3RzQnlTdGF0dXNFbnRyeRISCgplcnJvcl9yYXRlGAggASgBGjcKFVJlcXVlc3RzQnlTdGF0dXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIsQBChBTZXJ2aWNlUmVzb3VyY2VzEg8KB3NlcnZpY2UYASABKAkSDgoGdGFyZ2V0GAIgASgJEgoKAnVwGAMgASgIEg0KBWVycm9yGAQgASgJEi4KCnNjcmFwZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2NwdV9wZXJjZW50GAYgASgBEhQKDG1lbW9yeV9ieXRlcxgHIAEoARIZChFldmVudF9sb29wX2xhZ19tcxgIIAEoASKEAQoVR2V0T3BlcmF0aW9uc1Jlc3BvbnNlEjMKBm1vZGVscxgBIAMoCzIjLmJhbGxhc3QubW9uaXRvci52MS5Nb2RlbE9wZXJhdGlvbnMSNgoIc2VydmljZXMYAiADKAsyJC5iYWxsYXN0Lm1vbml0b3IudjEuU2VydmljZVJlc291cmNlcyIZChdHZXRNb25pdG9yU3RhdHVzUmVxdWVzdCKZAQoYR2V0TW9uaXRvclN0YXR1c1Jlc3BvbnNlEkwKCGNvdW50ZXJzGAEgAygLMjouYmFsbGFzdC5tb25pdG9yLnYxLkdldE1vbml0b3JTdGF0dXNSZXNwb25zZS5Db3VudGVyc0VudHJ5Gi8KDUNvdW50ZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASpKCgRUYXNrEhQKEFRBU0tfVU5TUEVDSUZJRUQQABITCg9UQVNLX1JFR1JFU1NJT04QARIXChNUQVNLX0NMQVNTSUZJQ0FUSU9OEAIqpgIKC0FsZXJ0TWV0cmljEhwKGEFMRVJUX01FVFJJQ19VTlNQRUNJRklFRBAAEhwKGEFMRVJUX01FVFJJQ19EUklGVF9TSEFSRRABEhgKFEFMRVJUX01FVFJJQ19NQVhfUFNJEAISFAoQQUxFUlRfTUVUUklDX01BRRADEhUKEUFMRVJUX01FVFJJQ19STVNFEAQSFQoRQUxFUlRfTUVUUklDX01BUEUQBRIbChdBTEVSVF9NRVRSSUNfRVJST1JfUkFURRAGEh8KG0FMRVJUX01FVFJJQ19MQVRFTkNZX1A5OV9NUxAHEiMKH0FMRVJUX01FVFJJQ19PVVRfT0ZfUkFOR0VfU0hBUkUQCBIaChZBTEVSVF9NRVRSSUNfTlVMTF9SQVRFEAkqWwoKQWxlcnRTdGF0ZRIbChdBTEVSVF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkFMRVJUX1NUQVRFX0ZJUklORxABEhgKFEFMRVJUX1NUQVRFX1JFU09MVkVEEAIyowcKDk1vbml0b3JTZXJ2aWNlEmMKC1NldEJhc2VsaW5lEiYuYmFsbGFzdC5tb25pdG9yLnYxLlNldEJhc2VsaW5lUmVxdWVzdBonLmJhbGxhc3QubW9uaXRvci52MS5TZXRCYXNlbGluZVJlc3BvbnNlIgOQAgISWgoIR2V0RHJpZnQSIy5iYWxsYXN0Lm1vbml0b3IudjEuR2V0RHJpZnRSZXF1ZXN0GiQuYmFsbGFzdC5tb25pdG9yLnYxLkdldERyaWZ0UmVzcG9uc2UiA5ACARJkCg1SZWNvcmRBY3R1YWxzEiguYmFsbGFzdC5tb25pdG9yLnYxLlJlY29yZEFjdHVhbHNSZXF1ZXN0GikuYmFsbGFzdC5tb25pdG9yLnYxLlJlY29yZEFjdHVhbHNSZXNwb25zZRJaCghHZXRFcnJvchIjLmJhbGxhc3QubW9uaXRvci52MS5HZXRFcnJvclJlcXVlc3QaJC5iYWxsYXN0Lm1vbml0b3IudjEuR2V0RXJyb3JSZXNwb25zZSIDkAIBEmYKDFB1dEFsZXJ0UnVsZRInLmJhbGxhc3QubW9uaXRvci52MS5QdXRBbGVydFJ1bGVSZXF1ZXN0GiguYmFsbGFzdC5tb25pdG9yLnYxLlB1dEFsZXJ0UnVsZVJlc3BvbnNlIgOQAgISYAoKTGlzdEFsZXJ0cxIlLmJhbGxhc3QubW9uaXRvci52MS5MaXN0QWxlcnRzUmVxdWVzdBomLmJhbGxhc3QubW9uaXRvci52MS5MaXN0QWxlcnRzUmVzcG9uc2UiA5ACARJlCgtXYXRjaEFsZXJ0cxImLmJhbGxhc3QubW9uaXRvci52MS5XYXRjaEFsZXJ0c1JlcXVlc3QaJy5iYWxsYXN0Lm1vbml0b3IudjEuV2F0Y2hBbGVydHNSZXNwb25zZSIDkAIBMAESaQoNR2V0T3BlcmF0aW9ucxIoLmJhbGxhc3QubW9uaXRvci52MS5HZXRPcGVyYXRpb25zUmVxdWVzdBopLmJhbGxhc3QubW9uaXRvci52MS5HZXRPcGVyYXRpb25zUmVzcG9uc2UiA5ACARJyChBHZXRNb25pdG9yU3RhdHVzEisuYmFsbGFzdC5tb25pdG9yLnYxLkdldE1vbml0b3JTdGF0dXNSZXF1ZXN0GiwuYmFsbGFzdC5tb25pdG9yLnYxLkdldE1vbml0b3JTdGF0dXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_ballast_feature_v1_feature, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiBiYWxsYXN0L21vbml0b3IvdjEvbW9uaXRvci5wcm90bxISYmFsbGFzdC5tb25pdG9yLnYxIn8KC0RyaWZ0Q29uZmlnEg4KBm1ldGhvZBgBIAEoCRIRCgl0aHJlc2hvbGQYAiABKAESEAoIcHNpX3dhcm4YAyABKAESEQoJcHNpX2FsZXJ0GAQgASgBEhMKC21pbl9zYW1wbGVzGAUgASgFEhMKC2RyaWZ0X3NoYXJlGAYgASgBIqsBCg1SZXRyYWluUG9saWN5Eg8KB2VuYWJsZWQYASABKAgSKwoIY29vbGRvd24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoObWF4X3Blcl93aW5kb3cYAyABKAUSLgoLcmF0ZV93aW5kb3cYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMZmVhdHVyZV92aWV3GAUgASgJIvIDCg1Nb25pdG9yQ29uZmlnEiYKBHRhc2sYASABKA4yGC5iYWxsYXN0Lm1vbml0b3IudjEuVGFzaxIpCgZ3aW5kb3cYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoFZHJpZnQYAyABKAsyHy5iYWxsYXN0Lm1vbml0b3IudjEuRHJpZnRDb25maWcSQQoIZmVhdHVyZXMYBCADKAsyLy5iYWxsYXN0Lm1vbml0b3IudjEuTW9uaXRvckNvbmZpZy5GZWF0dXJlc0VudHJ5EhkKEXByZWRpY3Rpb25fb3V0cHV0GAUgASgJEhYKDmZlYXR1cmVzX2lucHV0GAYgASgJEi4KC2pvaW5fd2luZG93GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKB3JldHJhaW4YCCABKAsyIS5iYWxsYXN0Lm1vbml0b3IudjEuUmV0cmFpblBvbGljeRIyCgdhY3R1YWxzGAkgASgLMiEuYmFsbGFzdC5tb25pdG9yLnYxLkFjdHVhbHNTb3VyY2UaUAoNRmVhdHVyZXNFbnRyeRILCgNrZXkYASABKAkSLgoFdmFsdWUYAiABKAsyHy5iYWxsYXN0Lm1vbml0b3IudjEuRHJpZnRDb25maWc6AjgBIk8KDUFjdHVhbHNTb3VyY2USDwoHZGF0YXNldBgBIAEoCRIYChBlbnRpdHlfa2V5X2ZpZWxkGAIgASgJEhMKC3ZhbHVlX2ZpZWxkGAMgASgJIqIBChJTZXRCYXNlbGluZVJlcXVlc3QSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoBRI5CgpzdGF0aXN0aWNzGAMgAygLMiUuYmFsbGFzdC5mZWF0dXJlLnYxLkZlYXR1cmVTdGF0aXN0aWNzEjEKBmNvbmZpZxgEIAEoCzIhLmJhbGxhc3QubW9uaXRvci52MS5Nb25pdG9yQ29uZmlnIicKE1NldEJhc2VsaW5lUmVzcG9uc2USEAoIZmVhdHVyZXMYASADKAkitgEKD0dldERyaWZ0UmVxdWVzdBINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdzZWdtZW50GAUgASgJEhQKDGFsbF9zZWdtZW50cxgGIAEoCCLWAwoMRmVhdHVyZURyaWZ0Eg8KB2ZlYXR1cmUYASABKAkSFQoNaXNfcHJlZGljdGlvbhgCIAEoCBIOCgZtZXRob2QYAyABKAkSEQoJc3RhdGlzdGljGAQgASgBEg8KB3BfdmFsdWUYBSABKAESEQoJdGhyZXNob2xkGAYgASgBEg8KB2RyaWZ0ZWQYByABKAgSFAoMaW5zdWZmaWNpZW50GAggASgIEgsKA3BzaRgJIAEoARIRCglwc2lfbGV2ZWwYCiABKAkSFgoOamVuc2VuX3NoYW5ub24YCyABKAESFAoMa3Nfc3RhdGlzdGljGAwgASgBEhIKCmtzX3BfdmFsdWUYDSABKAESHgoWd2Fzc2Vyc3RlaW5fbm9ybWFsaXplZBgOIAEoARIcChRjaGlfc3F1YXJlX3N0YXRpc3RpYxgPIAEoARIaChJjaGlfc3F1YXJlX3BfdmFsdWUYECABKAESDQoFY291bnQYESABKAMSEgoKbnVsbF9jb3VudBgSIAEoAxIUCgxvdXRfb2ZfcmFuZ2UYEyABKAMSEQoJbnVsbF9yYXRlGBQgASgBEhoKEmJhc2VsaW5lX251bGxfcmF0ZRgVIAEoARIMCgRtZWFuGBYgASgBIrICCgtXaW5kb3dEcmlmdBIwCgx3aW5kb3dfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCndpbmRvd19lbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NlZ21lbnQYAyABKAkSDAoEcm93cxgEIAEoAxIPCgdkcmlmdGVkGAUgASgIEhMKC2RyaWZ0X3NoYXJlGAYgASgBEhgKEGRyaWZ0ZWRfZmVhdHVyZXMYByABKAUSMgoIZmVhdHVyZXMYCCADKAsyIC5iYWxsYXN0Lm1vbml0b3IudjEuRmVhdHVyZURyaWZ0EhYKDmxhdGVuY3lfcDUwX21zGAkgASgBEhYKDmxhdGVuY3lfcDk5X21zGAogASgBIlUKEEdldERyaWZ0UmVzcG9uc2USMAoHd2luZG93cxgBIAMoCzIfLmJhbGxhc3QubW9uaXRvci52MS5XaW5kb3dEcmlmdBIPCgd2ZXJzaW9uGAIgASgFIlUKBkFjdHVhbBISCgplbnRpdHlfa2V5GAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAMgASgBIlIKFFJlY29yZEFjdHVhbHNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEisKB2FjdHVhbHMYAiADKAsyGi5iYWxsYXN0Lm1vbml0b3IudjEuQWN0dWFsIk8KFVJlY29yZEFjdHVhbHNSZXNwb25zZRIPCgdtYXRjaGVkGAEgASgDEhEKCXVubWF0Y2hlZBgCIAEoAxISCgpkdXBsaWNhdGVzGAMgASgDIs0BCg9HZXRFcnJvclJlcXVlc3QSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2VnbWVudBgFIAEoCRIUCgxhbGxfc2VnbWVudHMYBiABKAgSFQoNbWVyZ2Vfd2luZG93cxgHIAEoCCLoAQoLRXJyb3JXaW5kb3cSMAoMd2luZG93X3N0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp3aW5kb3dfZW5kGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAMgASgFEg8KB3NlZ21lbnQYBCABKAkSDQoFY291bnQYBSABKAMSCwoDbWFlGAYgASgBEgwKBHJtc2UYByABKAESDAoEbWFwZRgIIAEoARIQCghhY2N1cmFjeRgJIAEoARILCgNhdWMYCiABKAEiRAoQR2V0RXJyb3JSZXNwb25zZRIwCgd3aW5kb3dzGAEgAygLMh8uYmFsbGFzdC5tb25pdG9yLnYxLkVycm9yV2luZG93IssBCglBbGVydFJ1bGUSDQoFbW9kZWwYASABKAkSDAoEbmFtZRgCIAEoCRIvCgZtZXRyaWMYAyABKA4yHy5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRNZXRyaWMSEQoJdGhyZXNob2xkGAQgASgBEiYKA2ZvchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdzZWdtZW50GAYgASgJEg8KB3JldHJhaW4YByABKAgSEwoLd2ViaG9va191cmwYCCABKAkiQgoTUHV0QWxlcnRSdWxlUmVxdWVzdBIrCgRydWxlGAEgASgLMh0uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0UnVsZSJDChRQdXRBbGVydFJ1bGVSZXNwb25zZRIrCgRydWxlGAEgASgLMh0uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0UnVsZSKWAwoFQWxlcnQSCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSDAoEcnVsZRgDIAEoCRIPCgdzZWdtZW50GAQgASgJEi0KBXN0YXRlGAUgASgOMh4uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0U3RhdGUSLwoGbWV0cmljGAYgASgOMh8uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0TWV0cmljEg0KBXZhbHVlGAcgASgBEhEKCXRocmVzaG9sZBgIIAEoARIPCgd2ZXJzaW9uGAkgASgFEjAKDGFjdGl2ZV9zaW5jZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZmlyZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jlc29sdmVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5yZXRyYWluX2pvYl9pZBgNIAEoCRIXCg9yZXRyYWluX3NraXBwZWQYDiABKAkiUQoRTGlzdEFsZXJ0c1JlcXVlc3QSDQoFbW9kZWwYASABKAkSLQoFc3RhdGUYAiABKA4yHi5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRTdGF0ZSI/ChJMaXN0QWxlcnRzUmVzcG9uc2USKQoGYWxlcnRzGAEgAygLMhkuYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0IiMKEldhdGNoQWxlcnRzUmVxdWVzdBINCgVtb2RlbBgBIAEoCSI/ChNXYXRjaEFsZXJ0c1Jlc3BvbnNlEigKBWFsZXJ0GAEgASgLMhkuYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0Ik8KFEdldE9wZXJhdGlvbnNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEigKBXJhbmdlGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIrYCCg9Nb2RlbE9wZXJhdGlvbnMSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIXCg9sb2dnZWRfcmVxdWVzdHMYAyABKAMSFgoObGF0ZW5jeV9wNTBfbXMYBCABKAESFgoObGF0ZW5jeV9wOTVfbXMYBSABKAESFgoObGF0ZW5jeV9wOTlfbXMYBiABKAESVQoScmVxdWVzdHNfYnlfc3RhdHVzGAcgAygLMjkuYmFsbGFzdC5tb25pdG9yLnYxLk1vZGVsT3BlcmF0aW9ucy5SZXF1ZXN0c0J5U3RhdHVzRW50cnkSEgoKZXJyb3JfcmF0ZRgIIAEoARo3ChVSZXF1ZXN0c0J5U3RhdHVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASLEAQoQU2VydmljZVJlc291cmNlcxIPCgdzZXJ2aWNlGAEgASgJEg4KBnRhcmdldBgCIAEoCRIKCgJ1cBgDIAEoCBINCgVlcnJvchgEIAEoCRIuCgpzY3JhcGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtjcHVfcGVyY2VudBgGIAEoARIUCgxtZW1vcnlfYnl0ZXMYByABKAESGQoRZXZlbnRfbG9vcF9sYWdfbXMYCCABKAEihAEKFUdldE9wZXJhdGlvbnNSZXNwb25zZRIzCgZtb2RlbHMYASADKAsyIy5iYWxsYXN0Lm1vbml0b3IudjEuTW9kZWxPcGVyYXRpb25zEjYKCHNlcnZpY2VzGAIgAygLMiQuYmFsbGFzdC5tb25pdG9yLnYxLlNlcnZpY2VSZXNvdXJjZXMiGQoXR2V0TW9uaXRvclN0YXR1c1JlcXVlc3QimQEKGEdldE1vbml0b3JTdGF0dXNSZXNwb25zZRJMCghjb3VudGVycxgBIAMoCzI6LmJhbGxhc3QubW9uaXRvci52MS5HZXRNb25pdG9yU3RhdHVzUmVzcG9uc2UuQ291bnRlcnNFbnRyeRovCg1Db3VudGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEqSgoEVGFzaxIUChBUQVNLX1VOU1BFQ0lGSUVEEAASEwoPVEFTS19SRUdSRVNTSU9OEAESFwoTVEFTS19DTEFTU0lGSUNBVElPThACKqYCCgtBbGVydE1ldHJpYxIcChhBTEVSVF9NRVRSSUNfVU5TUEVDSUZJRUQQABIcChhBTEVSVF9NRVRSSUNfRFJJRlRfU0hBUkUQARIYChRBTEVSVF9NRVRSSUNfTUFYX1BTSRACEhQKEEFMRVJUX01FVFJJQ19NQUUQAxIVChFBTEVSVF9NRVRSSUNfUk1TRRAEEhUKEUFMRVJUX01FVFJJQ19NQVBFEAUSGwoXQUxFUlRfTUVUUklDX0VSUk9SX1JBVEUQBhIfChtBTEVSVF9NRVRSSUNfTEFURU5DWV9QOTlfTVMQBxIjCh9BTEVSVF9NRVRSSUNfT1VUX09GX1JBTkdFX1NIQVJFEAgSGgoWQUxFUlRfTUVUUklDX05VTExfUkFURRAJKlsKCkFsZXJ0U3RhdGUSGwoXQUxFUlRfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJBTEVSVF9TVEFURV9GSVJJTkcQARIYChRBTEVSVF9TVEFURV9SRVNPTFZFRBACMqMHCg5Nb25pdG9yU2VydmljZRJjCgtTZXRCYXNlbGluZRImLmJhbGxhc3QubW9uaXRvci52MS5TZXRCYXNlbGluZVJlcXVlc3QaJy5iYWxsYXN0Lm1vbml0b3IudjEuU2V0QmFzZWxpbmVSZXNwb25zZSIDkAICEloKCEdldERyaWZ0EiMuYmFsbGFzdC5tb25pdG9yLnYxLkdldERyaWZ0UmVxdWVzdBokLmJhbGxhc3QubW9uaXRvci52MS5HZXREcmlmdFJlc3BvbnNlIgOQAgESZAoNUmVjb3JkQWN0dWFscxIoLmJhbGxhc3QubW9uaXRvci52MS5SZWNvcmRBY3R1YWxzUmVxdWVzdBopLmJhbGxhc3QubW9uaXRvci52MS5SZWNvcmRBY3R1YWxzUmVzcG9uc2USWgoIR2V0RXJyb3ISIy5iYWxsYXN0Lm1vbml0b3IudjEuR2V0RXJyb3JSZXF1ZXN0GiQuYmFsbGFzdC5tb25pdG9yLnYxLkdldEVycm9yUmVzcG9uc2UiA5ACARJmCgxQdXRBbGVydFJ1bGUSJy5iYWxsYXN0Lm1vbml0b3IudjEuUHV0QWxlcnRSdWxlUmVxdWVzdBooLmJhbGxhc3QubW9uaXRvci52MS5QdXRBbGVydFJ1bGVSZXNwb25zZSIDkAICEmAKCkxpc3RBbGVydHMSJS5iYWxsYXN0Lm1vbml0b3IudjEuTGlzdEFsZXJ0c1JlcXVlc3QaJi5iYWxsYXN0Lm1vbml0b3IudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlIgOQAgESZQoLV2F0Y2hBbGVydHMSJi5iYWxsYXN0Lm1vbml0b3IudjEuV2F0Y2hBbGVydHNSZXF1ZXN0GicuYmFsbGFzdC5tb25pdG9yLnYxLldhdGNoQWxlcnRzUmVzcG9uc2UiA5ACATABEmkKDUdldE9wZXJhdGlvbnMSKC5iYWxsYXN0Lm1vbml0b3IudjEuR2V0T3BlcmF0aW9uc1JlcXVlc3QaKS5iYWxsYXN0Lm1vbml0b3IudjEuR2V0T3BlcmF0aW9uc1Jlc3BvbnNlIgOQAgEScgoQR2V0TW9uaXRvclN0YXR1cxIrLmJhbGxhc3QubW9uaXRvci52MS5HZXRNb25pdG9yU3RhdHVzUmVxdWVzdBosLmJhbGxhc3QubW9uaXRvci52MS5HZXRNb25pdG9yU3RhdHVzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_ballast_feature_v1_feature, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Overrides of the automatic drift test (DESIGN.md, "Drift tests").
@@ -178,6 +178,13 @@ export type MonitorConfig = Message<"ballast.monitor.v1.MonitorConfig"> & {
    * @generated from field: ballast.monitor.v1.RetrainPolicy retrain = 8;
    */
   retrain?: RetrainPolicy | undefined;
+
+  /**
+   * Where actuals arrive through ingest (besides RecordActuals); unset: none.
+   *
+   * @generated from field: ballast.monitor.v1.ActualsSource actuals = 9;
+   */
+  actuals?: ActualsSource | undefined;
 };
 
 /**
@@ -186,6 +193,38 @@ export type MonitorConfig = Message<"ballast.monitor.v1.MonitorConfig"> & {
  */
 export const MonitorConfigSchema: GenMessage<MonitorConfig> = /*@__PURE__*/
   messageDesc(file_ballast_monitor_v1_monitor, 2);
+
+/**
+ * An ingest dataset carrying actuals. Each committed version is read (ReadVersion) and its
+ * records recorded as actuals: the entity key from `entity_key_field` (matching the
+ * `entity_key` of the Predict rows), the value from `value_field`, the time from the
+ * dataset's event-time field. A record read again in a later version is counted once.
+ *
+ * @generated from message ballast.monitor.v1.ActualsSource
+ */
+export type ActualsSource = Message<"ballast.monitor.v1.ActualsSource"> & {
+  /**
+   * @generated from field: string dataset = 1;
+   */
+  dataset: string;
+
+  /**
+   * @generated from field: string entity_key_field = 2;
+   */
+  entityKeyField: string;
+
+  /**
+   * @generated from field: string value_field = 3;
+   */
+  valueField: string;
+};
+
+/**
+ * Describes the message ballast.monitor.v1.ActualsSource.
+ * Use `create(ActualsSourceSchema)` to create a new message.
+ */
+export const ActualsSourceSchema: GenMessage<ActualsSource> = /*@__PURE__*/
+  messageDesc(file_ballast_monitor_v1_monitor, 3);
 
 /**
  * @generated from message ballast.monitor.v1.SetBaselineRequest
@@ -220,7 +259,7 @@ export type SetBaselineRequest = Message<"ballast.monitor.v1.SetBaselineRequest"
  * Use `create(SetBaselineRequestSchema)` to create a new message.
  */
 export const SetBaselineRequestSchema: GenMessage<SetBaselineRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 3);
+  messageDesc(file_ballast_monitor_v1_monitor, 4);
 
 /**
  * @generated from message ballast.monitor.v1.SetBaselineResponse
@@ -237,7 +276,7 @@ export type SetBaselineResponse = Message<"ballast.monitor.v1.SetBaselineRespons
  * Use `create(SetBaselineResponseSchema)` to create a new message.
  */
 export const SetBaselineResponseSchema: GenMessage<SetBaselineResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 4);
+  messageDesc(file_ballast_monitor_v1_monitor, 5);
 
 /**
  * @generated from message ballast.monitor.v1.GetDriftRequest
@@ -289,7 +328,7 @@ export type GetDriftRequest = Message<"ballast.monitor.v1.GetDriftRequest"> & {
  * Use `create(GetDriftRequestSchema)` to create a new message.
  */
 export const GetDriftRequestSchema: GenMessage<GetDriftRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 5);
+  messageDesc(file_ballast_monitor_v1_monitor, 6);
 
 /**
  * @generated from message ballast.monitor.v1.FeatureDrift
@@ -423,7 +462,7 @@ export type FeatureDrift = Message<"ballast.monitor.v1.FeatureDrift"> & {
  * Use `create(FeatureDriftSchema)` to create a new message.
  */
 export const FeatureDriftSchema: GenMessage<FeatureDrift> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 6);
+  messageDesc(file_ballast_monitor_v1_monitor, 7);
 
 /**
  * @generated from message ballast.monitor.v1.WindowDrift
@@ -487,7 +526,7 @@ export type WindowDrift = Message<"ballast.monitor.v1.WindowDrift"> & {
  * Use `create(WindowDriftSchema)` to create a new message.
  */
 export const WindowDriftSchema: GenMessage<WindowDrift> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 7);
+  messageDesc(file_ballast_monitor_v1_monitor, 8);
 
 /**
  * @generated from message ballast.monitor.v1.GetDriftResponse
@@ -511,7 +550,7 @@ export type GetDriftResponse = Message<"ballast.monitor.v1.GetDriftResponse"> & 
  * Use `create(GetDriftResponseSchema)` to create a new message.
  */
 export const GetDriftResponseSchema: GenMessage<GetDriftResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 8);
+  messageDesc(file_ballast_monitor_v1_monitor, 9);
 
 /**
  * @generated from message ballast.monitor.v1.Actual
@@ -541,7 +580,7 @@ export type Actual = Message<"ballast.monitor.v1.Actual"> & {
  * Use `create(ActualSchema)` to create a new message.
  */
 export const ActualSchema: GenMessage<Actual> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 9);
+  messageDesc(file_ballast_monitor_v1_monitor, 10);
 
 /**
  * @generated from message ballast.monitor.v1.RecordActualsRequest
@@ -563,7 +602,7 @@ export type RecordActualsRequest = Message<"ballast.monitor.v1.RecordActualsRequ
  * Use `create(RecordActualsRequestSchema)` to create a new message.
  */
 export const RecordActualsRequestSchema: GenMessage<RecordActualsRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 10);
+  messageDesc(file_ballast_monitor_v1_monitor, 11);
 
 /**
  * @generated from message ballast.monitor.v1.RecordActualsResponse
@@ -594,7 +633,7 @@ export type RecordActualsResponse = Message<"ballast.monitor.v1.RecordActualsRes
  * Use `create(RecordActualsResponseSchema)` to create a new message.
  */
 export const RecordActualsResponseSchema: GenMessage<RecordActualsResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 11);
+  messageDesc(file_ballast_monitor_v1_monitor, 12);
 
 /**
  * @generated from message ballast.monitor.v1.GetErrorRequest
@@ -646,7 +685,7 @@ export type GetErrorRequest = Message<"ballast.monitor.v1.GetErrorRequest"> & {
  * Use `create(GetErrorRequestSchema)` to create a new message.
  */
 export const GetErrorRequestSchema: GenMessage<GetErrorRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 12);
+  messageDesc(file_ballast_monitor_v1_monitor, 13);
 
 /**
  * @generated from message ballast.monitor.v1.ErrorWindow
@@ -717,7 +756,7 @@ export type ErrorWindow = Message<"ballast.monitor.v1.ErrorWindow"> & {
  * Use `create(ErrorWindowSchema)` to create a new message.
  */
 export const ErrorWindowSchema: GenMessage<ErrorWindow> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 13);
+  messageDesc(file_ballast_monitor_v1_monitor, 14);
 
 /**
  * @generated from message ballast.monitor.v1.GetErrorResponse
@@ -734,7 +773,7 @@ export type GetErrorResponse = Message<"ballast.monitor.v1.GetErrorResponse"> & 
  * Use `create(GetErrorResponseSchema)` to create a new message.
  */
 export const GetErrorResponseSchema: GenMessage<GetErrorResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 14);
+  messageDesc(file_ballast_monitor_v1_monitor, 15);
 
 /**
  * @generated from message ballast.monitor.v1.AlertRule
@@ -795,7 +834,7 @@ export type AlertRule = Message<"ballast.monitor.v1.AlertRule"> & {
  * Use `create(AlertRuleSchema)` to create a new message.
  */
 export const AlertRuleSchema: GenMessage<AlertRule> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 15);
+  messageDesc(file_ballast_monitor_v1_monitor, 16);
 
 /**
  * @generated from message ballast.monitor.v1.PutAlertRuleRequest
@@ -812,7 +851,7 @@ export type PutAlertRuleRequest = Message<"ballast.monitor.v1.PutAlertRuleReques
  * Use `create(PutAlertRuleRequestSchema)` to create a new message.
  */
 export const PutAlertRuleRequestSchema: GenMessage<PutAlertRuleRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 16);
+  messageDesc(file_ballast_monitor_v1_monitor, 17);
 
 /**
  * @generated from message ballast.monitor.v1.PutAlertRuleResponse
@@ -829,7 +868,7 @@ export type PutAlertRuleResponse = Message<"ballast.monitor.v1.PutAlertRuleRespo
  * Use `create(PutAlertRuleResponseSchema)` to create a new message.
  */
 export const PutAlertRuleResponseSchema: GenMessage<PutAlertRuleResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 17);
+  messageDesc(file_ballast_monitor_v1_monitor, 18);
 
 /**
  * @generated from message ballast.monitor.v1.Alert
@@ -919,7 +958,7 @@ export type Alert = Message<"ballast.monitor.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 18);
+  messageDesc(file_ballast_monitor_v1_monitor, 19);
 
 /**
  * @generated from message ballast.monitor.v1.ListAlertsRequest
@@ -945,7 +984,7 @@ export type ListAlertsRequest = Message<"ballast.monitor.v1.ListAlertsRequest"> 
  * Use `create(ListAlertsRequestSchema)` to create a new message.
  */
 export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 19);
+  messageDesc(file_ballast_monitor_v1_monitor, 20);
 
 /**
  * @generated from message ballast.monitor.v1.ListAlertsResponse
@@ -962,7 +1001,7 @@ export type ListAlertsResponse = Message<"ballast.monitor.v1.ListAlertsResponse"
  * Use `create(ListAlertsResponseSchema)` to create a new message.
  */
 export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 20);
+  messageDesc(file_ballast_monitor_v1_monitor, 21);
 
 /**
  * @generated from message ballast.monitor.v1.WatchAlertsRequest
@@ -979,7 +1018,7 @@ export type WatchAlertsRequest = Message<"ballast.monitor.v1.WatchAlertsRequest"
  * Use `create(WatchAlertsRequestSchema)` to create a new message.
  */
 export const WatchAlertsRequestSchema: GenMessage<WatchAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 21);
+  messageDesc(file_ballast_monitor_v1_monitor, 22);
 
 /**
  * @generated from message ballast.monitor.v1.WatchAlertsResponse
@@ -996,7 +1035,7 @@ export type WatchAlertsResponse = Message<"ballast.monitor.v1.WatchAlertsRespons
  * Use `create(WatchAlertsResponseSchema)` to create a new message.
  */
 export const WatchAlertsResponseSchema: GenMessage<WatchAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 22);
+  messageDesc(file_ballast_monitor_v1_monitor, 23);
 
 /**
  * @generated from message ballast.monitor.v1.GetOperationsRequest
@@ -1022,7 +1061,7 @@ export type GetOperationsRequest = Message<"ballast.monitor.v1.GetOperationsRequ
  * Use `create(GetOperationsRequestSchema)` to create a new message.
  */
 export const GetOperationsRequestSchema: GenMessage<GetOperationsRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 23);
+  messageDesc(file_ballast_monitor_v1_monitor, 24);
 
 /**
  * @generated from message ballast.monitor.v1.ModelOperations
@@ -1079,7 +1118,7 @@ export type ModelOperations = Message<"ballast.monitor.v1.ModelOperations"> & {
  * Use `create(ModelOperationsSchema)` to create a new message.
  */
 export const ModelOperationsSchema: GenMessage<ModelOperations> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 24);
+  messageDesc(file_ballast_monitor_v1_monitor, 25);
 
 /**
  * @generated from message ballast.monitor.v1.ServiceResources
@@ -1138,7 +1177,7 @@ export type ServiceResources = Message<"ballast.monitor.v1.ServiceResources"> & 
  * Use `create(ServiceResourcesSchema)` to create a new message.
  */
 export const ServiceResourcesSchema: GenMessage<ServiceResources> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 25);
+  messageDesc(file_ballast_monitor_v1_monitor, 26);
 
 /**
  * @generated from message ballast.monitor.v1.GetOperationsResponse
@@ -1160,7 +1199,7 @@ export type GetOperationsResponse = Message<"ballast.monitor.v1.GetOperationsRes
  * Use `create(GetOperationsResponseSchema)` to create a new message.
  */
 export const GetOperationsResponseSchema: GenMessage<GetOperationsResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 26);
+  messageDesc(file_ballast_monitor_v1_monitor, 27);
 
 /**
  * @generated from message ballast.monitor.v1.GetMonitorStatusRequest
@@ -1173,7 +1212,7 @@ export type GetMonitorStatusRequest = Message<"ballast.monitor.v1.GetMonitorStat
  * Use `create(GetMonitorStatusRequestSchema)` to create a new message.
  */
 export const GetMonitorStatusRequestSchema: GenMessage<GetMonitorStatusRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 27);
+  messageDesc(file_ballast_monitor_v1_monitor, 28);
 
 /**
  * @generated from message ballast.monitor.v1.GetMonitorStatusResponse
@@ -1193,7 +1232,7 @@ export type GetMonitorStatusResponse = Message<"ballast.monitor.v1.GetMonitorSta
  * Use `create(GetMonitorStatusResponseSchema)` to create a new message.
  */
 export const GetMonitorStatusResponseSchema: GenMessage<GetMonitorStatusResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 28);
+  messageDesc(file_ballast_monitor_v1_monitor, 29);
 
 /**
  * @generated from enum ballast.monitor.v1.Task
