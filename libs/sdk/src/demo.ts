@@ -416,9 +416,9 @@ async function waitServing(clients: BallastClients, model: string, version: numb
 }
 
 /**
- * Serves one phase: each day, the forecast of every SKU in each warehouse from the day's
- * planned price and promotion (one Predict per warehouse and day, so each request carries
- * its warehouse as the segment), then the actuals once the day's sales are known.
+ * Serves one phase: each day, the forecast of every SKU in every warehouse from the day's
+ * planned price and promotion (one Predict per day), then the actuals once the day's sales
+ * are known.
  */
 async function servePhase(
   clients: BallastClients,
@@ -452,30 +452,26 @@ async function servePhase(
     const day = new Date(time).toISOString().slice(0, 10);
     const tick = Date.now();
     const key = (r: FeatureRow) => `${r.warehouse}/${r.sku}/${day}`;
-    const byWarehouse = new Map<string, FeatureRow[]>();
-    for (const r of dayRows) byWarehouse.set(r.warehouse, [...(byWarehouse.get(r.warehouse) ?? []), r]);
-    await Promise.all(
-      [...byWarehouse].map(async ([warehouse, group]) => {
-        const response = await clients.inference.predict({
-          model: p.model,
-          rows: group.map((r) => ({
-            features: r.features,
-            entityKey: key(r),
-            segments: { warehouse_id: warehouse },
-          })),
-        });
-        group.forEach((r, i) => {
-          const output = response.predictions[i]?.outputs;
-          served.push({
-            phase: p.phase,
-            warehouse,
-            version: response.version,
-            prediction: (output && Object.values(output)[0]?.values[0]) ?? Number.NaN,
-            actual: r.label,
-          });
-        });
-      }),
-    );
+    // One request per day for every warehouse: each row carries its warehouse as its
+    // segment, and the prediction log keeps them apart for monitor.
+    const response = await clients.inference.predict({
+      model: p.model,
+      rows: dayRows.map((r) => ({
+        features: r.features,
+        entityKey: key(r),
+        segments: { warehouse_id: r.warehouse },
+      })),
+    });
+    dayRows.forEach((r, i) => {
+      const output = response.predictions[i]?.outputs;
+      served.push({
+        phase: p.phase,
+        warehouse: r.warehouse,
+        version: response.version,
+        prediction: (output && Object.values(output)[0]?.values[0]) ?? Number.NaN,
+        actual: r.label,
+      });
+    });
     pending.push({
       due: Date.now() + LABEL_DELAY_MS,
       actuals: dayRows.map((r) => ({ entityKey: key(r), value: r.label })),

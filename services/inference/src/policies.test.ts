@@ -142,6 +142,38 @@ describe('prediction log', () => {
     }
   });
 
+  it('logs the rows of one request per segment when they belong to different segments', async () => {
+    await retag({});
+    const requestId = `mixed-${randomUUID()}`;
+    await t.client.predict({
+      model: 'demand',
+      requestId,
+      rows: [
+        row('w1/sku=1', { warehouse_id: 'W1' }),
+        row('w2/sku=1', { warehouse_id: 'W2' }),
+        row('w1/sku=2', { warehouse_id: 'W1' }),
+      ],
+    });
+    const queue = new Queue('monitor.predictions', { connection: predictions.redis, prefix });
+    try {
+      const logged = await eventually(async () => {
+        const jobs = await queue.getJobs(['waiting']);
+        const records = jobs.flatMap((j) =>
+          ((j.data as MonitorPredictionsJob).records ?? []).filter((r) => r.requestId === requestId),
+        );
+        return records.length === 2 ? records : undefined;
+      }, 'two records for the mixed request');
+      const bySegment = Object.fromEntries(logged.map((r) => [r.segments?.warehouse_id, r]));
+      expect(bySegment.W1?.entityKeys).toEqual(['w1/sku=1', 'w1/sku=2']);
+      expect(bySegment.W1?.inputs.features).toEqual([1, 2, 3, 1, 2, 3]);
+      expect(bySegment.W1?.outputs.prediction).toHaveLength(2);
+      expect(bySegment.W2?.entityKeys).toEqual(['w2/sku=1']);
+      expect(bySegment.W2?.outputs.prediction).toHaveLength(1);
+    } finally {
+      await queue.close();
+    }
+  });
+
   it('never fails or holds a prediction when Redis is absent: records are dropped and counted', async () => {
     const absent = predictionQueue('redis://127.0.0.1:1');
     const other = await startTestInference({

@@ -24,6 +24,8 @@ export interface PendingRecord {
   shadow?: boolean | undefined;
   entityKeys?: string[] | undefined;
   segments?: Record<string, string> | undefined;
+  /** Each row's segments, only when the rows of one request do not all share `segments`. */
+  rowSegments?: Record<string, string>[] | undefined;
 }
 
 export interface PredictionJob {
@@ -73,6 +75,49 @@ function toRecord(pending: PendingRecord): PredictionRecord {
   if (pending.entityKeys?.some((k) => k)) record.entityKeys = pending.entityKeys;
   if (pending.segments && Object.keys(pending.segments).length > 0) record.segments = pending.segments;
   return record;
+}
+
+const segmentId = (segments: Record<string, string>) =>
+  Object.keys(segments)
+    .sort()
+    .map((k) => `${k}=${segments[k]}`)
+    .join(',');
+
+/**
+ * The records of one logged request: one, or — when its rows belong to different segments
+ * (warehouses in one call) — one per segment with that segment's rows, so monitor counts
+ * every row in its own segment. Done at flush time, off the request's path.
+ */
+export function toRecords(pending: PendingRecord): PredictionRecord[] {
+  const rowSegments = pending.rowSegments;
+  if (!rowSegments || rowSegments.length !== pending.rows) return [toRecord(pending)];
+  const groups = new Map<string, number[]>();
+  rowSegments.forEach((segments, row) => {
+    const id = segmentId(segments);
+    groups.set(id, [...(groups.get(id) ?? []), row]);
+  });
+  const slice = (list: PendingRecord['inputs'], rows: number[]) =>
+    list.map(({ name, data }) => {
+      const size = data.length / pending.rows;
+      // The same element type as the request's tensor (float32 or int32).
+      const out: NumericArray =
+        data instanceof Int32Array
+          ? new Int32Array(rows.length * size)
+          : new Float32Array(rows.length * size);
+      for (const [i, row] of rows.entries()) out.set(data.subarray(row * size, (row + 1) * size), i * size);
+      return { name, data: out };
+    });
+  return [...groups.values()].map((rows) =>
+    toRecord({
+      ...pending,
+      rows: rows.length,
+      inputs: slice(pending.inputs, rows),
+      outputs: slice(pending.outputs, rows),
+      entityKeys: pending.entityKeys && rows.map((row) => pending.entityKeys?.[row] ?? ''),
+      segments: rowSegments[rows[0] as number],
+      rowSegments: undefined,
+    }),
+  );
 }
 
 /**
@@ -150,8 +195,7 @@ export class PredictionLog {
         job = { model: pending.model, version: String(pending.version), rows: 0, records: [] };
         groups.set(key, job);
       }
-      const record = toRecord(pending);
-      job.records.push(record);
+      job.records.push(...toRecords(pending));
       job.rows += pending.rows;
     }
     let timer: NodeJS.Timeout | undefined;

@@ -22,6 +22,8 @@ export interface PredictCall {
   stickyKey?: string | undefined;
   entityKeys?: string[] | undefined;
   segments?: Record<string, string> | undefined;
+  /** Each row's segments, when the rows do not all share `segments`. */
+  rowSegments?: Record<string, string>[] | undefined;
   /** Builds the model inputs for the version chosen (validation happens here). */
   build(version: LoadedVersion, allowNonFinite: boolean): ModelInputs;
   signal?: AbortSignal | undefined;
@@ -121,6 +123,7 @@ export class Predictor {
           alias,
           entityKeys: call.entityKeys,
           segments: call.segments,
+          rowSegments: call.rowSegments,
         });
       }
       this.#shadow(call, version, requestId, traceId);
@@ -177,6 +180,7 @@ export class Predictor {
           shadow: true,
           entityKeys: call.entityKeys,
           segments: call.segments,
+          rowSegments: call.rowSegments,
         });
       } catch (error) {
         this.log.warn(

@@ -56,6 +56,20 @@ async function servePredict(deps: InferenceDeps, call: Parameters<Predictor['pre
   }
 }
 
+/** Whether every row carries exactly `segments` (or none at all when there are none). */
+function sameSegments(
+  rows: readonly { segments: Record<string, string> }[],
+  segments: Record<string, string> | undefined,
+) {
+  const keys = segments ? Object.keys(segments) : [];
+  for (const row of rows) {
+    const own = Object.keys(row.segments);
+    if (own.length !== keys.length) return false;
+    for (const k of own) if (row.segments[k] !== segments?.[k]) return false;
+  }
+  return true;
+}
+
 async function predict(
   deps: InferenceDeps,
   request: PredictRequest,
@@ -79,6 +93,8 @@ async function predict(
   if (request.rows.length > max)
     throw invalidArgument('rows', `at most ${max} rows per request, got ${request.rows.length}`);
   const segments = request.rows.find((r) => Object.keys(r.segments).length > 0)?.segments;
+  // Rows of several segments in one request (warehouses in one call) are logged per row.
+  const rowSegments = sameSegments(request.rows, segments) ? undefined : request.rows.map((r) => r.segments);
   const outcome = await servePredict(deps, {
     api: 'predict',
     model: request.model,
@@ -88,6 +104,7 @@ async function predict(
     stickyKey: request.rows[0]?.entityKey || undefined,
     entityKeys: request.rows.map((r) => r.entityKey),
     segments,
+    rowSegments,
     build: (version, allowNonFinite) => rowsToInputs(request.rows, version, allowNonFinite),
     signal,
     deadline,
