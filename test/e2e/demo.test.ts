@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -50,6 +50,7 @@ function row(output: string, warehouse: string): [number, number, number] {
 describe('ballast demo', () => {
   let env: Record<string, string>;
   let suitePid = 0;
+  let demo: ChildProcess | undefined;
   let model = '';
   const cli = (...args: string[]) =>
     spawnSync(process.execPath, [cliPath, ...args], {
@@ -59,8 +60,13 @@ describe('ballast demo', () => {
     });
 
   afterAll(async () => {
+    demo?.kill('SIGKILL');
     if (suitePid) {
-      process.kill(suitePid, 'SIGTERM');
+      try {
+        process.kill(suitePid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
       // `ballast up` stops its services before it exits.
       for (let i = 0; i < 300; i++) {
         try {
@@ -86,10 +92,14 @@ describe('ballast demo', () => {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    demo = child;
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {
       stdout += chunk;
+      // The suite the demo starts is this test's to stop, whatever happens next: a suite
+      // left running on this Redis DB would take the next run's jobs.
+      suitePid ||= Number(stdout.match(/starting one \(ballast up, pid (\d+);/)?.[1] ?? 0);
     });
     child.stderr.on('data', (chunk) => {
       stderr += chunk;
@@ -110,7 +120,7 @@ describe('ballast demo', () => {
     expect(stdout).toContain('inference hot-swapped to v2');
     expect(stdout).toMatch(/after retraining\): 672 forecasts by v2; actuals joined 672, unmatched 0/);
     const kept = stdout.match(/keeps running \(pid (\d+);/);
-    suitePid = Number(kept?.[1] ?? 0);
+    expect(Number(kept?.[1] ?? 0)).toBe(suitePid);
     expect(suitePid).toBeGreaterThan(0);
     model = stdout.match(/story (\S+):/)?.[1] ? `demand-${stdout.match(/story (\S+):/)?.[1]}` : '';
 

@@ -1,6 +1,7 @@
-import { status } from '@grpc/grpc-js';
+import { type handleUnaryCall, Metadata, Server, ServerCredentials, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { channelTarget, createClient, type RpcError, serviceConfig } from './client.js';
+import { serviceDefinition } from './definition.js';
 import { type GrpcServer, serve, startGrpcServer } from './server.js';
 import { EchoService, echoService } from './testing/echo.js';
 import type { HandlerContext } from './types.js';
@@ -96,6 +97,49 @@ describe('client against real servers', () => {
       expect(err.code).toBe(status.CANCELLED);
     } finally {
       echo.close();
+    }
+  });
+});
+
+describe('a call the server fails after sending its headers', () => {
+  // grpc-js will not retry a call once response headers arrived (it is committed); a server
+  // killed mid-answer looks like this. The kit retries idempotent calls once more itself.
+  let server: Server;
+  let port = 0;
+  const attempts: string[] = [];
+  beforeAll(async () => {
+    server = new Server();
+    const committedThenGone: handleUnaryCall<{ message: string }, { message: string }> = (call, callback) => {
+      attempts.push(call.request.message);
+      if (attempts.filter((m) => m === call.request.message).length === 1) {
+        call.sendMetadata(new Metadata());
+        callback({ code: status.UNAVAILABLE, details: 'going away' });
+      } else callback(null, { message: `ok:${call.request.message}` });
+    };
+    server.addService(serviceDefinition(EchoService), { echo: committedThenGone });
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+  });
+  afterAll(() => server.forceShutdown());
+
+  it('is tried again when the method is idempotent, and fails when it is not', async () => {
+    const idempotent = createClient(EchoService, {
+      address: `127.0.0.1:${port}`,
+      idempotentMethods: ['Echo'],
+    });
+    const plain = createClient(EchoService, { address: `127.0.0.1:${port}` });
+    try {
+      expect(await idempotent.echo({ message: 'a' })).toMatchObject({ message: 'ok:a' });
+      expect(attempts.filter((m) => m === 'a')).toHaveLength(2);
+      const err = (await plain.echo({ message: 'b' }).catch((e: unknown) => e)) as RpcError;
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(attempts.filter((m) => m === 'b')).toHaveLength(1);
+    } finally {
+      idempotent.close();
+      plain.close();
     }
   });
 });

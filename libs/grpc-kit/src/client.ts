@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { DescMethod } from '@bufbuild/protobuf';
 import { MethodOptions_IdempotencyLevel as Idempotency } from '@bufbuild/protobuf/wkt';
 import {
@@ -92,6 +93,10 @@ function isIdempotent(method: DescMethod, extra: Set<string>): boolean {
   );
 }
 
+/** Tries of an idempotent unary call that failed UNAVAILABLE after grpc-js's own retries. */
+const COMMITTED_RETRIES = 2;
+const COMMITTED_RETRY_BACKOFF_MS = 50;
+
 /** grpc-js service config: round robin over every address, retries for idempotent calls only. */
 export function serviceConfig(service: ServiceDesc, options: ClientOptions): string {
   const extra = new Set(options.idempotentMethods ?? []);
@@ -163,6 +168,7 @@ export function createClient<S extends ServiceDesc>(service: S, options: ClientO
     },
   );
   const defaultDeadlineMs = options.deadlineMs ?? 10_000;
+  const extraIdempotent = new Set(options.idempotentMethods ?? []);
 
   const prepare = (method: DescMethod, callOptions: CallOptions | undefined) => {
     const metadata = callOptions?.metadata?.clone() ?? new Metadata();
@@ -188,10 +194,14 @@ export function createClient<S extends ServiceDesc>(service: S, options: ClientO
     const ser = def.requestSerialize;
     const de = def.responseDeserialize;
     switch (method.methodKind) {
-      case 'unary':
-        methods[method.localName] = (request: object, callOptions?: CallOptions) => {
-          const { metadata, grpcOptions } = prepare(method, callOptions);
-          return new Promise((resolve, reject) => {
+      case 'unary': {
+        const once = (
+          request: object,
+          metadata: Metadata,
+          grpcOptions: GrpcCallOptions,
+          signal?: AbortSignal,
+        ) =>
+          new Promise((resolve, reject) => {
             const call = client.makeUnaryRequest(
               path,
               ser,
@@ -201,10 +211,36 @@ export function createClient<S extends ServiceDesc>(service: S, options: ClientO
               grpcOptions,
               (err, response) => (err ? reject(toRpcError(err)) : resolve(response)),
             );
-            cancelOn(callOptions?.signal, call);
+            cancelOn(signal, call);
           });
+        // grpc-js retries an idempotent call only until the server has sent response
+        // headers; a server that dies after that (kill -9 mid-answer) fails the call. For
+        // idempotent methods the kit tries again, within the same deadline.
+        const retryCommitted = options.retry !== false && isIdempotent(method, extraIdempotent);
+        methods[method.localName] = async (request: object, callOptions?: CallOptions) => {
+          const { metadata, grpcOptions } = prepare(method, callOptions);
+          for (let attempt = 0; ; attempt++) {
+            try {
+              return await once(request, metadata.clone(), grpcOptions, callOptions?.signal);
+            } catch (err) {
+              const wait = COMMITTED_RETRY_BACKOFF_MS * 4 ** attempt;
+              const deadline =
+                grpcOptions.deadline === undefined ? Number.POSITIVE_INFINITY : Number(grpcOptions.deadline);
+              if (
+                !retryCommitted ||
+                attempt >= COMMITTED_RETRIES ||
+                !(err instanceof RpcError) ||
+                err.code !== status.UNAVAILABLE ||
+                callOptions?.signal?.aborted ||
+                Date.now() + wait >= deadline
+              )
+                throw err;
+              await sleep(wait);
+            }
+          }
         };
         break;
+      }
       case 'server_streaming':
         methods[method.localName] = (request: object, callOptions?: CallOptions) => {
           const { metadata, grpcOptions } = prepare(method, callOptions);

@@ -126,12 +126,13 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
       task: Task.REGRESSION,
       ownerTeam: 'demand-planning',
       description: 'units per warehouse, SKU and day (ballast demo)',
-      // The same architecture retrained: latency and cost differ only by measurement noise
-      // (p99 of a sub-millisecond call on a busy 2-core machine easily doubles), so their
-      // bounds are loose (4x). Accuracy decides, overall and per
+      // The same architecture retrained: latency and cost differ only by measurement noise,
+      // and v2 is profiled while the demo's own traffic, inference and monitor share the two
+      // cores with it (v1 was profiled on a quiet suite), so their bounds are loose (10x).
+      // Accuracy decides, overall and per
       // warehouse: a retraining may cost a warehouse up to 20% more error (a few units a day
       // here) while it repairs another.
-      policy: { maxP99LatencyIncrease: 3, maxCostIncrease: 3, maxSegmentRegression: 0.2 },
+      policy: { maxP99LatencyIncrease: 10, maxCostIncrease: 10, maxSegmentRegression: 0.2 },
     });
     const job: TrainingRunJob = {
       model,

@@ -46,12 +46,12 @@ export async function ensureSuite(
   mkdirSync(dataDir, { recursive: true });
   const log = resolve(dataDir, 'demo-suite.log');
   const out = openSync(log, 'a');
-  print(`no suite answers: starting one (ballast up; its output goes to ${log})`);
   const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
   const child: ChildProcess = spawn(process.execPath, [cli, 'up', '--wait', String(readyTimeoutMs / 1000)], {
     env,
     stdio: ['ignore', out, out],
   });
+  print(`no suite answers: starting one (ballast up, pid ${child.pid}; its output goes to ${log})`);
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');

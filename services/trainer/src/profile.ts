@@ -14,18 +14,31 @@ export interface LatencyPoint {
   p99Ms: number;
 }
 
-export function measureLatency(model: tf.LayersModel, width: number, runs = 40): LatencyPoint[] {
+/**
+ * Each batch size is timed for `budgetMs` (at least `minRuns`, at most `maxRuns` calls)
+ * after a warm-up: a p99 from a few dozen calls is just the slowest one, and one GC pause
+ * or busy neighbour would make it the version's profile.
+ */
+export function measureLatency(
+  model: tf.LayersModel,
+  width: number,
+  { minRuns = 40, maxRuns = 1_000, budgetMs = 300 } = {},
+): LatencyPoint[] {
   return PROFILE_BATCH_SIZES.map((batchSize) => {
     const input = tf.randomUniform([batchSize, width], -1, 1, 'float32', 7);
     try {
-      const timings: number[] = [];
-      for (let i = 0; i < runs + 5; i++) {
+      const call = () => {
         const start = performance.now();
         const output = model.predict(input) as tf.Tensor;
         output.dataSync();
         output.dispose();
-        if (i >= 5) timings.push(performance.now() - start); // the first calls warm up kernels
-      }
+        return performance.now() - start;
+      };
+      for (let i = 0; i < 5; i++) call(); // the first calls warm up kernels
+      const timings: number[] = [];
+      const started = performance.now();
+      while (timings.length < minRuns || (timings.length < maxRuns && performance.now() - started < budgetMs))
+        timings.push(call());
       timings.sort((a, b) => a - b);
       const at = (q: number) => timings[Math.min(timings.length - 1, Math.floor(q * timings.length))] ?? 0;
       return { batchSize, p50Ms: round(at(0.5)), p99Ms: round(at(0.99)) };

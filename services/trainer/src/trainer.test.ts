@@ -62,7 +62,7 @@ describe('trainer', () => {
 
   it('profiles latency per batch size and prices a million predictions from it', () => {
     const model = doubling();
-    const latency = measureLatency(model, 1, 10);
+    const latency = measureLatency(model, 1, { minRuns: 10, budgetMs: 20 });
     expect(latency.map((p) => p.batchSize)).toEqual([1, 32, 256]);
     for (const point of latency) expect(point.p99Ms).toBeGreaterThanOrEqual(point.p50Ms);
     // 2.56 ms per 256 rows = 0.01 ms per prediction: 10 s for a million = 0.00278 h, at 0.05 per hour.
