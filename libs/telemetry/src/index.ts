@@ -13,3 +13,4 @@ export { registerProcessMetrics } from './process-metrics.js';
 export { ballastResource, serviceNameFromEnv } from './resource.js';
 export type { StartTelemetryOptions } from './sdk.js';
 export { defaultInstrumentations, shutdownTelemetry, startTelemetry, traceExportEndpoint } from './sdk.js';
+export { activeTraceparent, spanContextOf } from './traceparent.js';

@@ -2,13 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegistryService, Signature } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import type { ServiceClient } from '@ballast/grpc-kit';
 import type { ModelSignature } from '@ballast/ml';
+import { spanContextOf } from '@ballast/telemetry';
 import { status } from '@grpc/grpc-js';
 import { type Link, type SpanContext, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { DataType } from '@tensorflow/tfjs';
 import type { ArtifactCache } from './artifact-cache.js';
 import type { ModelPool, PoolLogger } from './model-pool.js';
 import { type ServingConfig, servingConfig } from './serving-config.js';
-import { spanContextOf } from './trace-links.js';
 
 const tracer = trace.getTracer('@ballast/inference');
 

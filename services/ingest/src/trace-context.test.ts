@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { activeTraceparent } from '@ballast/telemetry';
 import {
   type Context,
   type ContextManager,
@@ -13,7 +14,6 @@ import { Datasets } from './datasets.js';
 import { IngestStore } from './store.js';
 import { startTestIngest, type TestIngest } from './test-support.js';
 import { salesBatch, salesRows, salesSchema } from './testing/sales.js';
-import { activeTraceparent } from './trace-context.js';
 import { Versions } from './versions.js';
 
 /** The context propagation a service gets from the OpenTelemetry SDK, and nothing else. */

@@ -5,13 +5,13 @@ import {
   RecordBatchSchema,
 } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { failedPrecondition, invalidArgument, notFound } from '@ballast/grpc-kit';
+import { activeTraceparent } from '@ballast/telemetry';
 import { create, fromJson, type JsonValue, type MessageInitShape, toJson } from '@bufbuild/protobuf';
 import { ContentHash } from './content-hash.js';
 import type { DatasetEntry, Datasets } from './datasets.js';
 import { VersionAccumulator, type VersionStats } from './quality.js';
 import { fieldTypeOf, type StoredSchema } from './schema.js';
 import type { IngestStore, VersionRow } from './store.js';
-import { activeTraceparent } from './trace-context.js';
 import { parseTimestamp } from './validation.js';
 
 const PAGE = 5_000;

@@ -24,6 +24,7 @@ import {
 } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { BallastError, notFound } from '@ballast/grpc-kit';
 import { isUniqueViolation, type Sql } from '@ballast/storage';
+import { activeTraceparent } from '@ballast/telemetry';
 import {
   create,
   type DescMessage,
@@ -33,7 +34,6 @@ import {
   toJson,
 } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { activeTraceparent } from './trace-context.js';
 
 /**
  * The registry's persistence: plain functions over a `Sql` handle (the service's, or a

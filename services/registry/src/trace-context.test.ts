@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { activeTraceparent } from '@ballast/telemetry';
 import {
   type Context,
   type ContextManager,
@@ -12,7 +13,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { promote } from './deployments.js';
 import { addVersion, createModel } from './test-fixtures.js';
 import { startTestRegistry, type TestRegistry } from './test-registry.js';
-import { activeTraceparent } from './trace-context.js';
 
 /** The context propagation a service gets from the OpenTelemetry SDK, and nothing else. */
 class LocalContextManager implements ContextManager {

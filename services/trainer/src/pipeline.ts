@@ -14,8 +14,9 @@ import {
   trainTabularModel,
 } from '@ballast/ml';
 import type { ModelSpec, TrainingRunJob } from '@ballast/queue';
+import { spanContextOf } from '@ballast/telemetry';
 import { status } from '@grpc/grpc-js';
-import { type Span, type SpanContext, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
+import { type Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import { UnrecoverableError } from 'bullmq';
 import { productionOnHoldout } from './champion.js';
 import { trainingEnvironment } from './environment.js';
@@ -308,15 +309,6 @@ async function linkToCommit(
   } catch {
     // A link is a tracing aid: a version that cannot be read fails the fetch itself, with its reason.
   }
-}
-
-/** The span a W3C traceparent (version 00) names, or undefined for an empty or malformed one. */
-function spanContextOf(traceparent: string): SpanContext | undefined {
-  const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent);
-  if (!match?.[1] || !match[2] || !match[3] || /^0+$/.test(match[1]) || /^0+$/.test(match[2]))
-    return undefined;
-  const traceFlags = Number.parseInt(match[3], 16) & TraceFlags.SAMPLED;
-  return { traceId: match[1], spanId: match[2], traceFlags, isRemote: true };
 }
 
 /** Errors that retrying cannot fix fail the job at once, with their reason. */

@@ -1,5 +1,7 @@
+import { context, ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, it } from 'vitest';
-import { spanContextOf } from './trace-links.js';
+import { activeTraceparent, spanContextOf } from './traceparent.js';
 
 describe('spanContextOf', () => {
   it('reads the span a W3C traceparent names, as a remote context to link to', () => {
@@ -23,5 +25,20 @@ describe('spanContextOf', () => {
       '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra',
     ])
       expect(spanContextOf(value)).toBeUndefined();
+  });
+});
+
+describe('activeTraceparent', () => {
+  it('writes the active span as W3C does, or empty outside one, and reads back', () => {
+    new NodeTracerProvider().register();
+    const caller = {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: TraceFlags.SAMPLED,
+    };
+    expect(activeTraceparent()).toBe('');
+    const written = context.with(trace.setSpanContext(ROOT_CONTEXT, caller), activeTraceparent);
+    expect(written).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+    expect(spanContextOf(written)).toEqual({ ...caller, isRemote: true });
   });
 });
