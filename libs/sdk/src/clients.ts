@@ -44,3 +44,16 @@ export function connect(
     },
   };
 }
+
+/** Clients for the length of `fn`, closed after it whatever it does. */
+export async function withClients<T>(
+  env: NodeJS.ProcessEnv,
+  fn: (clients: BallastClients) => Promise<T>,
+): Promise<T> {
+  const clients = connect(env);
+  try {
+    return await fn(clients);
+  } finally {
+    clients.close();
+  }
+}

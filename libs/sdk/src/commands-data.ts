@@ -10,7 +10,7 @@ import { connectRedis, createQueue, DEFAULT_REDIS_URL, queueNames } from '@balla
 import { fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { Metadata } from '@grpc/grpc-js';
 import { parse } from 'csv-parse';
-import { type BallastClients, connect } from './clients.js';
+import { withClients } from './clients.js';
 import { localEndpoints, probe } from './health.js';
 
 /**
@@ -18,15 +18,6 @@ import { localEndpoints, probe } from './health.js';
  * alerts and trace. Each returns the exit code; output goes through `print`.
  */
 type Print = (line: string) => void;
-
-async function withClients<T>(env: NodeJS.ProcessEnv, fn: (clients: BallastClients) => Promise<T>) {
-  const clients = connect(env);
-  try {
-    return await fn(clients);
-  } finally {
-    clients.close();
-  }
-}
 
 /** `ballast status`: every service's health, the models with their aliases, queue depths. */
 export async function statusCommand(env: NodeJS.ProcessEnv, print: Print): Promise<number> {

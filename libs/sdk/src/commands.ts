@@ -6,7 +6,7 @@ import {
   QueueNames,
   type TrainingRunJob,
 } from '@ballast/queue';
-import { type BallastClients, connect } from './clients.js';
+import { withClients } from './clients.js';
 import {
   cancelTraining,
   enqueueTraining,
@@ -43,15 +43,6 @@ async function withQueue<T>(
 
 const trainingQueue = (redis: ReturnType<typeof connectRedis>) =>
   createQueue(QueueNames.trainingRun, { connection: redis });
-
-async function withClients<T>(env: NodeJS.ProcessEnv, fn: (clients: BallastClients) => Promise<T>) {
-  const clients = connect(env);
-  try {
-    return await fn(clients);
-  } finally {
-    clients.close();
-  }
-}
 
 function int(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;

@@ -1,11 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  CalendarPart,
-  EncodingKind,
-  SourceFieldType,
-} from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { VersionState } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
-import { FieldType } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import {
   connectRedis,
@@ -23,13 +17,8 @@ import {
   setBaseline,
   watchForRetraining,
 } from './demo-monitor.js';
-import {
-  DAY_MS,
-  type DemandShift,
-  referenceSales,
-  type SaleRecord,
-  warehouseName,
-} from './reference-data.js';
+import { DAY_MS, type DemandShift, referenceSales, type SaleRecord } from './reference-data.js';
+import { referenceDemandView, referenceSalesSchema, salesBatch } from './reference-workload.js';
 import { ensureSuite } from './suite.js';
 import { enqueueTraining, waitForTraining } from './training.js';
 
@@ -227,99 +216,16 @@ async function createDataset(clients: BallastClients, name: string) {
   await clients.ingest.createDataset({
     name,
     description: 'daily units sold per warehouse and SKU (ballast demo)',
-    schema: {
-      fields: [
-        { name: 'event_id', type: FieldType.STRING, required: true },
-        { name: 'day', type: FieldType.TIMESTAMP, required: true },
-        {
-          name: 'warehouse_id',
-          type: FieldType.STRING,
-          required: true,
-          allowedValues: Array.from({ length: WAREHOUSES }, (_, w) => warehouseName(w)),
-        },
-        { name: 'sku', type: FieldType.STRING, required: true },
-        { name: 'units', type: FieldType.FLOAT, required: true, min: 0 },
-        { name: 'price', type: FieldType.FLOAT, required: true, min: 0.01 },
-        { name: 'promo', type: FieldType.BOOL, required: true },
-      ],
-      eventIdField: 'event_id',
-      eventTimeField: 'day',
-      entityFields: ['warehouse_id', 'sku'],
-      segmentFields: ['warehouse_id'],
-    },
+    schema: referenceSalesSchema(WAREHOUSES),
   });
 }
 
 async function applyView(clients: BallastClients, dataset: string, name: string): Promise<string> {
   const { view } = await clients.feature.applyFeatureView({
-    definition: {
-      name,
-      description: 'daily demand from planned price and promotion, calendar, warehouse and SKU',
-      source: {
-        dataset,
-        eventTimeField: 'day',
-        fields: [
-          { name: 'event_id', type: SourceFieldType.STRING },
-          { name: 'day', type: SourceFieldType.TIMESTAMP },
-          { name: 'warehouse_id', type: SourceFieldType.STRING },
-          { name: 'sku', type: SourceFieldType.STRING },
-          { name: 'units', type: SourceFieldType.FLOAT },
-          { name: 'price', type: SourceFieldType.FLOAT },
-          { name: 'promo', type: SourceFieldType.BOOL },
-        ],
-      },
-      entityFields: ['warehouse_id', 'sku'],
-      segmentFields: ['warehouse_id'],
-      // Units sold on the day, from that day's planned price and promotion.
-      label: { name: 'units_sold', field: 'units', leadDays: 0 },
-      features: [
-        { name: 'price', transform: { case: 'raw', value: { field: 'price' } } },
-        { name: 'promo', transform: { case: 'raw', value: { field: 'promo' } } },
-        { name: 'dow', transform: { case: 'calendar', value: { part: CalendarPart.DAY_OF_WEEK } } },
-        {
-          name: 'warehouse',
-          transform: {
-            case: 'encoding',
-            value: { field: 'warehouse_id', kind: EncodingKind.ONE_HOT, maxCategories: WAREHOUSES },
-          },
-        },
-        {
-          name: 'sku',
-          transform: {
-            case: 'encoding',
-            value: { field: 'sku', kind: EncodingKind.ONE_HOT, maxCategories: SKUS },
-          },
-        },
-      ],
-    },
+    definition: referenceDemandView({ name, dataset, warehouses: WAREHOUSES, skus: SKUS }),
   });
   if (!view) throw new Error('feature answered ApplyFeatureView without a view');
   return view.version;
-}
-
-/** Sales as one columnar batch. */
-function batchOf(dataset: string, source: string, rows: readonly SaleRecord[]) {
-  const pick = <T>(f: (r: SaleRecord) => T) => rows.map(f);
-  return {
-    dataset,
-    source,
-    rowCount: rows.length,
-    columns: [
-      { name: 'event_id', values: { case: 'strings' as const, value: { values: pick((r) => r.event_id) } } },
-      {
-        name: 'day',
-        values: { case: 'timestamps' as const, value: { seconds: pick((r) => BigInt(r.day / 1000)) } },
-      },
-      {
-        name: 'warehouse_id',
-        values: { case: 'strings' as const, value: { values: pick((r) => r.warehouse_id) } },
-      },
-      { name: 'sku', values: { case: 'strings' as const, value: { values: pick((r) => r.sku) } } },
-      { name: 'units', values: { case: 'doubles' as const, value: { values: pick((r) => r.units) } } },
-      { name: 'price', values: { case: 'doubles' as const, value: { values: pick((r) => r.price) } } },
-      { name: 'promo', values: { case: 'bools' as const, value: { values: pick((r) => r.promo) } } },
-    ],
-  };
 }
 
 /** What a broken feed sends: negative units and a warehouse that does not exist. */
@@ -338,7 +244,7 @@ async function ingest(clients: BallastClients, dataset: string, source: string, 
   const rules = new Map<string, number>();
   for (let at = 0; at < rows.length; at += 2_000) {
     const { result } = await clients.ingest.ingestBatch({
-      batch: batchOf(dataset, source, rows.slice(at, at + 2_000)),
+      batch: salesBatch(dataset, source, rows.slice(at, at + 2_000)),
     });
     totals.accepted += result?.accepted ?? 0;
     totals.duplicates += result?.duplicates ?? 0;

@@ -1,4 +1,4 @@
-export { type BallastClients, connect, serviceAddress } from './clients.js';
+export { type BallastClients, connect, serviceAddress, withClients } from './clients.js';
 export { localEndpoints, probe, type Readiness, type ServiceEndpoints } from './health.js';
 export { chooseRedis, HOW_TO_GET_REDIS, type RedisChoice } from './local-redis.js';
 export {
@@ -11,6 +11,7 @@ export {
   skuName,
   warehouseName,
 } from './reference-data.js';
+export { referenceDemandView, referenceSalesSchema, salesBatch } from './reference-workload.js';
 export { SERVICE_DESCRIPTORS } from './services.js';
 export { Supervisor, serviceEntry } from './supervisor.js';
 export {

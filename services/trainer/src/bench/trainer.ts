@@ -3,13 +3,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import {
-  CalendarPart,
-  EncodingKind,
-  FeatureService,
-  SourceFieldType,
-} from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
-import { FieldType, IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
+import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient } from '@ballast/grpc-kit';
 import { writeBenchResult } from '@ballast/grpc-kit/testing';
@@ -29,7 +24,7 @@ import {
   type TrainingRunJob,
   trainingJobId,
 } from '@ballast/queue';
-import { referenceSales, type SaleRecord, skuName, warehouseName } from '@ballast/sdk';
+import { referenceDemandView, referenceSales, referenceSalesSchema, salesBatch, skuName } from '@ballast/sdk';
 import * as tf from '@tensorflow/tfjs';
 import { QueueEvents } from 'bullmq';
 import type { Progress, TrainingOutcome } from '../pipeline.js';
@@ -172,25 +167,6 @@ const DATASET = 'bench-sales';
 const VIEW = 'bench-demand';
 const MODEL = 'bench-demand';
 
-function columns(rows: readonly SaleRecord[]) {
-  const pick = <T>(f: (r: SaleRecord) => T) => rows.map(f);
-  return [
-    { name: 'event_id', values: { case: 'strings' as const, value: { values: pick((r) => r.event_id) } } },
-    {
-      name: 'day',
-      values: { case: 'timestamps' as const, value: { seconds: pick((r) => BigInt(r.day / 1000)) } },
-    },
-    {
-      name: 'warehouse_id',
-      values: { case: 'strings' as const, value: { values: pick((r) => r.warehouse_id) } },
-    },
-    { name: 'sku', values: { case: 'strings' as const, value: { values: pick((r) => r.sku) } } },
-    { name: 'units', values: { case: 'doubles' as const, value: { values: pick((r) => r.units) } } },
-    { name: 'price', values: { case: 'doubles' as const, value: { values: pick((r) => r.price) } } },
-    { name: 'promo', values: { case: 'bools' as const, value: { values: pick((r) => r.promo) } } },
-  ];
-}
-
 // ---------------------------------------------------------------- services
 
 const redis = connectRedis(REDIS_URL);
@@ -252,67 +228,16 @@ try {
   await ingestClient.createDataset({
     name: DATASET,
     description: 'daily units sold per warehouse and SKU (trainer bench)',
-    schema: {
-      fields: [
-        { name: 'event_id', type: FieldType.STRING, required: true },
-        { name: 'day', type: FieldType.TIMESTAMP, required: true },
-        {
-          name: 'warehouse_id',
-          type: FieldType.STRING,
-          required: true,
-          allowedValues: Array.from({ length: WAREHOUSES }, (_, w) => warehouseName(w)),
-        },
-        { name: 'sku', type: FieldType.STRING, required: true },
-        { name: 'units', type: FieldType.FLOAT, required: true, min: 0 },
-        { name: 'price', type: FieldType.FLOAT, required: true, min: 0.01 },
-        { name: 'promo', type: FieldType.BOOL, required: true },
-      ],
-      eventIdField: 'event_id',
-      eventTimeField: 'day',
-      entityFields: ['warehouse_id', 'sku'],
-      segmentFields: ['warehouse_id'],
-    },
+    schema: referenceSalesSchema(WAREHOUSES),
   });
   const { view } = await featureClient.applyFeatureView({
-    definition: {
+    definition: referenceDemandView({
       name: VIEW,
+      dataset: DATASET,
+      warehouses: WAREHOUSES,
+      skus: SKUS,
       description: 'the demo view: planned price and promotion, day of week, warehouse, SKU',
-      source: {
-        dataset: DATASET,
-        eventTimeField: 'day',
-        fields: [
-          { name: 'event_id', type: SourceFieldType.STRING },
-          { name: 'day', type: SourceFieldType.TIMESTAMP },
-          { name: 'warehouse_id', type: SourceFieldType.STRING },
-          { name: 'sku', type: SourceFieldType.STRING },
-          { name: 'units', type: SourceFieldType.FLOAT },
-          { name: 'price', type: SourceFieldType.FLOAT },
-          { name: 'promo', type: SourceFieldType.BOOL },
-        ],
-      },
-      entityFields: ['warehouse_id', 'sku'],
-      segmentFields: ['warehouse_id'],
-      label: { name: 'units_sold', field: 'units', leadDays: 0 },
-      features: [
-        { name: 'price', transform: { case: 'raw', value: { field: 'price' } } },
-        { name: 'promo', transform: { case: 'raw', value: { field: 'promo' } } },
-        { name: 'dow', transform: { case: 'calendar', value: { part: CalendarPart.DAY_OF_WEEK } } },
-        {
-          name: 'warehouse',
-          transform: {
-            case: 'encoding',
-            value: { field: 'warehouse_id', kind: EncodingKind.ONE_HOT, maxCategories: WAREHOUSES },
-          },
-        },
-        {
-          name: 'sku',
-          transform: {
-            case: 'encoding',
-            value: { field: 'sku', kind: EncodingKind.ONE_HOT, maxCategories: SKUS },
-          },
-        },
-      ],
-    },
+    }),
   });
   if (!view) throw new Error('feature answered ApplyFeatureView without a view');
   const sales = referenceSales({ seed: 42, warehouses: WAREHOUSES, skus: SKUS, days: DAYS });
@@ -323,7 +248,7 @@ try {
   for (let at = 0; at < sales.length; at += INGEST_BATCH) {
     const rows = sales.slice(at, at + INGEST_BATCH);
     const { result } = await ingestClient.ingestBatch({
-      batch: { dataset: DATASET, source: 'bench', rowCount: rows.length, columns: columns(rows) },
+      batch: salesBatch(DATASET, 'bench', rows),
     });
     accepted += result?.accepted ?? 0;
   }
