@@ -17,6 +17,10 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { createClient } from '@ballast/grpc-kit';
+import { freePort } from '@ballast/grpc-kit/testing';
+
+export { freePort };
+
 import type { ChannelCredentials } from '@grpc/grpc-js';
 
 export { ServingStatus };
@@ -25,15 +29,6 @@ const require = createRequire(import.meta.url);
 
 export const PG_ADMIN_URL =
   process.env.BALLAST_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 export function tempDir(label: string): string {
   return mkdtempSync(join(tmpdir(), `ballast-rel-${label}-`));

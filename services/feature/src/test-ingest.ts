@@ -3,13 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { Health, HealthCheckResponse_ServingStatus } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { createClient, type ServiceClient } from '@ballast/grpc-kit';
+import { freePort } from '@ballast/grpc-kit/testing';
 import { openDatabase } from '@ballast/storage';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './test-feature.js';
 
@@ -19,16 +19,6 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from './test-feature.js';
  */
 const require = createRequire(import.meta.url);
 const INGEST_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ingest', 'dist', 'main.js');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 export interface IngestProcess {
   address: string;

@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +12,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { createClient, type ServiceClient } from '@ballast/grpc-kit';
+import { freePort } from '@ballast/grpc-kit/testing';
 import { modelSignature, type TfModel } from '@ballast/ml';
 import { type ArtifactFile, artifactManifest } from '@ballast/ml/artifact';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,14 +37,6 @@ const registryMain = join(
 const database = `t_inference_${randomBytes(4).toString('hex')}`;
 const psql = (sql: string) =>
   promisify(execFile)('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'test', '-c', sql]);
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  return typeof address === 'object' && address ? address.port : 0;
-}
 
 let registryProcess: ChildProcess;
 let registry: ServiceClient<typeof RegistryService>;

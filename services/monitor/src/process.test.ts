@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +13,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { createClient } from '@ballast/grpc-kit';
+import { freePort } from '@ballast/grpc-kit/testing';
 import { connectRedis, createQueue, QueueNames } from '@ballast/queue';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -24,15 +24,6 @@ const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.j
 const REDIS_URL = 'redis://127.0.0.1:6379';
 // Queues of this test's own.
 const PREFIX = `t-monitor-process-${randomBytes(4).toString('hex')}`;
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 interface Running {
   child: ChildProcess;

@@ -3,4 +3,5 @@
 
 export { BENCH_WINDOW_MS, type LoadPoint, measureLoad, quantile, writeBenchResult } from './bench.js';
 export { EchoService, echoService } from './echo.js';
+export { freePort } from './ports.js';
 export { reflectionClient } from './reflection-client.js';

@@ -1,7 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -11,19 +9,11 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { createClient } from '@ballast/grpc-kit';
+import { freePort } from '@ballast/grpc-kit/testing';
 
 const require = createRequire(import.meta.url);
 /** The built service (dist/main.js), wherever this module runs from (src for tests, dist for the bench). */
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'main.js');
-
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 /** The built ingest service as its own process, as `ballast up` starts it, once it is SERVING. */
 export async function startIngestProcess(

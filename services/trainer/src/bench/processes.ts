@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +10,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { createClient } from '@ballast/grpc-kit';
+import { freePort } from '@ballast/grpc-kit/testing';
 
 /** Built services started as their own processes, as `ballast up` starts them, on free ports. */
 
@@ -24,16 +24,6 @@ export interface ServiceProcess {
   /** The last few KB of its stdout and stderr, for an error message. */
   output: () => string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
 }
 
 export async function startService(
