@@ -1,5 +1,6 @@
 import { create, type DescMessage, type DescMethod, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
+import { Encoded } from './encoded.js';
 import type { ServiceDesc } from './types.js';
 
 /** The HTTP/2 path grpc-js routes on: `/package.Service/Method`. */
@@ -8,8 +9,16 @@ export function methodPath(method: DescMethod): string {
 }
 
 function serializer(schema: DescMessage) {
-  // Handlers may return init objects; create() fills defaults and is a no-op on messages.
-  return (value: object) => Buffer.from(toBinary(schema, create(schema, value as Record<string, unknown>)));
+  return (value: object) => {
+    if (value instanceof Encoded) {
+      if (value.schema.typeName !== schema.typeName) {
+        throw new Error(`encoded ${value.schema.typeName} where ${schema.typeName} was due`);
+      }
+      return Buffer.from(value.bytes.buffer, value.bytes.byteOffset, value.bytes.byteLength);
+    }
+    // Handlers may return init objects; create() fills defaults and is a no-op on messages.
+    return Buffer.from(toBinary(schema, create(schema, value as Record<string, unknown>)));
+  };
 }
 
 function deserializer(schema: DescMessage) {
@@ -28,10 +37,13 @@ export class UndecodableRequest {
   ) {}
 }
 
-function lenientDeserializer(schema: DescMessage) {
+/** A hand-written request decoder for a hot method; it throws on bytes it cannot decode. */
+export type RequestDecoder = (bytes: Uint8Array) => object;
+
+function lenientDeserializer(schema: DescMessage, decode: RequestDecoder = (b) => fromBinary(schema, b)) {
   return (bytes: Buffer): object => {
     try {
-      return fromBinary(schema, bytes);
+      return decode(bytes);
     } catch (err) {
       // RangeError too: a message nested deeper than the stack allows is refused, not fatal.
       return new UndecodableRequest(schema.typeName, err instanceof Error ? err.message : String(err));
@@ -42,6 +54,8 @@ function lenientDeserializer(schema: DescMessage) {
 export interface DefinitionOptions {
   /** Server side: hand undecodable requests to the handler as {@link UndecodableRequest}. */
   lenientRequests?: boolean;
+  /** Server side: decoders that replace protobuf-es for some methods' requests, by method name. */
+  requestDecoders?: Readonly<Record<string, RequestDecoder | undefined>>;
 }
 
 export function methodDefinition(
@@ -54,7 +68,7 @@ export function methodDefinition(
     responseStream: method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming',
     requestSerialize: serializer(method.input),
     requestDeserialize: options.lenientRequests
-      ? lenientDeserializer(method.input)
+      ? lenientDeserializer(method.input, options.requestDecoders?.[method.name])
       : deserializer(method.input),
     responseSerialize: serializer(method.output),
     responseDeserialize: deserializer(method.output),

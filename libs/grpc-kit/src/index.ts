@@ -3,9 +3,11 @@ export {
   type DefinitionOptions,
   methodDefinition,
   methodPath,
+  type RequestDecoder,
   serviceDefinition,
   UndecodableRequest,
 } from './definition.js';
+export { Encoded, encoded } from './encoded.js';
 export {
   BallastError,
   type ErrorCode,
@@ -28,6 +30,7 @@ export {
   type GrpcServer,
   type GrpcServerOptions,
   type KitLogger,
+  type ServeOptions,
   type ServiceRegistration,
   serve,
   startGrpcServer,
@@ -39,6 +42,7 @@ export type {
   HandlerContext,
   MethodClient,
   MethodImpl,
+  RequestDecoders,
   ServiceClient,
   ServiceDesc,
   ServiceImpl,

@@ -1,13 +1,13 @@
 import { Health } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { Server, type ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
-import { serviceDefinition } from './definition.js';
+import { type RequestDecoder, serviceDefinition } from './definition.js';
 import type { InternalErrorSink } from './errors.js';
 import { HealthState, healthService, ServingStatus } from './health.js';
 import { authInterceptor, metricsInterceptor } from './interceptors.js';
 import { reflectionService } from './reflection.js';
 import { adaptService, type Interceptor } from './server-adapter.js';
 import { serverCredentialsFromEnv } from './tls.js';
-import type { ServiceDesc, ServiceImpl } from './types.js';
+import type { RequestDecoders, ServiceDesc, ServiceImpl } from './types.js';
 
 export interface KitLogger extends InternalErrorSink {
   info(obj: object, msg?: string): void;
@@ -18,10 +18,32 @@ export interface KitLogger extends InternalErrorSink {
 export interface ServiceRegistration {
   readonly service: ServiceDesc;
   readonly impl: object;
+  /** By method name (as on the wire): hand-written decoders used instead of protobuf-es. */
+  readonly requestDecoders?: Readonly<Record<string, RequestDecoder | undefined>>;
 }
 
-export function serve<S extends ServiceDesc>(service: S, impl: ServiceImpl<S>): ServiceRegistration {
-  return { service, impl };
+export interface ServeOptions<S extends ServiceDesc> {
+  /**
+   * Hand-written request decoders for hot methods, by the method's local name. Each must
+   * decode exactly what protobuf-es would (test it against fromBinary) and throw on bytes it
+   * cannot decode; the caller then gets INVALID_ARGUMENT as usual.
+   */
+  requestDecoders?: RequestDecoders<S>;
+}
+
+export function serve<S extends ServiceDesc>(
+  service: S,
+  impl: ServiceImpl<S>,
+  options: ServeOptions<S> = {},
+): ServiceRegistration {
+  const byName: Record<string, RequestDecoder | undefined> = {};
+  for (const method of service.methods) {
+    const decoder = (options.requestDecoders as Record<string, RequestDecoder | undefined> | undefined)?.[
+      method.localName
+    ];
+    if (decoder) byName[method.name] = decoder;
+  }
+  return { service, impl, requestDecoders: byName };
 }
 
 /** Undecodable requests reach the adapter, which answers INVALID_ARGUMENT (grpc-js would say INTERNAL). */
@@ -84,12 +106,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     serviceDefinition(Health, LENIENT),
     adaptService(Health, healthService(health), adapterOptions),
   );
-  for (const { service, impl } of options.services) {
+  for (const { service, impl, requestDecoders } of options.services) {
     // grpc-js refuses a service with no methods; one whose RPCs have not landed yet is
     // still named in health and reflection, so probes and tooling can address it.
     if (service.methods.length > 0) {
       server.addService(
-        serviceDefinition(service, LENIENT),
+        serviceDefinition(service, { ...LENIENT, ...(requestDecoders ? { requestDecoders } : {}) }),
         adaptService(service, impl as ServiceImpl<typeof service>, adapterOptions),
       );
     }

@@ -6,6 +6,7 @@ import type {
   MessageShape,
 } from '@bufbuild/protobuf';
 import type { Metadata } from '@grpc/grpc-js';
+import type { Encoded } from './encoded.js';
 
 /** A service descriptor as protoc-gen-es generates it: methods keyed by their local name. */
 export type ServiceDesc = Omit<DescService, 'method'> & {
@@ -28,7 +29,8 @@ export interface HandlerContext {
 }
 
 type In<M extends { input: DescMessage }> = MessageShape<M['input']>;
-type Out<M extends { output: DescMessage }> = MessageInitShape<M['output']>;
+/** What a handler answers: a message (or its init shape), or its bytes already encoded. */
+type Out<M extends { output: DescMessage }> = MessageInitShape<M['output']> | Encoded<M['output']>;
 type OutShape<M extends { output: DescMessage }> = MessageShape<M['output']>;
 type Methods<S extends ServiceDesc> = S['method'];
 
@@ -48,6 +50,11 @@ export type MethodImpl<M extends { methodKind: string; input: DescMessage; outpu
 
 export type ServiceImpl<S extends ServiceDesc> = {
   [K in keyof Methods<S>]: MethodImpl<Methods<S>[K]>;
+};
+
+/** Hand-written request decoders for some of a service's methods, by local name. */
+export type RequestDecoders<S extends ServiceDesc> = {
+  [K in keyof Methods<S>]?: (bytes: Uint8Array) => In<Methods<S>[K]>;
 };
 
 export interface CallOptions {

@@ -2,8 +2,7 @@
 // Config, telemetry and stores are wired here; RPC handlers live in server.ts.
 
 import { addrConfig, commonConfig, loadConfig, serviceConfig, str } from '@ballast/config';
-import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
-import { runMain, runService, serve } from '@ballast/grpc-kit';
+import { runMain, runService } from '@ballast/grpc-kit';
 import { connectRedis } from '@ballast/queue';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
@@ -11,7 +10,7 @@ import { IngestSource } from './ingest-source.js';
 import { Materializer } from './materialize.js';
 import { migrations } from './migrations.js';
 import { DEFAULT_ONLINE_PREFIX, OnlineStore } from './online.js';
-import { featureService } from './server.js';
+import { serveFeature } from './server.js';
 import { FeatureStore } from './store.js';
 import { Views } from './views.js';
 import { materializeWorker } from './worker.js';
@@ -45,7 +44,7 @@ runMain(async () => {
     grpc: {
       host: config.BALLAST_GRPC_HOST,
       port: config.BALLAST_FEATURE_GRPC_PORT,
-      services: [serve(FeatureService, featureService({ store, views, online, materializer }))],
+      services: [serveFeature({ store, views, online, materializer })],
       authToken: config.BALLAST_AUTH_TOKEN,
       maxMessageBytes: config.BALLAST_GRPC_MAX_MESSAGE_BYTES,
     },

@@ -25,7 +25,8 @@ if old then
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1`;
-const FORMAT = 1;
+/** The first byte of every stored vector: its layout, above. */
+export const ONLINE_VECTOR_FORMAT = 1;
 const WRITE_CHUNK = 1_000;
 
 export function packVector(datasetVersion: string, eventTime: number, values: Float64Array): Buffer {
@@ -33,7 +34,7 @@ export function packVector(datasetVersion: string, eventTime: number, values: Fl
   if (version.length > 255) throw new Error('dataset version too long');
   const head = 2 + version.length;
   const out = Buffer.alloc(head + 8 * (values.length + 1));
-  out[0] = FORMAT;
+  out[0] = ONLINE_VECTOR_FORMAT;
   out[1] = version.length;
   version.copy(out, 2);
   out.writeDoubleLE(eventTime, head);
@@ -51,7 +52,7 @@ export function unpackInto(
   offset: number,
   width: number,
 ): { eventTime: number; datasetVersion: string } {
-  if (buf[0] !== FORMAT) throw new Error(`unknown online vector format ${buf[0]}`);
+  if (buf[0] !== ONLINE_VECTOR_FORMAT) throw new Error(`unknown online vector format ${buf[0]}`);
   const head = 2 + (buf[1] as number);
   const n = Math.min(width, (buf.length - head - 8) / 8);
   for (let j = 0; j < n; j++) out[offset + j] = buf.readDoubleLE(head + 8 * (j + 1));

@@ -1,9 +1,21 @@
-import { type FeatureService, FieldStatus, Split } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
-import { invalidArgument, notFound, type ServiceImpl } from '@ballast/grpc-kit';
+import {
+  FeatureService,
+  GetOnlineFeaturesResponseSchema,
+  Split,
+} from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import {
+  encoded,
+  invalidArgument,
+  notFound,
+  type ServiceImpl,
+  type ServiceRegistration,
+  serve,
+} from '@ballast/grpc-kit';
 import { timestampFromDate, timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { type CompiledView, compileView, rangeMs } from './definition.js';
 import type { Materializer } from './materialize.js';
-import { type OnlineStore, unpackInto } from './online.js';
+import type { OnlineStore } from './online.js';
+import { decodeOnlineRequest, encodeOnlineResponse } from './online-wire.js';
 import { featureStatistics } from './statistics.js';
 import type { FeatureStore, Materialization, StoredRow } from './store.js';
 import { entityKey } from './transforms.js';
@@ -89,44 +101,17 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
         return entityKey(entity.values);
       });
       const vectors = await online.readPacked(view.version, keys);
-      const width = view.featureNames.length;
-      const values = req.packed
-        ? new Float64Array(n * width).fill(Number.NaN)
-        : new Array<number>(n * width).fill(Number.NaN);
-      const statuses = new Array<FieldStatus>(n);
-      const eventTimes = new Array<bigint>(n);
-      const ages = new Array<bigint>(n);
-      const versions = new Array<string>(n);
-      const now = Date.now();
-      vectors.forEach((vector, i) => {
-        if (!vector) {
-          statuses[i] = FieldStatus.NOT_FOUND;
-          eventTimes[i] = 0n;
-          ages[i] = 0n;
-          versions[i] = '';
-          return;
-        }
-        const { eventTime, datasetVersion } = unpackInto(vector, values, i * width, width);
-        const age = now - eventTime;
-        statuses[i] =
-          view.maxAgeMs !== undefined && age > view.maxAgeMs
-            ? FieldStatus.OUTSIDE_MAX_AGE
-            : FieldStatus.PRESENT;
-        eventTimes[i] = BigInt(eventTime);
-        ages[i] = BigInt(Math.max(0, age));
-        versions[i] = datasetVersion;
-      });
-      return {
-        viewVersion: view.version,
-        featureNames: [...view.featureNames],
-        statuses,
-        eventTimeUnixMillis: eventTimes,
-        ageMillis: ages,
-        ...(values instanceof Float64Array
-          ? { packedValues: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) }
-          : { values }),
-        datasetVersions: versions,
-      };
+      return encoded(
+        GetOnlineFeaturesResponseSchema,
+        encodeOnlineResponse({
+          viewVersion: view.version,
+          featureNames: view.featureNames,
+          vectors,
+          maxAgeMs: view.maxAgeMs,
+          now: Date.now(),
+          packed: req.packed,
+        }),
+      );
     },
 
     async *getTrainingSet(req) {
@@ -227,4 +212,11 @@ function trainingBatch(view: CompiledView, rows: readonly StoredRow[], splitAt: 
     segments,
     validation: rows.map((r) => r.eventTime >= splitAt),
   };
+}
+
+/** The service as a server registers it: its handlers, and GetOnlineFeatures' direct request decoder. */
+export function serveFeature(deps: FeatureDeps): ServiceRegistration {
+  return serve(FeatureService, featureService(deps), {
+    requestDecoders: { getOnlineFeatures: decodeOnlineRequest },
+  });
 }

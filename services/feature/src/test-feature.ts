@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
-import { createClient, type GrpcServer, type ServiceClient, serve, startGrpcServer } from '@ballast/grpc-kit';
+import { createClient, type GrpcServer, type ServiceClient, startGrpcServer } from '@ballast/grpc-kit';
 import { connectRedis } from '@ballast/queue';
 import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
 import type { Redis } from 'ioredis';
@@ -11,7 +11,7 @@ import { Materializer } from './materialize.js';
 import { migrations } from './migrations.js';
 import { OnlineStore } from './online.js';
 import { MemorySource, type RecordSource } from './records.js';
-import { featureService } from './server.js';
+import { serveFeature } from './server.js';
 import { FeatureStore } from './store.js';
 import { Views } from './views.js';
 
@@ -75,7 +75,7 @@ export async function startTestFeature(
   const source = new MemorySource();
   const materializer = new Materializer({ store, online, source: options.source ?? source });
   const server: GrpcServer = await startGrpcServer({
-    services: [serve(FeatureService, featureService({ store, views, online, materializer }))],
+    services: [serveFeature({ store, views, online, materializer })],
     host: '127.0.0.1',
     port: 0,
     log: quiet,

@@ -9,7 +9,7 @@ import {
   GetOnlineFeaturesRequestSchema,
   GetOnlineFeaturesResponseSchema,
 } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
-import { createClient, serve, startGrpcServer } from '@ballast/grpc-kit';
+import { createClient, startGrpcServer } from '@ballast/grpc-kit';
 import { BENCH_WINDOW_MS, measureLoad, writeBenchResult } from '@ballast/grpc-kit/testing';
 import { connectRedis } from '@ballast/queue';
 import { migrate, openDatabase } from '@ballast/storage';
@@ -20,7 +20,7 @@ import { Materializer } from '../materialize.js';
 import { migrations } from '../migrations.js';
 import { OnlineStore } from '../online.js';
 import { MemorySource, readTable } from '../records.js';
-import { featureService } from '../server.js';
+import { serveFeature } from '../server.js';
 import { FeatureStore } from '../store.js';
 import { batches, retailDefinition, retailRecords } from '../testing/retail.js';
 import { computeRows } from '../transforms.js';
@@ -80,7 +80,7 @@ const materialization = {
 
 const quiet = { info() {}, warn() {}, error() {} };
 const server = await startGrpcServer({
-  services: [serve(FeatureService, featureService({ store, views, online, materializer }))],
+  services: [serveFeature({ store, views, online, materializer })],
   host: '127.0.0.1',
   port: 0,
   log: quiet,
