@@ -110,6 +110,13 @@ class PostgresSql implements Sql {
       throw toStorageError(err);
     }
     let broken: unknown;
+    // pg's pool listens for errors only on idle clients. A checked-out client whose
+    // connection drops emits 'error' with no listener, which would crash the process; the
+    // statement in flight fails on its own, so here the error only marks the client broken.
+    const onLost = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onLost);
     try {
       await runExec(client, 'BEGIN');
       const runner: Runner = {
@@ -128,6 +135,7 @@ class PostgresSql implements Sql {
       }
       throw err;
     } finally {
+      client.off('error', onLost);
       client.release(broken instanceof Error ? broken : broken !== undefined);
     }
   }
@@ -162,8 +170,7 @@ async function runExec(db: Queryable, text: string): Promise<void> {
   }
 }
 
-// Only failures to *get* a connection: nothing ran, so retrying is safe (what UNAVAILABLE
-// promises). A connection lost mid-query may or may not have committed, so it stays as is.
+// Failures to *get* a connection: nothing ran, so retrying is safe.
 const CONNECT_ERRNOS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 const CONNECT_SQLSTATES = new Set([
   '08001', // sqlclient_unable_to_establish_sqlconnection
@@ -171,16 +178,38 @@ const CONNECT_SQLSTATES = new Set([
   '57P03', // cannot_connect_now (starting up, shutting down, in recovery)
   '53300', // too_many_connections
 ]);
+// A connection lost mid-operation (the server restarted, a pooler or proxy dropped it). The
+// database is unavailable, not the service broken, so it is UNAVAILABLE too, not INTERNAL;
+// but the statement may or may not have committed, which the message says. gRPC clients
+// retry UNAVAILABLE only for idempotent methods, and Ballast's writes are idempotent by key.
+const LOST_ERRNOS = new Set(['ECONNRESET', 'EPIPE']);
+const LOST_SQLSTATES = new Set([
+  '57P01', // admin_shutdown (also pg_terminate_backend)
+  '57P02', // crash_shutdown
+  '08003', // connection_does_not_exist
+  '08006', // connection_failure
+]);
 
 function toStorageError(err: unknown): unknown {
   if (!(err instanceof Error)) return err;
   const code = (err as { code?: unknown }).code;
   const state = sqlState(err);
-  const unavailable =
+  if (
     (typeof code === 'string' && CONNECT_ERRNOS.has(code)) ||
     (state !== undefined && CONNECT_SQLSTATES.has(state)) ||
-    err.message.includes('timeout exceeded when trying to connect');
-  return unavailable
-    ? new StorageUnavailableError(`postgres unavailable: ${err.message}`, { cause: err })
-    : err;
+    err.message.includes('timeout exceeded when trying to connect')
+  ) {
+    return new StorageUnavailableError(`postgres unavailable: ${err.message}`, { cause: err });
+  }
+  if (
+    (typeof code === 'string' && LOST_ERRNOS.has(code)) ||
+    (state !== undefined && LOST_SQLSTATES.has(state)) ||
+    err.message.startsWith('Connection terminated')
+  ) {
+    return new StorageUnavailableError(
+      `postgres connection lost during the operation, which may or may not have been applied: ${err.message}`,
+      { cause: err },
+    );
+  }
+  return err;
 }

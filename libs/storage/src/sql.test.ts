@@ -201,6 +201,39 @@ describe('openDatabase', () => {
     expect(err).toMatchObject({ code: 'unavailable' });
   });
 
+  it('reports a connection lost mid-query as unavailable, and the next query reconnects', async () => {
+    const backend = new TestBackend('postgres');
+    const sql = await backend.open(uniqueSchema('lost'));
+    try {
+      // The server ends this very connection while the statement runs.
+      const err = await sql.query('SELECT pg_terminate_backend(pg_backend_pid())').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageUnavailableError);
+      expect(err).toMatchObject({ code: 'unavailable' });
+      expect((err as Error).message).toMatch(/may or may not have been applied/);
+      expect((await sql.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one).toBe(1);
+    } finally {
+      await backend.cleanup();
+    }
+  });
+
+  it('reports a transaction whose connection is lost as unavailable, with nothing committed', async () => {
+    const backend = new TestBackend('postgres');
+    const sql = await backend.open(uniqueSchema('losttx'));
+    try {
+      await sql.exec('CREATE TABLE marks (id int PRIMARY KEY)');
+      const err = await sql
+        .transaction(async (tx) => {
+          await tx.query('INSERT INTO marks VALUES (1)');
+          await tx.query('SELECT pg_terminate_backend(pg_backend_pid())');
+        })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageUnavailableError);
+      expect((await sql.query('SELECT id FROM marks')).rowCount).toBe(0);
+    } finally {
+      await backend.cleanup();
+    }
+  });
+
   it('keeps search_path alongside options given in the url', async () => {
     const backend = new TestBackend('postgres');
     const schema = uniqueSchema('opts');
