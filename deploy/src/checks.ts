@@ -386,7 +386,7 @@ export function k8sProblems(objects: readonly K8sObject[], options: K8sCheckOpti
 // ------------------------------------------------------------------------------------------------
 // Grafana
 
-const METRIC = /\b((?:ballast|grpc|bullmq)_[a-zA-Z0-9_:]*)/g;
+const METRIC = /\b((?:ballast|grpc|bullmq|process|nodejs)_[a-zA-Z0-9_:]*)/g;
 
 export function dashboardProblems(
   dashboard: unknown,

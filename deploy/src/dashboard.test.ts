@@ -21,7 +21,7 @@ describe('Grafana dashboard', () => {
     expect(dashboardProblems(dashboard, exported, uids)).toEqual([]);
   });
 
-  it('covers request rates, latency percentiles, queue depths and the drift loop', () => {
+  it('covers request rates, latency percentiles, queue depths, the drift loop and process resources', () => {
     const text = JSON.stringify(dashboard);
     for (const needle of [
       'grpc_server_handled_total',
@@ -30,6 +30,9 @@ describe('Grafana dashboard', () => {
       'bullmq_jobs_completed_total',
       'monitor.predictions',
       'training.run',
+      'ballast_monitor_rule_value',
+      'ballast_monitor_alert_firing',
+      'process_resident_memory_bytes',
     ])
       expect(text).toContain(needle);
   });

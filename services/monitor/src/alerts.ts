@@ -291,6 +291,14 @@ export class AlertEngine {
       const holding = first < list.length;
       const activeSince = holding ? (list[first] as Point).windowStart : 0;
       const spans = holding && last.windowStart + width - activeSince >= forMs;
+      const reading = { model: rule.model, rule: rule.name, metric: rule.metric, segment };
+      const threshold = rule.threshold;
+      this.options.metrics?.readings.record({
+        ...reading,
+        value: last.value,
+        threshold,
+        firing: holding && !!current,
+      });
       if (holding && spans && !current) {
         const alert = create(AlertSchema, {
           id: alertId(rule.model, rule.name, segment, activeSince),
@@ -306,6 +314,7 @@ export class AlertEngine {
           firedAt: timestampFromMs(this.#now()),
         });
         if (!(await this.insert(alert))) continue;
+        this.options.metrics?.readings.record({ ...reading, value: last.value, threshold, firing: true });
         if (rule.retrain && this.options.retrainer) {
           const outcome = await this.options.retrainer.request(alert);
           alert.retrainJobId = outcome.jobId ?? '';

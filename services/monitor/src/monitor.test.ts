@@ -12,6 +12,7 @@ import { status } from '@grpc/grpc-js';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlertEngine, DEFAULT_RULE_NAME } from './alerts.js';
+import { monitorMetrics } from './metrics.js';
 import { buildBaseline } from './model-baseline.js';
 import { driftReport } from './report.js';
 import { absorbJob, prune as pruneStore, type StoredWindow } from './store.js';
@@ -115,6 +116,20 @@ describe('monitor', () => {
     expect(timestampMs(alerts.find((a) => a.segment === 'warehouse_id=w3')?.activeSince as never)).toBe(
       T0 + WINDOW,
     );
+
+    // What the rule saw per segment is on /metrics (ballast_monitor_rule_value, _alert_firing).
+    const readings = new Map(
+      monitorMetrics()
+        .readings.all()
+        .filter((r) => r.model === 'demand' && r.rule === DEFAULT_RULE_NAME)
+        .map((r) => [r.segment, r]),
+    );
+    expect(readings.get('warehouse_id=w3')).toMatchObject({ metric: AlertMetric.DRIFT_SHARE, firing: true });
+    expect(readings.get('warehouse_id=w3')?.value).toBeGreaterThanOrEqual(
+      readings.get('warehouse_id=w3')?.threshold ?? 1,
+    );
+    expect(readings.get('warehouse_id=w1')).toMatchObject({ firing: false });
+    expect(readings.get('warehouse_id=w1')?.value).toBeTypeOf('number');
 
     // Evaluating again neither re-fires nor enqueues again.
     await m.monitor.alerts.evaluateModel('demand');
