@@ -33,6 +33,7 @@ describe('Grafana dashboard', () => {
       'ballast_monitor_rule_value',
       'ballast_monitor_alert_firing',
       'process_resident_memory_bytes',
+      'bullmq_queue_jobs',
     ])
       expect(text).toContain(needle);
   });

@@ -1,4 +1,12 @@
-import { type Job, type Processor, type Telemetry, Worker, type WorkerOptions } from 'bullmq';
+import {
+  type Job,
+  type Processor,
+  Queue,
+  type QueueOptions,
+  type Telemetry,
+  Worker,
+  type WorkerOptions,
+} from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DEFAULT_PREFIX, KEEP_COMPLETED, KEEP_FAILED, reportError } from './defaults.js';
 import type { QueueName } from './names.js';
@@ -25,6 +33,33 @@ export interface CreateWorkerOptions extends Omit<WorkerOptions, 'connection' | 
   telemetry?: Telemetry | false;
   /** Where connection and processing-loop errors go; default: one line on stderr. */
   onError?: (error: Error) => void;
+  /**
+   * How often the queue's job counts by state are recorded as the `bullmq_queue_jobs` gauge
+   * (what Grafana charts as queue depth); default 15 s, 0 never. Needs telemetry.
+   */
+  depthMetricMs?: number;
+}
+
+const DEPTH_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed'] as const;
+
+/**
+ * Records the queue's depth by state every `intervalMs` through BullMQ's own
+ * recordJobCountsMetric, until the worker closes. A failed count (Redis away) is skipped:
+ * the gauge keeps its last value, and the worker's own error handler reports the outage.
+ */
+function recordDepth(worker: Worker, name: string, queueOptions: QueueOptions, intervalMs: number) {
+  const queue = new Queue(name, queueOptions);
+  queue.on('error', () => {});
+  const tick = () => {
+    queue.recordJobCountsMetric(...DEPTH_STATES).catch(() => {});
+  };
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  tick();
+  worker.once('closing', () => {
+    clearInterval(timer);
+    queue.close().catch(() => {});
+  });
 }
 
 export function createWorker<N extends QueueName, R = unknown>(
@@ -32,7 +67,14 @@ export function createWorker<N extends QueueName, R = unknown>(
   processor: JobProcessor<N, R>,
   options: CreateWorkerOptions,
 ): Worker<JobTypes[N], R, string> {
-  const { connection, prefix = DEFAULT_PREFIX, telemetry, onError, ...rest } = options;
+  const {
+    connection,
+    prefix = DEFAULT_PREFIX,
+    telemetry,
+    onError,
+    depthMetricMs = 15_000,
+    ...rest
+  } = options;
   // Job data is whatever JSON sits in Redis: any producer, any version, or a hand edit.
   // Checking it here fails a malformed job with a reason naming the field (and, being
   // unrecoverable, without retries) before the processor can act on it.
@@ -49,5 +91,13 @@ export function createWorker<N extends QueueName, R = unknown>(
     ...(telemetry === false ? {} : { telemetry: telemetry ?? queueTelemetry() }),
   });
   worker.on('error', onError ?? reportError('worker', name));
+  if (telemetry !== false && depthMetricMs > 0) {
+    recordDepth(
+      worker,
+      name,
+      { connection, prefix, telemetry: telemetry ?? queueTelemetry() },
+      depthMetricMs,
+    );
+  }
   return worker;
 }
