@@ -84,4 +84,32 @@ describe('parsePayload', () => {
     expect(Object.getPrototypeOf(parsed.records?.[0]?.inputs)).toBe(Object.prototype);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
+
+  it('carries NaN and infinite values through JSON (where they become null) and back as NaN', () => {
+    const job = {
+      model: 'demand',
+      version: '2',
+      rows: 3,
+      records: [
+        {
+          requestId: 'r1',
+          time: 1,
+          latencyUs: 250,
+          inputs: { price: [Number.NaN, 2, Number.POSITIVE_INFINITY] },
+          outputs: { prediction: [Number.NaN, 1, 2] },
+        },
+      ],
+    };
+    // What the producer checks, then what the worker reads back from Redis.
+    const sent = parsePayload('monitor.predictions', job);
+    const received = parsePayload('monitor.predictions', JSON.parse(JSON.stringify(sent)));
+    expect(received.records?.[0]?.inputs.price).toEqual([Number.NaN, 2, Number.NaN]);
+    expect(received.records?.[0]?.outputs.prediction).toEqual([Number.NaN, 1, 2]);
+    expect(() =>
+      parsePayload('monitor.predictions', {
+        ...job,
+        records: [{ ...job.records[0], inputs: { price: ['2'] } }],
+      }),
+    ).toThrow(/inputs/);
+  });
 });

@@ -55,7 +55,10 @@ export interface PredictionRecord {
   /** Milliseconds since the epoch. */
   time: number;
   latencyUs: number;
-  /** Inputs and outputs by tensor name, flattened row-major (all rows of the request). */
+  /**
+   * Inputs and outputs by tensor name, flattened row-major (all rows of the request). NaN and
+   * ±Infinity travel as JSON null and come back as NaN.
+   */
   inputs: Record<string, number[]>;
   outputs: Record<string, number[]>;
   traceId?: string;
@@ -89,7 +92,13 @@ export interface JobTypes {
 const name = z.string().trim().min(1);
 // Records keep only own keys that cannot reach a prototype (`__proto__` and `constructor` are refused).
 const safeKey = z.string().refine((key) => key !== '__proto__' && key !== 'constructor', 'reserved key');
-const tensors = z.record(safeKey, z.array(z.number()));
+// JSON has no NaN or Infinity: JSON.stringify writes them as null. Reading null back as NaN
+// keeps a request with missing values (a null spike is what monitor must see) instead of
+// refusing the whole job; monitor counts NaN as a null.
+const tensorValue = z
+  .custom<number | null>((v) => typeof v === 'number' || v === null, 'must be a number or null')
+  .transform((v) => (v === null ? Number.NaN : v));
+const tensors = z.record(safeKey, z.array(tensorValue));
 const predictionRecord: z.ZodType<PredictionRecord> = z.object({
   requestId: z.string(),
   time: z.number(),
