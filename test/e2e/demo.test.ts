@@ -136,7 +136,7 @@ describe('ballast demo', () => {
     }
   }, 400_000);
 
-  it('answers the CLI a newcomer uses next: status, jobs, alerts, predict, trace, ingest, features apply', () => {
+  it('answers the CLI a newcomer uses next: status, jobs, alerts, predict (by features and by entity), trace, ingest, features apply', () => {
     const status = cli('status');
     expect(status.status).toBe(0);
     expect(status.stdout.match(/ ready /g)).toHaveLength(6);
@@ -162,6 +162,21 @@ describe('ballast demo', () => {
     expect(link).not.toBeNull();
     expect(cli('trace', link?.[2] ?? '').stdout.trim()).toBe(link?.[1]);
     expect(cli('predict', model, '--features', '{"price": "cheap"}').stderr).toContain('ballast: ');
+
+    // The same warehouse and SKU by key: inference reads their latest features from the
+    // feature service's online store, in the view v2 was trained on.
+    const byKey = cli('predict', model, '--keys', 'warehouse_id=W4,sku=S01');
+    expect(byKey.stderr).toBe('');
+    expect(byKey.stdout).toMatch(new RegExp(`${model} v2 \\(production\\) on wasm`));
+    const forecast = Number(byKey.stdout.match(/^\w+: (-?[\d.e+-]+)$/m)?.[1]);
+    expect(Number.isFinite(forecast)).toBe(true);
+    // An entity the store has never seen is reported, not invented; a key the view does not use is refused.
+    expect(cli('predict', model, '--keys', 'warehouse_id=W9,sku=S01').stderr).toMatch(
+      /entity warehouse_id=W9\/sku=S01 has no features in the online store/,
+    );
+    expect(cli('predict', model, '--keys', 'store=W4').stderr).toMatch(
+      /store, which view \S+ does not key on/,
+    );
 
     // A CSV with two good rows and one that breaks the schema's range.
     const dataset = model.replace(/^demand-/, 'sales-');

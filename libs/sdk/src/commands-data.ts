@@ -240,28 +240,46 @@ function traceparent(): { header: string; traceId: string } {
   return { header: `00-${traceId}-${randomBytes(8).toString('hex')}-01`, traceId };
 }
 
-/** `ballast predict <model> --features '{"price": 4.2}'`: one row, with its trace link. */
+/**
+ * `ballast predict <model> --features '{"price": 4.2}'`: one row, with its trace link; or
+ * `--keys warehouse_id=W4,sku=S01`: one entity, its features read from the online store.
+ */
 export async function predictCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
     options: {
       features: { type: 'string' },
+      keys: { type: 'string' },
       version: { type: 'string' },
       alias: { type: 'string' },
       entity: { type: 'string' },
     },
   });
   const [model] = positionals;
-  if (!model || !values.features)
+  if (!model || !values.features === !values.keys)
     throw new Error(
-      `predict: \`ballast predict <model> --features '{"price": 4.2, "promo": 1}' [--version n | --alias a]\``,
+      `predict: \`ballast predict <model> --features '{"price": 4.2, "promo": 1}'\` or \`--keys warehouse_id=W4,sku=S01\` (one of them) [--version n | --alias a]`,
     );
-  let features: Record<string, number>;
-  try {
-    features = JSON.parse(values.features) as Record<string, number>;
-  } catch (err) {
-    throw new Error(`--features: not JSON: ${(err as Error).message}`);
+  let input:
+    | { rows: { features: Record<string, number>; entityKey: string }[] }
+    | { entities: { entities: { keys: Record<string, string> }[] } };
+  if (values.keys) {
+    const keys: Record<string, string> = {};
+    for (const pair of values.keys.split(',')) {
+      const at = pair.indexOf('=');
+      if (at <= 0 || at === pair.length - 1) throw new Error(`--keys: "${pair}" is not key=value`);
+      keys[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+    }
+    input = { entities: { entities: [{ keys }] } };
+  } else {
+    let features: Record<string, number>;
+    try {
+      features = JSON.parse(values.features ?? '') as Record<string, number>;
+    } catch (err) {
+      throw new Error(`--features: not JSON: ${(err as Error).message}`);
+    }
+    input = { rows: [{ features, entityKey: values.entity ?? '' }] };
   }
   const trace = traceparent();
   const metadata = new Metadata();
@@ -272,7 +290,7 @@ export async function predictCommand(args: string[], env: NodeJS.ProcessEnv, pri
         model,
         ...(values.version ? { version: Number(values.version) } : {}),
         ...(values.alias ? { alias: values.alias } : {}),
-        rows: [{ features, entityKey: values.entity ?? '' }],
+        ...input,
       },
       { metadata },
     );

@@ -215,6 +215,7 @@ export class DeploymentFollower {
           ),
           config,
           expected: toSignature(record.signature),
+          featureView: record.lineage?.featureView?.name ? record.lineage.featureView : undefined,
         }));
       this.pool.setAlias(model, alias, loaded, swapSpan);
       return undefined;

@@ -3,6 +3,7 @@
 
 import { join } from 'node:path';
 import { addrConfig, commonConfig, int, loadConfig, oneOf, serviceConfig, str } from '@ballast/config';
+import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient, runMain, runService } from '@ballast/grpc-kit';
 
@@ -16,6 +17,7 @@ import { DeploymentFollower } from './deployments.js';
 import { Executor } from './executor.js';
 import { inferenceMetrics } from './metrics.js';
 import { ModelPool } from './model-pool.js';
+import { OnlineFeatures } from './online-features.js';
 import { DEFAULT_PREDICTION_LOG, PredictionLog, predictionQueue, queueSink } from './prediction-log.js';
 import { Predictor } from './predictor.js';
 import { inferenceServices } from './server.js';
@@ -26,6 +28,8 @@ runMain(async () => {
     ...commonConfig,
     ...serviceConfig('inference'),
     ...addrConfig('registry'),
+    // Entity-key lookups in Predict read the feature service's online store.
+    ...addrConfig('feature'),
     BALLAST_TF_BACKEND: oneOf(BACKEND_PREFERENCES).default('auto'),
     /** Comma-separated model names to serve; unset: every model with a production or candidate alias. */
     BALLAST_INFERENCE_MODELS: str().optional(),
@@ -100,6 +104,12 @@ runMain(async () => {
   );
   follower.start();
   const predictor = new Predictor(pool, predictionLog, metrics, log);
+  // Connects on the first entity lookup: inference serves rows without the feature service.
+  const feature = createClient(FeatureService, {
+    address: config.BALLAST_FEATURE_ADDR,
+    authToken: config.BALLAST_AUTH_TOKEN,
+    maxMessageBytes: config.BALLAST_GRPC_MAX_MESSAGE_BYTES,
+  });
 
   await runService({
     name: 'inference',
@@ -107,7 +117,14 @@ runMain(async () => {
     grpc: {
       host: config.BALLAST_GRPC_HOST,
       port: config.BALLAST_INFERENCE_GRPC_PORT,
-      services: inferenceServices({ pool, predictor, follower, predictionLog, ready: () => follower.synced }),
+      services: inferenceServices({
+        pool,
+        predictor,
+        follower,
+        predictionLog,
+        onlineFeatures: new OnlineFeatures(feature),
+        ready: () => follower.synced,
+      }),
       authToken: config.BALLAST_AUTH_TOKEN,
       maxMessageBytes: config.BALLAST_GRPC_MAX_MESSAGE_BYTES,
     },
@@ -124,6 +141,7 @@ runMain(async () => {
     close: [
       () => follower.stop(),
       () => registry.close(),
+      () => feature.close(),
       () => predictionLog.close(),
       () => predictions.close(),
       () => executor.close(),

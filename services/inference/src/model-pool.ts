@@ -29,6 +29,8 @@ export class LoadedVersion {
     readonly featureNames: Map<string, string[]>,
     readonly batcher: DynamicBatcher,
     readonly loadMs: number,
+    /** The feature view (name and version) it was trained on, from its lineage: entity lookups read it. */
+    readonly featureView?: { name: string; version: string } | undefined,
   ) {}
 }
 
@@ -144,6 +146,8 @@ export interface LoadSpec {
   config: ServingConfig;
   /** The registry's record of the signature; the model must match it where it says anything. */
   expected?: ModelSignature | undefined;
+  /** The feature view of its lineage, when it has one. */
+  featureView?: { name: string; version: string } | undefined;
 }
 
 /**
@@ -253,6 +257,7 @@ export class ModelPool {
         featureNames,
         batcher,
         loadMs,
+        spec.featureView,
       );
       entry.versions.set(spec.version, version);
       this.metrics?.loadSeconds.record(loadMs / 1000, { model: spec.model, result: 'ok' });

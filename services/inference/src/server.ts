@@ -11,6 +11,7 @@ import {
   BallastError,
   failedPrecondition,
   invalidArgument,
+  notFound,
   type ServiceImpl,
   type ServiceRegistration,
   serve,
@@ -21,6 +22,7 @@ import type { DeploymentFollower } from './deployments.js';
 import { rowsToInputs } from './inputs.js';
 import type { ModelPool } from './model-pool.js';
 import { inferInputs, inferOutputs, oipDatatype } from './oip.js';
+import type { OnlineFeatures } from './online-features.js';
 import type { PredictionLog } from './prediction-log.js';
 import type { Predictor } from './predictor.js';
 
@@ -33,6 +35,8 @@ export interface InferenceDeps {
   ready: () => boolean;
   /** Rows per request; the batcher's max_batch_size bounds it further. */
   maxRowsPerRequest?: number;
+  /** Entity lookups through the feature service; without it, Predict takes rows only. */
+  onlineFeatures?: OnlineFeatures | undefined;
   version?: string;
 }
 
@@ -70,6 +74,43 @@ function sameSegments(
   return true;
 }
 
+/**
+ * The rows for a request that names entities: their latest features from the feature
+ * service's online store, read from the view the serving version was trained on (its
+ * lineage), or from the view the request names.
+ */
+async function entityRows(deps: InferenceDeps, request: PredictRequest, deadline: Date | undefined) {
+  if (!deps.onlineFeatures) {
+    throw failedPrecondition(
+      'entity-key lookups need the feature service (set BALLAST_FEATURE_ADDR); send rows of named features',
+    );
+  }
+  const entry = deps.pool.find(request.model);
+  const serving =
+    request.version > 0
+      ? entry?.versions.get(request.version)
+      : entry?.aliases.get(request.alias || 'production');
+  if (!entry || !serving) {
+    throw notFound(
+      request.version > 0
+        ? `model ${request.model} version ${request.version} is not loaded here`
+        : `model ${request.model} has no ${request.alias || 'production'} version loaded here`,
+    );
+  }
+  const own = serving.featureView;
+  const named = request.entities?.featureView ?? '';
+  if (!named && !own) {
+    throw failedPrecondition(
+      `${request.model} v${serving.version} records no feature view in its lineage: name one in entities.feature_view`,
+    );
+  }
+  const view =
+    !named || named === own?.name
+      ? { name: own?.name ?? named, version: own?.version ?? '' }
+      : { name: named, version: '' };
+  return deps.onlineFeatures.rows(view, request.entities?.entities ?? [], deadline);
+}
+
 async function predict(
   deps: InferenceDeps,
   request: PredictRequest,
@@ -82,38 +123,34 @@ async function predict(
   if (entities.length > 0 && request.rows.length > 0) {
     throw invalidArgument('entities', 'send either rows or entities, not both');
   }
-  if (entities.length > 0) {
-    throw failedPrecondition(
-      'entity-key lookups need the feature service, which is not configured for inference yet; send rows of named features',
-    );
-  }
-  if (request.rows.length === 0)
-    throw invalidArgument('rows', 'at least one row is required (empty request)');
   const max = deps.maxRowsPerRequest ?? 4096;
-  if (request.rows.length > max)
-    throw invalidArgument('rows', `at most ${max} rows per request, got ${request.rows.length}`);
-  const segments = request.rows.find((r) => Object.keys(r.segments).length > 0)?.segments;
+  if (entities.length > max)
+    throw invalidArgument('entities.entities', `at most ${max} entities per request, got ${entities.length}`);
+  const rows = entities.length > 0 ? await entityRows(deps, request, deadline) : request.rows;
+  if (rows.length === 0) throw invalidArgument('rows', 'at least one row is required (empty request)');
+  if (rows.length > max) throw invalidArgument('rows', `at most ${max} rows per request, got ${rows.length}`);
+  const segments = rows.find((r) => Object.keys(r.segments).length > 0)?.segments;
   // Rows of several segments in one request (warehouses in one call) are logged per row.
-  const rowSegments = sameSegments(request.rows, segments) ? undefined : request.rows.map((r) => r.segments);
+  const rowSegments = sameSegments(rows, segments) ? undefined : rows.map((r) => r.segments);
   const outcome = await servePredict(deps, {
     api: 'predict',
     model: request.model,
     alias: request.alias,
     version: request.version,
     requestId: request.requestId,
-    stickyKey: request.rows[0]?.entityKey || undefined,
-    entityKeys: request.rows.map((r) => r.entityKey),
+    stickyKey: rows[0]?.entityKey || undefined,
+    entityKeys: rows.map((r) => r.entityKey),
     segments,
     rowSegments,
-    build: (version, allowNonFinite) => rowsToInputs(request.rows, version, allowNonFinite),
+    build: (version, allowNonFinite) => rowsToInputs(rows, version, allowNonFinite),
     signal,
     deadline,
   });
   const { answer } = outcome;
-  const predictions = Array.from({ length: request.rows.length }, (_, row) => ({
+  const predictions = Array.from({ length: rows.length }, (_, row) => ({
     outputs: Object.fromEntries(
       answer.outputs.map((output) => {
-        const size = output.data.length / request.rows.length;
+        const size = output.data.length / rows.length;
         return [output.name, { values: Array.from(output.data.subarray(row * size, (row + 1) * size)) }];
       }),
     ),

@@ -1,0 +1,91 @@
+import { type FeatureService, FieldStatus } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import { type EntityKey, type Row, RowSchema } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
+import { failedPrecondition, invalidArgument, notFound, type ServiceClient } from '@ballast/grpc-kit';
+import { create } from '@bufbuild/protobuf';
+
+/** A feature view at one version (the one a model version was trained on), or its latest ("" version). */
+export interface ViewRef {
+  name: string;
+  version: string;
+}
+
+/**
+ * Entity lookups for Predict: the latest feature vector of each entity, from the feature
+ * service's online store (one GetOnlineFeatures call, packed values), as rows of named
+ * features for the model. The view's entity fields say the order of each entity's key
+ * values; they are asked once per view version.
+ */
+export class OnlineFeatures {
+  readonly #entityFields = new Map<string, Promise<string[]>>();
+
+  constructor(private readonly feature: ServiceClient<typeof FeatureService>) {}
+
+  async rows(view: ViewRef, entities: readonly EntityKey[], deadline: Date | undefined): Promise<Row[]> {
+    const timeoutMs = deadline ? Math.max(1, deadline.getTime() - Date.now()) : undefined;
+    const options = timeoutMs === undefined ? {} : { timeoutMs };
+    const fields = await this.#fieldsOf(view, options);
+    const keys = entities.map((entity, i) => {
+      const unknown = Object.keys(entity.keys).filter((k) => !fields.includes(k));
+      if (unknown.length > 0) {
+        throw invalidArgument(
+          `entities.entities[${i}].keys`,
+          `has ${unknown.join(', ')}, which view ${view.name} does not key on (its keys: ${fields.join(', ')})`,
+        );
+      }
+      return fields.map((field) => {
+        const value = entity.keys[field];
+        if (value === undefined || value === '') {
+          throw invalidArgument(
+            `entities.entities[${i}].keys`,
+            `must name ${field} (view ${view.name} keys on ${fields.join(', ')})`,
+          );
+        }
+        return value;
+      });
+    });
+    const answer = await this.feature.getOnlineFeatures(
+      {
+        view: view.name,
+        viewVersion: view.version,
+        entities: keys.map((values) => ({ values })),
+        packed: true,
+      },
+      options,
+    );
+    const width = answer.featureNames.length;
+    // A copy: the bytes may sit at any offset in the message buffer, a Float64Array needs 8-byte alignment.
+    const values = new Float64Array(answer.packedValues.slice().buffer);
+    return entities.map((entity, i) => {
+      const label = keys[i]?.map((v, j) => `${fields[j]}=${v}`).join('/') ?? '';
+      if (answer.statuses[i] === FieldStatus.NOT_FOUND) {
+        throw notFound(
+          `entity ${label} has no features in the online store of view ${view.name}@${answer.viewVersion.slice(0, 12)}`,
+        );
+      }
+      const features: Record<string, number> = {};
+      for (let j = 0; j < width; j++)
+        features[answer.featureNames[j] as string] = values[i * width + j] as number;
+      return create(RowSchema, { features, entityKey: label, segments: { ...entity.segments } });
+    });
+  }
+
+  #fieldsOf(view: ViewRef, options: { timeoutMs?: number }): Promise<string[]> {
+    const key = `${view.name}@${view.version}`;
+    // A view's latest version can change; only a pinned version is remembered.
+    let fields = view.version ? this.#entityFields.get(key) : undefined;
+    if (!fields) {
+      fields = this.feature
+        .getFeatureView({ name: view.name, version: view.version }, options)
+        .then((res) => {
+          const entityFields = res.view?.definition?.entityFields ?? [];
+          if (entityFields.length === 0)
+            throw failedPrecondition(`feature view ${key} names no entity fields`);
+          return entityFields;
+        });
+      // A failed lookup (feature service away, unknown view) is asked again next time.
+      fields.catch(() => this.#entityFields.delete(key));
+      if (view.version) this.#entityFields.set(key, fields);
+    }
+    return fields;
+  }
+}
