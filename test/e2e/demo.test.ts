@@ -177,6 +177,9 @@ describe('ballast demo', () => {
     expect(cli('predict', model, '--keys', 'store=W4').stderr).toMatch(
       /store, which view \S+ does not key on/,
     );
+    expect(
+      cli('predict', model, '--keys', 'warehouse_id=W4,sku=S01', '--view', 'no-such-view').stderr,
+    ).toMatch(/feature service: .*no-such-view/);
 
     // A CSV with two good rows and one that breaks the schema's range.
     const dataset = model.replace(/^demand-/, 'sales-');

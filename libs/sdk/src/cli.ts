@@ -37,7 +37,7 @@ Commands:
   features apply <view.json>
            apply a feature view definition (protobuf JSON)
   predict <model> --features '{"price": 4.2}' [--version n | --alias a] [--entity key]
-  predict <model> --keys warehouse_id=W4,sku=S01 [--version n | --alias a]
+  predict <model> --keys warehouse_id=W4,sku=S01 [--view name] [--version n | --alias a]
            one prediction (features given, or an entity's read from the online store),
            with the Jaeger link of its trace
   alerts [model] [--firing] [--watch]

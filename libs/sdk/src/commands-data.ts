@@ -251,6 +251,7 @@ export async function predictCommand(args: string[], env: NodeJS.ProcessEnv, pri
     options: {
       features: { type: 'string' },
       keys: { type: 'string' },
+      view: { type: 'string' },
       version: { type: 'string' },
       alias: { type: 'string' },
       entity: { type: 'string' },
@@ -263,7 +264,7 @@ export async function predictCommand(args: string[], env: NodeJS.ProcessEnv, pri
     );
   let input:
     | { rows: { features: Record<string, number>; entityKey: string }[] }
-    | { entities: { entities: { keys: Record<string, string> }[] } };
+    | { entities: { featureView: string; entities: { keys: Record<string, string> }[] } };
   if (values.keys) {
     const keys: Record<string, string> = {};
     for (const pair of values.keys.split(',')) {
@@ -271,7 +272,7 @@ export async function predictCommand(args: string[], env: NodeJS.ProcessEnv, pri
       if (at <= 0 || at === pair.length - 1) throw new Error(`--keys: "${pair}" is not key=value`);
       keys[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
     }
-    input = { entities: { entities: [{ keys }] } };
+    input = { entities: { featureView: values.view ?? '', entities: [{ keys }] } };
   } else {
     let features: Record<string, number>;
     try {

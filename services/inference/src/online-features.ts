@@ -1,7 +1,28 @@
 import { type FeatureService, FieldStatus } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { type EntityKey, type Row, RowSchema } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
-import { failedPrecondition, invalidArgument, notFound, type ServiceClient } from '@ballast/grpc-kit';
+import {
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  RpcError,
+  type ServiceClient,
+} from '@ballast/grpc-kit';
 import { create } from '@bufbuild/protobuf';
+import { status } from '@grpc/grpc-js';
+
+/**
+ * The feature service's refusals keep their meaning for the caller (an unknown view is
+ * NOT_FOUND, not our INTERNAL); UNAVAILABLE and DEADLINE_EXCEEDED pass through the kit as they are.
+ */
+function fromFeatureService(err: unknown): never {
+  if (err instanceof RpcError) {
+    if (err.code === status.NOT_FOUND) throw notFound(`feature service: ${err.details}`);
+    if (err.code === status.INVALID_ARGUMENT)
+      throw invalidArgument('entities', `the feature service refused the lookup: ${err.details}`);
+    if (err.code === status.FAILED_PRECONDITION) throw failedPrecondition(`feature service: ${err.details}`);
+  }
+  throw err;
+}
 
 /** A feature view at one version (the one a model version was trained on), or its latest ("" version). */
 export interface ViewRef {
@@ -76,6 +97,7 @@ export class OnlineFeatures {
     if (!fields) {
       fields = this.feature
         .getFeatureView({ name: view.name, version: view.version }, options)
+        .catch(fromFeatureService)
         .then((res) => {
           const entityFields = res.view?.definition?.entityFields ?? [];
           if (entityFields.length === 0)
