@@ -74,8 +74,16 @@ export class OnlineFeatures {
       options,
     );
     const width = answer.featureNames.length;
-    // A copy: the bytes may sit at any offset in the message buffer, a Float64Array needs 8-byte alignment.
-    const values = new Float64Array(answer.packedValues.slice().buffer);
+    if (answer.packedValues.byteLength !== entities.length * width * 8) {
+      throw new Error(
+        `feature service answered ${answer.packedValues.byteLength} bytes of values for ${entities.length} entities x ${width} features`,
+      );
+    }
+    // Copied into a buffer of its own: the bytes sit at any offset inside the received message
+    // (a Buffer's slice() would not copy), and a Float64Array needs its own aligned buffer.
+    const bytes = new Uint8Array(answer.packedValues.byteLength);
+    bytes.set(answer.packedValues);
+    const values = new Float64Array(bytes.buffer);
     return entities.map((entity, i) => {
       const label = keys[i]?.map((v, j) => `${fields[j]}=${v}`).join('/') ?? '';
       if (answer.statuses[i] === FieldStatus.NOT_FOUND) {

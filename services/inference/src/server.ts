@@ -91,11 +91,14 @@ async function entityRows(deps: InferenceDeps, request: PredictRequest, deadline
       ? entry?.versions.get(request.version)
       : entry?.aliases.get(request.alias || 'production');
   if (!entry || !serving) {
-    throw notFound(
+    const missing =
       request.version > 0
         ? `model ${request.model} version ${request.version} is not loaded here`
-        : `model ${request.model} has no ${request.alias || 'production'} version loaded here`,
-    );
+        : `model ${request.model} has no ${request.alias || 'production'} version loaded here`;
+    // As in servePredict: while the first snapshot loads, the model may well be on its way.
+    if (!deps.ready())
+      throw new BallastError('unavailable', `${missing}; the deployed models are still loading, retry`);
+    throw notFound(missing);
   }
   const own = serving.featureView;
   const named = request.entities?.featureView ?? '';
