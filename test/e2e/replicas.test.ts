@@ -3,14 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InferenceService, VersionState } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
-import { RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
+import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient, RpcError, type ServiceClient } from '@ballast/grpc-kit';
-import { artifactManifest, modelSignature, saveModelFiles, selectBackend } from '@ballast/ml';
+import { selectBackend } from '@ballast/ml';
 import { connectRedis } from '@ballast/queue';
 import { InterceptingCall, type Interceptor, Metadata, status } from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demandModel, FEATURES, registerAndPromote } from '../reliability/workload.js';
 import { eventually, type RunningProcess, startServiceProcess, waitServing } from './support.js';
 
 // Several inference replicas behind client-side round robin: the registry (PGlite in a
@@ -24,7 +25,6 @@ import { eventually, type RunningProcess, startServiceProcess, waitServing } fro
 const REDIS_URL = process.env.BALLAST_TEST_REPLICAS_REDIS_URL ?? 'redis://127.0.0.1:6379/12';
 const root = mkdtempSync(join(tmpdir(), 'ballast-replicas-'));
 const MODEL = 'demand';
-const FEATURES = ['price', 'promo', 'temperature'];
 const REPLICAS = 3;
 const CALLERS = 8;
 const LOAD_MS = 6_000;
@@ -44,70 +44,18 @@ const request = (i: number) => {
 /** Registers a seeded MLP (3 named features -> `prediction`), promotes it; its answer for every variant. */
 async function registerModel(registry: ServiceClient<typeof RegistryService>): Promise<number[]> {
   await selectBackend('cpu');
-  const input = tf.input({ shape: [FEATURES.length], name: 'features' });
-  const hidden = tf.layers
-    .dense({
-      units: 16,
-      activation: 'relu',
-      kernelInitializer: tf.initializers.glorotUniform({ seed: 7 }),
-      name: 'hidden',
-    })
-    .apply(input) as tf.SymbolicTensor;
-  const out = tf.layers
-    .dense({ units: 1, kernelInitializer: tf.initializers.glorotUniform({ seed: 8 }), name: 'prediction' })
-    .apply(hidden) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: out });
-  model.setUserDefinedMetadata({ featureNames: { features: FEATURES } });
-  const expected = tf.tidy(() => {
-    const x = tf.tensor2d(Array.from({ length: VARIANTS }, (_, i) => row(i)));
-    return Array.from((model.predict(x) as tf.Tensor).dataSync());
-  });
-  const files = await saveModelFiles(model);
-  const signature = modelSignature(model);
-  model.dispose();
-
-  await registry.createModel({ name: MODEL, task: Task.REGRESSION, ownerTeam: 'forecasting' });
-  const manifest = artifactManifest(files);
-  const uploaded = await registry.uploadArtifact(
-    (async function* () {
-      yield {
-        part: {
-          case: 'manifest' as const,
-          value: {
-            files: manifest.files.map((f) => ({ path: f.path, size: BigInt(f.size), sha256: f.sha256 })),
-          },
-        },
-      };
-      for (const f of files)
-        yield { part: { case: 'chunk' as const, value: { path: f.path, data: f.data } } };
-    })(),
-  );
-  const spec = (s: (typeof signature.inputs)[number]) => ({
-    name: s.name,
-    dtype: s.dtype ?? '',
-    shape: (s.shape ?? []).map(BigInt),
-  });
-  const { version } = await registry.createModelVersion({
-    model: MODEL,
-    artifactDigest: uploaded.manifest?.digest ?? '',
-    lineage: {
-      dataset: { name: 'sales', version: 'sha256:aaaa' },
-      featureView: { name: 'demand_features', version: 'sha256:bbbb' },
-      config: { hyperparameters: { hidden: '16' }, seed: 7n },
-      environment: { nodeVersion: process.version, tfjsVersion: tf.version.tfjs, backend: 'cpu' },
-    },
-    metrics: [{ name: 'mae', evalSet: 'holdout', value: 1 }],
-    servingProfile: {
-      backend: 'cpu',
-      latency: [{ batchSize: 1, p50Ms: 1, p99Ms: 2 }],
-      costPerMillion: 1,
-      costCurrency: 'USD',
-    },
-    signature: { inputs: signature.inputs.map(spec), outputs: signature.outputs.map(spec) },
-  });
-  expect(version?.version).toBe(1);
-  await registry.promote({ model: MODEL, version: 1, reason: 'replicas e2e', force: true });
-  return expected;
+  const model = demandModel(7);
+  try {
+    const expected = tf.tidy(() => {
+      const x = tf.tensor2d(Array.from({ length: VARIANTS }, (_, i) => row(i)));
+      return Array.from((model.predict(x) as tf.Tensor).dataSync());
+    });
+    const version = await registerAndPromote(registry, MODEL, model, { seed: 7, reason: 'replicas e2e' });
+    expect(version).toBe(1);
+    return expected;
+  } finally {
+    model.dispose();
+  }
 }
 
 /** Predict requests answered OK, by the replica's /metrics (summed over labels). */

@@ -1,11 +1,10 @@
 // The reference workload (DESIGN.md) as the reliability suite uses it: sales records for
 // ingest, and a small demand model registered and promoted in the real registry.
-import { createHash } from 'node:crypto';
 import { Aggregation, SourceFieldType } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { FieldType } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { type RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import type { ServiceClient } from '@ballast/grpc-kit';
-import { modelSignature, saveModelFiles, selectBackend } from '@ballast/ml';
+import { artifactManifest, modelSignature, saveModelFiles, selectBackend } from '@ballast/ml';
 import * as tf from '@tensorflow/tfjs';
 
 export function salesSchema() {
@@ -57,41 +56,51 @@ export function salesBatch(dataset: string, first: number, count: number) {
 
 export const FEATURES = ['price', 'promo', 'temperature'];
 
-/** Registers a small demand model (3 named features -> prediction) as version 1 of `name` and promotes it. */
-export async function registerDemandModel(
-  registry: ServiceClient<typeof RegistryService>,
-  name = 'demand',
-): Promise<number> {
-  await selectBackend('cpu');
+/** A small seeded MLP, 3 named features -> `prediction`; kernels seeded with `seed` and `seed + 1`. */
+export function demandModel(seed: number): tf.LayersModel {
   const input = tf.input({ shape: [FEATURES.length], name: 'features' });
   const hidden = tf.layers
     .dense({
       units: 16,
       activation: 'relu',
-      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+      kernelInitializer: tf.initializers.glorotUniform({ seed }),
       name: 'hidden',
     })
     .apply(input) as tf.SymbolicTensor;
   const out = tf.layers
-    .dense({ units: 1, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }), name: 'prediction' })
+    .dense({
+      units: 1,
+      kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
+      name: 'prediction',
+    })
     .apply(hidden) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: out });
   model.setUserDefinedMetadata({ featureNames: { features: FEATURES } });
+  return model;
+}
+
+/**
+ * Creates model `name` in the registry, uploads `model` as its artifact, registers it as a
+ * version with a fixed lineage and serving profile (`seed` in its config) and promotes it
+ * (forced, with `reason`); returns the version number. The model stays the caller's.
+ */
+export async function registerAndPromote(
+  registry: ServiceClient<typeof RegistryService>,
+  name: string,
+  model: tf.LayersModel,
+  options: { seed: number; reason: string },
+): Promise<number> {
   const files = await saveModelFiles(model);
   const signature = modelSignature(model);
-  model.dispose();
   await registry.createModel({ name, task: Task.REGRESSION, ownerTeam: 'forecasting' });
+  const manifest = artifactManifest(files);
   const uploaded = await registry.uploadArtifact(
     (async function* () {
       yield {
         part: {
           case: 'manifest' as const,
           value: {
-            files: files.map((f) => ({
-              path: f.path,
-              size: BigInt(f.data.byteLength),
-              sha256: createHash('sha256').update(f.data).digest('hex'),
-            })),
+            files: manifest.files.map((f) => ({ path: f.path, size: BigInt(f.size), sha256: f.sha256 })),
           },
         },
       };
@@ -110,7 +119,7 @@ export async function registerDemandModel(
     lineage: {
       dataset: { name: 'sales', version: 'sha256:aaaa' },
       featureView: { name: 'demand_features', version: 'sha256:bbbb' },
-      config: { hyperparameters: { hidden: '16' }, seed: 1n },
+      config: { hyperparameters: { hidden: '16' }, seed: BigInt(options.seed) },
       environment: { nodeVersion: process.version, tfjsVersion: tf.version.tfjs, backend: 'cpu' },
     },
     metrics: [{ name: 'mae', evalSet: 'holdout', value: 1 }],
@@ -125,10 +134,24 @@ export async function registerDemandModel(
   await registry.promote({
     model: name,
     version: version?.version ?? 0,
-    reason: 'reliability suite',
+    reason: options.reason,
     force: true,
   });
   return version?.version ?? 0;
+}
+
+/** Registers the demand model (seed 1) as version 1 of `name` and promotes it. */
+export async function registerDemandModel(
+  registry: ServiceClient<typeof RegistryService>,
+  name = 'demand',
+): Promise<number> {
+  await selectBackend('cpu');
+  const model = demandModel(1);
+  try {
+    return await registerAndPromote(registry, name, model, { seed: 1, reason: 'reliability suite' });
+  } finally {
+    model.dispose();
+  }
 }
 
 export function predictRequest(model = 'demand', i = 0) {
