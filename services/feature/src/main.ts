@@ -1,14 +1,16 @@
 // The feature service: versioned feature views, online and offline stores, training sets.
 // Config, telemetry and stores are wired here; RPC handlers live in server.ts.
 
-import { addrConfig, commonConfig, loadConfig, serviceConfig, str } from '@ballast/config';
+import { addrConfig, commonConfig, int, loadConfig, serviceConfig, str } from '@ballast/config';
 import { runMain, runService } from '@ballast/grpc-kit';
 import { connectRedis } from '@ballast/queue';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
 import { IngestSource } from './ingest-source.js';
 import { Materializer } from './materialize.js';
+import { featureMetrics } from './metrics.js';
 import { migrations } from './migrations.js';
+import { NearCache } from './near-cache.js';
 import { DEFAULT_ONLINE_PREFIX, OnlineStore } from './online.js';
 import { serveFeature } from './server.js';
 import { FeatureStore } from './store.js';
@@ -22,6 +24,8 @@ runMain(async () => {
     ...addrConfig('ingest'),
     /** Redis key prefix of the online store. */
     BALLAST_FEATURE_ONLINE_PREFIX: str().default(DEFAULT_ONLINE_PREFIX),
+    /** Online vectors kept in process memory, invalidated by Redis (near-cache.ts); 0: off. */
+    BALLAST_FEATURE_ONLINE_CACHE_ENTRIES: int({ min: 0 }).default(100_000),
   });
   const log = createLogger({ service: 'feature', level: config.BALLAST_LOG_LEVEL });
   const redis = connectRedis(config.BALLAST_REDIS_URL);
@@ -33,7 +37,11 @@ runMain(async () => {
   });
   const store = new FeatureStore(() => serviceStore.sql);
   const views = new Views(store);
-  const online = new OnlineStore(redis, config.BALLAST_FEATURE_ONLINE_PREFIX);
+  const prefix = config.BALLAST_FEATURE_ONLINE_PREFIX;
+  const cacheEntries = config.BALLAST_FEATURE_ONLINE_CACHE_ENTRIES;
+  const cache = cacheEntries > 0 ? NearCache.open(redis, `${prefix}:`, cacheEntries) : undefined;
+  const metrics = featureMetrics(cache);
+  const online = new OnlineStore(redis, prefix, { cache, onRead: metrics.onlineRead });
   // Dataset versions are read from ingest's ReadVersion stream.
   const source = new IngestSource(config.BALLAST_INGEST_ADDR, { authToken: config.BALLAST_AUTH_TOKEN });
   const materializer = new Materializer({ store, online, source });
@@ -63,6 +71,7 @@ runMain(async () => {
     close: [
       () => worker?.close(),
       () => source.close(),
+      () => cache?.close(),
       () => redis.disconnect(),
       () => serviceStore.close(),
     ],

@@ -6,7 +6,13 @@ import {
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { packVector } from './online.js';
-import { decodeOnlineRequest, encodeOnlineResponse, type OnlineResponseInput } from './online-wire.js';
+import {
+  decodeOnlineRequest,
+  encodeOnlineResponse,
+  type OnlineResponseInput,
+  requestedEntityKey,
+} from './online-wire.js';
+import { entityKey } from './transforms.js';
 
 // A seeded generator, so a failure names a case that can be replayed.
 function rng(seed: number) {
@@ -187,5 +193,24 @@ describe('decodeOnlineRequest', () => {
       empty: new Uint8Array(0),
     };
     for (const [label, bytes] of Object.entries(cases)) expectSameAsProtobufEs(bytes, label);
+  });
+
+  it('decodes a repeated entity once: the same frozen message, with its canonical key', () => {
+    const entities = [{ values: ['W1', 'S01'] }, { values: ['倉庫-7', '😀'] }, { values: ['W1', 'S01'] }];
+    const bytes = toBinary(
+      GetOnlineFeaturesRequestSchema,
+      create(GetOnlineFeaturesRequestSchema, { entities }),
+    );
+    const first = decodeOnlineRequest(bytes);
+    const again = decodeOnlineRequest(bytes);
+    expect(first).toEqual(fromBinary(GetOnlineFeaturesRequestSchema, bytes));
+    expect(again.entities[0]).toBe(first.entities[0]);
+    expect(first.entities[2]).toBe(first.entities[0]);
+    expect(Object.isFrozen(first.entities[1])).toBe(true);
+    expect(Object.isFrozen(first.entities[1]?.values)).toBe(true);
+    expect(first.entities.map(requestedEntityKey)).toEqual(entities.map((e) => entityKey(e.values)));
+    // A message protobuf-es built (the fallback path) gets the same key, computed.
+    const slow = fromBinary(GetOnlineFeaturesRequestSchema, bytes);
+    expect(slow.entities.map(requestedEntityKey)).toEqual(entities.map((e) => entityKey(e.values)));
   });
 });

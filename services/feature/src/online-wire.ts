@@ -8,6 +8,7 @@ import {
 } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { fromBinary } from '@bufbuild/protobuf';
 import { ONLINE_VECTOR_FORMAT } from './online.js';
+import { entityKey } from './transforms.js';
 
 // GetOnlineFeatures is the serving path and answers up to thousands of entities per call.
 // Built as protobuf-es messages, its cost grows with every entity three times over: a BigInt
@@ -253,7 +254,26 @@ class Reader {
   }
 }
 
+// Serving traffic asks for the same entities over and over. Each distinct encoding of an
+// EntityKey is decoded once and kept (frozen: requests share it), with its canonical key
+// string beside it, so a repeat costs one byte-string slice and one lookup instead of a
+// message, an array, its strings and a JSON.stringify. Bounded: emptied when full.
+const MEMO_LIMIT = 100_000;
+const entityMemo = new Map<string, EntityKey>();
+const canonicalKeys = new WeakMap<EntityKey, string>();
+
+/** The canonical key of a requested entity (transforms.ts entityKey), remembered per decoded message. */
+export function requestedEntityKey(entity: EntityKey): string {
+  return canonicalKeys.get(entity) ?? entityKey(entity.values);
+}
+
 function entityKeyMessage(r: Reader, end: number): EntityKey {
+  const wire = r.buf.toString('latin1', r.pos, end);
+  const known = entityMemo.get(wire);
+  if (known !== undefined) {
+    r.pos = end;
+    return known;
+  }
   const values: string[] = [];
   const inner = new Reader(r.buf, end);
   inner.pos = r.pos;
@@ -262,7 +282,14 @@ function entityKeyMessage(r: Reader, end: number): EntityKey {
     values.push(inner.string());
   }
   r.pos = end;
-  return { $typeName: EntityKeySchema.typeName, values };
+  const message: EntityKey = Object.freeze({
+    $typeName: EntityKeySchema.typeName,
+    values: Object.freeze(values) as string[],
+  });
+  if (entityMemo.size >= MEMO_LIMIT) entityMemo.clear();
+  entityMemo.set(wire, message);
+  canonicalKeys.set(message, entityKey(values));
+  return message;
 }
 
 /**

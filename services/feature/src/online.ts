@@ -1,11 +1,12 @@
 import type { Redis } from 'ioredis';
+import type { NearCache } from './near-cache.js';
 import type { FeatureRows } from './transforms.js';
 
 /**
  * The online store: each entity's latest vector per view version, one Redis string per
  * entity (`<prefix>:<view version>:<entity key>`), packed as
  * [u8 format = 1][u8 n][n bytes dataset version][f64 event time][f64 x features], little-endian.
- * Reads are one MGET of every key asked for.
+ * Reads are one MGET of every key asked for, less those a NearCache (near-cache.ts) holds.
  */
 export interface OnlineVector {
   eventTime: number;
@@ -65,11 +66,32 @@ export function unpackVector(buf: Buffer): OnlineVector {
   return { ...unpackInto(buf, values, 0, values.length), values };
 }
 
+export interface OnlineReadStats {
+  /** Vectors served from the near cache. */
+  cached: number;
+  /** Vectors asked of Redis (found or not). */
+  fetched: number;
+}
+
+export interface OnlineStoreOptions {
+  /** Serve repeated reads from process memory, invalidated by Redis (near-cache.ts). */
+  cache?: NearCache;
+  /** Called once per read: how many vectors came from the cache and how many from Redis. */
+  onRead?: (stats: OnlineReadStats) => void;
+}
+
 export class OnlineStore {
+  readonly cache: NearCache | undefined;
+  readonly #onRead: ((stats: OnlineReadStats) => void) | undefined;
+
   constructor(
     readonly redis: Redis,
     readonly prefix: string = DEFAULT_ONLINE_PREFIX,
-  ) {}
+    options: OnlineStoreOptions = {},
+  ) {
+    this.cache = options.cache;
+    this.#onRead = options.onRead;
+  }
 
   key(viewVersion: string, entityKey: string): string {
     return `${this.prefix}:${viewVersion}:${entityKey}`;
@@ -85,17 +107,24 @@ export class OnlineStore {
     let written = 0;
     for (let at = 0; at < groups; at += WRITE_CHUNK) {
       const pipeline = this.redis.pipeline();
+      const entities: string[] = [];
       for (let g = at; g < Math.min(groups, at + WRITE_CHUNK); g++) {
         const last = (rows.groupStarts[g + 1] as number) - 1;
         const values = rows.values.subarray(last * width, (last + 1) * width);
+        const entity = rows.entityKeys[last] as string;
+        entities.push(entity);
         pipeline.eval(
           SET_IF_NOT_OLDER,
           1,
-          this.key(viewVersion, rows.entityKeys[last] as string),
+          this.key(viewVersion, entity),
           packVector(datasetVersion, rows.times[last] as number, values),
         );
       }
-      for (const [err, result] of (await pipeline.exec()) ?? []) {
+      const results = await pipeline.exec();
+      // Here rather than on Redis's push, so a read that follows this write in this process
+      // cannot see the old copy.
+      this.cache?.forget(viewVersion, entities);
+      for (const [err, result] of results ?? []) {
         if (err) throw err;
         written += result as number;
       }
@@ -105,8 +134,32 @@ export class OnlineStore {
 
   /** The packed vectors of these entities (see unpackInto), null where an entity has none. */
   async readPacked(viewVersion: string, entityKeys: readonly string[]): Promise<(Buffer | null)[]> {
-    if (entityKeys.length === 0) return [];
-    return this.redis.mgetBuffer(entityKeys.map((k) => this.key(viewVersion, k)));
+    const n = entityKeys.length;
+    if (n === 0) return [];
+    const cache = this.cache;
+    if (!cache?.active) {
+      this.#onRead?.({ cached: 0, fetched: n });
+      return this.redis.mgetBuffer(entityKeys.map((k) => this.key(viewVersion, k)));
+    }
+    const epoch = cache.epoch;
+    const now = Date.now();
+    const found: (Buffer | null)[] = new Array(n);
+    const missing: string[] = [];
+    const missingAt: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const copy = cache.get(viewVersion, entityKeys[i] as string, now);
+      if (copy) found[i] = copy;
+      else {
+        missing.push(entityKeys[i] as string);
+        missingAt.push(i);
+      }
+    }
+    this.#onRead?.({ cached: n - missing.length, fetched: missing.length });
+    if (missing.length === 0) return found;
+    const fetched = await this.redis.mgetBuffer(missing.map((k) => this.key(viewVersion, k)));
+    for (let j = 0; j < missing.length; j++) found[missingAt[j] as number] = fetched[j] ?? null;
+    cache.fill(epoch, viewVersion, missing, fetched, now);
+    return found;
   }
 
   /** The vectors of these entities, null where an entity has none. */

@@ -15,10 +15,9 @@ import { timestampFromDate, timestampFromMs, timestampMs } from '@bufbuild/proto
 import { type CompiledView, compileView, rangeMs } from './definition.js';
 import type { Materializer } from './materialize.js';
 import type { OnlineStore } from './online.js';
-import { decodeOnlineRequest, encodeOnlineResponse } from './online-wire.js';
+import { decodeOnlineRequest, encodeOnlineResponse, requestedEntityKey } from './online-wire.js';
 import { featureStatistics } from './statistics.js';
 import type { FeatureStore, Materialization, StoredRow } from './store.js';
-import { entityKey } from './transforms.js';
 import type { Views } from './views.js';
 
 export interface FeatureDeps {
@@ -98,7 +97,7 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
             `must hold ${arity} values (${view.entityFields.join(', ')})`,
           );
         }
-        return entityKey(entity.values);
+        return requestedEntityKey(entity);
       });
       const vectors = await online.readPacked(view.version, keys);
       return encoded(

@@ -9,6 +9,7 @@ import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage'
 import type { Redis } from 'ioredis';
 import { Materializer } from './materialize.js';
 import { migrations } from './migrations.js';
+import { NearCache } from './near-cache.js';
 import { OnlineStore } from './online.js';
 import { MemorySource, type RecordSource } from './records.js';
 import { serveFeature } from './server.js';
@@ -71,7 +72,11 @@ export async function startTestFeature(
   const prefix = `t-feature-${randomBytes(4).toString('hex')}`;
   const store = new FeatureStore(() => sql);
   const views = new Views(store);
-  const online = new OnlineStore(redis, prefix);
+  // With the near cache, as the service runs by default: reads after materialization and
+  // online/offline agreement are then checked through it.
+  const cache = NearCache.open(redis, `${prefix}:`, 10_000);
+  await cache.tracking();
+  const online = new OnlineStore(redis, prefix, { cache });
   const source = new MemorySource();
   const materializer = new Materializer({ store, online, source: options.source ?? source });
   const server: GrpcServer = await startGrpcServer({
@@ -96,6 +101,7 @@ export async function startTestFeature(
     async close() {
       client.close();
       await server.shutdown();
+      await cache.close();
       await deleteKeys(redis, `${prefix}*`);
       redis.disconnect();
       if (kind === 'postgres') await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);

@@ -13,11 +13,12 @@ import { createClient, startGrpcServer } from '@ballast/grpc-kit';
 import { BENCH_WINDOW_MS, measureLoad, writeBenchResult } from '@ballast/grpc-kit/testing';
 import { connectRedis } from '@ballast/queue';
 import { migrate, openDatabase } from '@ballast/storage';
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Client, credentials, Server, ServerCredentials } from '@grpc/grpc-js';
 import { compileView } from '../definition.js';
 import { Materializer } from '../materialize.js';
 import { migrations } from '../migrations.js';
+import { NearCache } from '../near-cache.js';
 import { OnlineStore } from '../online.js';
 import { MemorySource, readTable } from '../records.js';
 import { serveFeature } from '../server.js';
@@ -28,12 +29,16 @@ import { Views } from '../views.js';
 
 /**
  * The feature service's hot paths, each beside its limit on this machine:
- *  - GetOnlineFeatures for 1, 100 and 1,000 entities at concurrency 1/16/64, beside a bare
+ *  - GetOnlineFeatures for 1, 100 and 1,000 entities at concurrency 1/16/64, served from the
+ *    near cache (the default) and with every read going to Redis, beside a bare
  *    pipelined Redis read of the same keys (MGET on the same connection) and a bare grpc-js
  *    server answering a pre-encoded response of the same size (the transport's limit);
  *  - materialization rows/s (engine, offline write, online write).
- * The bare server receives the same request bytes. Client and servers share this process and the machine's cores, as a caller on the same
- * host would. PGlite by default; BALLAST_DATABASE_URL=postgres://... for Postgres.
+ * One raw grpc-js client drives both servers with the same request bytes (the ratio compares
+ * servers); the generated client's rate, which adds protobuf-es encoding and decoding, is
+ * reported beside it. Client and servers share this process and the machine's cores, as a
+ * caller on the same host would. PGlite by default; BALLAST_DATABASE_URL=postgres://... for
+ * Postgres.
  */
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number);
 const SIZES = (process.env.BENCH_ENTITIES ?? '1,100,1000').split(',').map(Number);
@@ -52,7 +57,12 @@ const redis = connectRedis();
 const prefix = `bench-feature-${randomBytes(4).toString('hex')}`;
 const store = new FeatureStore(() => sql);
 const views = new Views(store);
-const online = new OnlineStore(redis, prefix);
+// As the service runs by default: repeated reads come from the near cache.
+const cache = NearCache.open(redis, `${prefix}:`, 100_000);
+await cache.tracking();
+const online = new OnlineStore(redis, prefix, { cache });
+// The same store with every read going to Redis, for the uncached column.
+const uncachedOnline = new OnlineStore(redis, prefix);
 const source = new MemorySource();
 const materializer = new Materializer({ store, online, source });
 
@@ -86,6 +96,13 @@ const server = await startGrpcServer({
   log: quiet,
 });
 server.setReady(true);
+const uncachedServer = await startGrpcServer({
+  services: [serveFeature({ store, views, online: uncachedOnline, materializer })],
+  host: '127.0.0.1',
+  port: 0,
+  log: quiet,
+});
+uncachedServer.setReady(true);
 const client = createClient(FeatureService, { address: `127.0.0.1:${server.port}`, deadlineMs: 60_000 });
 
 // The bare transport: a grpc-js server that answers every call with the same bytes.
@@ -111,14 +128,21 @@ const barePort = await new Promise<number>((resolve, reject) =>
     err ? reject(err) : resolve(port),
   ),
 );
-const bareClient = new Client(`127.0.0.1:${barePort}`, credentials.createInsecure());
-let request = Buffer.alloc(0);
-const bareCall = () =>
-  new Promise<void>((resolve, reject) =>
-    bareClient.makeUnaryRequest('/bench.Bare/Get', identity, identity, request, (err) =>
-      err ? reject(err) : resolve(),
+// Both servers are driven by the same raw client sending the same request bytes, so the
+// ratio compares servers, not the client's protobuf work (which is measured on its own).
+const rawCall = (raw: Client, path: string) => () =>
+  new Promise<Buffer>((resolve, reject) =>
+    raw.makeUnaryRequest(path, identity, identity, request, (err, value) =>
+      err || !value ? reject(err) : resolve(value),
     ),
   );
+const bareClient = new Client(`127.0.0.1:${barePort}`, credentials.createInsecure());
+const featureRaw = new Client(`127.0.0.1:${server.port}`, credentials.createInsecure());
+let request = Buffer.alloc(0);
+const bareCall = rawCall(bareClient, '/bench.Bare/Get');
+const featureCall = rawCall(featureRaw, `/${FeatureService.typeName}/GetOnlineFeatures`);
+const uncachedRaw = new Client(`127.0.0.1:${uncachedServer.port}`, credentials.createInsecure());
+const uncachedCall = rawCall(uncachedRaw, `/${FeatureService.typeName}/GetOnlineFeatures`);
 
 const entityKeys = [...new Set(rows.entityKeys)];
 const onlineRows = [];
@@ -126,8 +150,8 @@ for (const size of SIZES) {
   const keys = entityKeys.slice(0, size);
   const entities = keys.map((k) => ({ values: JSON.parse(k) as string[] }));
   // Packed values: inference's path (a Float64Array, no per-value encoding).
-  const call = () => client.getOnlineFeatures({ view: 'demand', entities, packed: true });
-  const sample = await call();
+  const typedCall = () => client.getOnlineFeatures({ view: 'demand', entities, packed: true });
+  const sample = await typedCall();
   if (sample.statuses.length !== size || sample.statuses.some((s) => s === FieldStatus.NOT_FOUND)) {
     throw new Error('online read did not return every entity');
   }
@@ -139,10 +163,20 @@ for (const size of SIZES) {
       create(GetOnlineFeaturesRequestSchema, { view: 'demand', entities, packed: true }),
     ),
   );
+  for (const read of [featureCall, uncachedCall]) {
+    const raw = fromBinary(GetOnlineFeaturesResponseSchema, await read());
+    if (!Buffer.from(raw.packedValues).equals(Buffer.from(sample.packedValues))) {
+      throw new Error(
+        'the raw and typed clients, or the cached and uncached servers, read different vectors',
+      );
+    }
+  }
   const redisKeys = keys.map((k) => online.key(view.version, k));
   const redisCall = () => redis.mgetBuffer(redisKeys);
   for (const concurrency of CONCURRENCY) {
-    const feature = await measureLoad(call, concurrency);
+    const feature = await measureLoad(featureCall, concurrency);
+    const uncached = await measureLoad(uncachedCall, concurrency);
+    const typed = await measureLoad(typedCall, concurrency);
     const redisOnly = await measureLoad(redisCall, concurrency);
     const transport = await measureLoad(bareCall, concurrency);
     onlineRows.push({
@@ -158,16 +192,28 @@ for (const size of SIZES) {
       redis_ratio_p50: Math.round((feature.p50_us / redisOnly.p50_us) * 10) / 10,
       bare_grpc_per_s: transport.throughput_per_s,
       vs_bare_grpc: Math.round((feature.throughput_per_s / transport.throughput_per_s) * 100) / 100,
-      stable: feature.stable && redisOnly.stable && transport.stable,
+      // Near cache off: every call reads its keys from Redis.
+      uncached_p50_us: uncached.p50_us,
+      uncached_p99_us: uncached.p99_us,
+      uncached_per_s: uncached.throughput_per_s,
+      uncached_vs_bare_grpc: Math.round((uncached.throughput_per_s / transport.throughput_per_s) * 100) / 100,
+      // The same calls through the generated client: protobuf-es encodes and decodes each one.
+      typed_client_per_s: typed.throughput_per_s,
+      typed_client_p99_us: typed.p99_us,
+      stable: feature.stable && uncached.stable && redisOnly.stable && transport.stable,
     });
   }
 }
 
 const cpu = process.cpuUsage();
 client.close();
+featureRaw.close();
+uncachedRaw.close();
 bareClient.close();
 bare.forceShutdown();
 await server.shutdown();
+await uncachedServer.shutdown();
+await cache.close();
 let cursor = '0';
 do {
   const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
@@ -183,9 +229,25 @@ const backend = url ? 'postgres' : 'pglite';
 console.log(`feature materialization (${backend}, ${WAREHOUSES}x${SKUS} entities x ${DAYS} days)`);
 console.table([materialization]);
 console.log(
-  'GetOnlineFeatures over loopback vs bare Redis MGET of the same keys and a bare grpc-js reply of the same size',
+  'GetOnlineFeatures over loopback (near cache on, and off) vs bare Redis MGET of the same keys and a bare grpc-js reply of the same size',
 );
-console.table(onlineRows);
+// The full rows (latencies of every column) are in the JSON; the table keeps it readable.
+console.table(
+  onlineRows.map((r) => ({
+    entities: r.entities,
+    c: r.concurrency,
+    p50_us: r.p50_us,
+    p99_us: r.p99_us,
+    per_s: r.per_s,
+    vs_bare: r.vs_bare_grpc,
+    uncached_per_s: r.uncached_per_s,
+    uncached_vs_bare: r.uncached_vs_bare_grpc,
+    redis_mget_per_s: r.redis_per_s,
+    bare_grpc_per_s: r.bare_grpc_per_s,
+    typed_client_per_s: r.typed_client_per_s,
+    stable: r.stable,
+  })),
+);
 console.log(
   `process CPU (client + servers): user ${(cpu.user / 1e6).toFixed(1)}s, system ${(cpu.system / 1e6).toFixed(1)}s`,
 );
