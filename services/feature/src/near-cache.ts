@@ -30,8 +30,6 @@ export class NearCache {
   #tracking = false;
   #closed = false;
   #setup: Promise<void> | undefined;
-  hits = 0;
-  misses = 0;
 
   private constructor(
     redis: Redis,
