@@ -24,7 +24,6 @@ export class NearCache {
   // By view version, then entity key: lookups use the entity key as the request gave it, with
   // no Redis key string built (and hashed) per entity.
   readonly #views = new Map<string, Map<string, { value: Buffer; until: number }>>();
-  #size = 0;
   readonly #conn: Redis;
   #epoch = 0;
   #tracking = false;
@@ -77,7 +76,9 @@ export class NearCache {
   }
 
   get size(): number {
-    return this.#size;
+    let size = 0;
+    for (const entries of this.#views.values()) size += entries.size;
+    return size;
   }
 
   /** The epoch to pass to `fill` for a read that starts now. */
@@ -92,7 +93,6 @@ export class NearCache {
     if (entry === undefined) return undefined;
     if (entry.until > now) return entry.value;
     (entries as Map<string, unknown>).delete(entityKey);
-    this.#size--;
     return undefined;
   }
 
@@ -111,13 +111,14 @@ export class NearCache {
       entries = new Map();
       this.#views.set(viewVersion, entries);
     }
+    let size = this.size;
     for (let i = 0; i < entityKeys.length; i++) {
       const value = values[i];
       if (!value) continue;
       const key = entityKeys[i] as string;
       if (!entries.has(key)) {
-        if (this.#size >= this.maxEntries) this.#evictOldest();
-        this.#size++;
+        if (size >= this.maxEntries) this.#evictOldest();
+        else size++;
       }
       // A copy: the reply's buffer is a view of the socket's read chunk, which it would pin.
       entries.set(key, { value: Buffer.from(value), until });
@@ -129,7 +130,7 @@ export class NearCache {
     this.#epoch++;
     const entries = this.#views.get(viewVersion);
     if (!entries) return;
-    for (const key of entityKeys) if (entries.delete(key)) this.#size--;
+    for (const key of entityKeys) entries.delete(key);
   }
 
   #evictOldest(): void {
@@ -138,10 +139,7 @@ export class NearCache {
     for (const entries of this.#views.values())
       if (!fullest || entries.size > fullest.size) fullest = entries;
     const oldest = fullest?.keys().next();
-    if (fullest && oldest && !oldest.done) {
-      fullest.delete(oldest.value);
-      this.#size--;
-    }
+    if (fullest && oldest && !oldest.done) fullest.delete(oldest.value);
   }
 
   async close(): Promise<void> {
@@ -180,22 +178,17 @@ export class NearCache {
     this.#tracking = true;
   }
 
-  #clear(): void {
-    this.#views.clear();
-    this.#size = 0;
-  }
-
   #untrack(): void {
     this.#tracking = false;
     this.#epoch++;
-    this.#clear();
+    this.#views.clear();
   }
 
   #invalidated(keys: unknown): void {
     this.#epoch++;
     // A null payload means everything (FLUSHDB, FLUSHALL).
     if (!Array.isArray(keys)) {
-      this.#clear();
+      this.#views.clear();
       return;
     }
     // Online keys are <prefix><view version>:<entity key>; view versions hold no colon.
@@ -204,7 +197,7 @@ export class NearCache {
       const colon = key.indexOf(':', this.prefix.length);
       if (!key.startsWith(this.prefix) || colon < 0) continue;
       const entries = this.#views.get(key.slice(this.prefix.length, colon));
-      if (entries?.delete(key.slice(colon + 1))) this.#size--;
+      entries?.delete(key.slice(colon + 1));
     }
   }
 }

@@ -89,20 +89,18 @@ const materialization = {
 };
 
 const quiet = { info() {}, warn() {}, error() {} };
-const server = await startGrpcServer({
-  services: [serveFeature({ store, views, online, materializer })],
-  host: '127.0.0.1',
-  port: 0,
-  log: quiet,
-});
-server.setReady(true);
-const uncachedServer = await startGrpcServer({
-  services: [serveFeature({ store, views, online: uncachedOnline, materializer })],
-  host: '127.0.0.1',
-  port: 0,
-  log: quiet,
-});
-uncachedServer.setReady(true);
+async function startFeatureServer(onlineStore: OnlineStore) {
+  const started = await startGrpcServer({
+    services: [serveFeature({ store, views, online: onlineStore, materializer })],
+    host: '127.0.0.1',
+    port: 0,
+    log: quiet,
+  });
+  started.setReady(true);
+  return started;
+}
+const server = await startFeatureServer(online);
+const uncachedServer = await startFeatureServer(uncachedOnline);
 const client = createClient(FeatureService, { address: `127.0.0.1:${server.port}`, deadlineMs: 60_000 });
 
 // The bare transport: a grpc-js server that answers every call with the same bytes.
