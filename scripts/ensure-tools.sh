@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages some tests call: promtool (metrics format), python3-grpcio with the
-# upstream health proto (a non-Node gRPC client, probing like Kubernetes does), python3-scipy
-# (monitor's drift statistics are checked against scipy.stats on the same samples).
+# Debian packages the tests call from outside Node: promtool (metrics format),
+# python3-grpcio and grpc-tools with the upstream health proto (non-Node gRPC clients),
+# python3-scipy (drift statistics checked against scipy.stats), chromium (the dashboard
+# rendered headless). Installs what is missing with apt-get; where it cannot (not root
+# and no passwordless sudo, or no apt-get), it names the packages and exits 2.
 set -euo pipefail
 
 need=()
@@ -12,10 +14,29 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 /usr/bin/python3 -c 'import scipy.stats' >/dev/null 2>&1 || need+=(python3-scipy)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if [ ${#need[@]} -eq 0 ]; then
+  echo "test tools present: promtool, python3-grpcio, grpc-tools, the health proto, scipy, chromium"
+  exit 0
 fi
-echo "promtool, python3-grpcio, python3-scipy and the health proto are present"
+
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    as_root=(sudo -n)
+  else
+    echo "the tests need these Debian packages: ${need[*]}" >&2
+    echo "this user is not root and has no passwordless sudo; install them with:" >&2
+    echo "  sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
+    exit 2
+  fi
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "the tests need these Debian packages: ${need[*]}; this machine has no apt-get: install their equivalents" >&2
+  exit 2
+fi
+
+echo "installing the test tools: ${need[*]} (apt-get, once per machine)"
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "test tools installed: ${need[*]}"
