@@ -1,7 +1,7 @@
 import type { MonitorConfig } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
+import type { MonitorDeps } from './deps.js';
 import { errorSums } from './errors.js';
 import { durationMs, isClassification, MAX_JOIN_WINDOW_MS, windowMs } from './model-baseline.js';
-import type { MonitorDeps } from './server.js';
 import type { ActualRow, JoinedActual } from './store.js';
 import * as store from './store.js';
 

@@ -24,9 +24,10 @@ import { dashboardRoutes } from './dashboard.js';
 import { IngestActuals } from './ingest-actuals.js';
 import { lineageBaselines } from './lineage-baseline.js';
 import { migrations } from './migrations.js';
-import { createMonitor, DEFAULT_SETTINGS } from './monitor.js';
+import { createMonitor } from './monitor.js';
 import { OperationsScraper, parseTargets } from './operations.js';
 import { registryLineage } from './retrain.js';
+import { DEFAULT_SETTINGS } from './settings.js';
 
 runMain(async () => {
   const d = DEFAULT_SETTINGS;

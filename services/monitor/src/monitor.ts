@@ -3,11 +3,13 @@ import type { Sql } from '@ballast/storage';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AlertEngine } from './alerts.js';
+import type { MonitorDeps } from './deps.js';
 import { monitorMetrics } from './metrics.js';
-import { DEFAULT_JOIN_WINDOW_MS, DEFAULT_WINDOW_MS, MAX_JOIN_WINDOW_MS, windowMs } from './model-baseline.js';
+import { MAX_JOIN_WINDOW_MS, windowMs } from './model-baseline.js';
 import type { OperationsScraper } from './operations.js';
-import { type LineageSource, type RetrainDefaults, Retrainer } from './retrain.js';
-import { type MonitorDeps, monitorService } from './server.js';
+import { type LineageSource, Retrainer } from './retrain.js';
+import { monitorService } from './server.js';
+import { DEFAULT_SETTINGS, type MonitorSettings } from './settings.js';
 import * as store from './store.js';
 import { BaselineCache, type BaselineResolver, startPredictionsWorker } from './worker.js';
 
@@ -16,40 +18,6 @@ import { BaselineCache, type BaselineResolver, startPredictionsWorker } from './
  * baseline cache, the alert engine with its retrainer, the `monitor.predictions` worker and
  * the RPC handlers.
  */
-
-export interface MonitorSettings {
-  /** Window length for baselines that do not set one. */
-  windowMs: number;
-  joinWindowMs: number;
-  /** The default rule stored for every model with a new baseline and no rules; undefined: none. */
-  defaultRule?: { windows: number; threshold: number } | undefined;
-  retrain: RetrainDefaults;
-  webhook: { attempts: number; backoffMs: number };
-  minErrorCount: number;
-  workerConcurrency: number;
-  /** Least time between two alert evaluations of one model while predictions keep arriving. */
-  evaluateIntervalMs: number;
-  /** Window statistics and error are kept this long (by window time). */
-  windowRetentionMs: number;
-  /** How often old rows are pruned (see store.prune); 0: never. */
-  pruneIntervalMs: number;
-  /** How soon WatchAlerts sees changes made by another replica. */
-  watchPollMs: number;
-}
-
-export const DEFAULT_SETTINGS: MonitorSettings = {
-  windowMs: DEFAULT_WINDOW_MS,
-  joinWindowMs: DEFAULT_JOIN_WINDOW_MS,
-  defaultRule: { windows: 2, threshold: 0.5 },
-  retrain: { enabled: true, cooldownMs: 6 * 3_600_000, maxPerWindow: 3, rateWindowMs: 24 * 3_600_000 },
-  webhook: { attempts: 5, backoffMs: 500 },
-  minErrorCount: 1,
-  workerConcurrency: 1,
-  evaluateIntervalMs: 0,
-  windowRetentionMs: 90 * 86_400_000,
-  pruneIntervalMs: 0,
-  watchPollMs: 1_000,
-};
 
 export interface MonitorOptions {
   sql: () => Sql;

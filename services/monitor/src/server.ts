@@ -1,30 +1,13 @@
 import type { MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { invalidArgument, notFound, type ServiceImpl } from '@ballast/grpc-kit';
-import type { Sql } from '@ballast/storage';
 import { type Timestamp, timestampMs } from '@bufbuild/protobuf/wkt';
 import { recordActuals } from './actuals.js';
-import type { AlertEngine } from './alerts.js';
-import type { MonitorMetrics } from './metrics.js';
+import type { MonitorDeps } from './deps.js';
 import { buildBaseline, durationMs, sameLayout, windowMs } from './model-baseline.js';
-import type { MonitorSettings } from './monitor.js';
-import { type OperationsScraper, operationsReport } from './operations.js';
+import { operationsReport } from './operations.js';
 import { driftReport, errorWindow } from './report.js';
 import * as store from './store.js';
 import { addSums, type ErrorKey, type ErrorSums } from './store.js';
-import type { BaselineCache } from './worker.js';
-
-export interface MonitorDeps {
-  /** The service's database (a getter: the store opens lazily). */
-  sql: () => Sql;
-  baselines: BaselineCache;
-  alerts: AlertEngine;
-  settings: Pick<MonitorSettings, 'windowMs' | 'joinWindowMs'>;
-  metrics?: MonitorMetrics | undefined;
-  /** Where failures of work done after an answer (alert evaluation) are reported. */
-  onError?: ((error: unknown) => void) | undefined;
-  /** Scraped /metrics of the services; undefined: none scraped. */
-  operations?: OperationsScraper | undefined;
-}
 
 const MAX_ACTUALS = 10_000;
 const MAX_DRIFT_WINDOWS = 2_000;
