@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { PGlite, type Results, types } from '@electric-sql/pglite';
 import { seedFromTemplate } from './pglite-template.js';
-import type { QueryResult, Sql } from './sql.js';
+import type { QueryResult, Sql } from './sql-types.js';
 import { assertOutsideTransaction, type Runner, runTransactionBody } from './transaction.js';
 
 export interface PgliteOptions {

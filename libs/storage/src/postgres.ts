@@ -1,6 +1,6 @@
 import { Pool, type PoolClient, type PoolConfig } from 'pg';
 import { InvalidArgumentError, StorageUnavailableError, sqlState } from './errors.js';
-import type { QueryResult, Sql } from './sql.js';
+import type { QueryResult, Sql } from './sql-types.js';
 import { assertOutsideTransaction, type Runner, runTransactionBody } from './transaction.js';
 
 export interface PostgresOptions {

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { QueryResult, Sql, SqlKind } from './sql.js';
+import type { QueryResult, Sql, SqlKind } from './sql-types.js';
 
 /** What a backend runs on the one connection a transaction holds. */
 export interface Runner {
