@@ -1,41 +1,32 @@
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { createClient } from '@ballast/grpc-kit';
-import { openDatabase } from '@ballast/storage';
+import {
+  createTestDatabase,
+  type ServiceProcess,
+  startServiceProcess,
+  type TestDatabase,
+} from '@ballast/grpc-kit/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BACKENDS, TEST_DATABASE_URL, uniqueName } from './test-support.js';
-import { startIngestProcess } from './testing/process.js';
+import { BACKENDS } from './test-support.js';
 import { salesBatch, salesRows, salesSchema } from './testing/sales.js';
 
 describe.each(BACKENDS.map((b) => [b]))('crash safety on %s', (backend) => {
-  const schema = uniqueName('crash');
-  let dataDir: string | undefined;
-  const children: ChildProcess[] = [];
+  let db: TestDatabase | undefined;
+  let ingest: ServiceProcess | undefined;
 
   afterAll(async () => {
-    for (const child of children)
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    if (backend === 'postgres') {
-      const sql = await openDatabase({ url: TEST_DATABASE_URL, schema });
-      await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await sql.close();
-    }
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await ingest?.kill();
+    await db?.close();
   });
 
   it('keeps every acknowledged record exactly once after kill -9 mid-stream, and nothing half-written', async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'ballast-ingest-crash-'));
-    const env = {
-      BALLAST_INGEST_DB_SCHEMA: schema,
-      BALLAST_DATA_DIR: dataDir,
-      ...(backend === 'postgres' ? { BALLAST_DATABASE_URL: TEST_DATABASE_URL } : {}),
-    };
-    const first = await startIngestProcess(env);
-    children.push(first.child);
+    db = await createTestDatabase('ingest_crash', { postgres: backend === 'postgres' });
+    const first = await startServiceProcess({
+      package: '@ballast/ingest',
+      env: db.env,
+      ready: IngestService.typeName,
+    });
+    ingest = first;
     const client = createClient(IngestService, { address: first.address, deadlineMs: 60_000, retry: false });
     await client.createDataset({ name: 'sales', schema: salesSchema() });
 
@@ -64,9 +55,8 @@ describe.each(BACKENDS.map((b) => [b]))('crash safety on %s', (backend) => {
     expect(acked.slice(0, 5)).toEqual([0, 1, 2, 3, 4]);
     expect(sent).toBeGreaterThan(acked.length); // the kill landed with batches still coming
 
-    const second = await startIngestProcess(env);
-    children.push(second.child);
-    const again = createClient(IngestService, { address: second.address, deadlineMs: 60_000 });
+    await first.restart();
+    const again = createClient(IngestService, { address: first.address, deadlineMs: 60_000 });
     try {
       const { version } = await again.commitVersion({ dataset: 'sales' });
       const ids: string[] = [];
@@ -104,8 +94,7 @@ describe.each(BACKENDS.map((b) => [b]))('crash safety on %s', (backend) => {
       );
     } finally {
       again.close();
-      second.child.kill('SIGTERM');
-      await once(second.child, 'exit');
+      expect(await first.stop()).toBe(0);
     }
   }, 180_000);
 });

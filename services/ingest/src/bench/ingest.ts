@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,13 +12,13 @@ import {
   SchemaSchema,
 } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { createClient } from '@ballast/grpc-kit';
+import { startServiceProcess } from '@ballast/grpc-kit/testing';
 import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { credentials, Client as GrpcClient } from '@grpc/grpc-js';
 import { migrations } from '../migrations.js';
 import { parseSchema } from '../schema.js';
-import { startIngestProcess } from '../testing/process.js';
 import { salesBatch, salesRows, salesSchema } from '../testing/sales.js';
 import { compileSchema } from '../validation.js';
 
@@ -251,7 +250,11 @@ for (const backend of BACKENDS) {
   const env: Record<string, string> = { BALLAST_INGEST_DB_SCHEMA: schema, BALLAST_DATA_DIR: dataDir };
   if (backend === 'postgres') env.BALLAST_DATABASE_URL = DATABASE_URL;
   progress(`${backend}: starting the service`);
-  const service = await startIngestProcess(env);
+  const service = await startServiceProcess({
+    package: '@ballast/ingest',
+    env,
+    ready: IngestService.typeName,
+  });
   progress(`${backend}: Ingest streams`);
   const client = createClient(IngestService, { address: service.address });
   await client.createDataset({ name: 'bench', schema: salesSchema() });
@@ -259,8 +262,7 @@ for (const backend of BACKENDS) {
   const serviceCpu = process.cpuUsage();
   const ingest = await windows(ingestLoad(service.address, problems));
   const clientCpu = process.cpuUsage(serviceCpu);
-  service.child.kill('SIGTERM');
-  await once(service.child, 'exit');
+  await service.stop();
   if (backend === 'postgres') {
     const sql = await openDatabase({ url: DATABASE_URL, schema });
     await sql.exec(`DROP SCHEMA "${schema}" CASCADE`);
