@@ -1,16 +1,26 @@
-import { FieldType } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
+import { FieldType, IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
+import { createClient, type ServiceClient } from '@ballast/grpc-kit';
+import {
+  createTestDatabase,
+  type ServiceProcess,
+  startServiceProcess,
+  type TestDatabase,
+} from '@ballast/grpc-kit/testing';
 import { createQueue, QueueNames } from '@ballast/queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IngestSource } from './ingest-source.js';
 import { MemorySource, type RecordSource } from './records.js';
-import { collect, startTestFeature, type TestFeature } from './test-feature.js';
-import { type IngestProcess, startIngest } from './test-ingest.js';
+import { collect, startTestFeature, TEST_REDIS_URL, type TestFeature } from './test-feature.js';
 import { batches, retailDefinition, retailRecords } from './testing/retail.js';
 
 // Materialization from the real ingest service (its process, over gRPC): a dataset version
-// committed there gives the same rows as the same records fed to the engine directly.
+// committed there gives the same rows as the same records fed to the engine directly. The
+// ingest process runs from its build, on a database of its own (a devDependency, so that nx
+// builds it first).
 describe('materializing from ingest', () => {
-  let ingest: IngestProcess;
+  let db: TestDatabase;
+  let ingest: ServiceProcess;
+  let ingestClient: ServiceClient<typeof IngestService>;
   let f: TestFeature;
   let source: IngestSource;
   const memory = new MemorySource();
@@ -18,22 +28,30 @@ describe('materializing from ingest', () => {
   const records = retailRecords({ warehouses: 2, skus: 3, days: 30 });
 
   beforeAll(async () => {
-    ingest = await startIngest();
+    db = await createTestDatabase('feature_ingest');
+    ingest = await startServiceProcess({
+      package: '@ballast/ingest',
+      env: { ...db.env, BALLAST_REDIS_URL: TEST_REDIS_URL },
+      ready: IngestService.typeName,
+    });
+    ingestClient = createClient(IngestService, { address: ingest.address, deadlineMs: 60_000 });
     source = new IngestSource(ingest.address, { chunkSize: 50 });
     const routed: RecordSource = {
       read: (name, version, signal) => (version === 'memory' ? memory : source).read(name, version, signal),
     };
     f = await startTestFeature('postgres', { source: routed });
     memory.put(dataset, 'memory', batches(records));
-  });
+  }, 180_000);
   afterAll(async () => {
     source?.close();
     await f?.close();
+    ingestClient?.close();
     await ingest?.stop();
+    await db?.close();
   });
 
   it('reads a committed version through ReadVersion and matches the in-memory result', async () => {
-    await ingest.client.createDataset({
+    await ingestClient.createDataset({
       name: dataset,
       schema: {
         fields: [
@@ -53,7 +71,7 @@ describe('materializing from ingest', () => {
       },
     });
     const col = <T>(pick: (r: (typeof records)[number]) => T) => records.map(pick);
-    const ingested = await ingest.client.ingestBatch({
+    const ingested = await ingestClient.ingestBatch({
       batch: {
         dataset,
         source: 'test',
@@ -95,7 +113,7 @@ describe('materializing from ingest', () => {
       },
     });
     expect(ingested.result?.accepted).toBe(records.length);
-    const committed = await ingest.client.commitVersion({ dataset });
+    const committed = await ingestClient.commitVersion({ dataset });
     const datasetVersion = committed.version?.id ?? '';
     expect(datasetVersion).toMatch(/^[0-9a-f]{64}$/);
 
