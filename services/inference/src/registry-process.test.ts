@@ -1,18 +1,11 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
-import {
-  Health,
-  HealthCheckResponse_ServingStatus as ServingStatus,
-} from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { createClient, type ServiceClient } from '@ballast/grpc-kit';
-import { freePort } from '@ballast/grpc-kit/testing';
+import {
+  createTestDatabase,
+  type ServiceProcess,
+  startServiceProcess,
+  type TestDatabase,
+} from '@ballast/grpc-kit/testing';
 import { modelSignature, type TfModel } from '@ballast/ml';
 import { type ArtifactFile, artifactManifest } from '@ballast/ml/artifact';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,67 +22,28 @@ import {
 // Inference against the real registry, started as its own process from its build (the way
 // `ballast up` runs it), on a database of this file's own: only the proto is shared.
 // A devDependency, so that nx builds the registry before these tests run.
-const registryMain = join(
-  dirname(createRequire(import.meta.url).resolve('@ballast/registry/package.json')),
-  'dist',
-  'main.js',
-);
-const database = `t_inference_${randomBytes(4).toString('hex')}`;
-const psql = (sql: string) =>
-  promisify(execFile)('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'test', '-c', sql]);
-
-let registryProcess: ChildProcess;
+let db: TestDatabase;
+let registryProcess: ServiceProcess;
 let registry: ServiceClient<typeof RegistryService>;
-let dataDir: string;
 let t: TestInference;
-let output = '';
 
 beforeAll(async () => {
-  await psql(`CREATE DATABASE ${database}`);
-  dataDir = await mkdtemp(join(tmpdir(), 'ballast-inference-registry-'));
-  const port = await freePort();
-  registryProcess = spawn(process.execPath, [registryMain], {
-    env: {
-      ...process.env,
-      BALLAST_DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${database}`,
-      BALLAST_DATA_DIR: dataDir,
-      BALLAST_GRPC_HOST: '127.0.0.1',
-      BALLAST_REGISTRY_GRPC_PORT: String(port),
-      BALLAST_REGISTRY_HTTP_PORT: String(await freePort()),
-      BALLAST_REGISTRY_WATCH_POLL_MS: '200',
-      BALLAST_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  db = await createTestDatabase('inference_registry');
+  registryProcess = await startServiceProcess({
+    package: '@ballast/registry',
+    env: { ...db.env, BALLAST_REGISTRY_WATCH_POLL_MS: '200' },
+    ready: RegistryService.typeName,
+    telemetry: false,
   });
-  registryProcess.stdout?.on('data', (b: Buffer) => {
-    output += b.toString();
-  });
-  registryProcess.stderr?.on('data', (b: Buffer) => {
-    output += b.toString();
-  });
-  const address = `127.0.0.1:${port}`;
-  const health = createClient(Health, { address, deadlineMs: 1_000, retry: false });
-  await eventually(
-    async () =>
-      (await health.check({ service: RegistryService.typeName }).catch(() => undefined))?.status ===
-      ServingStatus.SERVING,
-    `registry SERVING (${output})`,
-  );
-  health.close();
-  registry = createClient(RegistryService, { address, deadlineMs: 30_000 });
-  t = await startTestInference({ registryAddress: address });
-}, 120_000);
+  registry = createClient(RegistryService, { address: registryProcess.address, deadlineMs: 30_000 });
+  t = await startTestInference({ registryAddress: registryProcess.address });
+}, 180_000);
 
 afterAll(async () => {
   await t?.close();
   registry?.close();
-  if (registryProcess && registryProcess.exitCode === null) {
-    const exited = once(registryProcess, 'exit');
-    registryProcess.kill('SIGTERM');
-    await exited;
-  }
-  await psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await registryProcess?.stop();
+  await db?.close();
 });
 
 async function register(files: ArtifactFile[], model: TfModel): Promise<number> {
