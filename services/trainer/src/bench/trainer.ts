@@ -7,7 +7,7 @@ import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb
 import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient } from '@ballast/grpc-kit';
-import { writeBenchResult } from '@ballast/grpc-kit/testing';
+import { type ServiceProcess, startServiceProcess, writeBenchResult } from '@ballast/grpc-kit/testing';
 import {
   BACKEND_PREFERENCES,
   type BackendName,
@@ -29,7 +29,6 @@ import * as tf from '@tensorflow/tfjs';
 import { QueueEvents } from 'bullmq';
 import type { Progress, TrainingOutcome } from '../pipeline.js';
 import { readTrainingSet, split } from '../training-set.js';
-import { type ServiceProcess, startService, waitReady, waitServing } from './processes.js';
 
 /**
  * The trainer's throughput, each figure next to its limit on this machine:
@@ -196,15 +195,15 @@ async function shutdown() {
 try {
   const common = { BALLAST_DATA_DIR: dataDir, BALLAST_DATABASE_URL: '', BALLAST_REDIS_URL: REDIS_URL };
   progress(`starting ingest, registry, feature, trainer (PGlite in ${dataDir}, ${REDIS_URL})`);
-  const [ingest, registry] = await Promise.all([
-    startService('ingest', common),
-    startService('registry', common),
-  ]);
+  // Each started at once; waited for where the next one needs it (feature reads from ingest).
+  const start = (service: string, env: Record<string, string>) =>
+    startServiceProcess({ package: `@ballast/${service}`, env, ready: false });
+  const [ingest, registry] = await Promise.all([start('ingest', common), start('registry', common)]);
   running.push(ingest, registry);
-  await waitServing(ingest, IngestService.typeName);
-  const feature = await startService('feature', { ...common, BALLAST_INGEST_ADDR: ingest.address });
+  await ingest.ready(IngestService.typeName);
+  const feature = await start('feature', { ...common, BALLAST_INGEST_ADDR: ingest.address });
   running.push(feature);
-  const trainer = await startService('trainer', {
+  const trainer = await start('trainer', {
     ...common,
     BALLAST_INGEST_ADDR: ingest.address,
     BALLAST_FEATURE_ADDR: feature.address,
@@ -213,9 +212,10 @@ try {
   });
   running.push(trainer);
   await Promise.all([
-    waitServing(registry, RegistryService.typeName),
-    waitServing(feature, FeatureService.typeName),
-    waitReady(trainer),
+    registry.ready(RegistryService.typeName),
+    feature.ready(FeatureService.typeName),
+    // The trainer serves no gRPC: its HTTP readiness probe.
+    trainer.ready({ http: '/readyz' }),
   ]);
   const deadline = { deadlineMs: 300_000 };
   const ingestClient = createClient(IngestService, { address: ingest.address, ...deadline });
