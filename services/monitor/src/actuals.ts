@@ -2,8 +2,10 @@ import type { MonitorConfig } from '@ballast/contracts/ballast/monitor/v1/monito
 import type { MonitorDeps } from './deps.js';
 import { errorSums } from './errors.js';
 import { durationMs, isClassification, MAX_JOIN_WINDOW_MS, windowMs } from './model-baseline.js';
-import type { ActualRow, JoinedActual } from './store.js';
-import * as store from './store.js';
+import { type ActualRow, type JoinedActual, joinActuals, newActuals } from './store/actuals.js';
+import { getBaseline } from './store/baselines.js';
+import { addCounter } from './store/counters.js';
+import { addErrors } from './store/errors.js';
 
 /**
  * Actuals (labels) that arrived after the predictions, from RecordActuals or from an
@@ -20,15 +22,14 @@ export async function recordActuals(
   // without its error counted).
   const { matched, unmatched, duplicates } = await deps.sql().transaction(async (tx) => {
     // An actual recorded again (a retried call) is counted once.
-    const fresh = await store.newActuals(tx, model, rows);
+    const fresh = await newActuals(tx, model, rows);
     // The longest join window bounds the search; each version's own window decides.
-    const joined = await store.joinActuals(tx, model, fresh, MAX_JOIN_WINDOW_MS);
+    const joined = await joinActuals(tx, model, fresh, MAX_JOIN_WINDOW_MS);
     const configs = new Map<number, MonitorConfig | undefined>();
     const matched: JoinedActual[] = [];
     for (const [i, j] of joined.entries()) {
       if (!j) continue;
-      if (!configs.has(j.version))
-        configs.set(j.version, (await store.getBaseline(tx, model, j.version))?.config);
+      if (!configs.has(j.version)) configs.set(j.version, (await getBaseline(tx, model, j.version))?.config);
       const config = configs.get(j.version);
       const joinWindow = Math.min(
         durationMs(config?.joinWindow, deps.settings.joinWindowMs),
@@ -38,7 +39,7 @@ export async function recordActuals(
       matched.push(j);
     }
     const config = (v: number) => configs.get(v);
-    await store.addErrors(
+    await addErrors(
       tx,
       model,
       errorSums(
@@ -55,9 +56,9 @@ export async function recordActuals(
     );
     const unmatched = fresh.length - matched.length;
     const duplicates = rows.length - fresh.length;
-    await store.addCounter(tx, 'unmatched_actuals', unmatched);
-    await store.addCounter(tx, 'matched_actuals', matched.length);
-    await store.addCounter(tx, 'duplicate_actuals', duplicates);
+    await addCounter(tx, 'unmatched_actuals', unmatched);
+    await addCounter(tx, 'matched_actuals', matched.length);
+    await addCounter(tx, 'duplicate_actuals', duplicates);
     return { matched: matched.length, unmatched, duplicates };
   });
   deps.metrics?.actuals.add(matched, { model, outcome: 'matched' });

@@ -1,15 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AlertSchema } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import type { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import type { ServiceClient } from '@ballast/grpc-kit';
 import type { Sql } from '@ballast/storage';
-import { fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { escapeHtml, lineChart, type Series } from './charts.js';
 import { isClassification, windowMs } from './model-baseline.js';
 import type { OperationsScraper } from './operations.js';
 import { driftReport } from './report.js';
-import * as store from './store.js';
+import { firingAlerts } from './store/alerts.js';
+import { baselineVersions, getBaseline } from './store/baselines.js';
+import { addSums, type ErrorSums, readErrors } from './store/errors.js';
+import { latestWindow, newestVersion, readWindows } from './store/windows.js';
 
 /**
  * The dashboard on the monitor's HTTP port: `/` lists the models, `/dashboard?model=NAME`
@@ -74,11 +75,7 @@ function push(map: Map<string, Series>, name: string, point: [number, number]): 
 }
 
 async function modelsPage(deps: DashboardDeps): Promise<string> {
-  const { rows } = await deps
-    .sql()
-    .query<{ model: string; versions: number[] }>(
-      `SELECT model, array_agg(DISTINCT version ORDER BY version) AS versions FROM baselines GROUP BY model ORDER BY model`,
-    );
+  const rows = await baselineVersions(deps.sql());
   const list = rows
     .map(
       (r) =>
@@ -94,16 +91,12 @@ export async function modelPage(
   windowsWanted: number,
 ): Promise<string | undefined> {
   const sql = deps.sql();
-  const version = await store.newestVersion(sql, model);
-  const baseline = version ? await store.getBaseline(sql, model, version) : undefined;
+  const version = await newestVersion(sql, model);
+  const baseline = version ? await getBaseline(sql, model, version) : undefined;
   if (!baseline || !version) return undefined;
   const width = windowMs(baseline.config);
-  const { rows } = await sql.query<{ latest: string }>(
-    'SELECT max(window_start) AS latest FROM window_stats WHERE model = $1 AND version = $2',
-    [model, version],
-  );
-  const start = Number(rows[0]?.latest ?? 0) - (windowsWanted - 1) * width;
-  const report = driftReport(baseline, await store.readWindows(sql, { model, version, start }));
+  const start = ((await latestWindow(sql, model, version)) ?? 0) - (windowsWanted - 1) * width;
+  const report = driftReport(baseline, await readWindows(sql, { model, version, start }));
 
   // Drift: PSI per feature (one chart each, a line per segment), and the share of drifted features.
   const psi = new Map<string, Map<string, Series>>();
@@ -145,13 +138,13 @@ export async function modelPage(
 
   // Error over time per segment, with the deployments.
   const classification = isClassification(baseline.config);
-  const errors = await store.readErrors(sql, { model, version: 0, start });
+  const errors = await readErrors(sql, { model, version: 0, start });
   const error = new Map<string, Series>();
-  const merged = new Map<string, { seg: string; t: number; s: store.ErrorSums }>();
+  const merged = new Map<string, { seg: string; t: number; s: ErrorSums }>();
   for (const [key, s] of errors) {
     const id = `${key.windowStart}|${key.segment}`;
     const m = merged.get(id);
-    if (m) store.addSums(m.s, s);
+    if (m) addSums(m.s, s);
     else merged.set(id, { seg: key.segment, t: key.windowStart, s: { ...s } });
   }
   for (const { seg, t, s } of merged.values())
@@ -212,12 +205,7 @@ export async function modelPage(
     : [];
   const title = `${model} v${version}`;
   // The alerts firing now, one line each (what the charts above explain).
-  const { rows: firing } = await sql.query<{ alert: JsonValue }>(
-    `SELECT alert FROM alerts WHERE model = $1 AND state = 'firing' ORDER BY updated_at DESC LIMIT 50`,
-    [model],
-  );
-  const alertLines = firing
-    .map((r) => fromJson(AlertSchema, r.alert))
+  const alertLines = (await firingAlerts(sql, model, 50))
     .map(
       (a) =>
         `<li class="alert">${escapeHtml(a.rule)} on ${escapeHtml(segmentName(a.segment))}: ${Number(a.value.toPrecision(4))} ≥ ${a.threshold}` +

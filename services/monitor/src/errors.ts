@@ -1,4 +1,5 @@
-import { AUC_BINS, type ErrorKey, type ErrorSums, type JoinedActual } from './store.js';
+import type { JoinedActual } from './store/actuals.js';
+import { AUC_BINS, type ErrorKey, type ErrorSums } from './store/errors.js';
 
 /**
  * Area under the ROC curve from binned predictions of positive and negative actuals

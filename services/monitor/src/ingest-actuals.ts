@@ -1,8 +1,8 @@
 import type { Column, IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import type { ServiceClient } from '@ballast/grpc-kit';
 import type { Sql } from '@ballast/storage';
-import type { ActualRow } from './store.js';
-import * as store from './store.js';
+import { type ActualRow, actualsSourceVersion, setActualsSourceVersion } from './store/actuals.js';
+import { latestBaselines } from './store/baselines.js';
 
 /**
  * Actuals that arrive through ingest: for every model whose newest baseline names an
@@ -92,7 +92,7 @@ export class IngestActuals {
   /** One pass over every model with an actuals source; what was read. */
   async poll(): Promise<SourceRead[]> {
     const reads: SourceRead[] = [];
-    for (const baseline of await store.latestBaselines(this.options.sql())) {
+    for (const baseline of await latestBaselines(this.options.sql())) {
       const source = baseline.config.actuals;
       if (!source?.dataset) continue;
       const read = await this.readSource(baseline.model, source);
@@ -109,8 +109,7 @@ export class IngestActuals {
     const version = dataset?.latestVersion ?? '';
     const timeField = dataset?.schema?.eventTimeField ?? '';
     if (!version) return undefined;
-    if ((await store.actualsSourceVersion(this.options.sql(), model, source.dataset)) === version)
-      return undefined;
+    if ((await actualsSourceVersion(this.options.sql(), model, source.dataset)) === version) return undefined;
     const read: SourceRead = {
       model,
       dataset: source.dataset,
@@ -148,7 +147,7 @@ export class IngestActuals {
       }
     }
     await flush();
-    await store.setActualsSourceVersion(this.options.sql(), {
+    await setActualsSourceVersion(this.options.sql(), {
       model,
       dataset: source.dataset,
       version,

@@ -10,7 +10,7 @@ import type { OperationsScraper } from './operations.js';
 import { type LineageSource, Retrainer } from './retrain.js';
 import { monitorService } from './server.js';
 import { DEFAULT_SETTINGS, type MonitorSettings } from './settings.js';
-import * as store from './store.js';
+import { prune } from './store/retention.js';
 import { BaselineCache, type BaselineResolver, startPredictionsWorker } from './worker.js';
 
 /**
@@ -116,13 +116,11 @@ export function createMonitor(options: MonitorOptions): Monitor {
       ? setInterval(() => {
           const now = Date.now();
           track(
-            store
-              .prune(options.sql(), {
-                joinBefore: now - Math.max(settings.joinWindowMs, MAX_JOIN_WINDOW_MS),
-                jobsBefore: now - 7 * 86_400_000,
-                windowsBefore: now - settings.windowRetentionMs,
-              })
-              .catch(onError),
+            prune(options.sql(), {
+              joinBefore: now - Math.max(settings.joinWindowMs, MAX_JOIN_WINDOW_MS),
+              jobsBefore: now - 7 * 86_400_000,
+              windowsBefore: now - settings.windowRetentionMs,
+            }).catch(onError),
           );
         }, settings.pruneIntervalMs)
       : undefined;

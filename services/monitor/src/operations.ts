@@ -7,7 +7,8 @@ import type { Sql } from '@ballast/storage';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { mergeWindow, type WindowHistogram } from './histogram.js';
-import { LATENCY, LATENCY_BASELINE } from './model-baseline.js';
+import { LATENCY_BASELINE } from './model-baseline.js';
+import { recentLatency } from './store/windows.js';
 import { histogramQuantile } from './windows.js';
 
 /**
@@ -216,28 +217,10 @@ export async function operationsReport(
   model: string,
   rangeMs: number,
 ): Promise<MessageInitShape<typeof GetOperationsResponseSchema>> {
-  const { rows } = await sql.query<{
-    model: string;
-    version: number;
-    hist: WindowHistogram & { min: number | null; max: number | null };
-  }>(
-    `WITH newest AS (
-       SELECT DISTINCT ON (model) model, version, window_start FROM window_stats
-       WHERE feature = $1 AND segment = '' AND ($2 = '' OR model = $2)
-       ORDER BY model, window_start DESC, version DESC)
-     SELECT w.model, w.version, w.hist FROM window_stats w JOIN newest n USING (model, version)
-     WHERE w.feature = $1 AND w.segment = '' AND w.window_start > n.window_start - $3
-     ORDER BY w.model, w.window_start`,
-    [LATENCY, model, rangeMs],
-  );
   const byModel = new Map<string, { version: number; hists: WindowHistogram[] }>();
-  for (const r of rows) {
+  for (const r of await recentLatency(sql, model, rangeMs)) {
     const entry = byModel.get(r.model) ?? { version: r.version, hists: [] };
-    entry.hists.push({
-      ...r.hist,
-      min: r.hist.min ?? Number.POSITIVE_INFINITY,
-      max: r.hist.max ?? Number.NEGATIVE_INFINITY,
-    });
+    entry.hists.push(r.hist);
     byModel.set(r.model, entry);
   }
   const requests = scraper?.requests() ?? [];

@@ -19,7 +19,8 @@ import {
   PREDICTION,
   windowMs,
 } from './model-baseline.js';
-import type { ErrorKey, ErrorSums, StoredWindow } from './store.js';
+import type { ErrorKey, ErrorSums } from './store/errors.js';
+import type { StoredWindow } from './store/windows.js';
 import { histogramQuantile } from './windows.js';
 
 /** Stored windows of one model version judged against its baseline: one entry per window and segment. */

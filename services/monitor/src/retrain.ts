@@ -4,6 +4,7 @@ import type { ServiceClient } from '@ballast/grpc-kit';
 import { type BallastQueue, type ModelSpec, payloadSchemas, type TrainingRunJob } from '@ballast/queue';
 import type { Sql } from '@ballast/storage';
 import { durationMs } from './model-baseline.js';
+import { recordRetrain, retrainHistory, retrainJobOf, withRetrainLock } from './store/retrain.js';
 import type { BaselineCache } from './worker.js';
 
 /**
@@ -117,24 +118,16 @@ export class Retrainer {
     const policy = await this.policy(alert.model, alert.version);
     if (!policy.enabled) return { outcome: 'disabled', skipped: 'retraining is disabled for this model' };
     const now = this.#now();
-    const sql = this.options.sql();
-    return sql.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`monitor-retrain:${alert.model}`]);
-      const done = await tx.query<{ job_id: string }>('SELECT job_id FROM retrains WHERE alert_id = $1', [
-        alert.id,
-      ]);
-      if (done.rows[0]) return { outcome: 'already_enqueued', jobId: done.rows[0].job_id };
-      const { rows } = await tx.query<{ last: string | null; n: string }>(
-        `SELECT max(at_ms) AS last, count(*) FILTER (WHERE at_ms > $2) AS n FROM retrains WHERE model = $1`,
-        [alert.model, now - policy.rateWindowMs],
-      );
-      const last = rows[0]?.last == null ? undefined : Number(rows[0].last);
+    return withRetrainLock(this.options.sql(), alert.model, async (tx) => {
+      const done = await retrainJobOf(tx, alert.id);
+      if (done) return { outcome: 'already_enqueued', jobId: done };
+      const { last, since } = await retrainHistory(tx, alert.model, now - policy.rateWindowMs);
       if (last !== undefined && now - last < policy.cooldownMs)
         return {
           outcome: 'cooldown',
           skipped: `cooldown: last retraining ${Math.round((now - last) / 1000)} s ago, cooldown ${Math.round(policy.cooldownMs / 1000)} s`,
         };
-      if (Number(rows[0]?.n ?? 0) >= policy.maxPerWindow)
+      if (since >= policy.maxPerWindow)
         return {
           outcome: 'rate_limit',
           skipped: `rate limit: ${policy.maxPerWindow} retrainings per ${Math.round(policy.rateWindowMs / 1000)} s`,
@@ -142,12 +135,7 @@ export class Retrainer {
       const job = await this.buildJob(alert, policy.featureView);
       const jobId = retrainJobId(alert.id);
       await this.options.queue.add('train', job, { jobId });
-      await tx.query('INSERT INTO retrains (model, job_id, alert_id, at_ms) VALUES ($1, $2, $3, $4)', [
-        alert.model,
-        jobId,
-        alert.id,
-        now,
-      ]);
+      await recordRetrain(tx, { model: alert.model, jobId, alertId: alert.id, atMs: now });
       return { outcome: 'enqueued', jobId };
     });
   }

@@ -5,7 +5,9 @@ import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { MonitorMetrics } from './metrics.js';
 import type { ModelBaseline } from './model-baseline.js';
-import { absorbJob, addCounter, getBaseline, putBaseline } from './store.js';
+import { getBaseline, putBaseline } from './store/baselines.js';
+import { addCounter } from './store/counters.js';
+import { absorbJob } from './store/windows.js';
 import { absorb } from './windows.js';
 
 /**
