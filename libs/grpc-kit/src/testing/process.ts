@@ -159,10 +159,15 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
     ready(what = options.ready || '', timeoutMs = readyTimeoutMs) {
       return typeof what === 'string'
         ? waitHealth(proc, what, { timeoutMs })
-        : waitUntil(async () => (await fetch(`${proc.httpUrl}${what.http}`)).ok, `${name} ${what.http} ok`, {
-            process: proc,
-            timeoutMs,
-          });
+        : waitUntil(
+            async () =>
+              (await fetch(`${proc.httpUrl}${what.http}`, { signal: AbortSignal.timeout(2_000) })).ok,
+            `${name} ${what.http} ok`,
+            {
+              process: proc,
+              timeoutMs,
+            },
+          );
     },
     stop: (signal = 'SIGTERM') => end(signal, stopTimeoutMs),
     kill: (signal = 'SIGKILL') => end(signal, stopTimeoutMs),
