@@ -8,6 +8,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { mergeWindow, type WindowHistogram } from './histogram.js';
 import { LATENCY_BASELINE } from './model-baseline.js';
+import { readCounters } from './store/counters.js';
 import { recentLatency } from './store/windows.js';
 import { histogramQuantile } from './windows.js';
 
@@ -267,4 +268,9 @@ export async function operationsReport(
     };
   });
   return { models, services };
+}
+
+/** The GetMonitorStatus answer: the monitor's own running totals. */
+export async function monitorStatus(sql: Sql): Promise<{ counters: Record<string, bigint> }> {
+  return { counters: await readCounters(sql) };
 }
