@@ -10,8 +10,7 @@ import type { Retrainer } from './retrain.js';
 import * as store from './store/alerts.js';
 import type { BaselineCache } from './worker.js';
 
-export { alertId } from './alert-evaluator.js';
-export { DEFAULT_RULE_NAME, validateRule } from './alert-rules.js';
+export { DEFAULT_RULE_NAME } from './alert-rules.js';
 
 /**
  * Alert rules and their alerts, over the store: a rule's values (alert-series.ts) are
