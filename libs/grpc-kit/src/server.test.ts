@@ -10,7 +10,7 @@ import { type GrpcServer, serve, startGrpcServer } from './server.js';
 import { EchoService, echoService } from './testing/echo.js';
 import { reflectionClient } from './testing/reflection-client.js';
 
-const logged: Array<{ obj: object; msg?: string }> = [];
+const logged: Array<{ obj: object; msg?: string | undefined }> = [];
 const log = {
   info: () => {},
   warn: () => {},

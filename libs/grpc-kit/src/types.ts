@@ -59,9 +59,9 @@ export type RequestDecoders<S extends ServiceDesc> = {
 
 export interface CallOptions {
   /** Overrides the client's default deadline for this call (milliseconds from now). */
-  timeoutMs?: number;
-  metadata?: Metadata;
-  signal?: AbortSignal;
+  timeoutMs?: number | undefined;
+  metadata?: Metadata | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 export type MethodClient<M extends { methodKind: string; input: DescMessage; output: DescMessage }> =

@@ -19,9 +19,9 @@ function toFiles(artifacts: tf.io.ModelArtifacts): ArtifactFile[] {
   // Ballast models are small, and object stores do not need 4 MB shards.
   const modelJson: tf.io.ModelJSON = {
     modelTopology: artifacts.modelTopology ?? {},
-    format: artifacts.format,
-    generatedBy: artifacts.generatedBy,
-    convertedBy: artifacts.convertedBy,
+    ...(artifacts.format === undefined ? {} : { format: artifacts.format }),
+    ...(artifacts.generatedBy === undefined ? {} : { generatedBy: artifacts.generatedBy }),
+    ...(artifacts.convertedBy === undefined ? {} : { convertedBy: artifacts.convertedBy }),
     weightsManifest: [{ paths: [WEIGHTS_PATH], weights: artifacts.weightSpecs ?? [] }],
   };
   if (artifacts.signature != null) modelJson.signature = artifacts.signature;

@@ -20,9 +20,9 @@ export interface EpochMetrics {
   epoch: number;
   loss: number;
   /** Classification only: training accuracy over the epoch. */
-  accuracy?: number;
+  accuracy?: number | undefined;
   /** The loss on `validation`, when given. */
-  valLoss?: number;
+  valLoss?: number | undefined;
 }
 
 export type HiddenActivation = 'relu' | 'tanh' | 'sigmoid' | 'elu';
@@ -31,32 +31,34 @@ export interface TrainTabularOptions {
   /** One row per example: number[][], or a row-major Float32Array with `featureCount` columns. */
   features: Float32Array | readonly (readonly number[])[];
   /** Columns per row; required when `features` is a Float32Array. */
-  featureCount?: number;
+  featureCount?: number | undefined;
   /** One per row: the target (regression) or the class index 0..numClasses-1 (classification). */
   labels: Float32Array | Int32Array | readonly number[];
   task: TabularTask;
   /** Classification: how many classes; default the largest label + 1, at least 2. */
-  numClasses?: number;
+  numClasses?: number | undefined;
   /** Widths of the hidden layers, e.g. [32, 16]; [] gives a linear (or logistic) model. */
   hiddenUnits: readonly number[];
   /** The hidden layers' activation; default relu. */
-  activation?: HiddenActivation;
+  activation?: HiddenActivation | undefined;
   /** Dropout rate after each hidden layer (seeded, so still deterministic); default 0. */
-  dropout?: number;
+  dropout?: number | undefined;
   /** Rows to compute a validation loss on after every epoch (not trained on). */
-  validation?: {
-    features: Float32Array | readonly (readonly number[])[];
-    labels: Float32Array | Int32Array | readonly number[];
-  };
+  validation?:
+    | {
+        features: Float32Array | readonly (readonly number[])[];
+        labels: Float32Array | Int32Array | readonly number[];
+      }
+    | undefined;
   /** Needs `validation`: stop once its loss has not improved by minDelta for `patience` epochs. */
-  earlyStopping?: { patience: number; minDelta?: number };
+  earlyStopping?: { patience: number; minDelta?: number | undefined } | undefined;
   epochs: number;
   batchSize: number;
   /** Adam's learning rate. */
   learningRate: number;
   /** A non-negative integer; seeds the initial weights and every epoch's shuffle. */
   seed: number;
-  onEpochEnd?: (metrics: EpochMetrics) => void | Promise<void>;
+  onEpochEnd?: ((metrics: EpochMetrics) => void | Promise<void>) | undefined;
 }
 
 /** Per-feature statistics of the training rows (population standard deviation). */

@@ -16,37 +16,37 @@ export interface FeaturesMaterializeJob {
 export interface ModelSpec {
   /** Widths of the hidden layers, e.g. [32, 16]; [] is a linear (or logistic) model. */
   hiddenUnits: number[];
-  activation?: 'relu' | 'tanh' | 'sigmoid' | 'elu';
+  activation?: 'relu' | 'tanh' | 'sigmoid' | 'elu' | undefined;
   /** Dropout after each hidden layer, 0 (default) to 0.9. */
-  dropout?: number;
+  dropout?: number | undefined;
   epochs: number;
   batchSize: number;
   learningRate: number;
   seed: number;
   /** Stop when the validation loss has not improved by minDelta for `patience` epochs. */
-  earlyStopping?: { patience: number; minDelta?: number };
+  earlyStopping?: { patience: number; minDelta?: number | undefined } | undefined;
 }
 
 /** How a trained model is judged before it is registered. */
 export interface EvalSpec {
   /** The newest fraction of rows by event time is the holdout (default 0.2). */
-  holdoutFraction?: number;
+  holdoutFraction?: number | undefined;
   /** Fields whose values name the segments metrics are broken down by, e.g. warehouse_id. */
-  segmentBy?: string[];
+  segmentBy?: string[] | undefined;
 }
 
 /** Train (or retrain) a model. `reason` says who asked and why: cli, schedule, drift... */
 export interface TrainingRunJob {
   model: string;
   reason: string;
-  requestedBy?: string;
-  featureView?: string;
-  datasetVersion?: string;
+  requestedBy?: string | undefined;
+  featureView?: string | undefined;
+  datasetVersion?: string | undefined;
   /** Absent: the spec of the model's latest version (a retraining). */
-  spec?: ModelSpec;
-  eval?: EvalSpec;
+  spec?: ModelSpec | undefined;
+  eval?: EvalSpec | undefined;
   /** Ask registry to promote the new version; its gate decides. */
-  promote?: boolean;
+  promote?: boolean | undefined;
 }
 
 /** One logged prediction request (inference's prediction log). */
@@ -61,13 +61,13 @@ export interface PredictionRecord {
    */
   inputs: Record<string, number[]>;
   outputs: Record<string, number[]>;
-  traceId?: string;
+  traceId?: string | undefined;
   /** The alias that routed the request (`production`, `candidate`); empty for an exact version. */
-  alias?: string;
+  alias?: string | undefined;
   /** True when the request was a shadow copy whose answer was not returned. */
-  shadow?: boolean;
-  entityKeys?: string[];
-  segments?: Record<string, string>;
+  shadow?: boolean | undefined;
+  entityKeys?: string[] | undefined;
+  segments?: Record<string, string> | undefined;
 }
 
 /** A batch of predictions was logged for a model version. */
@@ -76,7 +76,7 @@ export interface MonitorPredictionsJob {
   version: string;
   rows: number;
   /** The logged requests themselves (sampled); absent from producers that only count. */
-  records?: PredictionRecord[];
+  records?: PredictionRecord[] | undefined;
 }
 
 /** The payload each queue carries. Adding a queue means adding it here and in `payloadSchemas`. */

@@ -41,9 +41,10 @@ export function startTelemetry(options: StartTelemetryOptions = {}): NodeSDK | u
   // provider could not become global and its exporter would serve nothing.
   const prometheus = state.meterProvider ? undefined : createPrometheusExporter();
   const exportTraces = traceExportEndpoint() !== undefined;
+  const serviceName = serviceNameFromEnv();
   const sdk = new NodeSDK({
     resource: ballastResource(),
-    serviceName: serviceNameFromEnv(),
+    ...(serviceName === undefined ? {} : { serviceName }),
     instrumentations: options.instrumentations ?? defaultInstrumentations(),
     metricReaders: prometheus ? [prometheus] : [],
     // Logs go to stdout through pino; an empty list stops NodeSDK defaulting to an OTLP log exporter.

@@ -10,8 +10,8 @@ import { compileView, viewVersion } from './definition.js';
 import { retailDefinition } from './testing/retail.js';
 
 function refusal(mutate: (d: ReturnType<typeof retailDefinition>) => void): {
-  field?: string;
-  rule?: string;
+  field?: string | undefined;
+  rule?: string | undefined;
 } {
   const definition = retailDefinition();
   mutate(definition);

@@ -300,7 +300,7 @@ describe.each(BACKENDS)('feature service on %s', (kind) => {
       const result = (await job.waitUntilFinished(events, 30_000)) as {
         views: { version: string; rows: number }[];
       };
-      const latest = (await f.client.getFeatureView({ name: 'demand' })).view?.version;
+      const latest = (await f.client.getFeatureView({ name: 'demand' })).view?.version ?? '';
       expect(result.views).toEqual([{ name: 'demand', version: latest, rows: 12 * 30, entities: 12 }]);
       expect(progress.at(-1)).toBe(100);
       expect(progress).toEqual([...progress].sort((a, b) => a - b));

@@ -75,9 +75,9 @@ export interface OnlineReadStats {
 
 export interface OnlineStoreOptions {
   /** Serve repeated reads from process memory, invalidated by Redis (near-cache.ts). */
-  cache?: NearCache;
+  cache?: NearCache | undefined;
   /** Called once per read: how many vectors came from the cache and how many from Redis. */
-  onRead?: (stats: OnlineReadStats) => void;
+  onRead?: ((stats: OnlineReadStats) => void) | undefined;
 }
 
 export class OnlineStore {

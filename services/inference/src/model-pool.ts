@@ -349,7 +349,7 @@ export class ModelPool {
    */
   acquire(
     model: string,
-    target: { alias?: string; version?: number; stickyKey?: string },
+    target: { alias?: string | undefined; version?: number | undefined; stickyKey?: string | undefined },
   ): {
     version: LoadedVersion;
     alias: string;

@@ -299,7 +299,7 @@ describe.each(BACKENDS.map((b) => [b]))('ingest on %s', (backend) => {
   it('refuses a breaking schema change unless it is declared as a new major version', async () => {
     await create('sales-j');
     const schema = salesSchema();
-    const dropped = { ...schema, fields: schema.fields?.filter((f) => f.name !== 'promo') };
+    const dropped = { ...schema, fields: (schema.fields ?? []).filter((f) => f.name !== 'promo') };
     const refused = await rpcError(t.client.putSchema({ dataset: 'sales-j', schema: dropped }));
     expect(refused.code).toBe(status.FAILED_PRECONDITION);
     expect(refused.details).toContain('dropped field promo');

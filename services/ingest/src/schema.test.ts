@@ -57,7 +57,7 @@ describe('schema rules', () => {
   it('calls dropping, retyping and loosening nullability breaking', () => {
     const base = parse(salesSchema());
     const dropped = edit((s) => {
-      s.fields = s.fields?.filter((f) => f.name !== 'promo');
+      s.fields = (s.fields ?? []).filter((f) => f.name !== 'promo');
     });
     expect(compareSchemas(base, dropped).breaking).toEqual(['dropped field promo']);
     const retyped = edit((s) => {

@@ -66,7 +66,7 @@ class BatchSource {
     const template = salesBatch(dataset, stream, salesRows('w1', 0, BATCH));
     const rest = create(RecordBatchSchema, {
       ...template,
-      columns: template.columns?.filter((c) => c.name !== 'event_id'),
+      columns: (template.columns ?? []).filter((c) => c.name !== 'event_id'),
     });
     this.staticPart = toBinary(RecordBatchSchema, rest);
     // The same rows as canonical JSON for the raw writer: everything but the event id is fixed.
