@@ -119,10 +119,10 @@ describe('the loop as one trace', () => {
       inference: `127.0.0.1:${inference.grpcPort}`,
     };
     await Promise.all([
-      waitServing(addresses.ingest, IngestService.typeName, 600),
-      waitServing(addresses.feature, FeatureService.typeName, 600),
-      waitServing(addresses.registry, RegistryService.typeName, 600),
-      waitServing(addresses.inference, InferenceService.typeName, 600),
+      waitServing(addresses.ingest, IngestService.typeName),
+      waitServing(addresses.feature, FeatureService.typeName),
+      waitServing(addresses.registry, RegistryService.typeName),
+      waitServing(addresses.inference, InferenceService.typeName),
       eventually(
         async () => ((await fetch(`http://127.0.0.1:${trainer.httpPort}/readyz`)).ok ? true : undefined),
         'trainer ready',
@@ -375,7 +375,7 @@ describe('the loop as one trace', () => {
       // links to the same promotion.
       const restarted = await startServiceProcess('inference', inferenceEnv);
       running.push(restarted);
-      await waitServing(`127.0.0.1:${restarted.grpcPort}`, InferenceService.typeName, 600);
+      await waitServing(`127.0.0.1:${restarted.grpcPort}`, InferenceService.typeName);
       const fromSnapshot = await span(
         "the restarted server's inference.swap span",
         (s) =>

@@ -52,8 +52,8 @@ describe('actuals through ingest', () => {
       BALLAST_MONITOR_SCRAPE_TARGETS: 'none',
     });
     running.push(monitorProc);
-    await waitServing(`127.0.0.1:${ingestProc.grpcPort}`, IngestService.typeName, 600);
-    await waitServing(`127.0.0.1:${monitorProc.grpcPort}`, MonitorService.typeName, 600);
+    await waitServing(`127.0.0.1:${ingestProc.grpcPort}`, IngestService.typeName);
+    await waitServing(`127.0.0.1:${monitorProc.grpcPort}`, MonitorService.typeName);
     ingest = createClient(IngestService, { address: `127.0.0.1:${ingestProc.grpcPort}`, deadlineMs: 30_000 });
     monitor = createClient(MonitorService, {
       address: `127.0.0.1:${monitorProc.grpcPort}`,

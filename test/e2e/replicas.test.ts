@@ -124,7 +124,7 @@ describe('three inference replicas behind round robin', () => {
 
   /** Until the replica is SERVING with version 1 READY for `production`, and answers a Predict as expected. */
   async function waitServesModel(replica: RunningProcess) {
-    await waitServing(address(replica), InferenceService.typeName, 900).catch((err: Error) => {
+    await waitServing(address(replica), InferenceService.typeName).catch((err: Error) => {
       throw new Error(
         `${err.message}; exit ${replica.child.exitCode}; output:\n${replica.output().slice(-3_000)}`,
       );
@@ -160,7 +160,7 @@ describe('three inference replicas behind round robin', () => {
       BALLAST_DATABASE_URL: '',
       BALLAST_REDIS_URL: REDIS_URL,
     });
-    await waitServing(address(registryProcess), RegistryService.typeName, 600);
+    await waitServing(address(registryProcess), RegistryService.typeName);
     const registry = createClient(RegistryService, { address: address(registryProcess), deadlineMs: 30_000 });
     try {
       expected = await registerModel(registry);
@@ -296,16 +296,9 @@ describe('three inference replicas behind round robin', () => {
         expect(figures.survivorsOkDelta[address(s)]).toBe(figures.byReplica[address(s)]);
 
       // --- the replica comes back on its address and takes its share again -----------------
-      const restarted: RunningProcess = {
-        ...(await startServiceProcess('inference', {
-          ...inferenceEnv(0, address(registryProcess)),
-          BALLAST_INFERENCE_GRPC_PORT: String(victim.grpcPort),
-          BALLAST_INFERENCE_HTTP_PORT: String(victim.httpPort),
-        })),
-        grpcPort: victim.grpcPort,
-        httpPort: victim.httpPort,
-      };
-      replicas[0] = restarted;
+      // On its ports and environment of before (replicas[0] is the victim).
+      const restarted = victim;
+      await restarted.restart();
       await waitServesModel(restarted);
       let rejoined = false;
       const rejoin = load(2, () => rejoined);

@@ -112,9 +112,9 @@ describe('training across real services', () => {
       registry: `127.0.0.1:${registry.grpcPort}`,
     };
     await Promise.all([
-      waitServing(addresses.ingest, IngestService.typeName, 600),
-      waitServing(addresses.feature, FeatureService.typeName, 600),
-      waitServing(addresses.registry, RegistryService.typeName, 600),
+      waitServing(addresses.ingest, IngestService.typeName),
+      waitServing(addresses.feature, FeatureService.typeName),
+      waitServing(addresses.registry, RegistryService.typeName),
       eventually(
         async () => ((await fetch(`http://127.0.0.1:${trainer.httpPort}/readyz`)).ok ? true : undefined),
         'trainer ready',

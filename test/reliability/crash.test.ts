@@ -12,7 +12,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveLog, suiteRecorder } from './report.js';
 import {
-  createDatabase,
+  createTestDatabase,
   percentile,
   type ServiceProcess,
   ServingStatus,
@@ -36,13 +36,13 @@ import {
 const record = suiteRecorder('crash', 'Crashes under load: kill -9 and restart');
 
 let redis: TestRedis;
-let db: Awaited<ReturnType<typeof createDatabase>>;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let common: Record<string, string>;
 const procs: ServiceProcess[] = [];
 
 beforeAll(async () => {
   redis = await startRedis();
-  db = await createDatabase('crash');
+  db = await createTestDatabase('crash');
   common = { BALLAST_REDIS_URL: redis.url, BALLAST_DATABASE_URL: db.url, BALLAST_DATA_DIR: tempDir('crash') };
 }, 60_000);
 
@@ -52,7 +52,7 @@ afterAll(async () => {
     saveLog(`crash-${proc.service}`, proc.output());
   }
   await redis?.close();
-  await db?.drop();
+  await db?.close();
 });
 
 describe('ingest', () => {

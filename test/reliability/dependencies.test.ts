@@ -13,7 +13,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveLog, suiteRecorder } from './report.js';
 import {
-  createDatabase,
+  createTestDatabase,
   healthStatus,
   PG_ADMIN_URL,
   percentile,
@@ -38,7 +38,7 @@ const record = suiteRecorder(
 let redis: TestRedis;
 let redisProxy: TcpProxy;
 let pgProxy: TcpProxy;
-let db: Awaited<ReturnType<typeof createDatabase>>;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
 const procs = new Map<string, ServiceProcess>();
 const TYPE: Record<string, string> = {
   ingest: IngestService.typeName,
@@ -50,7 +50,7 @@ const TYPE: Record<string, string> = {
 beforeAll(async () => {
   redis = await startRedis();
   redisProxy = await tcpProxy(redis.port);
-  db = await createDatabase('deps');
+  db = await createTestDatabase('deps');
   pgProxy = await tcpProxy(Number(new URL(PG_ADMIN_URL).port || 5432));
   const viaProxy = new URL(db.url);
   viaProxy.port = String(pgProxy.port);
@@ -98,7 +98,7 @@ afterAll(async () => {
   await redisProxy?.close();
   await pgProxy?.close();
   await redis?.close();
-  await db?.drop();
+  await db?.close();
 });
 
 /** Polls every service's readiness until `want` holds for each of `names`; ms per service. */

@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adversarialRequest } from './adversarial.js';
 import { saveLog, suiteRecorder } from './report.js';
 import {
-  createDatabase,
+  createTestDatabase,
   rssKiB,
   type ServiceProcess,
   ServingStatus,
@@ -48,12 +48,12 @@ const SERVED: Record<GrpcServiceName, DescService[]> = {
 const ORDER: GrpcServiceName[] = ['registry', 'ingest', 'feature', 'inference', 'monitor'];
 
 let redis: TestRedis;
-let db: Awaited<ReturnType<typeof createDatabase>>;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
 const procs = new Map<ServiceName, ServiceProcess>();
 
 beforeAll(async () => {
   redis = await startRedis();
-  db = await createDatabase('fuzz');
+  db = await createTestDatabase('fuzz');
   const common = {
     BALLAST_REDIS_URL: redis.url,
     BALLAST_DATABASE_URL: db.url,
@@ -82,7 +82,7 @@ afterAll(async () => {
     saveLog(`fuzz-${proc.service}`, proc.output());
   }
   await redis?.close();
-  await db?.drop();
+  await db?.close();
 });
 
 /** One call through a raw grpc-js client whose (de)serializers are the identity: any bytes go. */

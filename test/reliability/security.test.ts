@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveLog, suiteRecorder } from './report.js';
 import {
   type Certificates,
-  createDatabase,
+  createTestDatabase,
   freePort,
   makeCertificates,
   type ServiceProcess,
@@ -57,14 +57,14 @@ const SERVED: Record<GrpcServiceName, DescService[]> = {
 };
 
 let redis: TestRedis;
-let db: Awaited<ReturnType<typeof createDatabase>>;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let artifactDir: string;
 const procs = new Map<GrpcServiceName, ServiceProcess>();
 const others: ServiceProcess[] = [];
 
 beforeAll(async () => {
   redis = await startRedis();
-  db = await createDatabase('security');
+  db = await createTestDatabase('security');
   artifactDir = tempDir('artifacts');
   const url = new URL(db.url);
   url.password = DB_PASSWORD; // trust auth ignores it; the logs must not show it
@@ -103,7 +103,7 @@ afterAll(async () => {
     saveLog(`security-${proc.service}-${proc.grpcPort}`, proc.output());
   }
   await redis?.close();
-  await db?.drop();
+  await db?.close();
 });
 
 function rawCall(

@@ -1,191 +1,66 @@
 // Real parts for the reliability suite: service processes from their builds, a Redis and a
 // Postgres database of the suite's own, TCP proxies that cut or slow a dependency, and
 // certificates made with the openssl CLI. Loopback only.
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
-import { envPrefix, type ServiceName } from '@ballast/config';
-import {
-  Health,
-  HealthCheckResponse_ServingStatus as ServingStatus,
-} from '@ballast/contracts/grpc/health/v1/health_pb.js';
-import { createClient } from '@ballast/grpc-kit';
-import { freePort } from '@ballast/grpc-kit/testing';
-
-export { freePort };
-
+import type { ServiceName } from '@ballast/config';
+import * as kit from '@ballast/grpc-kit/testing';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 
-export { ServingStatus };
+export { createTestDatabase, freePort, healthStatus, ServingStatus } from '@ballast/grpc-kit/testing';
 
-const require = createRequire(import.meta.url);
-
-export const PG_ADMIN_URL =
-  process.env.BALLAST_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const PG_ADMIN_URL = kit.TEST_DATABASE_URL;
 
 export function tempDir(label: string): string {
   return mkdtempSync(join(tmpdir(), `ballast-rel-${label}-`));
 }
 
-const serviceMain = (service: ServiceName) =>
-  join(dirname(require.resolve(`@ballast/${service}/package.json`)), 'dist', 'main.js');
+export type ServiceProcess = kit.ServiceProcess & { readonly service: ServiceName };
 
-export interface ServiceProcess {
-  readonly service: ServiceName;
-  child: ChildProcess;
-  readonly grpcPort: number;
-  readonly httpPort: number;
-  readonly address: string;
-  readonly env: Record<string, string>;
-  /** Everything the process wrote to stdout and stderr, over all its lives. */
-  output(): string;
-  alive(): boolean;
-  kill(signal?: NodeJS.Signals): Promise<void>;
-  /** Starts it again on the same ports and environment (after a kill). */
-  restart(): Promise<void>;
-}
-
-/** A built service as its own process (as `ballast up` runs it) on free loopback ports. */
+/**
+ * A built service as its own process (as `ballast up` runs it, in a bare environment, no
+ * telemetry preload) on free loopback ports; returns once spawned: wait with waitHealth.
+ * kill() defaults to SIGKILL; restart() starts it again on the same ports and environment.
+ */
 export async function startService(
   service: ServiceName,
   env: Record<string, string>,
 ): Promise<ServiceProcess> {
-  const grpcPort = await freePort();
-  const httpPort = await freePort();
-  const prefix = envPrefix(service);
-  const fullEnv: Record<string, string> = {
-    BALLAST_GRPC_HOST: '127.0.0.1',
-    BALLAST_LOG_LEVEL: 'info',
-    BALLAST_SHUTDOWN_GRACE_MS: '1000',
-    OTEL_SERVICE_NAME: `ballast-${service}`,
-    OTEL_TRACES_SAMPLER: 'always_off',
-    [`${prefix}_GRPC_PORT`]: String(grpcPort),
-    [`${prefix}_HTTP_PORT`]: String(httpPort),
-    ...env,
-  };
-  let output = '';
-  const launch = () => {
-    const child = spawn(process.execPath, [serviceMain(service)], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...fullEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout?.on('data', (b: Buffer) => {
-      output += b.toString();
-    });
-    child.stderr?.on('data', (b: Buffer) => {
-      output += b.toString();
-    });
-    return child;
-  };
-  const proc: ServiceProcess = {
-    service,
-    child: launch(),
-    grpcPort,
-    httpPort,
-    address: `127.0.0.1:${grpcPort}`,
-    env: fullEnv,
-    output: () => output,
-    alive: () => proc.child.exitCode === null && proc.child.signalCode === null,
-    async kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (!proc.alive()) return;
-      const exited = once(proc.child, 'exit');
-      proc.child.kill(signal);
-      await exited;
+  const proc = await kit.startServiceProcess({
+    package: `@ballast/${service}`,
+    ready: false,
+    telemetry: false,
+    inheritEnv: false,
+    env: {
+      BALLAST_LOG_LEVEL: 'info',
+      BALLAST_SHUTDOWN_GRACE_MS: '1000',
+      OTEL_TRACES_SAMPLER: 'always_off',
+      ...env,
     },
-    async restart() {
-      await proc.kill('SIGKILL');
-      proc.child = launch();
-    },
-  };
-  return proc;
-}
-
-/** grpc.health.v1 Check: the status, or 'unreachable' when the call itself fails. */
-export async function healthStatus(
-  address: string,
-  service: string,
-  credentials?: ChannelCredentials,
-): Promise<ServingStatus | 'unreachable'> {
-  const health = createClient(Health, {
-    address,
-    deadlineMs: 1_000,
-    retry: false,
-    ...(credentials ? { credentials } : {}),
   });
-  try {
-    return (await health.check({ service })).status;
-  } catch {
-    return 'unreachable';
-  } finally {
-    health.close();
-  }
+  return Object.assign(proc, { service });
 }
 
 /** Polls health until `service` reports `want`; returns the milliseconds it took. */
-export async function waitHealth(
-  proc: { address: string; output?: () => string; alive?: () => boolean },
+export function waitHealth(
+  proc: kit.Watched & { address: string },
   service: string,
-  want: ServingStatus = ServingStatus.SERVING,
-  timeoutMs = 60_000,
+  want: kit.ServingStatus = kit.ServingStatus.SERVING,
+  timeoutMs = kit.READY_TIMEOUT_MS,
   credentials?: ChannelCredentials,
 ): Promise<number> {
-  const started = Date.now();
-  let last: ServingStatus | 'unreachable' = 'unreachable';
-  while (Date.now() - started < timeoutMs) {
-    if (proc.alive && !proc.alive()) throw new Error(`process exited: ${proc.output?.().slice(-2000)}`);
-    last = await healthStatus(proc.address, service, credentials);
-    if (last === want) return Date.now() - started;
-    await sleep(100);
-  }
-  throw new Error(
-    `${service || '(liveness)'} at ${proc.address} is ${last === 'unreachable' ? last : ServingStatus[last]}, not ${ServingStatus[want]} after ${timeoutMs} ms\n${proc.output?.().slice(-2000) ?? ''}`,
-  );
+  return kit.waitHealth(proc, service, { status: want, timeoutMs, ...(credentials ? { credentials } : {}) });
 }
 
 /** Resident set size of a process in KiB, from /proc. */
 export function rssKiB(pid: number | undefined): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
-}
-
-const run = promisify(execFile);
-
-/** A Postgres database of the caller's own on the shared cluster, dropped by drop(). */
-export async function createDatabase(
-  label: string,
-): Promise<{ name: string; url: string; drop(): Promise<void> }> {
-  const name = `t_rel_${label}_${randomBytes(4).toString('hex')}`;
-  const admin = new URL(PG_ADMIN_URL);
-  const psql = (sql: string) =>
-    run('psql', [
-      '-h',
-      admin.hostname,
-      '-p',
-      admin.port || '5432',
-      '-U',
-      admin.username || 'postgres',
-      '-d',
-      admin.pathname.slice(1),
-      '-c',
-      sql,
-    ]);
-  await psql(`CREATE DATABASE ${name}`);
-  const url = new URL(PG_ADMIN_URL);
-  url.pathname = `/${name}`;
-  return {
-    name,
-    url: url.toString(),
-    drop: async () => {
-      await psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-    },
-  };
 }
 
 export interface TestRedis {
@@ -199,7 +74,7 @@ export interface TestRedis {
 
 /** A redis-server of the test's own: its own port, AOF on, data under a temporary directory. */
 export async function startRedis(): Promise<TestRedis> {
-  const port = await freePort();
+  const port = await kit.freePort();
   const dir = tempDir('redis');
   let child: ChildProcess | undefined;
   const ping = () =>
