@@ -12,5 +12,21 @@ export {
 export { registerProcessMetrics } from './process-metrics.js';
 export { ballastResource, serviceNameFromEnv } from './resource.js';
 export type { StartTelemetryOptions } from './sdk.js';
-export { defaultInstrumentations, shutdownTelemetry, startTelemetry, traceExportEndpoint } from './sdk.js';
+export {
+  defaultInstrumentations,
+  instrumentProcess,
+  shutdownTelemetry,
+  startTelemetry,
+  traceExportEndpoint,
+} from './sdk.js';
+export {
+  ballastSpanProcessors,
+  DropHousekeepingProcessor,
+  GRPC_SERVER_ERROR_CODES,
+  GrpcServerStatusProcessor,
+  HOUSEKEEPING_QUEUE_OPERATIONS,
+  HOUSEKEEPING_RPC_SERVICES,
+  isHousekeepingSpan,
+  traceHousekeeping,
+} from './spans.js';
 export { activeTraceparent, spanContextOf } from './traceparent.js';

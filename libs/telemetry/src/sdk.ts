@@ -1,11 +1,14 @@
+import { register } from 'node:module';
+import { isMainThread } from 'node:worker_threads';
 import { metrics } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import type { Instrumentation, InstrumentationBase } from '@opentelemetry/instrumentation';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createPrometheusExporter } from './metrics.js';
 import { ballastResource, serviceNameFromEnv } from './resource.js';
+import { ballastSpanProcessors } from './spans.js';
 import { telemetryState } from './state.js';
 
 /** gRPC only: the auto-instrumentations bundle would patch (and slow) modules nobody asked to trace. */
@@ -26,6 +29,11 @@ export function traceExportEndpoint(env: NodeJS.ProcessEnv = process.env): strin
 
 export interface StartTelemetryOptions {
   instrumentations?: Instrumentation[];
+  /**
+   * service.name when OTEL_SERVICE_NAME is not set, ahead of BALLAST_SERVICE: a program that is
+   * no service (the CLI: 'ballast-cli') names itself even where a service's variables are set.
+   */
+  serviceName?: string;
 }
 
 /**
@@ -41,7 +49,7 @@ export function startTelemetry(options: StartTelemetryOptions = {}): NodeSDK | u
   // provider could not become global and its exporter would serve nothing.
   const prometheus = state.meterProvider ? undefined : createPrometheusExporter();
   const exportTraces = traceExportEndpoint() !== undefined;
-  const serviceName = serviceNameFromEnv();
+  const serviceName = process.env.OTEL_SERVICE_NAME || options.serviceName || serviceNameFromEnv();
   const sdk = new NodeSDK({
     resource: ballastResource(),
     ...(serviceName === undefined ? {} : { serviceName }),
@@ -51,9 +59,10 @@ export function startTelemetry(options: StartTelemetryOptions = {}): NodeSDK | u
     logRecordProcessors: [],
     // With no exporter a no-op processor still gets a real TracerProvider registered: spans get ids
     // (the logger stamps them, W3C context still propagates) and OTEL_TRACES_SAMPLER applies.
-    ...(exportTraces
-      ? { traceExporter: new OTLPTraceExporter() }
-      : { spanProcessors: [new NoopSpanProcessor()] }),
+    // Exported spans pass the gRPC status rule and the housekeeping filter (spans.ts).
+    spanProcessors: exportTraces
+      ? ballastSpanProcessors(new BatchSpanProcessor(new OTLPTraceExporter()))
+      : [new NoopSpanProcessor()],
   });
   sdk.start();
 
@@ -63,6 +72,27 @@ export function startTelemetry(options: StartTelemetryOptions = {}): NodeSDK | u
     state.meterProvider = metrics.getMeterProvider();
   }
   return sdk;
+}
+
+/**
+ * What the `@ballast/telemetry/register` preload does, callable from a program's own entry (the
+ * CLI): the ESM loader hook that lets the instrumentations patch grpc-js, then the SDK. Modules
+ * imported after it (dynamically: static imports are loaded first) are instrumented. Does nothing
+ * in a worker thread or with OTEL_SDK_DISABLED=true.
+ */
+export function instrumentProcess(options: Omit<StartTelemetryOptions, 'instrumentations'> = {}): void {
+  if (!isMainThread || process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return;
+  if (telemetryState().sdk) return;
+  const instrumentations = defaultInstrumentations();
+  // An ESM `import` of grpc-js (a CommonJS package) does not go through require(), so
+  // require-in-the-middle never sees it: on Node 20 grpc-js stays unpatched without this loader
+  // hook. `include` limits import-in-the-middle to the modules the instrumentations patch, instead
+  // of wrapping every module the program loads.
+  const include = instrumentations.flatMap((i) =>
+    i.getModuleDefinitions().map((definition) => definition.name),
+  );
+  register('import-in-the-middle/hook.mjs', import.meta.url, { data: { include } });
+  startTelemetry({ ...options, instrumentations });
 }
 
 /**
