@@ -23,7 +23,7 @@ export {
 export { HealthState, healthService, ServingStatus } from './health.js';
 export { authInterceptor, metricsInterceptor, tokenMatches } from './interceptors.js';
 export { exitOnSignals, runMain } from './lifecycle.js';
-export { reflectionService } from './reflection.js';
+export { ReflectionIndex, type ReflectionService, reflectionService } from './reflection.js';
 export { type Dependency, type RunningService, type RunServiceOptions, runService } from './runtime.js';
 export {
   DEFAULT_MAX_MESSAGE_BYTES,

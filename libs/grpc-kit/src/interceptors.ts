@@ -33,8 +33,8 @@ function bearer(metadata: Metadata): string | undefined {
 }
 
 /**
- * Bearer-token auth as a grpc-js server interceptor, so it also covers services the kit
- * does not adapt itself (reflection). Health stays open.
+ * Bearer-token auth as a grpc-js server interceptor, so it covers every service on the
+ * server, whether the kit adapts it or not. Health stays open; reflection does not.
  */
 export function authInterceptor(expectedToken: string): ServerInterceptor {
   return (method: ServerMethodDefinition<unknown, unknown>, call: ServerInterceptingCallInterface) => {

@@ -117,7 +117,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     }
     health.set(service.typeName, ServingStatus.NOT_SERVING);
   }
-  reflectionService([Health, ...options.services.map((s) => s.service)]).addToServer(server);
+  reflectionService([Health, ...options.services.map((s) => s.service)]).addToServer(server, adapterOptions);
 
   const host = options.host ?? '0.0.0.0';
   const port = await bind(
