@@ -1,59 +1,95 @@
-import { randomBytes } from 'node:crypto';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { SERVICES } from '@ballast/config';
 import { FeatureViewDefinitionSchema } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { type Field, FieldType } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
-import { AlertState } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
+import { type Alert, AlertSchema, AlertState } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
+import { ModelSchema } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { connectRedis, createQueue, DEFAULT_REDIS_URL, queueNames } from '@ballast/queue';
-import { fromJson, type JsonValue } from '@bufbuild/protobuf';
-import { Metadata } from '@grpc/grpc-js';
+import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import { trace } from '@opentelemetry/api';
 import { parse } from 'csv-parse';
 import { withClients } from './clients.js';
+import { aliasList } from './commands.js';
 import { localEndpoints, probe } from './health.js';
+import { requireModel, unknownModel } from './models.js';
+import { type CommandIo, printJson, printTable, progress } from './output.js';
 
 /**
  * The data-side commands of the `ballast` CLI: status, ingest, features apply, predict,
  * alerts and trace. Each returns the exit code; output goes through `print`.
  */
-type Print = (line: string) => void;
-
-/** `ballast status`: every service's health, the models with their aliases, queue depths. */
-export async function statusCommand(env: NodeJS.ProcessEnv, print: Print): Promise<number> {
-  let allReady = true;
-  for (const service of SERVICES) {
-    const endpoints = localEndpoints(service, env);
-    const readiness = await probe(service, endpoints);
-    allReady &&= readiness === 'ready';
-    print(`${service.padEnd(10)} ${readiness.padEnd(10)} ${endpoints.grpc ?? endpoints.http}`);
+/**
+ * `ballast status [--json]`: every service's health, then (when all are ready) the models
+ * with their aliases and the queue depths. Exit 1 when a service is not ready.
+ */
+export async function statusCommand(args: string[], { env, print }: CommandIo): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
+  const services = await Promise.all(
+    SERVICES.map(async (name) => {
+      const endpoints = localEndpoints(name, env);
+      return { name, readiness: await probe(name, endpoints), endpoint: endpoints.grpc ?? endpoints.http };
+    }),
+  );
+  const allReady = services.every((s) => s.readiness === 'ready');
+  const models = allReady
+    ? await withClients(env, async ({ registry }) => (await registry.listModels({})).models)
+    : [];
+  const queues: { name: string; waiting: number; active: number; delayed: number; failed: number }[] = [];
+  if (allReady) {
+    const redis = connectRedis(env.BALLAST_REDIS_URL || DEFAULT_REDIS_URL);
+    try {
+      for (const name of queueNames) {
+        const queue = createQueue(name, { connection: redis });
+        const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+        queues.push({
+          name,
+          waiting: c.waiting ?? 0,
+          active: c.active ?? 0,
+          delayed: c.delayed ?? 0,
+          failed: c.failed ?? 0,
+        });
+        await queue.close();
+      }
+    } finally {
+      redis.disconnect();
+    }
   }
+  if (values.json) {
+    printJson(print, {
+      ready: allReady,
+      services,
+      models: models.map((m) => toJson(ModelSchema, m, { alwaysEmitImplicit: true })),
+      queues,
+    });
+    return allReady ? 0 : 1;
+  }
+  printTable(
+    print,
+    ['SERVICE', 'STATE', 'ADDRESS'],
+    services.map((s) => [s.name, s.readiness, s.endpoint]),
+  );
   if (!allReady) {
     print(
       '\nnot every service is ready: `npm start` runs the suite; `ballast up --services ...` runs a part',
     );
     return 1;
   }
-  await withClients(env, async ({ registry }) => {
-    const { models } = await registry.listModels({});
-    print(models.length === 0 ? '\nno models yet' : '\nmodels');
-    for (const m of models) {
-      const aliases = Object.entries(m.aliases).map(([alias, v]) => `${alias}=v${v}`);
-      print(`  ${m.name.padEnd(28)} v${m.latestVersion}  ${aliases.join(' ') || '(no aliases)'}`);
-    }
-  });
-  const redis = connectRedis(env.BALLAST_REDIS_URL || DEFAULT_REDIS_URL);
-  try {
-    print('\nqueues (waiting / active / delayed / failed)');
-    for (const name of queueNames) {
-      const queue = createQueue(name, { connection: redis });
-      const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
-      print(`  ${name.padEnd(22)} ${c.waiting} / ${c.active} / ${c.delayed} / ${c.failed}`);
-      await queue.close();
-    }
-  } finally {
-    redis.disconnect();
-  }
+  print('');
+  if (models.length === 0) print('no models yet');
+  else
+    printTable(
+      print,
+      ['MODEL', 'LATEST', 'ALIASES'],
+      models.map((m) => [m.name, `v${m.latestVersion}`, aliasList(m.aliases)]),
+    );
+  print('');
+  printTable(
+    print,
+    ['QUEUE', 'WAITING', 'ACTIVE', 'DELAYED', 'FAILED'],
+    queues.map((q) => [q.name, String(q.waiting), String(q.active), String(q.delayed), String(q.failed)]),
+  );
   return 0;
 }
 
@@ -137,7 +173,7 @@ function bar(done: number, total: number): string {
 }
 
 /** `ballast ingest <dataset> <file.csv|file.jsonl>`: the file in batches, with a progress bar. */
-export async function ingestCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+export async function ingestCommand(args: string[], { env, print, stdout }: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -179,6 +215,7 @@ export async function ingestCommand(args: string[], env: NodeJS.ProcessEnv, prin
     // Progress by the size of what was read so far against the file's size (close enough
     // to show movement; exact byte offsets are not exposed by the parsers).
     let bytes = 0;
+    const shown = progress(print, stdout);
     for await (const record of records(path)) {
       totals.records++;
       bytes += JSON.stringify(record).length;
@@ -191,10 +228,11 @@ export async function ingestCommand(args: string[], env: NodeJS.ProcessEnv, prin
       pending.push(row);
       if (pending.length >= batchSize) {
         await send();
-        print(`  ${bar(Math.min(bytes, size), size)} ${totals.records} records`);
+        shown.update(`  ${bar(Math.min(bytes, size), size)} ${totals.records} records`);
       }
     }
     await send();
+    shown.done();
     print(
       `${dataset}: ${totals.records} records, ${totals.accepted} accepted, ${totals.duplicates} duplicates dropped, ${totals.quarantined} quarantined`,
     );
@@ -210,7 +248,7 @@ export async function ingestCommand(args: string[], env: NodeJS.ProcessEnv, prin
 }
 
 /** `ballast features apply <view.json>`: a feature view definition (protobuf JSON). */
-export async function featuresCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+export async function featuresCommand(args: string[], { env, print }: CommandIo): Promise<number> {
   const [action, path] = args;
   if (action !== 'apply' || !path)
     throw new Error(
@@ -231,20 +269,20 @@ export async function featuresCommand(args: string[], env: NodeJS.ProcessEnv, pr
   });
 }
 
-const jaegerBase = (env: NodeJS.ProcessEnv) =>
+export const jaegerBase = (env: NodeJS.ProcessEnv) =>
   (env.BALLAST_JAEGER_URL || 'http://localhost:16686').replace(/\/$/, '');
 
-/** A fresh W3C trace context, so the CLI knows the trace id of the call it makes. */
-function traceparent(): { header: string; traceId: string } {
-  const traceId = randomBytes(16).toString('hex');
-  return { header: `00-${traceId}-${randomBytes(8).toString('hex')}-01`, traceId };
+/** Where Jaeger shows the trace of the active span (the CLI command's), or undefined outside one. */
+export function activeTraceLink(env: NodeJS.ProcessEnv): string | undefined {
+  const span = trace.getActiveSpan()?.spanContext();
+  return span && trace.isSpanContextValid(span) ? `${jaegerBase(env)}/trace/${span.traceId}` : undefined;
 }
 
 /**
  * `ballast predict <model> --features '{"price": 4.2}'`: one row, with its trace link; or
  * `--keys warehouse_id=W4,sku=S01`: one entity, its features read from the online store.
  */
-export async function predictCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+export async function predictCommand(args: string[], { env, print }: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -282,31 +320,32 @@ export async function predictCommand(args: string[], env: NodeJS.ProcessEnv, pri
     }
     input = { rows: [{ features, entityKey: values.entity ?? '' }] };
   }
-  const trace = traceparent();
-  const metadata = new Metadata();
-  metadata.set('traceparent', trace.header);
   return withClients(env, async ({ inference }) => {
-    const response = await inference.predict(
-      {
+    // The call's span is a child of the CLI command's, and the services' spans of it: the
+    // command's trace is the one to look at.
+    const response = await inference
+      .predict({
         model,
         ...(values.version ? { version: Number(values.version) } : {}),
         ...(values.alias ? { alias: values.alias } : {}),
         ...input,
-      },
-      { metadata },
-    );
+      })
+      .catch((err: unknown) => {
+        throw unknownModel(err, model);
+      });
     for (const [name, output] of Object.entries(response.predictions[0]?.outputs ?? {}))
       print(`${name}: ${output.values.map((v) => Number(v.toPrecision(6))).join(', ')}`);
     print(
       `${response.model} v${response.version}${response.alias ? ` (${response.alias})` : ''} on ${response.backend}, ${response.timings?.totalUs ?? 0n} us; request ${response.requestId}`,
     );
-    print(`trace: ${jaegerBase(env)}/trace/${trace.traceId}`);
+    const link = activeTraceLink(env);
+    if (link) print(`trace: ${link}`);
     return 0;
   });
 }
 
 /** `ballast trace <trace id>`: where to see a trace (the CLI's predict prints its own). */
-export function traceCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): number {
+export function traceCommand(args: string[], { env, print }: CommandIo): number {
   const [id] = args;
   if (!id || !/^[0-9a-f]{32}$/i.test(id))
     throw new Error(
@@ -316,37 +355,50 @@ export function traceCommand(args: string[], env: NodeJS.ProcessEnv, print: Prin
   return 0;
 }
 
-/** `ballast alerts [model] [--firing] [--watch]`. */
-export async function alertsCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+function alertRow(a: Alert): string[] {
+  return [
+    a.state === AlertState.FIRING ? 'FIRING' : 'resolved',
+    a.model,
+    a.rule,
+    a.segment || 'all rows',
+    `v${a.version}`,
+    String(Number(a.value.toPrecision(4))),
+    String(a.threshold),
+    a.retrainJobId ? `retraining ${a.retrainJobId}` : '',
+  ];
+}
+
+const ALERT_HEADER = ['STATE', 'MODEL', 'RULE', 'SEGMENT', 'VERSION', 'VALUE', 'THRESHOLD', 'ACTION'];
+
+/** `ballast alerts [model] [--firing] [--watch] [--json]`. */
+export async function alertsCommand(args: string[], { env, print }: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { firing: { type: 'boolean', default: false }, watch: { type: 'boolean', default: false } },
+    options: {
+      firing: { type: 'boolean', default: false },
+      watch: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
   });
   const [model = ''] = positionals;
-  return withClients(env, async ({ monitor }) => {
-    const line = (a: {
-      model: string;
-      rule: string;
-      segment: string;
-      state: AlertState;
-      value: number;
-      threshold: number;
-      version: number;
-      retrainJobId: string;
-    }) =>
-      `${a.state === AlertState.FIRING ? 'FIRING  ' : 'resolved'} ${a.model} ${a.rule} on ${a.segment || 'all rows'} v${a.version}: ${Number(a.value.toPrecision(4))} (threshold ${a.threshold})${a.retrainJobId ? `; retraining ${a.retrainJobId}` : ''}`;
+  const asJson = (a: Alert) => toJson(AlertSchema, a, { alwaysEmitImplicit: true });
+  return withClients(env, async ({ monitor, registry }) => {
+    if (model) await requireModel(registry, model);
     if (values.watch) {
+      // One line per change: a JSON object each with --json (JSON Lines), else the table's row.
       for await (const message of monitor.watchAlerts({ model }))
-        if (message.alert) print(line(message.alert));
+        if (message.alert)
+          print(values.json ? JSON.stringify(asJson(message.alert)) : alertRow(message.alert).join('  '));
       return 0;
     }
     const { alerts } = await monitor.listAlerts({
       model,
       ...(values.firing ? { state: AlertState.FIRING } : {}),
     });
-    if (alerts.length === 0) print(model ? `no alerts for ${model}` : 'no alerts');
-    for (const a of alerts) print(line(a));
+    if (values.json) printJson(print, alerts.map(asJson));
+    else if (alerts.length === 0) print(model ? `no alerts for ${model}` : 'no alerts');
+    else printTable(print, ALERT_HEADER, alerts.map(alertRow));
     return 0;
   });
 }

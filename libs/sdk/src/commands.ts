@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ModelSchema } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import {
   connectRedis,
   createQueue,
@@ -6,7 +7,17 @@ import {
   QueueNames,
   type TrainingRunJob,
 } from '@ballast/queue';
+import { toJson } from '@bufbuild/protobuf';
 import { withClients } from './clients.js';
+import { requireModel } from './models.js';
+import {
+  type CommandIo,
+  type Print,
+  type ProgressStream,
+  printJson,
+  printTable,
+  progress,
+} from './output.js';
 import {
   cancelTraining,
   enqueueTraining,
@@ -25,8 +36,6 @@ import {
  * models, promote and rollback. Each returns the process exit code; output goes through
  * `print` so tests and the CLI share one path.
  */
-type Print = (line: string) => void;
-
 async function withQueue<T>(
   env: NodeJS.ProcessEnv,
   fn: (queue: ReturnType<typeof trainingQueue>) => Promise<T>,
@@ -60,7 +69,18 @@ function progressLine(p: TrainingProgress): string {
   return `  [${'#'.repeat(done)}${'.'.repeat(width - done)}] epoch ${p.epoch}/${p.epochs} loss ${p.loss?.toFixed(4)}${eta}`;
 }
 
-export async function trainCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+/** Follows a training job, drawing its progress, until it completes (its result) or fails. */
+function followTraining(
+  queue: ReturnType<typeof trainingQueue>,
+  id: string,
+  print: Print,
+  stdout: ProgressStream | undefined,
+) {
+  const bar = progress(print, stdout);
+  return waitForTraining(queue, id, (p) => bar.update(progressLine(p))).finally(() => bar.done());
+}
+
+export async function trainCommand(args: string[], { env, print, stdout }: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -91,6 +111,8 @@ export async function trainCommand(args: string[], env: NodeJS.ProcessEnv, print
   } else {
     const [model] = positionals;
     if (!model) throw new Error('train: name the model, e.g. `ballast train demand --view demand`');
+    // Training a model the registry does not know would fail only after the training, at registration.
+    await withClients(env, (c) => requireModel(c.registry, model));
     const learningRate = Number(values['learning-rate']);
     job = {
       model,
@@ -115,12 +137,7 @@ export async function trainCommand(args: string[], env: NodeJS.ProcessEnv, print
     const id = await enqueueTraining(queue, job);
     print(`queued ${id} (${job.model}${job.featureView ? ` on ${job.featureView}` : ''})`);
     if (!values.wait && !expectDigest) return 0;
-    let last = '';
-    const result = await waitForTraining(queue, id, (progress) => {
-      const line = progressLine(progress);
-      if (line !== last) print(line);
-      last = line;
-    });
+    const result = await followTraining(queue, id, print, stdout);
     print(
       `${result.model} v${result.version} ${result.reused ? 'already registered by this job' : 'registered'}, artifact ${result.artifactDigest.slice(0, 12)}; promotion: ${result.promotion}${result.promotionDetail ? ` (${result.promotionDetail})` : ''}`,
     );
@@ -135,7 +152,7 @@ export async function trainCommand(args: string[], env: NodeJS.ProcessEnv, print
   });
 }
 
-export async function scheduleCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+export async function scheduleCommand(args: string[], { env, print }: CommandIo): Promise<number> {
   const [action, ...rest] = args;
   const { values, positionals } = parseArgs({
     args: rest,
@@ -144,8 +161,13 @@ export async function scheduleCommand(args: string[], env: NodeJS.ProcessEnv, pr
       cron: { type: 'string' },
       view: { type: 'string' },
       promote: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
     },
   });
+  if (action === 'add' && positionals[0]) {
+    const model = positionals[0];
+    await withClients(env, (c) => requireModel(c.registry, model));
+  }
   return withQueue(env, async (queue) => {
     if (action === 'add') {
       const [model] = positionals;
@@ -164,9 +186,15 @@ export async function scheduleCommand(args: string[], env: NodeJS.ProcessEnv, pr
       return 0;
     }
     if (action === 'list') {
-      for (const s of await listTrainingSchedules(queue))
-        print(
-          `${s.id.padEnd(28)} ${s.cron.padEnd(16)} next ${s.next?.toISOString() ?? '-'}  ${s.job?.model ?? ''}`,
+      const schedules = await listTrainingSchedules(queue);
+      if (values.json) printJson(print, schedules);
+      else if (schedules.length === 0)
+        print('no schedules (`ballast schedule add <model> --cron ...` adds one)');
+      else
+        printTable(
+          print,
+          ['ID', 'CRON', 'NEXT', 'MODEL'],
+          schedules.map((s) => [s.id, s.cron, s.next?.toISOString() ?? '-', s.job?.model ?? '']),
         );
       return 0;
     }
@@ -181,21 +209,33 @@ export async function scheduleCommand(args: string[], env: NodeJS.ProcessEnv, pr
   });
 }
 
-export async function modelsCommand(env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+/** A model's aliases as `production=v3 candidate=v4`. */
+export const aliasList = (aliases: Record<string, number>) =>
+  Object.entries(aliases)
+    .map(([alias, v]) => `${alias}=v${v}`)
+    .join(' ') || '(no aliases)';
+
+export async function modelsCommand(args: string[], { env, print }: CommandIo): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
   return withClients(env, async ({ registry }) => {
     const { models } = await registry.listModels({});
-    for (const m of models) {
-      const aliases = Object.entries(m.aliases)
-        .map(([alias, v]) => `${alias}=v${v}`)
-        .join(' ');
-      print(`${m.name.padEnd(24)} v${m.latestVersion}  ${aliases || '(no aliases)'}  team ${m.ownerTeam}`);
-    }
-    if (models.length === 0) print('no models registered yet');
+    if (values.json)
+      printJson(
+        print,
+        models.map((m) => toJson(ModelSchema, m, { alwaysEmitImplicit: true })),
+      );
+    else if (models.length === 0) print('no models registered yet');
+    else
+      printTable(
+        print,
+        ['MODEL', 'LATEST', 'ALIASES', 'TEAM'],
+        models.map((m) => [m.name, `v${m.latestVersion}`, aliasList(m.aliases), m.ownerTeam]),
+      );
     return 0;
   });
 }
 
-export async function promoteCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+export async function promoteCommand(args: string[], { env, print }: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -205,12 +245,18 @@ export async function promoteCommand(args: string[], env: NodeJS.ProcessEnv, pri
   if (!model || !version)
     throw new Error('promote: `ballast promote <model> <version> [--reason "..."] [--force]`');
   return withClients(env, async ({ registry }) => {
-    const { deployment } = await registry.promote({
-      model,
-      version: int('version', version, 0),
-      reason: values.reason ?? '',
-      force: values.force ?? false,
-    });
+    const { deployment } = await registry
+      .promote({
+        model,
+        version: int('version', version, 0),
+        reason: values.reason ?? '',
+        force: values.force ?? false,
+      })
+      .catch(async (err: unknown) => {
+        // NOT_FOUND may be the version's; say which when the model itself is unknown.
+        await requireModel(registry, model);
+        throw err;
+      });
     print(
       `${model}: production v${deployment?.fromVersion || '-'} -> v${deployment?.toVersion}; ${deployment?.verdict?.summary ?? ''}`,
     );
@@ -218,7 +264,7 @@ export async function promoteCommand(args: string[], env: NodeJS.ProcessEnv, pri
   });
 }
 
-export async function rollbackCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+export async function rollbackCommand(args: string[], { env, print }: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -227,7 +273,12 @@ export async function rollbackCommand(args: string[], env: NodeJS.ProcessEnv, pr
   const [model] = positionals;
   if (!model) throw new Error('rollback: `ballast rollback <model> [--reason "..."]`');
   return withClients(env, async ({ registry }) => {
-    const { deployment } = await registry.rollback({ model, reason: values.reason ?? '' });
+    const { deployment } = await registry
+      .rollback({ model, reason: values.reason ?? '' })
+      .catch(async (err: unknown) => {
+        await requireModel(registry, model);
+        throw err;
+      });
     print(`${model}: production v${deployment?.fromVersion} -> v${deployment?.toVersion}`);
     return 0;
   });
@@ -238,7 +289,7 @@ const ago = (ms: number) => {
   return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
 };
 
-function jobLine(job: TrainingJobSummary): string {
+function jobRow(job: TrainingJobSummary): string[] {
   const detail =
     job.state === 'completed' && job.result
       ? `v${job.result.version} ${job.result.promotion}`
@@ -247,16 +298,21 @@ function jobLine(job: TrainingJobSummary): string {
         : job.progress
           ? progressLine(job.progress).trim()
           : '';
-  return `${job.id.padEnd(34)} ${job.state.padEnd(9)} ${job.model.padEnd(16)} ${ago(job.addedAt).padEnd(8)} ${detail}`;
+  return [job.id, job.state, job.model, ago(job.addedAt), detail];
 }
 
 /** `ballast jobs [list] | watch <id> | cancel <id>`: training jobs and their progress. */
-export async function jobsCommand(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
-  const [action = 'list', id, ...rest] = args;
-  const { values } = parseArgs({
-    args: rest,
-    options: { limit: { type: 'string', default: '20' }, reason: { type: 'string' } },
+export async function jobsCommand(args: string[], { env, print, stdout }: CommandIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      limit: { type: 'string', default: '20' },
+      reason: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
   });
+  const [action = 'list', id] = positionals;
   if ((action === 'watch' || action === 'cancel') && !id)
     throw new Error(
       `jobs ${action}: name the job, e.g. \`ballast jobs ${action} <job id>\` (ids: \`ballast jobs\`)`,
@@ -266,17 +322,14 @@ export async function jobsCommand(args: string[], env: NodeJS.ProcessEnv, print:
   try {
     if (action === 'list') {
       const jobs = await listTrainingJobs(queue, int('limit', values.limit, 20));
-      if (jobs.length === 0) print('no training jobs yet (`ballast train <model> --view <view>` queues one)');
-      for (const job of jobs) print(jobLine(job));
+      if (values.json) printJson(print, jobs);
+      else if (jobs.length === 0)
+        print('no training jobs yet (`ballast train <model> --view <view>` queues one)');
+      else printTable(print, ['JOB', 'STATE', 'MODEL', 'ADDED', 'DETAIL'], jobs.map(jobRow));
       return 0;
     }
     if (action === 'watch' && id) {
-      let last = '';
-      const result = await waitForTraining(queue, id, (progress) => {
-        const line = progressLine(progress);
-        if (line !== last) print(line);
-        last = line;
-      });
+      const result = await followTraining(queue, id, print, stdout);
       print(`${result.model} v${result.version}; promotion: ${result.promotion}`);
       return 0;
     }
