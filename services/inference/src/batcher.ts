@@ -1,6 +1,7 @@
 import { BallastError } from '@ballast/grpc-kit';
 import { type Link, type SpanContext, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { NumericArray, OutputData, RunResult, TensorData } from './executor.js';
+import { InferenceStatistics } from './statistics.js';
 
 /**
  * The dynamic batcher, with Triton's knobs and names: requests that wait together run as one
@@ -62,7 +63,12 @@ interface Waiting extends BatchRequest {
   enqueuedAt: number;
   resolve(answer: BatchAnswer): void;
   reject(error: Error): void;
+  /** For a piece of a split request: set once the request has failed (its other pieces are dropped). */
+  split?: { failed: boolean };
 }
+
+/** A split request keeps at most this many of its batch-sized pieces in the queue at once. */
+const SPLIT_WINDOW = 2;
 
 const tracer = trace.getTracer('@ballast/inference');
 
@@ -74,6 +80,9 @@ export class DynamicBatcher {
   #scheduled = false;
   /** Moving average of one batch's execution, in ms (seeded by the warm-up). */
   #execMs: number;
+
+  /** Cumulative counts and durations (Triton's ModelStatistics). */
+  readonly stats = new InferenceStatistics();
 
   constructor(
     private readonly layout: InputLayout[],
@@ -103,52 +112,122 @@ export class DynamicBatcher {
     return (this.#running ? this.#execMs / 2 : 0) + Math.max(0, batchesAhead) * this.#execMs;
   }
 
+  /**
+   * Queues a request. One of more than max_batch_size rows is split into batch-sized pieces that
+   * run in order (at most SPLIT_WINDOW of them queued at a time, so other requests interleave)
+   * and answered as one; admission, deadline and cancellation apply to the whole request.
+   */
   submit(request: BatchRequest): Promise<BatchAnswer> {
-    const { max_batch_size, max_queue_size, default_timeout_microseconds } = this.options;
     if (request.rows < 1)
       return Promise.reject(new BallastError('invalid_argument', 'a request needs at least one row'));
-    if (request.rows > max_batch_size) {
-      return Promise.reject(
-        new BallastError(
-          'invalid_argument',
-          `rows: ${request.rows} rows exceed the model's max_batch_size of ${max_batch_size}`,
-          'rows',
-          `at most ${max_batch_size} rows`,
-        ),
-      );
-    }
-    if (this.#queuedRows + request.rows > max_queue_size) {
-      this.hooks.onShed?.('queue_full');
-      return Promise.reject(
-        new BallastError(
-          'resource_exhausted',
-          `overloaded: the queue holds ${this.#queuedRows} rows (max_queue_size ${max_queue_size}); retry with backoff`,
-        ),
-      );
-    }
     const now = performance.now();
-    const waitMs = this.expectedWaitMs(request.rows);
-    // Queue time is bounded by default_timeout; queue time plus its own execution by the deadline.
-    const timeoutMs =
-      default_timeout_microseconds > 0 ? default_timeout_microseconds / 1000 : Number.POSITIVE_INFINITY;
-    const leftMs = request.deadline - now;
-    if (waitMs > timeoutMs || waitMs + this.#execMs > leftMs) {
-      this.hooks.onShed?.('expected_wait');
-      const limit =
-        waitMs > timeoutMs
-          ? `default_timeout ${timeoutMs.toFixed(1)} ms`
-          : `deadline in ${leftMs.toFixed(1)} ms`;
-      return Promise.reject(
-        new BallastError(
-          'resource_exhausted',
-          `overloaded: expected wait ${waitMs.toFixed(1)} ms (+ ${this.#execMs.toFixed(1)} ms to run) does not fit the ${limit}; retry with backoff`,
-        ),
-      );
-    }
+    const refused = this.#admit(request.rows, request.deadline, now);
+    if (refused) return Promise.reject(refused);
+    if (request.rows > this.options.max_batch_size) return this.#submitSplit(request);
     return new Promise<BatchAnswer>((resolve, reject) => {
       this.#queue.push({ ...request, enqueuedAt: now, resolve, reject });
       this.#queuedRows += request.rows;
       this.#schedule();
+    });
+  }
+
+  /** Why a request of `rows` rows is shed at admission, or undefined when it is admitted. */
+  #admit(rows: number, deadline: number, now: number): BallastError | undefined {
+    const { max_batch_size, max_queue_size, default_timeout_microseconds } = this.options;
+    const pieces = Math.ceil(rows / max_batch_size);
+    // Rows it holds in the queue at once: all of them, or a split request's window of pieces.
+    const holds = pieces === 1 ? rows : Math.min(rows, this.#splitWindow() * max_batch_size);
+    if (this.#queuedRows + holds > max_queue_size) {
+      this.hooks.onShed?.('queue_full');
+      return new BallastError(
+        'resource_exhausted',
+        `overloaded: the queue holds ${this.#queuedRows} rows (max_queue_size ${max_queue_size}); retry with backoff`,
+      );
+    }
+    // Queue time (its first batch's) is bounded by default_timeout; the wait for its last
+    // batch plus that batch's execution by the deadline.
+    const waitMs = this.expectedWaitMs(pieces === 1 ? rows : max_batch_size);
+    const lastMs = pieces === 1 ? waitMs : this.expectedWaitMs(rows);
+    const timeoutMs =
+      default_timeout_microseconds > 0 ? default_timeout_microseconds / 1000 : Number.POSITIVE_INFINITY;
+    const leftMs = deadline - now;
+    if (waitMs <= timeoutMs && lastMs + this.#execMs <= leftMs) return undefined;
+    this.hooks.onShed?.('expected_wait');
+    const limit =
+      waitMs > timeoutMs
+        ? `default_timeout ${timeoutMs.toFixed(1)} ms`
+        : `deadline in ${leftMs.toFixed(1)} ms`;
+    const run = pieces === 1 ? '' : ` for the last of its ${pieces} batches`;
+    return new BallastError(
+      'resource_exhausted',
+      `overloaded: expected wait ${lastMs.toFixed(1)} ms${run} (+ ${this.#execMs.toFixed(1)} ms to run) does not fit the ${limit}; retry with backoff`,
+    );
+  }
+
+  #splitWindow(): number {
+    return this.options.max_queue_size >= SPLIT_WINDOW * this.options.max_batch_size ? SPLIT_WINDOW : 1;
+  }
+
+  /**
+   * Runs an admitted request of more than max_batch_size rows as pieces of max_batch_size rows
+   * (views of its inputs, no copy), queued a window at a time; their answers are joined in row
+   * order. The first piece that fails (shed, deadline, cancelled, execution) fails the request
+   * with its error, and the pieces not yet run are dropped.
+   */
+  #submitSplit(request: BatchRequest): Promise<BatchAnswer> {
+    const max = this.options.max_batch_size;
+    const pieces = Math.ceil(request.rows / max);
+    const window = this.#splitWindow();
+    return new Promise<BatchAnswer>((resolve, reject) => {
+      const answers: BatchAnswer[] = new Array(pieces);
+      const split = { failed: false };
+      let next = 0;
+      let answered = 0;
+      const fail = (error: Error) => {
+        if (split.failed) return;
+        split.failed = true;
+        reject(error);
+      };
+      const enqueue = () => {
+        const index = next++;
+        const start = index * max;
+        const rows = Math.min(max, request.rows - start);
+        if (this.#queuedRows + rows > this.options.max_queue_size) {
+          this.hooks.onShed?.('queue_full');
+          fail(
+            new BallastError(
+              'resource_exhausted',
+              `overloaded: the queue holds ${this.#queuedRows} rows (max_queue_size ${this.options.max_queue_size}) with ${pieces - index} of this request's ${pieces} batches still to queue; retry with backoff`,
+            ),
+          );
+          return;
+        }
+        this.#queue.push({
+          rows,
+          inputs: this.layout.map((input, i) =>
+            (request.inputs[i] as NumericArray).subarray(
+              start * input.rowSize,
+              (start + rows) * input.rowSize,
+            ),
+          ),
+          deadline: request.deadline,
+          signal: request.signal,
+          spanContext: request.spanContext,
+          enqueuedAt: performance.now(),
+          split,
+          resolve: (answer) => {
+            if (split.failed) return;
+            answers[index] = answer;
+            answered++;
+            if (answered === pieces) resolve(joinAnswers(answers, request.rows));
+            else if (next < pieces) enqueue();
+          },
+          reject: fail,
+        });
+        this.#queuedRows += rows;
+        this.#schedule();
+      };
+      for (let i = 0; i < window && next < pieces && !split.failed; i++) enqueue();
     });
   }
 
@@ -196,6 +275,12 @@ export class DynamicBatcher {
     const now = performance.now();
     while (this.#queue.length > 0) {
       const next = this.#queue[0] as Waiting;
+      if (next.split?.failed) {
+        // A piece of a request that has already failed (and been answered): dropped unrun.
+        this.#queue.shift();
+        this.#queuedRows -= next.rows;
+        continue;
+      }
       if (next.signal?.aborted || next.deadline <= now) {
         this.#queue.shift();
         this.#queuedRows -= next.rows;
@@ -250,9 +335,15 @@ export class DynamicBatcher {
         }
         return { shape: [rows, ...input.rowShape], data };
       });
-      for (const request of batch) this.hooks.onQueueWait?.((started - request.enqueuedAt) * 1000);
+      let queueMs = 0;
+      for (const request of batch) {
+        queueMs += started - request.enqueuedAt;
+        this.hooks.onQueueWait?.((started - request.enqueuedAt) * 1000);
+      }
+      const assembled = performance.now();
       const result = await this.runBatch(inputs, rows);
-      const elapsedMs = performance.now() - started;
+      const ran = performance.now();
+      const elapsedMs = ran - started;
       this.#execMs = this.#execMs === 0 ? elapsedMs : this.#execMs * 0.8 + elapsedMs * 0.2;
       this.hooks.onBatch?.(rows, result.execUs);
       // What queued while this batch ran goes to the worker before this batch's answers are
@@ -278,14 +369,49 @@ export class DynamicBatcher {
           batchSpan: span.spanContext(),
         });
       }
+      this.stats.recordBatch(
+        batch.length,
+        rows,
+        queueMs,
+        assembled - started,
+        ran - assembled,
+        performance.now() - ran,
+      );
     } catch (error) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
       const failure = new Error(`model execution failed: ${(error as Error).message}`);
-      release();
+      // Rejected before the next batch is taken: a split request's queued pieces are dropped, not run.
       for (const request of batch) request.reject(error instanceof BallastError ? error : failure);
+      release();
     } finally {
       span.end();
       release();
     }
   }
+}
+
+/** The answers of a split request's pieces, in row order, as one answer. */
+function joinAnswers(answers: BatchAnswer[], rows: number): BatchAnswer {
+  const first = answers[0] as BatchAnswer;
+  const outputs = first.outputs.map((output, o) => {
+    const rowSize = output.data.length / (output.shape[0] ?? 1);
+    const data =
+      output.data instanceof Int32Array ? new Int32Array(rows * rowSize) : new Float32Array(rows * rowSize);
+    let offset = 0;
+    for (const answer of answers) {
+      const piece = (answer.outputs[o] as OutputData).data;
+      data.set(piece, offset);
+      offset += piece.length;
+    }
+    return { name: output.name, dtype: output.dtype, shape: [rows, ...output.shape.slice(1)], data };
+  });
+  let queueUs = 0;
+  let computeUs = 0;
+  let batchSize = 0;
+  for (const answer of answers) {
+    queueUs += answer.queueUs;
+    computeUs += answer.computeUs;
+    batchSize = Math.max(batchSize, answer.batchSize);
+  }
+  return { outputs, queueUs, computeUs, batchSize, batchSpan: (answers.at(-1) as BatchAnswer).batchSpan };
 }

@@ -1,8 +1,9 @@
 import type { Row } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
-import { invalidArgument } from '@ballast/grpc-kit';
+import { BallastError, invalidArgument } from '@ballast/grpc-kit';
 import type { InputLayout } from './batcher.js';
 import type { NumericArray } from './executor.js';
 import type { LoadedVersion } from './model-pool.js';
+import type { InputLimits } from './serving-config.js';
 
 /** A request's rows as one array per model input (signature order), ready for the batcher. */
 export interface ModelInputs {
@@ -28,6 +29,15 @@ export function checkValues(
   }
 }
 
+/**
+ * The refusal of a request of more rows than the model's row cap: RESOURCE_EXHAUSTED naming
+ * the field and the rule (requests up to the cap are split into batches, however large).
+ */
+export function rowCapExceeded(field: string, rows: number, cap: number): BallastError {
+  const rule = `at most ${cap} rows per request (max_rows_per_request), got ${rows}`;
+  return new BallastError('resource_exhausted', `${field}: ${rule}`, field, rule);
+}
+
 function allocate(input: InputLayout, rows: number): NumericArray {
   return input.dtype === 'int32'
     ? new Int32Array(rows * input.rowSize)
@@ -51,12 +61,10 @@ function describeInputs(version: LoadedVersion): string {
  * declare, else (one value per row) from the feature of its own name. Every mismatch is an
  * INVALID_ARGUMENT naming the field.
  */
-export function rowsToInputs(
-  rows: readonly Row[],
-  version: LoadedVersion,
-  allowNonFinite: boolean,
-): ModelInputs {
+export function rowsToInputs(rows: readonly Row[], version: LoadedVersion, limits: InputLimits): ModelInputs {
   const count = rows.length;
+  if (count > limits.maxRowsPerRequest) throw rowCapExceeded('rows', count, limits.maxRowsPerRequest);
+  const { allowNonFinite } = limits;
   const inputs = version.layout.map((input) => allocate(input, count));
   const known = new Set<string>();
   for (const input of version.layout) {

@@ -21,7 +21,7 @@ import { OnlineFeatures } from './online-features.js';
 import { DEFAULT_PREDICTION_LOG, PredictionLog, predictionQueue, queueSink } from './prediction-log.js';
 import { Predictor } from './predictor.js';
 import { inferenceServices } from './server.js';
-import { parseSizes, type ServingConfig } from './serving-config.js';
+import { DEFAULT_MAX_ROWS_PER_REQUEST, parseSizes, type ServingConfig } from './serving-config.js';
 
 runMain(async () => {
   const config = loadConfig({
@@ -40,6 +40,10 @@ runMain(async () => {
     BALLAST_INFERENCE_PREFERRED_BATCH_SIZES: str().optional(),
     BALLAST_INFERENCE_MAX_QUEUE_SIZE: int({ min: 1 }).default(2048),
     BALLAST_INFERENCE_DEFAULT_TIMEOUT_US: int({ min: 0 }).default(0),
+    /** The most rows one request may carry (larger than max_batch_size: split into batches). */
+    BALLAST_INFERENCE_MAX_ROWS_PER_REQUEST: int({ min: 1, max: 10_000_000 }).default(
+      DEFAULT_MAX_ROWS_PER_REQUEST,
+    ),
     /** Percent of requests written to the prediction log (0-100). */
     BALLAST_INFERENCE_LOG_SAMPLE_PERCENT: int({ min: 0, max: 100 }).default(100),
     BALLAST_INFERENCE_LOG_BUFFER: int({ min: 1 }).default(DEFAULT_PREDICTION_LOG.maxBuffer),
@@ -65,6 +69,7 @@ runMain(async () => {
     canaryPercent: 0,
     shadow: false,
     allowNonFinite: false,
+    maxRowsPerRequest: config.BALLAST_INFERENCE_MAX_ROWS_PER_REQUEST,
   };
   const pool = new ModelPool(executor, defaults, log, metrics);
 

@@ -208,6 +208,11 @@ export class ModelPool {
     return this.#models.get(model);
   }
 
+  /** The model's serving config (the service's defaults for a model not seen yet). */
+  configOf(model: string): ServingConfig {
+    return this.#models.get(model)?.config ?? this.defaults;
+  }
+
   /** Loads, checks and warms up a version (a batch at each preferred size) before it may take traffic. */
   async load(spec: LoadSpec): Promise<LoadedVersion> {
     const entry = this.entry(spec.model);

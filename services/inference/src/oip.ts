@@ -9,8 +9,9 @@ import { invalidArgument } from '@ballast/grpc-kit';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { InputLayout } from './batcher.js';
 import type { NumericArray, OutputData } from './executor.js';
-import { checkValues, type ModelInputs } from './inputs.js';
+import { checkValues, type ModelInputs, rowCapExceeded } from './inputs.js';
 import type { LoadedVersion } from './model-pool.js';
+import type { InputLimits } from './serving-config.js';
 
 /** Open Inference Protocol datatypes of the tfjs dtypes, and their sizes in raw form. */
 const DATATYPES: Record<string, string> = { float32: 'FP32', int32: 'INT32', bool: 'BOOL', string: 'BYTES' };
@@ -66,8 +67,9 @@ function fromRaw(bytes: Uint8Array, dtype: 'float32' | 'int32'): NumericArray {
 export function inferInputs(
   request: ModelInferRequest,
   version: LoadedVersion,
-  allowNonFinite: boolean,
+  limits: InputLimits,
 ): ModelInputs {
+  const { allowNonFinite } = limits;
   const raw = request.rawInputContents;
   if (request.inputs.length === 0) throw invalidArgument('inputs', 'at least one input tensor is required');
   if (raw.length > 0 && raw.length !== request.inputs.length) {
@@ -126,6 +128,8 @@ export function inferInputs(
       );
     }
     batch = rows;
+    if (rows > limits.maxRowsPerRequest)
+      throw rowCapExceeded(`${field}.shape`, rows, limits.maxRowsPerRequest);
     const elements = product(shape);
     let data: NumericArray;
     const contents = tensor.contents;

@@ -6,6 +6,7 @@ import type { ModelInputs } from './inputs.js';
 import type { InferenceMetrics } from './metrics.js';
 import type { LoadedVersion, ModelPool, PoolLogger } from './model-pool.js';
 import type { PredictionLog } from './prediction-log.js';
+import type { InputLimits } from './serving-config.js';
 
 const tracer = trace.getTracer('@ballast/inference');
 const statusNames = Object.fromEntries(
@@ -25,7 +26,7 @@ export interface PredictCall {
   /** Each row's segments, when the rows do not all share `segments`. */
   rowSegments?: Record<string, string>[] | undefined;
   /** Builds the model inputs for the version chosen (validation happens here). */
-  build(version: LoadedVersion, allowNonFinite: boolean): ModelInputs;
+  build(version: LoadedVersion, limits: InputLimits): ModelInputs;
   signal?: AbortSignal | undefined;
   deadline?: Date | undefined;
 }
@@ -66,12 +67,14 @@ export class Predictor {
       },
     });
     let labels: Record<string, string> = { model: call.model, version: '', api: call.api };
+    let routed: LoadedVersion | undefined;
     try {
       const { version, alias } = this.pool.acquire(call.model, {
         alias: call.alias,
         version: call.version,
         stickyKey: call.stickyKey,
       });
+      routed = version;
       labels = { ...labels, version: String(version.version) };
       span.setAttributes({ 'inference.version': version.version, 'inference.alias': alias });
       if (version.swapLink !== undefined) {
@@ -84,8 +87,7 @@ export class Predictor {
       let built: ModelInputs;
       let answer: BatchAnswer;
       try {
-        const config = this.pool.find(call.model)?.config;
-        built = call.build(version, config?.allowNonFinite ?? false);
+        built = call.build(version, this.pool.configOf(call.model));
         answer = await version.batcher.submit({
           rows: built.rows,
           inputs: built.inputs,
@@ -102,7 +104,9 @@ export class Predictor {
         span.addLink({ context: answer.batchSpan });
         span.setAttribute('inference.batch_size', answer.batchSize);
       }
-      const totalUs = Math.round((performance.now() - started) * 1000);
+      const totalMs = performance.now() - started;
+      version.batcher.stats.recordRequest(true, totalMs);
+      const totalUs = Math.round(totalMs * 1000);
       this.metrics?.requests.add(1, { ...labels, status: 'OK' });
       this.metrics?.duration.record(totalUs / 1e6, { ...labels, status: 'OK' });
       const traceId = span.spanContext().traceId;
@@ -130,8 +134,10 @@ export class Predictor {
       return { version, alias, requestId, answer, totalUs };
     } catch (error) {
       const code = statusNames[toStatus(error).code] ?? 'UNKNOWN';
+      const totalMs = performance.now() - started;
+      routed?.batcher.stats.recordRequest(false, totalMs);
       this.metrics?.requests.add(1, { ...labels, status: code });
-      this.metrics?.duration.record((performance.now() - started) / 1e6, { ...labels, status: code });
+      this.metrics?.duration.record(totalMs / 1000, { ...labels, status: code });
       span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
       throw error;
     } finally {
@@ -146,7 +152,7 @@ export class Predictor {
     const started = performance.now();
     void context.with(context.active(), async () => {
       try {
-        const built = call.build(shadow, this.pool.find(call.model)?.config.allowNonFinite ?? false);
+        const built = call.build(shadow, this.pool.configOf(call.model));
         const answer = await shadow.batcher.submit({
           rows: built.rows,
           inputs: built.inputs,

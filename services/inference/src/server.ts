@@ -6,7 +6,12 @@ import {
   type PredictStreamResponseSchema,
   VersionState,
 } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
-import { GRPCInferenceService } from '@ballast/contracts/inference/grpc_predict_v2_pb.js';
+import {
+  GRPCInferenceService,
+  type ModelInferRequest,
+  type ModelInferResponseSchema,
+  type ModelStreamInferResponseSchema,
+} from '@ballast/contracts/inference/grpc_predict_v2_pb.js';
 import {
   BallastError,
   failedPrecondition,
@@ -18,10 +23,13 @@ import {
   toStatus,
 } from '@ballast/grpc-kit';
 import type { MessageInitShape } from '@bufbuild/protobuf';
+import { status as Status } from '@grpc/grpc-js';
+import { answerConcurrently } from './answer-stream.js';
 import type { DeploymentFollower } from './deployments.js';
-import { rowsToInputs } from './inputs.js';
+import { rowCapExceeded, rowsToInputs } from './inputs.js';
 import type { ModelPool } from './model-pool.js';
-import { inferInputs, inferOutputs, oipDatatype } from './oip.js';
+import { inferInputs, inferOutputs } from './oip.js';
+import { modelConfig, modelMetadata, modelStatistics, parseVersion, repositoryIndex } from './oip-models.js';
 import type { OnlineFeatures } from './online-features.js';
 import type { PredictionLog } from './prediction-log.js';
 import type { Predictor } from './predictor.js';
@@ -33,16 +41,12 @@ export interface InferenceDeps {
   predictionLog?: PredictionLog | undefined;
   /** Whether the server is ready (ServerReady): the first registry snapshot's loads settled. */
   ready: () => boolean;
-  /** Rows per request; the batcher's max_batch_size bounds it further. */
-  maxRowsPerRequest?: number;
   /** Entity lookups through the feature service; without it, Predict takes rows only. */
   onlineFeatures?: OnlineFeatures | undefined;
   version?: string;
 }
 
 type PredictResponseInit = MessageInitShape<typeof PredictResponseSchema>;
-
-const MAX_STREAM_IN_FLIGHT = 1024;
 
 /**
  * Until the first registry snapshot has loaded, a model that is not here yet may well be on
@@ -126,12 +130,11 @@ async function predict(
   if (entities.length > 0 && request.rows.length > 0) {
     throw invalidArgument('entities', 'send either rows or entities, not both');
   }
-  const max = deps.maxRowsPerRequest ?? 4096;
-  if (entities.length > max)
-    throw invalidArgument('entities.entities', `at most ${max} entities per request, got ${entities.length}`);
+  // Each entity becomes a row: past the row cap, none is looked up (rows are checked as they are read).
+  const cap = deps.pool.configOf(request.model).maxRowsPerRequest;
+  if (entities.length > cap) throw rowCapExceeded('entities.entities', entities.length, cap);
   const rows = entities.length > 0 ? await entityRows(deps, request, deadline) : request.rows;
   if (rows.length === 0) throw invalidArgument('rows', 'at least one row is required (empty request)');
-  if (rows.length > max) throw invalidArgument('rows', `at most ${max} rows per request, got ${rows.length}`);
   const segments = rows.find((r) => Object.keys(r.segments).length > 0)?.segments;
   // Rows of several segments in one request (warehouses in one call) are logged per row.
   const rowSegments = sameSegments(rows, segments) ? undefined : rows.map((r) => r.segments);
@@ -145,7 +148,7 @@ async function predict(
     entityKeys: rows.map((r) => r.entityKey),
     segments,
     rowSegments,
-    build: (version, allowNonFinite) => rowsToInputs(rows, version, allowNonFinite),
+    build: (version, limits) => rowsToInputs(rows, version, limits),
     signal,
     deadline,
   });
@@ -179,74 +182,31 @@ export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof Infere
     predict(request, ctx) {
       return predict(deps, request, ctx.signal, ctx.deadline);
     },
-    async *predictStream(requests, ctx) {
+    predictStream(requests, ctx) {
       // Requests run concurrently (they batch with each other); answers go out as they finish.
       type Out = MessageInitShape<typeof PredictStreamResponseSchema>;
-      const ready: Out[] = [];
-      let inFlight = 0;
-      let wake: (() => void) | undefined;
-      let done = false;
-      let readError: unknown;
-      const notify = () => {
-        wake?.();
-        wake = undefined;
-      };
-      const reader = (async () => {
-        try {
-          for await (const message of requests) {
-            const request = message.request;
-            while (inFlight >= MAX_STREAM_IN_FLIGHT) await new Promise<void>((r) => setTimeout(r, 1));
-            inFlight++;
-            const requestId = request?.requestId ?? '';
-            const run = request
-              ? predict(deps, request, ctx.signal, undefined)
-              : Promise.reject(invalidArgument('request', 'is required'));
-            run
-              .then(
-                (response) =>
-                  ready.push({
-                    requestId: String(response.requestId ?? requestId),
-                    result: { case: 'response', value: response },
-                  }),
-                (error: unknown) => {
-                  const status = toStatus(error);
-                  const e = error as Partial<BallastError>;
-                  ready.push({
-                    requestId,
-                    result: {
-                      case: 'error',
-                      value: {
-                        code: status.code,
-                        message: status.details,
-                        field: e.field ?? '',
-                        rule: e.rule ?? '',
-                      },
-                    },
-                  });
-                },
-              )
-              .finally(() => {
-                inFlight--;
-                notify();
-              });
-          }
-        } catch (error) {
-          readError = error;
-        } finally {
-          done = true;
-          notify();
-        }
-      })();
-      while (true) {
-        while (ready.length > 0) yield ready.shift() as Out;
-        if (done && inFlight === 0) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          if (ready.length > 0 || (done && inFlight === 0)) resolve();
-        });
-      }
-      await reader;
-      if (readError) throw readError;
+      return answerConcurrently(
+        requests,
+        async (message): Promise<Out> => {
+          if (!message.request) throw invalidArgument('request', 'is required');
+          const response = await predict(deps, message.request, ctx.signal, undefined);
+          return {
+            requestId: String(response.requestId ?? message.request.requestId),
+            result: { case: 'response', value: response },
+          };
+        },
+        (message, error): Out => {
+          const status = toStatus(error);
+          const e = error as Partial<BallastError>;
+          return {
+            requestId: message.request?.requestId ?? '',
+            result: {
+              case: 'error',
+              value: { code: status.code, message: status.details, field: e.field ?? '', rule: e.rule ?? '' },
+            },
+          };
+        },
+      );
     },
     getServingStatus(request) {
       const models = deps.pool
@@ -288,14 +248,34 @@ export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof Infere
   };
 }
 
-function parseVersion(text: string, field: string): number | undefined {
-  if (text === '') return undefined;
-  if (!/^[1-9]\d{0,8}$/.test(text))
-    throw invalidArgument(field, `must be a version number (1, 2, ...), got "${text}"`);
-  return Number(text);
+/** One ModelInfer, alone or on a ModelStreamInfer stream. */
+async function modelInfer(
+  deps: InferenceDeps,
+  request: ModelInferRequest,
+  signal: AbortSignal,
+  deadline: Date | undefined,
+): Promise<MessageInitShape<typeof ModelInferResponseSchema>> {
+  if (!request.modelName) throw invalidArgument('model_name', 'is required');
+  const outcome = await servePredict(deps, {
+    api: 'oip',
+    model: request.modelName,
+    version: parseVersion(request.modelVersion, 'model_version'),
+    requestId: request.id,
+    build: (version, limits) => inferInputs(request, version, limits),
+    signal,
+    deadline,
+  });
+  const { outputs, rawOutputContents } = inferOutputs(request, outcome.answer.outputs);
+  return {
+    modelName: request.modelName,
+    modelVersion: String(outcome.version.version),
+    id: request.id,
+    outputs,
+    rawOutputContents,
+  };
 }
 
-/** The Open Inference Protocol v2 over the same pool and batchers. */
+/** The Open Inference Protocol v2, and Triton's extensions of it, over the same pool and batchers. */
 export function oipService(deps: InferenceDeps): ServiceImpl<typeof GRPCInferenceService> {
   return {
     serverLive: () => ({ live: true }),
@@ -308,53 +288,38 @@ export function oipService(deps: InferenceDeps): ServiceImpl<typeof GRPCInferenc
       const loaded = version === undefined ? undefined : entry.versions.get(version);
       return { ready: loaded !== undefined && !loaded.retired };
     },
-    serverMetadata: () => ({ name: 'ballast-inference', version: deps.version ?? '0.1.0', extensions: [] }),
-    modelMetadata(request) {
-      const entry = deps.pool.find(request.name);
-      if (!entry) throw new BallastError('not_found', `model "${request.name}" is not served here`);
-      const wanted = parseVersion(request.version, 'version');
-      const version = wanted === undefined ? entry.aliases.get('production') : entry.versions.get(wanted);
-      if (!version || version.retired) {
-        throw new BallastError(
-          'not_found',
-          wanted === undefined
-            ? `model "${request.name}" has no production version loaded`
-            : `model "${request.name}" version ${wanted} is not loaded`,
-        );
-      }
-      const tensor = (t: { name: string; dtype: string | null; shape: number[] | null }) => ({
-        name: t.name,
-        datatype: oipDatatype(t.dtype),
-        shape: (t.shape ?? [-1]).map(BigInt),
-      });
-      return {
-        name: request.name,
-        versions: [...entry.versions.values()].filter((v) => !v.retired).map((v) => String(v.version)),
-        platform: `tensorflowjs_${deps.predictor.backend}`,
-        inputs: version.signature.inputs.map(tensor),
-        outputs: version.signature.outputs.map(tensor),
-      };
+    serverMetadata: () => ({
+      name: 'ballast-inference',
+      version: deps.version ?? '0.1.0',
+      // Triton's names for the extension RPCs served (RepositoryIndex alone of model_repository).
+      extensions: ['model_configuration', 'statistics'],
+    }),
+    modelMetadata: (request) => modelMetadata(deps.pool, request),
+    modelInfer: (request, ctx) => modelInfer(deps, request, ctx.signal, ctx.deadline),
+    // Triton's extensions.
+    modelStreamInfer(requests, ctx) {
+      type Out = MessageInitShape<typeof ModelStreamInferResponseSchema>;
+      return answerConcurrently(
+        requests,
+        async (request): Promise<Out> => ({
+          inferResponse: await modelInfer(deps, request, ctx.signal, undefined),
+        }),
+        (request, error): Out => {
+          const status = toStatus(error);
+          return {
+            errorMessage: `${Status[status.code]}: ${status.details}`,
+            inferResponse: {
+              modelName: request.modelName,
+              modelVersion: request.modelVersion,
+              id: request.id,
+            },
+          };
+        },
+      );
     },
-    async modelInfer(request, ctx) {
-      if (!request.modelName) throw invalidArgument('model_name', 'is required');
-      const outcome = await servePredict(deps, {
-        api: 'oip',
-        model: request.modelName,
-        version: parseVersion(request.modelVersion, 'model_version'),
-        requestId: request.id,
-        build: (version, allowNonFinite) => inferInputs(request, version, allowNonFinite),
-        signal: ctx.signal,
-        deadline: ctx.deadline,
-      });
-      const { outputs, rawOutputContents } = inferOutputs(request, outcome.answer.outputs);
-      return {
-        modelName: request.modelName,
-        modelVersion: String(outcome.version.version),
-        id: request.id,
-        outputs,
-        rawOutputContents,
-      };
-    },
+    modelConfig: (request) => modelConfig(deps.pool, request),
+    modelStatistics: (request) => modelStatistics(deps.pool, request),
+    repositoryIndex: (request) => repositoryIndex(deps.pool, request),
   };
 }
 

@@ -9,7 +9,18 @@ export interface ServingConfig {
   shadow: boolean;
   /** Accept NaN and ±Inf in inputs (refused by default). */
   allowNonFinite: boolean;
+  /**
+   * The most rows (or entities) one request may carry; past it RESOURCE_EXHAUSTED. Requests
+   * of more than max_batch_size rows run as several batches and are answered as one.
+   */
+  maxRowsPerRequest: number;
 }
+
+/** The default row cap per request (BALLAST_INFERENCE_MAX_ROWS_PER_REQUEST). */
+export const DEFAULT_MAX_ROWS_PER_REQUEST = 100_000;
+
+/** What a request's rows are checked against while they are turned into model inputs. */
+export type InputLimits = Pick<ServingConfig, 'allowNonFinite' | 'maxRowsPerRequest'>;
 
 /** Registry model tags that override the defaults, e.g. `inference.canary_percent=10`. */
 export const TAG_PREFIX = 'inference.';
@@ -62,5 +73,8 @@ export function servingConfig(tags: Record<string, string>, defaults: ServingCon
     shadow: (tag('shadow') ?? String(defaults.shadow)).trim().toLowerCase() === 'true',
     allowNonFinite:
       (tag('allow_non_finite') ?? String(defaults.allowNonFinite)).trim().toLowerCase() === 'true',
+    maxRowsPerRequest: Math.floor(
+      number(tag('max_rows_per_request'), defaults.maxRowsPerRequest, 1, 10_000_000),
+    ),
   };
 }

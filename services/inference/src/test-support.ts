@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { InferenceService } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { GRPCInferenceService } from '@ballast/contracts/inference/grpc_predict_v2_pb.js';
-import { createClient, type GrpcServer, type ServiceClient, startGrpcServer } from '@ballast/grpc-kit';
+import {
+  createClient,
+  type GrpcServer,
+  RpcError,
+  type ServiceClient,
+  startGrpcServer,
+} from '@ballast/grpc-kit';
 import { loadModelFromFiles, saveModelFiles, selectBackend, type TfModel } from '@ballast/ml';
 import type { ArtifactFile } from '@ballast/ml/artifact';
 import * as tf from '@tensorflow/tfjs';
@@ -21,7 +27,7 @@ import {
 } from './prediction-log.js';
 import { Predictor } from './predictor.js';
 import { inferenceServices } from './server.js';
-import type { ServingConfig } from './serving-config.js';
+import { DEFAULT_MAX_ROWS_PER_REQUEST, type ServingConfig } from './serving-config.js';
 import { TestRegistry } from './test-registry.js';
 
 export const FEATURES = ['price', 'promo', 'temperature'];
@@ -76,6 +82,7 @@ export const DEFAULTS: ServingConfig = {
   canaryPercent: 0,
   shadow: false,
   allowNonFinite: false,
+  maxRowsPerRequest: DEFAULT_MAX_ROWS_PER_REQUEST,
 };
 
 export interface TestInference {
@@ -178,4 +185,15 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The error a call failed with (and a test failure if it succeeded). */
+export async function failure(promise: Promise<unknown>): Promise<RpcError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof RpcError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
 }

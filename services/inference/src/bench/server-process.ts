@@ -13,7 +13,7 @@ import { Executor } from '../executor.js';
 import { ModelPool } from '../model-pool.js';
 import { Predictor } from '../predictor.js';
 import { inferenceServices } from '../server.js';
-import type { ServingConfig } from '../serving-config.js';
+import { DEFAULT_MAX_ROWS_PER_REQUEST, type ServingConfig } from '../serving-config.js';
 import { benchModel } from './model.js';
 
 /**
@@ -66,6 +66,7 @@ if (mode === 'bare') {
     canaryPercent: 0,
     shadow: false,
     allowNonFinite: false,
+    maxRowsPerRequest: DEFAULT_MAX_ROWS_PER_REQUEST,
   });
   const pool = new ModelPool(executor, config(64, 0), quiet);
   const timeoutUs = Number(process.env.BENCH_DEFAULT_TIMEOUT_US ?? 0);

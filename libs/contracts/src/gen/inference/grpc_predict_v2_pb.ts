@@ -10,13 +10,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ModelConfig } from "./model_config_pb.js";
+import { file_inference_model_config } from "./model_config_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file inference/grpc_predict_v2.proto.
  */
 export const file_inference_grpc_predict_v2: GenFile = /*@__PURE__*/
-  fileDesc("Ch9pbmZlcmVuY2UvZ3JwY19wcmVkaWN0X3YyLnByb3RvEglpbmZlcmVuY2UiEwoRU2VydmVyTGl2ZVJlcXVlc3QiIgoSU2VydmVyTGl2ZVJlc3BvbnNlEgwKBGxpdmUYASABKAgiFAoSU2VydmVyUmVhZHlSZXF1ZXN0IiQKE1NlcnZlclJlYWR5UmVzcG9uc2USDQoFcmVhZHkYASABKAgiMgoRTW9kZWxSZWFkeVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIiMKEk1vZGVsUmVhZHlSZXNwb25zZRINCgVyZWFkeRgBIAEoCCIXChVTZXJ2ZXJNZXRhZGF0YVJlcXVlc3QiSwoWU2VydmVyTWV0YWRhdGFSZXNwb25zZRIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEgoKZXh0ZW5zaW9ucxgDIAMoCSI1ChRNb2RlbE1ldGFkYXRhUmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkijQIKFU1vZGVsTWV0YWRhdGFSZXNwb25zZRIMCgRuYW1lGAEgASgJEhAKCHZlcnNpb25zGAIgAygJEhAKCHBsYXRmb3JtGAMgASgJEj8KBmlucHV0cxgEIAMoCzIvLmluZmVyZW5jZS5Nb2RlbE1ldGFkYXRhUmVzcG9uc2UuVGVuc29yTWV0YWRhdGESQAoHb3V0cHV0cxgFIAMoCzIvLmluZmVyZW5jZS5Nb2RlbE1ldGFkYXRhUmVzcG9uc2UuVGVuc29yTWV0YWRhdGEaPwoOVGVuc29yTWV0YWRhdGESDAoEbmFtZRgBIAEoCRIQCghkYXRhdHlwZRgCIAEoCRINCgVzaGFwZRgDIAMoAyKZAQoOSW5mZXJQYXJhbWV0ZXISFAoKYm9vbF9wYXJhbRgBIAEoCEgAEhUKC2ludDY0X3BhcmFtGAIgASgDSAASFgoMc3RyaW5nX3BhcmFtGAMgASgJSAASFgoMZG91YmxlX3BhcmFtGAQgASgBSAASFgoMdWludDY0X3BhcmFtGAUgASgESABCEgoQcGFyYW1ldGVyX2Nob2ljZSLQAQoTSW5mZXJUZW5zb3JDb250ZW50cxIVCg1ib29sX2NvbnRlbnRzGAEgAygIEhQKDGludF9jb250ZW50cxgCIAMoBRIWCg5pbnQ2NF9jb250ZW50cxgDIAMoAxIVCg11aW50X2NvbnRlbnRzGAQgAygNEhcKD3VpbnQ2NF9jb250ZW50cxgFIAMoBBIVCg1mcDMyX2NvbnRlbnRzGAYgAygCEhUKDWZwNjRfY29udGVudHMYByADKAESFgoOYnl0ZXNfY29udGVudHMYCCADKAwi7gYKEU1vZGVsSW5mZXJSZXF1ZXN0EhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIKCgJpZBgDIAEoCRJACgpwYXJhbWV0ZXJzGAQgAygLMiwuaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXF1ZXN0LlBhcmFtZXRlcnNFbnRyeRI9CgZpbnB1dHMYBSADKAsyLS5pbmZlcmVuY2UuTW9kZWxJbmZlclJlcXVlc3QuSW5mZXJJbnB1dFRlbnNvchJICgdvdXRwdXRzGAYgAygLMjcuaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXF1ZXN0LkluZmVyUmVxdWVzdGVkT3V0cHV0VGVuc29yEhoKEnJhd19pbnB1dF9jb250ZW50cxgHIAMoDBqUAgoQSW5mZXJJbnB1dFRlbnNvchIMCgRuYW1lGAEgASgJEhAKCGRhdGF0eXBlGAIgASgJEg0KBXNoYXBlGAMgAygDElEKCnBhcmFtZXRlcnMYBCADKAsyPS5pbmZlcmVuY2UuTW9kZWxJbmZlclJlcXVlc3QuSW5mZXJJbnB1dFRlbnNvci5QYXJhbWV0ZXJzRW50cnkSMAoIY29udGVudHMYBSABKAsyHi5pbmZlcmVuY2UuSW5mZXJUZW5zb3JDb250ZW50cxpMCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuaW5mZXJlbmNlLkluZmVyUGFyYW1ldGVyOgI4ARrVAQoaSW5mZXJSZXF1ZXN0ZWRPdXRwdXRUZW5zb3ISDAoEbmFtZRgBIAEoCRJbCgpwYXJhbWV0ZXJzGAIgAygLMkcuaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXF1ZXN0LkluZmVyUmVxdWVzdGVkT3V0cHV0VGVuc29yLlBhcmFtZXRlcnNFbnRyeRpMCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuaW5mZXJlbmNlLkluZmVyUGFyYW1ldGVyOgI4ARpMCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuaW5mZXJlbmNlLkluZmVyUGFyYW1ldGVyOgI4ASLVBAoSTW9kZWxJbmZlclJlc3BvbnNlEhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIKCgJpZBgDIAEoCRJBCgpwYXJhbWV0ZXJzGAQgAygLMi0uaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXNwb25zZS5QYXJhbWV0ZXJzRW50cnkSQAoHb3V0cHV0cxgFIAMoCzIvLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVzcG9uc2UuSW5mZXJPdXRwdXRUZW5zb3ISGwoTcmF3X291dHB1dF9jb250ZW50cxgGIAMoDBqXAgoRSW5mZXJPdXRwdXRUZW5zb3ISDAoEbmFtZRgBIAEoCRIQCghkYXRhdHlwZRgCIAEoCRINCgVzaGFwZRgDIAMoAxJTCgpwYXJhbWV0ZXJzGAQgAygLMj8uaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXNwb25zZS5JbmZlck91dHB1dFRlbnNvci5QYXJhbWV0ZXJzRW50cnkSMAoIY29udGVudHMYBSABKAsyHi5pbmZlcmVuY2UuSW5mZXJUZW5zb3JDb250ZW50cxpMCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuaW5mZXJlbmNlLkluZmVyUGFyYW1ldGVyOgI4ARpMCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuaW5mZXJlbmNlLkluZmVyUGFyYW1ldGVyOgI4ATL8AwoUR1JQQ0luZmVyZW5jZVNlcnZpY2USSwoKU2VydmVyTGl2ZRIcLmluZmVyZW5jZS5TZXJ2ZXJMaXZlUmVxdWVzdBodLmluZmVyZW5jZS5TZXJ2ZXJMaXZlUmVzcG9uc2UiABJOCgtTZXJ2ZXJSZWFkeRIdLmluZmVyZW5jZS5TZXJ2ZXJSZWFkeVJlcXVlc3QaHi5pbmZlcmVuY2UuU2VydmVyUmVhZHlSZXNwb25zZSIAEksKCk1vZGVsUmVhZHkSHC5pbmZlcmVuY2UuTW9kZWxSZWFkeVJlcXVlc3QaHS5pbmZlcmVuY2UuTW9kZWxSZWFkeVJlc3BvbnNlIgASVwoOU2VydmVyTWV0YWRhdGESIC5pbmZlcmVuY2UuU2VydmVyTWV0YWRhdGFSZXF1ZXN0GiEuaW5mZXJlbmNlLlNlcnZlck1ldGFkYXRhUmVzcG9uc2UiABJUCg1Nb2RlbE1ldGFkYXRhEh8uaW5mZXJlbmNlLk1vZGVsTWV0YWRhdGFSZXF1ZXN0GiAuaW5mZXJlbmNlLk1vZGVsTWV0YWRhdGFSZXNwb25zZSIAEksKCk1vZGVsSW5mZXISHC5pbmZlcmVuY2UuTW9kZWxJbmZlclJlcXVlc3QaHS5pbmZlcmVuY2UuTW9kZWxJbmZlclJlc3BvbnNlIgBiBnByb3RvMw");
+  fileDesc("Ch9pbmZlcmVuY2UvZ3JwY19wcmVkaWN0X3YyLnByb3RvEglpbmZlcmVuY2UiEwoRU2VydmVyTGl2ZVJlcXVlc3QiIgoSU2VydmVyTGl2ZVJlc3BvbnNlEgwKBGxpdmUYASABKAgiFAoSU2VydmVyUmVhZHlSZXF1ZXN0IiQKE1NlcnZlclJlYWR5UmVzcG9uc2USDQoFcmVhZHkYASABKAgiMgoRTW9kZWxSZWFkeVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIiMKEk1vZGVsUmVhZHlSZXNwb25zZRINCgVyZWFkeRgBIAEoCCIXChVTZXJ2ZXJNZXRhZGF0YVJlcXVlc3QiSwoWU2VydmVyTWV0YWRhdGFSZXNwb25zZRIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEgoKZXh0ZW5zaW9ucxgDIAMoCSI1ChRNb2RlbE1ldGFkYXRhUmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkijQIKFU1vZGVsTWV0YWRhdGFSZXNwb25zZRIMCgRuYW1lGAEgASgJEhAKCHZlcnNpb25zGAIgAygJEhAKCHBsYXRmb3JtGAMgASgJEj8KBmlucHV0cxgEIAMoCzIvLmluZmVyZW5jZS5Nb2RlbE1ldGFkYXRhUmVzcG9uc2UuVGVuc29yTWV0YWRhdGESQAoHb3V0cHV0cxgFIAMoCzIvLmluZmVyZW5jZS5Nb2RlbE1ldGFkYXRhUmVzcG9uc2UuVGVuc29yTWV0YWRhdGEaPwoOVGVuc29yTWV0YWRhdGESDAoEbmFtZRgBIAEoCRIQCghkYXRhdHlwZRgCIAEoCRINCgVzaGFwZRgDIAMoAyKZAQoOSW5mZXJQYXJhbWV0ZXISFAoKYm9vbF9wYXJhbRgBIAEoCEgAEhUKC2ludDY0X3BhcmFtGAIgASgDSAASFgoMc3RyaW5nX3BhcmFtGAMgASgJSAASFgoMZG91YmxlX3BhcmFtGAQgASgBSAASFgoMdWludDY0X3BhcmFtGAUgASgESABCEgoQcGFyYW1ldGVyX2Nob2ljZSLQAQoTSW5mZXJUZW5zb3JDb250ZW50cxIVCg1ib29sX2NvbnRlbnRzGAEgAygIEhQKDGludF9jb250ZW50cxgCIAMoBRIWCg5pbnQ2NF9jb250ZW50cxgDIAMoAxIVCg11aW50X2NvbnRlbnRzGAQgAygNEhcKD3VpbnQ2NF9jb250ZW50cxgFIAMoBBIVCg1mcDMyX2NvbnRlbnRzGAYgAygCEhUKDWZwNjRfY29udGVudHMYByADKAESFgoOYnl0ZXNfY29udGVudHMYCCADKAwi7gYKEU1vZGVsSW5mZXJSZXF1ZXN0EhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIKCgJpZBgDIAEoCRJACgpwYXJhbWV0ZXJzGAQgAygLMiwuaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXF1ZXN0LlBhcmFtZXRlcnNFbnRyeRI9CgZpbnB1dHMYBSADKAsyLS5pbmZlcmVuY2UuTW9kZWxJbmZlclJlcXVlc3QuSW5mZXJJbnB1dFRlbnNvchJICgdvdXRwdXRzGAYgAygLMjcuaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXF1ZXN0LkluZmVyUmVxdWVzdGVkT3V0cHV0VGVuc29yEhoKEnJhd19pbnB1dF9jb250ZW50cxgHIAMoDBqUAgoQSW5mZXJJbnB1dFRlbnNvchIMCgRuYW1lGAEgASgJEhAKCGRhdGF0eXBlGAIgASgJEg0KBXNoYXBlGAMgAygDElEKCnBhcmFtZXRlcnMYBCADKAsyPS5pbmZlcmVuY2UuTW9kZWxJbmZlclJlcXVlc3QuSW5mZXJJbnB1dFRlbnNvci5QYXJhbWV0ZXJzRW50cnkSMAoIY29udGVudHMYBSABKAsyHi5pbmZlcmVuY2UuSW5mZXJUZW5zb3JDb250ZW50cxpMCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuaW5mZXJlbmNlLkluZmVyUGFyYW1ldGVyOgI4ARrVAQoaSW5mZXJSZXF1ZXN0ZWRPdXRwdXRUZW5zb3ISDAoEbmFtZRgBIAEoCRJbCgpwYXJhbWV0ZXJzGAIgAygLMkcuaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXF1ZXN0LkluZmVyUmVxdWVzdGVkT3V0cHV0VGVuc29yLlBhcmFtZXRlcnNFbnRyeRpMCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuaW5mZXJlbmNlLkluZmVyUGFyYW1ldGVyOgI4ARpMCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuaW5mZXJlbmNlLkluZmVyUGFyYW1ldGVyOgI4ASLVBAoSTW9kZWxJbmZlclJlc3BvbnNlEhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIKCgJpZBgDIAEoCRJBCgpwYXJhbWV0ZXJzGAQgAygLMi0uaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXNwb25zZS5QYXJhbWV0ZXJzRW50cnkSQAoHb3V0cHV0cxgFIAMoCzIvLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVzcG9uc2UuSW5mZXJPdXRwdXRUZW5zb3ISGwoTcmF3X291dHB1dF9jb250ZW50cxgGIAMoDBqXAgoRSW5mZXJPdXRwdXRUZW5zb3ISDAoEbmFtZRgBIAEoCRIQCghkYXRhdHlwZRgCIAEoCRINCgVzaGFwZRgDIAMoAxJTCgpwYXJhbWV0ZXJzGAQgAygLMj8uaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXNwb25zZS5JbmZlck91dHB1dFRlbnNvci5QYXJhbWV0ZXJzRW50cnkSMAoIY29udGVudHMYBSABKAsyHi5pbmZlcmVuY2UuSW5mZXJUZW5zb3JDb250ZW50cxpMCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuaW5mZXJlbmNlLkluZmVyUGFyYW1ldGVyOgI4ARpMCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuaW5mZXJlbmNlLkluZmVyUGFyYW1ldGVyOgI4ASJoChhNb2RlbFN0cmVhbUluZmVyUmVzcG9uc2USFQoNZXJyb3JfbWVzc2FnZRgBIAEoCRI1Cg5pbmZlcl9yZXNwb25zZRgCIAEoCzIdLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVzcG9uc2UiMwoSTW9kZWxDb25maWdSZXF1ZXN0EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCSI9ChNNb2RlbENvbmZpZ1Jlc3BvbnNlEiYKBmNvbmZpZxgBIAEoCzIWLmluZmVyZW5jZS5Nb2RlbENvbmZpZyI3ChZNb2RlbFN0YXRpc3RpY3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCSIuChFTdGF0aXN0aWNEdXJhdGlvbhINCgVjb3VudBgBIAEoBBIKCgJucxgCIAEoBCK5AgoPSW5mZXJTdGF0aXN0aWNzEi0KB3N1Y2Nlc3MYASABKAsyHC5pbmZlcmVuY2UuU3RhdGlzdGljRHVyYXRpb24SKgoEZmFpbBgCIAEoCzIcLmluZmVyZW5jZS5TdGF0aXN0aWNEdXJhdGlvbhIrCgVxdWV1ZRgDIAEoCzIcLmluZmVyZW5jZS5TdGF0aXN0aWNEdXJhdGlvbhIzCg1jb21wdXRlX2lucHV0GAQgASgLMhwuaW5mZXJlbmNlLlN0YXRpc3RpY0R1cmF0aW9uEjMKDWNvbXB1dGVfaW5mZXIYBSABKAsyHC5pbmZlcmVuY2UuU3RhdGlzdGljRHVyYXRpb24SNAoOY29tcHV0ZV9vdXRwdXQYBiABKAsyHC5pbmZlcmVuY2UuU3RhdGlzdGljRHVyYXRpb24irwEKD01vZGVsU3RhdGlzdGljcxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFgoObGFzdF9pbmZlcmVuY2UYAyABKAQSFwoPaW5mZXJlbmNlX2NvdW50GAQgASgEEhcKD2V4ZWN1dGlvbl9jb3VudBgFIAEoBBIzCg9pbmZlcmVuY2Vfc3RhdHMYBiABKAsyGi5pbmZlcmVuY2UuSW5mZXJTdGF0aXN0aWNzIkoKF01vZGVsU3RhdGlzdGljc1Jlc3BvbnNlEi8KC21vZGVsX3N0YXRzGAEgAygLMhouaW5mZXJlbmNlLk1vZGVsU3RhdGlzdGljcyJAChZSZXBvc2l0b3J5SW5kZXhSZXF1ZXN0EhcKD3JlcG9zaXRvcnlfbmFtZRgBIAEoCRINCgVyZWFkeRgCIAEoCCKkAQoXUmVwb3NpdG9yeUluZGV4UmVzcG9uc2USPQoGbW9kZWxzGAEgAygLMi0uaW5mZXJlbmNlLlJlcG9zaXRvcnlJbmRleFJlc3BvbnNlLk1vZGVsSW5kZXgaSgoKTW9kZWxJbmRleBIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSDQoFc3RhdGUYAyABKAkSDgoGcmVhc29uGAQgASgJMuEGChRHUlBDSW5mZXJlbmNlU2VydmljZRJLCgpTZXJ2ZXJMaXZlEhwuaW5mZXJlbmNlLlNlcnZlckxpdmVSZXF1ZXN0Gh0uaW5mZXJlbmNlLlNlcnZlckxpdmVSZXNwb25zZSIAEk4KC1NlcnZlclJlYWR5Eh0uaW5mZXJlbmNlLlNlcnZlclJlYWR5UmVxdWVzdBoeLmluZmVyZW5jZS5TZXJ2ZXJSZWFkeVJlc3BvbnNlIgASSwoKTW9kZWxSZWFkeRIcLmluZmVyZW5jZS5Nb2RlbFJlYWR5UmVxdWVzdBodLmluZmVyZW5jZS5Nb2RlbFJlYWR5UmVzcG9uc2UiABJXCg5TZXJ2ZXJNZXRhZGF0YRIgLmluZmVyZW5jZS5TZXJ2ZXJNZXRhZGF0YVJlcXVlc3QaIS5pbmZlcmVuY2UuU2VydmVyTWV0YWRhdGFSZXNwb25zZSIAElQKDU1vZGVsTWV0YWRhdGESHy5pbmZlcmVuY2UuTW9kZWxNZXRhZGF0YVJlcXVlc3QaIC5pbmZlcmVuY2UuTW9kZWxNZXRhZGF0YVJlc3BvbnNlIgASSwoKTW9kZWxJbmZlchIcLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVxdWVzdBodLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVzcG9uc2UiABJbChBNb2RlbFN0cmVhbUluZmVyEhwuaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXF1ZXN0GiMuaW5mZXJlbmNlLk1vZGVsU3RyZWFtSW5mZXJSZXNwb25zZSIAKAEwARJOCgtNb2RlbENvbmZpZxIdLmluZmVyZW5jZS5Nb2RlbENvbmZpZ1JlcXVlc3QaHi5pbmZlcmVuY2UuTW9kZWxDb25maWdSZXNwb25zZSIAEloKD01vZGVsU3RhdGlzdGljcxIhLmluZmVyZW5jZS5Nb2RlbFN0YXRpc3RpY3NSZXF1ZXN0GiIuaW5mZXJlbmNlLk1vZGVsU3RhdGlzdGljc1Jlc3BvbnNlIgASWgoPUmVwb3NpdG9yeUluZGV4EiEuaW5mZXJlbmNlLlJlcG9zaXRvcnlJbmRleFJlcXVlc3QaIi5pbmZlcmVuY2UuUmVwb3NpdG9yeUluZGV4UmVzcG9uc2UiAGIGcHJvdG8z", [file_inference_model_config]);
 
 /**
  * @generated from message inference.ServerLiveRequest
@@ -543,6 +545,311 @@ export const ModelInferResponse_InferOutputTensorSchema: GenMessage<ModelInferRe
   messageDesc(file_inference_grpc_predict_v2, 13, 0);
 
 /**
+ * @generated from message inference.ModelStreamInferResponse
+ */
+export type ModelStreamInferResponse = Message<"inference.ModelStreamInferResponse"> & {
+  /**
+   * Empty when the request succeeded.
+   *
+   * @generated from field: string error_message = 1;
+   */
+  errorMessage: string;
+
+  /**
+   * The answer; on an error, its model_name, model_version and id only.
+   *
+   * @generated from field: inference.ModelInferResponse infer_response = 2;
+   */
+  inferResponse?: ModelInferResponse | undefined;
+};
+
+/**
+ * Describes the message inference.ModelStreamInferResponse.
+ * Use `create(ModelStreamInferResponseSchema)` to create a new message.
+ */
+export const ModelStreamInferResponseSchema: GenMessage<ModelStreamInferResponse> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 14);
+
+/**
+ * @generated from message inference.ModelConfigRequest
+ */
+export type ModelConfigRequest = Message<"inference.ModelConfigRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Empty: the version the server chooses (Ballast: the `production` alias).
+   *
+   * @generated from field: string version = 2;
+   */
+  version: string;
+};
+
+/**
+ * Describes the message inference.ModelConfigRequest.
+ * Use `create(ModelConfigRequestSchema)` to create a new message.
+ */
+export const ModelConfigRequestSchema: GenMessage<ModelConfigRequest> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 15);
+
+/**
+ * @generated from message inference.ModelConfigResponse
+ */
+export type ModelConfigResponse = Message<"inference.ModelConfigResponse"> & {
+  /**
+   * @generated from field: inference.ModelConfig config = 1;
+   */
+  config?: ModelConfig | undefined;
+};
+
+/**
+ * Describes the message inference.ModelConfigResponse.
+ * Use `create(ModelConfigResponseSchema)` to create a new message.
+ */
+export const ModelConfigResponseSchema: GenMessage<ModelConfigResponse> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 16);
+
+/**
+ * @generated from message inference.ModelStatisticsRequest
+ */
+export type ModelStatisticsRequest = Message<"inference.ModelStatisticsRequest"> & {
+  /**
+   * Empty: every model.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Empty: every loaded version.
+   *
+   * @generated from field: string version = 2;
+   */
+  version: string;
+};
+
+/**
+ * Describes the message inference.ModelStatisticsRequest.
+ * Use `create(ModelStatisticsRequestSchema)` to create a new message.
+ */
+export const ModelStatisticsRequestSchema: GenMessage<ModelStatisticsRequest> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 17);
+
+/**
+ * A cumulative count and duration.
+ *
+ * @generated from message inference.StatisticDuration
+ */
+export type StatisticDuration = Message<"inference.StatisticDuration"> & {
+  /**
+   * @generated from field: uint64 count = 1;
+   */
+  count: bigint;
+
+  /**
+   * Total duration in nanoseconds.
+   *
+   * @generated from field: uint64 ns = 2;
+   */
+  ns: bigint;
+};
+
+/**
+ * Describes the message inference.StatisticDuration.
+ * Use `create(StatisticDurationSchema)` to create a new message.
+ */
+export const StatisticDurationSchema: GenMessage<StatisticDuration> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 18);
+
+/**
+ * @generated from message inference.InferStatistics
+ */
+export type InferStatistics = Message<"inference.InferStatistics"> & {
+  /**
+   * @generated from field: inference.StatisticDuration success = 1;
+   */
+  success?: StatisticDuration | undefined;
+
+  /**
+   * @generated from field: inference.StatisticDuration fail = 2;
+   */
+  fail?: StatisticDuration | undefined;
+
+  /**
+   * @generated from field: inference.StatisticDuration queue = 3;
+   */
+  queue?: StatisticDuration | undefined;
+
+  /**
+   * @generated from field: inference.StatisticDuration compute_input = 4;
+   */
+  computeInput?: StatisticDuration | undefined;
+
+  /**
+   * @generated from field: inference.StatisticDuration compute_infer = 5;
+   */
+  computeInfer?: StatisticDuration | undefined;
+
+  /**
+   * @generated from field: inference.StatisticDuration compute_output = 6;
+   */
+  computeOutput?: StatisticDuration | undefined;
+};
+
+/**
+ * Describes the message inference.InferStatistics.
+ * Use `create(InferStatisticsSchema)` to create a new message.
+ */
+export const InferStatisticsSchema: GenMessage<InferStatistics> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 19);
+
+/**
+ * @generated from message inference.ModelStatistics
+ */
+export type ModelStatistics = Message<"inference.ModelStatistics"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * Milliseconds since the epoch of the last execution; 0 for none.
+   *
+   * @generated from field: uint64 last_inference = 3;
+   */
+  lastInference: bigint;
+
+  /**
+   * Rows inferred (a request of n rows counts n).
+   *
+   * @generated from field: uint64 inference_count = 4;
+   */
+  inferenceCount: bigint;
+
+  /**
+   * Model executions (batches).
+   *
+   * @generated from field: uint64 execution_count = 5;
+   */
+  executionCount: bigint;
+
+  /**
+   * @generated from field: inference.InferStatistics inference_stats = 6;
+   */
+  inferenceStats?: InferStatistics | undefined;
+};
+
+/**
+ * Describes the message inference.ModelStatistics.
+ * Use `create(ModelStatisticsSchema)` to create a new message.
+ */
+export const ModelStatisticsSchema: GenMessage<ModelStatistics> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 20);
+
+/**
+ * @generated from message inference.ModelStatisticsResponse
+ */
+export type ModelStatisticsResponse = Message<"inference.ModelStatisticsResponse"> & {
+  /**
+   * @generated from field: repeated inference.ModelStatistics model_stats = 1;
+   */
+  modelStats: ModelStatistics[];
+};
+
+/**
+ * Describes the message inference.ModelStatisticsResponse.
+ * Use `create(ModelStatisticsResponseSchema)` to create a new message.
+ */
+export const ModelStatisticsResponseSchema: GenMessage<ModelStatisticsResponse> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 21);
+
+/**
+ * @generated from message inference.RepositoryIndexRequest
+ */
+export type RepositoryIndexRequest = Message<"inference.RepositoryIndexRequest"> & {
+  /**
+   * Ignored: Ballast serves one repository (the registry's deployed models).
+   *
+   * @generated from field: string repository_name = 1;
+   */
+  repositoryName: string;
+
+  /**
+   * Only the versions that are ready.
+   *
+   * @generated from field: bool ready = 2;
+   */
+  ready: boolean;
+};
+
+/**
+ * Describes the message inference.RepositoryIndexRequest.
+ * Use `create(RepositoryIndexRequestSchema)` to create a new message.
+ */
+export const RepositoryIndexRequestSchema: GenMessage<RepositoryIndexRequest> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 22);
+
+/**
+ * @generated from message inference.RepositoryIndexResponse
+ */
+export type RepositoryIndexResponse = Message<"inference.RepositoryIndexResponse"> & {
+  /**
+   * @generated from field: repeated inference.RepositoryIndexResponse.ModelIndex models = 1;
+   */
+  models: RepositoryIndexResponse_ModelIndex[];
+};
+
+/**
+ * Describes the message inference.RepositoryIndexResponse.
+ * Use `create(RepositoryIndexResponseSchema)` to create a new message.
+ */
+export const RepositoryIndexResponseSchema: GenMessage<RepositoryIndexResponse> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 23);
+
+/**
+ * @generated from message inference.RepositoryIndexResponse.ModelIndex
+ */
+export type RepositoryIndexResponse_ModelIndex = Message<"inference.RepositoryIndexResponse.ModelIndex"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * READY, LOADING, UNLOADING (replaced, finishing what it admitted) or UNAVAILABLE.
+   *
+   * @generated from field: string state = 3;
+   */
+  state: string;
+
+  /**
+   * Why a version is not READY.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message inference.RepositoryIndexResponse.ModelIndex.
+ * Use `create(RepositoryIndexResponse_ModelIndexSchema)` to create a new message.
+ */
+export const RepositoryIndexResponse_ModelIndexSchema: GenMessage<RepositoryIndexResponse_ModelIndex> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 23, 0);
+
+/**
  * @generated from service inference.GRPCInferenceService
  */
 export const GRPCInferenceService: GenService<{
@@ -593,12 +900,58 @@ export const GRPCInferenceService: GenService<{
     output: typeof ModelMetadataResponseSchema;
   },
   /**
+   * ModelStreamInfer takes the same request (Triton's protocol).
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   *
    * @generated from rpc inference.GRPCInferenceService.ModelInfer
    */
   modelInfer: {
     methodKind: "unary";
     input: typeof ModelInferRequestSchema;
     output: typeof ModelInferResponseSchema;
+  },
+  /**
+   * ModelInfer over one stream: each request is answered under its id, as it finishes; a
+   * request that fails is answered with error_message and the stream goes on.
+   * buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   *
+   * @generated from rpc inference.GRPCInferenceService.ModelStreamInfer
+   */
+  modelStreamInfer: {
+    methodKind: "bidi_streaming";
+    input: typeof ModelInferRequestSchema;
+    output: typeof ModelStreamInferResponseSchema;
+  },
+  /**
+   * A model version's configuration: tensors, max_batch_size and the dynamic batcher's settings.
+   *
+   * @generated from rpc inference.GRPCInferenceService.ModelConfig
+   */
+  modelConfig: {
+    methodKind: "unary";
+    input: typeof ModelConfigRequestSchema;
+    output: typeof ModelConfigResponseSchema;
+  },
+  /**
+   * Cumulative inference statistics per model version.
+   *
+   * @generated from rpc inference.GRPCInferenceService.ModelStatistics
+   */
+  modelStatistics: {
+    methodKind: "unary";
+    input: typeof ModelStatisticsRequestSchema;
+    output: typeof ModelStatisticsResponseSchema;
+  },
+  /**
+   * The model versions this server knows of, and their state.
+   *
+   * @generated from rpc inference.GRPCInferenceService.RepositoryIndex
+   */
+  repositoryIndex: {
+    methodKind: "unary";
+    input: typeof RepositoryIndexRequestSchema;
+    output: typeof RepositoryIndexResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_inference_grpc_predict_v2, 0);
