@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type {
   ArtifactFile,
   ArtifactManifest,
@@ -9,7 +9,14 @@ import { BallastError, invalidArgument, notFound } from '@ballast/grpc-kit';
 import { manifestDigest, parseModelJson, validateArtifactPath } from '@ballast/ml/artifact';
 import { type BlobStore, isSha256Hex, type Sql } from '@ballast/storage';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { blobReferenced, findArtifact, insertArtifact } from './store.js';
+import {
+  type ArtifactRecord,
+  dropBlobLeases,
+  findArtifact,
+  insertArtifact,
+  leaseBlobs,
+  releaseBlobLeases,
+} from './store.js';
 
 /**
  * Artifact upload and download. An artifact is a TF.js model: `model.json` plus the weight
@@ -18,7 +25,18 @@ import { blobReferenced, findArtifact, insertArtifact } from './store.js';
  *
  * Upload verifies every byte before the artifact exists: each file's size and sha256, the
  * manifest digest, and that model.json parses and names only files the manifest holds. On
- * any failure the blobs this upload created are removed and no artifact row is written.
+ * any failure no artifact row is written and the blobs nothing else needs are removed.
+ *
+ * Blob lifetime. Blobs are shared: two uploads in flight may list the same file, and an
+ * upload that finds a blob already present cannot tell whether the upload that wrote it will
+ * succeed. So a blob is kept while an artifact row lists it OR an upload in flight leases it:
+ * - an upload leases every blob of its manifest (blob_leases, committed) before it writes any;
+ * - on success it writes the artifact row and ends its leases in one transaction;
+ * - on failure it ends its leases and deletes those of its blobs that no other lease and no
+ *   artifact row holds, check and delete under one lock that leasing also takes.
+ * A blob is therefore deleted only when nothing can still need it; an upload that leases it
+ * afterwards writes it again (every upload writes all its files). A lease left by a process
+ * killed mid-upload only keeps its blobs on disk: space, never a lost file.
  */
 
 /**
@@ -59,10 +77,11 @@ export async function uploadArtifact(
     throw invalidArgument('manifest', 'the first message must carry the artifact manifest');
   const manifest = checkManifest(first.value.part.value, limits);
 
-  const created: string[] = [];
+  const uploadId = randomUUID();
+  const leased = [...new Set(manifest.files.map((f) => f.sha256))];
+  await leaseBlobs(sql, uploadId, leased);
   try {
     for (const [index, file] of manifest.files.entries()) {
-      const existed = await blobs.has(file.sha256);
       try {
         await blobs.put(fileChunks(stream, file, limits.maxChunkBytes), {
           expectedSha256: file.sha256,
@@ -76,7 +95,6 @@ export async function uploadArtifact(
           );
         throw err;
       }
-      if (!existed) created.push(file.sha256);
     }
     const extra = await stream.next();
     if (!extra.done) throw invalidArgument('chunk', 'more data arrived after the last file of the manifest');
@@ -85,16 +103,35 @@ export async function uploadArtifact(
     const totalBytes = manifest.files.reduce((sum, f) => sum + Number(f.size), 0);
     // Stored sorted by path, as the digest is computed, so downloads list files the same way.
     const files = [...manifest.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    const inserted = await insertArtifact(sql, { digest: manifest.digest, files, totalBytes });
+    const inserted = await sql.transaction(async (tx) => {
+      const added = await insertArtifact(tx, { digest: manifest.digest, files, totalBytes });
+      await releaseBlobLeases(tx, uploadId);
+      return added;
+    });
     return { manifest: { ...manifest, files }, totalBytes, alreadyPresent: !inserted };
   } catch (err) {
-    // Nothing half-written: drop the blobs this upload added, unless another artifact
-    // (committed meanwhile) lists the same content.
-    for (const sha256 of created) {
-      if (!(await blobReferenced(sql, sha256).catch(() => true)))
-        await blobs.delete(sha256).catch(() => undefined);
-    }
+    // Nothing half-written: drop the blobs no other upload and no artifact needs. If the
+    // database cannot be reached now, the leases stay and so do the blobs (space, not loss).
+    await dropBlobLeases(sql, uploadId, leased, async (unneeded) => {
+      for (const sha256 of unneeded) await blobs.delete(sha256).catch(() => undefined);
+    }).catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * FAILED_PRECONDITION naming the first blob of `artifact` the store does not hold: a version
+ * is never registered over an artifact that cannot be downloaded whole.
+ */
+export async function checkBlobsStored(blobs: ArtifactBlobs, artifact: ArtifactRecord): Promise<void> {
+  for (const file of artifact.files) {
+    if (!(await blobs.has(file.sha256)))
+      throw new BallastError(
+        'failed_precondition',
+        `artifact_digest: blob sha256:${file.sha256} (${file.path}) of artifact ${artifact.digest} is missing from the blob store; upload the artifact again`,
+        'artifact_digest',
+        'every blob of the artifact must be stored',
+      );
   }
 }
 
@@ -117,6 +154,8 @@ function checkManifest(manifest: ArtifactManifest, limits: ArtifactLimits): Arti
     } catch (err) {
       throw invalidArgument(`${at}.path`, (err as Error).message);
     }
+    const misleading = misleadingPath(file.path);
+    if (misleading) throw invalidArgument(`${at}.path`, misleading);
     if (paths.has(file.path)) throw invalidArgument(`${at}.path`, `duplicates ${file.path}`);
     paths.add(file.path);
     if (file.size < 0n) throw invalidArgument(`${at}.size`, `must be >= 0, got ${file.size}`);
@@ -137,6 +176,26 @@ function checkManifest(manifest: ArtifactManifest, limits: ArtifactLimits): Arti
   if (manifest.digest && manifest.digest !== digest)
     throw invalidArgument('manifest.digest', `does not match the files listed: they digest to ${digest}`);
   return { ...manifest, digest };
+}
+
+// Embeddings, overrides and isolates: they make a name display as something else
+// ("w\u202Enib.exe" reads as "wexe.bin"), in listings, logs and review tools alike.
+const BIDI_CONTROL = /[\u202A-\u202E\u2066-\u2069]/u;
+
+/**
+ * Rules beyond validateArtifactPath's (which refuses control characters, escapes and empty
+ * segments): a path must read as what it is. The rule broken, or undefined.
+ */
+export function misleadingPath(path: string): string | undefined {
+  const bidi = BIDI_CONTROL.exec(path);
+  if (bidi)
+    return `must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069): found U+${bidi[0].codePointAt(0)?.toString(16).toUpperCase()} at character ${bidi.index}`;
+  const blank = path.split('/').findIndex((segment) => /^\s+$/u.test(segment));
+  if (blank >= 0)
+    return path.includes('/')
+      ? `must not have a segment of only spaces (segment ${blank + 1})`
+      : 'must not be only spaces';
+  return undefined;
 }
 
 /** The bytes of one file, taken from the stream until its declared size is reached. */

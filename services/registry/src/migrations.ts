@@ -79,4 +79,36 @@ export const migrations: Migration[] = [
     id: '0002_deployment_traceparent',
     sql: `ALTER TABLE deployments ADD COLUMN traceparent text NOT NULL DEFAULT '';`,
   },
+  {
+    // An upload leases every blob its manifest lists before it writes any (artifacts.ts says
+    // why); the lease goes in the transaction that writes the artifact row, or when the
+    // upload fails.
+    id: '0003_blob_leases',
+    sql: `
+      CREATE TABLE blob_leases (
+        upload_id   text NOT NULL,
+        sha256      text NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (upload_id, sha256)
+      );
+      CREATE INDEX blob_leases_sha256 ON blob_leases (sha256);
+    `,
+  },
+  {
+    // Append-only: every UpdatePromotionPolicy, who made it, and the policy before and after
+    // (protobuf JSON), beside the alias history in deployments.
+    id: '0004_policy_changes',
+    sql: `
+      CREATE TABLE policy_changes (
+        sequence     bigserial PRIMARY KEY,
+        model        text NOT NULL REFERENCES models (name),
+        actor        text NOT NULL,
+        previous     jsonb NOT NULL,
+        policy       jsonb NOT NULL,
+        traceparent  text NOT NULL DEFAULT '',
+        created_at   timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX policy_changes_model ON policy_changes (model, sequence);
+    `,
+  },
 ];

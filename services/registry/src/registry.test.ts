@@ -243,6 +243,22 @@ describe.each(BACKENDS)('registry on %s', (kind) => {
       expect((await rejection(client.createModelVersion(unknown))).code).toBe(status.NOT_FOUND);
       expect((await client.getModel({ name: 'strict' })).model?.latestVersion).toBe(0);
     });
+
+    it('refuses a version whose artifact lost a blob, naming the blob', async () => {
+      const { client } = registry;
+      await createModel(client, 'lost-blob');
+      const files = syntheticArtifact('l');
+      const digest = await upload(client, files);
+      const weights = manifestOf(files).files[1]?.sha256 ?? '';
+      await registry.blobs.delete(weights);
+      const lost = await rejection(client.createModelVersion(versionRequest('lost-blob', digest)));
+      expect(lost).toMatchObject({ code: status.FAILED_PRECONDITION, field: 'artifact_digest' });
+      expect(lost.details).toContain(`blob sha256:${weights} (weights.bin) of artifact ${digest} is missing`);
+      expect((await client.getModel({ name: 'lost-blob' })).model?.latestVersion).toBe(0);
+      // Uploading the artifact again writes the blob back, and the version registers.
+      await upload(client, files);
+      await client.createModelVersion(versionRequest('lost-blob', digest));
+    });
   });
 
   describe('aliases, promotion and history', () => {

@@ -5,7 +5,13 @@ import {
 import { BallastError, type HandlerContext, type ServiceImpl } from '@ballast/grpc-kit';
 import type { Sql } from '@ballast/storage';
 import { create } from '@bufbuild/protobuf';
-import { type ArtifactBlobs, type ArtifactLimits, downloadArtifact, uploadArtifact } from './artifacts.js';
+import {
+  type ArtifactBlobs,
+  type ArtifactLimits,
+  checkBlobsStored,
+  downloadArtifact,
+  uploadArtifact,
+} from './artifacts.js';
 import type { TeamAuth } from './auth.js';
 import { compareVersions } from './compare.js';
 import { deleteAlias, promote, rollback, setAlias } from './deployments.js';
@@ -75,13 +81,16 @@ export function registryService(deps: RegistryDeps): ServiceImpl<typeof Registry
       const models = await store.listModels(sql(), req.ownerTeam, limit + 1, offset);
       return page(models, limit, offset, (items) => ({ models: items }));
     },
-    async updatePromotionPolicy(req) {
+    async updatePromotionPolicy(req, ctx) {
       checkPolicy('policy', req.policy);
+      const model = checkName('model', req.model);
+      const caller = await writer(ctx, model, 'changing the promotion policy');
       return {
         model: await store.updatePolicy(
           sql(),
-          checkName('model', req.model),
+          model,
           req.policy ?? create(PromotionPolicySchema),
+          caller.actor,
         ),
       };
     },
@@ -109,6 +118,7 @@ export function registryService(deps: RegistryDeps): ServiceImpl<typeof Registry
         await store.getModel(tx, model);
         const artifact = await store.findArtifact(tx, req.artifactDigest);
         if (!artifact) throw notUploaded(req.artifactDigest);
+        await checkBlobsStored(blobs, artifact);
         return store.insertVersion(tx, {
           model,
           artifactDigest: artifact.digest,

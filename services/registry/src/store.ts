@@ -116,13 +116,31 @@ export async function listModels(
   return rows.map((row) => toModel(row, aliases));
 }
 
-export async function updatePolicy(sql: Sql, name: string, policy: PromotionPolicy): Promise<Model> {
-  const { rowCount } = await sql.query(`UPDATE models SET policy = $2, updated_at = now() WHERE name = $1`, [
-    name,
-    json(PromotionPolicySchema, policy),
-  ]);
-  if (rowCount === 0) throw notFound(`model ${name} not found`);
-  return getModel(sql, name);
+/**
+ * Replaces the policy and appends the change (who, before, after) to policy_changes, in one
+ * transaction under the model's row lock, so the history holds every change in order.
+ */
+export async function updatePolicy(
+  sql: Sql,
+  name: string,
+  policy: PromotionPolicy,
+  actor: string,
+): Promise<Model> {
+  return sql.transaction(async (tx) => {
+    const { rows } = await tx.query<{ policy: unknown }>(
+      `SELECT policy FROM models WHERE name = $1 FOR UPDATE`,
+      [name],
+    );
+    const previous = rows[0];
+    if (!previous) throw notFound(`model ${name} not found`);
+    const next = json(PromotionPolicySchema, policy);
+    await tx.query(`UPDATE models SET policy = $2, updated_at = now() WHERE name = $1`, [name, next]);
+    await tx.query(
+      `INSERT INTO policy_changes (model, actor, previous, policy, traceparent) VALUES ($1, $2, $3, $4, $5)`,
+      [name, actor, JSON.stringify(previous.policy ?? {}), next, activeTraceparent()],
+    );
+    return getModel(tx, name);
+  });
 }
 
 async function aliasesOf(sql: Sql, models: string[]): Promise<Map<string, Record<string, number>>> {
@@ -190,12 +208,52 @@ export async function findArtifact(sql: Sql, digest: string): Promise<ArtifactRe
   };
 }
 
-/** Whether any stored artifact lists a file with this content (so its blob must stay). */
-export async function blobReferenced(sql: Sql, sha256: string): Promise<boolean> {
-  const { rowCount } = await sql.query(`SELECT 1 FROM artifacts WHERE files @> $1::jsonb LIMIT 1`, [
-    JSON.stringify([{ sha256 }]),
-  ]);
-  return rowCount > 0;
+// --- blob leases (artifacts.ts explains them) ------------------------------------------
+
+/** Taken by every lease and every failed upload's cleanup, so a check and a delete are one step. */
+const lockBlobs = (tx: Sql) =>
+  tx.query(`SELECT pg_advisory_xact_lock(hashtextextended('ballast.registry.blobs', 0))`);
+
+/** Records, before any byte is written, that upload `uploadId` needs these blobs. */
+export async function leaseBlobs(sql: Sql, uploadId: string, sha256s: readonly string[]): Promise<void> {
+  await sql.transaction(async (tx) => {
+    await lockBlobs(tx);
+    await tx.query(
+      `INSERT INTO blob_leases (upload_id, sha256) SELECT $1, s FROM unnest($2::text[]) AS s ON CONFLICT DO NOTHING`,
+      [uploadId, sha256s],
+    );
+  });
+}
+
+/** Ends an upload's leases; call it in the transaction that writes its artifact row. */
+export async function releaseBlobLeases(tx: Sql, uploadId: string): Promise<void> {
+  await tx.query(`DELETE FROM blob_leases WHERE upload_id = $1`, [uploadId]);
+}
+
+/**
+ * Ends a failed upload's leases and hands `remove` the blobs among `sha256s` that no other
+ * upload leases and no artifact lists; `remove` runs under the lock, so no upload can lease
+ * one of them between the check and the delete.
+ */
+export async function dropBlobLeases(
+  sql: Sql,
+  uploadId: string,
+  sha256s: readonly string[],
+  remove: (unneeded: string[]) => Promise<void>,
+): Promise<void> {
+  await sql.transaction(async (tx) => {
+    await lockBlobs(tx);
+    await releaseBlobLeases(tx, uploadId);
+    // One statement, one snapshot: an upload that commits meanwhile is seen either still
+    // leasing or already listed by its artifact row (both change in its one transaction).
+    const { rows } = await tx.query<{ sha256: string }>(
+      `SELECT s AS sha256 FROM unnest($1::text[]) AS s
+       WHERE NOT EXISTS (SELECT 1 FROM blob_leases l WHERE l.sha256 = s)
+         AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.files @> jsonb_build_array(jsonb_build_object('sha256', s)))`,
+      [sha256s],
+    );
+    await remove(rows.map((r) => r.sha256));
+  });
 }
 
 // --- versions --------------------------------------------------------------------------
