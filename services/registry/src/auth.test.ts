@@ -65,4 +65,32 @@ describe('team ownership of registry writes', () => {
     expect(() => parseTeamTokens('forecasting')).toThrow(/team=token pairs/);
     expect(() => parseTeamTokens('forecasting=short')).toThrow(/16\+ characters/);
   });
+
+  it('accepts as owner_team exactly the team names BALLAST_REGISTRY_TEAM_TOKENS accepts', async () => {
+    const open = await startTestRegistry('pglite');
+    try {
+      for (const team of ['forecasting', 'x.y_z', 'teamA', 'team a', '-x']) {
+        const created = await open.client
+          .createModel({
+            name: `m-${team.length}-${team.charCodeAt(0)}`,
+            task: Task.REGRESSION,
+            ownerTeam: team,
+          })
+          .then(
+            () => true,
+            (err: { field?: string }) => (err.field === 'owner_team' ? false : Promise.reject(err)),
+          );
+        const configured = (() => {
+          try {
+            return parseTeamTokens(`${team}=${FORECASTING}`) !== undefined;
+          } catch {
+            return false;
+          }
+        })();
+        expect({ team, created }).toEqual({ team, created: configured });
+      }
+    } finally {
+      await open.close();
+    }
+  });
 });

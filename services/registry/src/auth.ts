@@ -1,5 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
+import { ConfigError } from '@ballast/config';
 import { BallastError, type HandlerContext, invalidArgument } from '@ballast/grpc-kit';
+import { nameProblem } from './validation.js';
 
 /**
  * Who may change a model: reads are open to all; writes (versions, aliases, promotion,
@@ -20,20 +22,39 @@ export interface Caller {
   team: string | undefined;
 }
 
-/** Parses BALLAST_REGISTRY_TEAM_TOKENS: `team=token,team=token`. */
+const TEAM_TOKENS = 'BALLAST_REGISTRY_TEAM_TOKENS';
+
+/**
+ * Parses BALLAST_REGISTRY_TEAM_TOKENS: `team=token,team=token`. Team names follow the rule
+ * CreateModel applies to owner_team (nameProblem), so every configured team can own models;
+ * a bad entry is a ConfigError naming the team (never the token), and the service does not start.
+ */
 export function parseTeamTokens(value: string | undefined): Map<string, string> | undefined {
   if (!value?.trim()) return undefined;
   const teams = new Map<string, string>();
+  const problems: string[] = [];
   for (const entry of value.split(',')) {
     const at = entry.indexOf('=');
     const team = entry.slice(0, at).trim();
     const token = entry.slice(at + 1).trim();
-    if (at < 1 || !team || token.length < 16)
-      throw new Error(
-        `BALLAST_REGISTRY_TEAM_TOKENS: expected team=token pairs separated by commas, tokens of 16+ characters; got an entry for ${JSON.stringify(team || entry.slice(0, 20))}`,
+    if (at < 1 || !team || token.length < 16) {
+      problems.push(
+        `expected team=token pairs separated by commas, tokens of 16+ characters; got an entry for ${JSON.stringify(team || entry.slice(0, 20))}`,
       );
+      continue;
+    }
+    const problem = nameProblem(team);
+    if (problem)
+      problems.push(
+        `team ${JSON.stringify(team)} is not a team name CreateModel accepts as owner_team: ${problem}`,
+      );
+    else if (teams.has(team)) problems.push(`team ${JSON.stringify(team)} is listed twice`);
+    else if ([...teams.values()].includes(token))
+      problems.push(`team ${JSON.stringify(team)} has the same token as another team`);
     teams.set(team, token);
   }
+  if (problems.length > 0)
+    throw new ConfigError(problems.map((message) => ({ variable: TEAM_TOKENS, message })));
   return teams;
 }
 

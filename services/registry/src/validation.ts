@@ -23,9 +23,17 @@ const DTYPES = new Set(['float32', 'int32', 'bool', 'string']);
 
 export const PRODUCTION = 'production';
 
+/**
+ * The one rule for names of models and of teams: requests (name, owner_team, model) and
+ * BALLAST_REGISTRY_TEAM_TOKENS are checked by it alike. What `value` breaks, or undefined.
+ */
+export function nameProblem(value: string): string | undefined {
+  return NAME.test(value) ? undefined : `${NAME_RULE}, got ${JSON.stringify(value.slice(0, 80))}`;
+}
+
 export function checkName(field: string, value: string): string {
-  if (!NAME.test(value))
-    throw invalidArgument(field, `${NAME_RULE}, got ${JSON.stringify(value.slice(0, 80))}`);
+  const problem = nameProblem(value);
+  if (problem) throw invalidArgument(field, problem);
   return value;
 }
 
