@@ -11,6 +11,8 @@ import { DEFAULT_ARTIFACT_LIMITS } from './artifacts.js';
 import { parseTeamTokens, TeamAuth } from './auth.js';
 import { migrations } from './migrations.js';
 import { registryService } from './server.js';
+import { refuseUntilReady } from './serving-gate.js';
+import { sweepTempFiles } from './temp-files.js';
 import { DeploymentFeed } from './watch.js';
 
 runMain(async () => {
@@ -25,7 +27,21 @@ runMain(async () => {
     /** `team=token,...`: writes to a model need its owning team's token. Unset: open. */
     BALLAST_REGISTRY_TEAM_TOKENS: str().optional(),
   });
+  // A bad team name stops the start here, named in the message (parseTeamTokens).
+  const teams = parseTeamTokens(config.BALLAST_REGISTRY_TEAM_TOKENS);
   const log = createLogger({ service: 'registry', level: config.BALLAST_LOG_LEVEL });
+  const blobs = new BlobStore(
+    config.BALLAST_REGISTRY_ARTIFACT_DIR ?? join(config.BALLAST_DATA_DIR, 'registry', 'artifacts'),
+  );
+  // Temporary files of uploads a killed registry never finished: nothing else removes them.
+  const swept = await sweepTempFiles(blobs.rootDir, performance.timeOrigin);
+  if (swept.files > 0)
+    log.info(
+      { ...swept, dir: blobs.rootDir },
+      `removed ${swept.files} stale temporary upload file(s), ${swept.bytes} bytes, left by an earlier process`,
+    );
+  // Until the schema is migrated, health says NOT_SERVING and every call is UNAVAILABLE.
+  let migrated = false;
   const store = openServiceStore({
     url: config.BALLAST_DATABASE_URL,
     dataDir: config.BALLAST_DATA_DIR,
@@ -41,19 +57,22 @@ runMain(async () => {
       services: [
         serve(
           RegistryService,
-          registryService({
-            sql: () => store.sql,
-            blobs: new BlobStore(
-              config.BALLAST_REGISTRY_ARTIFACT_DIR ?? join(config.BALLAST_DATA_DIR, 'registry', 'artifacts'),
-            ),
-            feed: new DeploymentFeed(),
-            limits: {
-              ...DEFAULT_ARTIFACT_LIMITS,
-              maxArtifactBytes: config.BALLAST_REGISTRY_MAX_ARTIFACT_BYTES,
-            },
-            watchPollMs: config.BALLAST_REGISTRY_WATCH_POLL_MS,
-            auth: new TeamAuth(parseTeamTokens(config.BALLAST_REGISTRY_TEAM_TOKENS)),
-          }),
+          refuseUntilReady(
+            RegistryService,
+            registryService({
+              sql: () => store.sql,
+              blobs,
+              feed: new DeploymentFeed(),
+              limits: {
+                ...DEFAULT_ARTIFACT_LIMITS,
+                maxArtifactBytes: config.BALLAST_REGISTRY_MAX_ARTIFACT_BYTES,
+              },
+              watchPollMs: config.BALLAST_REGISTRY_WATCH_POLL_MS,
+              auth: new TeamAuth(teams),
+            }),
+            () => migrated,
+            'the registry is starting: its database schema is not migrated yet; retry',
+          ),
         ),
       ],
       authToken: config.BALLAST_AUTH_TOKEN,
@@ -61,7 +80,10 @@ runMain(async () => {
     },
     http: { host: config.BALLAST_GRPC_HOST, port: config.BALLAST_REGISTRY_HTTP_PORT },
     dependencies: [{ name: 'database', check: () => store.ping() }],
-    prepare: () => store.migrate(),
+    prepare: async () => {
+      await store.migrate();
+      migrated = true;
+    },
     close: [() => store.close()],
     shutdownGraceMs: config.BALLAST_SHUTDOWN_GRACE_MS,
   });
