@@ -268,3 +268,10 @@ export function percentile(values: number[], p: number): number {
 }
 
 export const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** One value from a query on a test database, through the psql CLI (as createTestDatabase creates it). */
+export function psqlValue(url: string, query: string): string {
+  return execFileSync('psql', [url, '-At', '-v', 'ON_ERROR_STOP=1', '-c', query], {
+    encoding: 'utf8',
+  }).trim();
+}
