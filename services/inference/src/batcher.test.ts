@@ -99,10 +99,126 @@ describe('DynamicBatcher', () => {
     expect(model.batches).toEqual([4]);
   });
 
-  it('refuses oversized and empty requests as invalid arguments', async () => {
+  it('refuses empty requests as invalid arguments', async () => {
     const batcher = new DynamicBatcher(layout, options({ max_batch_size: 2 }), doubler().run);
-    expect(await code(batcher.submit(request([1, 1, 2, 2, 3, 3])))).toBe('invalid_argument');
     expect(await code(batcher.submit(request([])))).toBe('invalid_argument');
+  });
+
+  it('splits a request larger than max_batch_size into batches and answers it whole, in row order', async () => {
+    const model = doubler();
+    const batcher = new DynamicBatcher(layout, options({ max_batch_size: 4, max_queue_size: 8 }), model.run);
+    const values = Array.from({ length: 20 }, (_, i) => i);
+    const answer = await batcher.submit(request(values));
+    expect(model.batches).toEqual([4, 4, 2]);
+    expect(answer.outputs[0]?.shape).toEqual([10, 2]);
+    expect(Array.from(answer.outputs[0]?.data ?? [])).toEqual(values.map((v) => v * 2));
+    expect(answer.batchSize).toBe(4);
+    expect(batcher.queuedRows).toBe(0);
+  });
+
+  it('lets other requests run between the pieces of a split request', async () => {
+    const model = doubler();
+    model.hold();
+    const batcher = new DynamicBatcher(layout, options({ max_batch_size: 2, max_queue_size: 8 }), model.run);
+    const big = batcher.submit(request(Array.from({ length: 12 }, (_, i) => i)));
+    await tick();
+    // Its first piece runs, its second waits; a request arriving now queues before its third.
+    const small = batcher.submit(request([100, 100]));
+    model.release();
+    const [whole, alone] = await Promise.all([big, small]);
+    expect(model.batches).toEqual([2, 2, 1, 2]);
+    expect(Array.from(whole.outputs[0]?.data ?? [])).toEqual(Array.from({ length: 12 }, (_, i) => i * 2));
+    expect(Array.from(alone.outputs[0]?.data ?? [])).toEqual([200, 200]);
+  });
+
+  it('fails a split request whole when one piece fails, and drops the pieces not yet run', async () => {
+    let calls = 0;
+    const model = doubler();
+    const failing = async (inputs: TensorData[], rows: number) => {
+      calls++;
+      if (calls === 2) throw new Error('out of memory');
+      return model.run(inputs, rows);
+    };
+    const batcher = new DynamicBatcher(layout, options({ max_batch_size: 2, max_queue_size: 8 }), failing);
+    const error = await batcher
+      .submit(request(Array.from({ length: 20 }, (_, i) => i)))
+      .catch((e: Error) => e);
+    expect((error as Error).message).toContain('out of memory');
+    await tick();
+    await tick();
+    // The first piece ran, the second failed; the one queued behind it was dropped unrun.
+    expect(calls).toBe(2);
+    expect(batcher.queuedRows).toBe(0);
+  });
+
+  it('fails a split request whole when its caller cancels, running nothing more', async () => {
+    const model = doubler();
+    model.hold();
+    const controller = new AbortController();
+    const batcher = new DynamicBatcher(layout, options({ max_batch_size: 2, max_queue_size: 8 }), model.run);
+    const whole = code(
+      batcher.submit(
+        request(
+          Array.from({ length: 20 }, (_, i) => i),
+          { signal: controller.signal },
+        ),
+      ),
+    );
+    await tick();
+    controller.abort();
+    model.release();
+    expect(await whole).toBe('cancelled');
+    await tick();
+    expect(model.batches).toEqual([2]);
+    expect(batcher.queuedRows).toBe(0);
+  });
+
+  it('sheds a split request whole at admission when its last batch cannot meet the deadline', async () => {
+    const model = doubler();
+    const batcher = new DynamicBatcher(
+      layout,
+      options({ max_batch_size: 2, max_queue_size: 8 }),
+      model.run,
+      {},
+      10,
+    );
+    // 10 batches of ~10 ms cannot fit 50 ms; one batch of 2 rows would.
+    const refused = await batcher
+      .submit(
+        request(
+          Array.from({ length: 40 }, () => 1),
+          { deadline: performance.now() + 50 },
+        ),
+      )
+      .then(
+        () => undefined,
+        (e: BallastError) => e,
+      );
+    expect(refused?.code).toBe('resource_exhausted');
+    expect(refused?.message).toContain('the last of its 10 batches');
+    expect(model.batches).toEqual([]);
+    expect(await code(batcher.submit(request([1, 1, 2, 2], { deadline: performance.now() + 60_000 })))).toBe(
+      'ok',
+    );
+  });
+
+  it('counts executions, rows, queue and compute time per entry (ModelStatistics)', async () => {
+    const batcher = new DynamicBatcher(
+      layout,
+      options({ max_batch_size: 4, max_queue_size: 8 }),
+      doubler().run,
+    );
+    await Promise.all([batcher.submit(request([1, 1, 2, 2])), batcher.submit(request([3, 3]))]);
+    await batcher.submit(request(Array.from({ length: 20 }, (_, i) => i)));
+    const stats = batcher.stats;
+    expect(stats.executionCount).toBe(4);
+    expect(stats.inferenceCount).toBe(13);
+    expect(stats.queue.count).toBe(5);
+    expect(stats.computeInfer.count).toBe(5);
+    expect(stats.computeInput.count).toBe(5);
+    expect(stats.computeOutput.count).toBe(5);
+    expect(stats.computeInfer.ns).toBeGreaterThan(0);
+    expect(stats.lastInference).toBeGreaterThan(0);
   });
 
   it('sheds at once with RESOURCE_EXHAUSTED when the queue is full', async () => {

@@ -3,7 +3,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { VersionState } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
-import { RpcError } from '@ballast/grpc-kit';
 import type { TfModel } from '@ballast/ml';
 import type { ArtifactFile } from '@ballast/ml/artifact';
 import { status } from '@grpc/grpc-js';
@@ -12,6 +11,7 @@ import {
   demandModelFiles,
   eventually,
   FEATURES,
+  failure,
   referenceModel,
   referencePredict,
   startTestInference,
@@ -24,16 +24,6 @@ const ROWS = [
   [9.99, 1, -3],
 ];
 const named = (row: number[]) => ({ features: Object.fromEntries(FEATURES.map((f, i) => [f, row[i] ?? 0])) });
-
-async function failure(promise: Promise<unknown>): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RpcError) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
 
 let t: TestInference;
 let v1Files: ArtifactFile[];
@@ -125,12 +115,6 @@ describe('Predict', () => {
     );
     expect(wrongLength.field).toBe('rows[0].inputs.features');
     expect(wrongLength.rule).toContain('must have 3 values');
-
-    const oversized = await failure(
-      t.client.predict({ model: 'demand', rows: Array.from({ length: 33 }, () => named([1, 2, 3])) }),
-    );
-    expect(oversized.code).toBe(status.INVALID_ARGUMENT);
-    expect(oversized.details).toContain('max_batch_size of 32');
 
     const entities = await failure(
       t.client.predict({ model: 'demand', entities: { entities: [{ keys: { warehouse: '7' } }] } }),

@@ -1,31 +1,25 @@
 """An Open Inference Protocol v2 client from outside Node (Debian's python3-grpcio).
 
 Stubs are generated at run time from Ballast's proto/inference/grpc_predict_v2.proto (the
-published protocol's messages and field numbers); the client shares no code with Ballast.
-Calls ModelInfer twice, with typed and with raw contents, and prints both answers as JSON.
+published protocol's messages and field numbers; see oip_stubs.py); the client shares no code
+with Ballast. Calls ModelInfer twice, with typed and with raw contents, and prints both answers
+as JSON.
 usage: oip_client.py HOST:PORT PROTO_FILE MODEL
 """
-import importlib
 import json
-import shutil
+import os
 import struct
 import sys
-import tempfile
 
 import grpc
-from grpc_tools import protoc
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+import oip_stubs  # noqa: E402
 
 
 def main() -> int:
     target, proto, model = sys.argv[1], sys.argv[2], sys.argv[3]
-    out = tempfile.mkdtemp(prefix="oip-stubs-")
-    shutil.copy(proto, f"{out}/oip_v2.proto")
-    if protoc.main(["protoc", f"-I{out}", f"--python_out={out}", f"--grpc_python_out={out}", f"{out}/oip_v2.proto"]) != 0:
-        print("protoc failed", file=sys.stderr)
-        return 2
-    sys.path.insert(0, out)
-    pb = importlib.import_module("oip_v2_pb2")
-    stubs = importlib.import_module("oip_v2_pb2_grpc")
+    pb, _, stubs = oip_stubs.load(os.path.dirname(os.path.dirname(os.path.abspath(proto))))
     rows = [[10.0, 1.0, 21.5], [12.5, 0.0, 18.0]]
     flat = [v for row in rows for v in row]
     with grpc.insecure_channel(target) as channel:
