@@ -13,7 +13,7 @@ import { parse } from 'csv-parse';
 import { withClients } from './clients.js';
 import { aliasList } from './commands.js';
 import { localEndpoints, probe } from './health.js';
-import { requireModel, unknownModel } from './models.js';
+import { explainNotFound, requireModel } from './models.js';
 import { type CommandIo, printJson, printTable, progress } from './output.js';
 
 /**
@@ -87,8 +87,8 @@ export async function statusCommand(args: string[], { env, print }: CommandIo): 
   print('');
   printTable(
     print,
-    ['QUEUE', 'WAITING', 'ACTIVE', 'DELAYED', 'FAILED'],
-    queues.map((q) => [q.name, String(q.waiting), String(q.active), String(q.delayed), String(q.failed)]),
+    ['QUEUE', 'WAITING / ACTIVE / DELAYED / FAILED'],
+    queues.map((q) => [q.name, `${q.waiting} / ${q.active} / ${q.delayed} / ${q.failed}`]),
   );
   return 0;
 }
@@ -320,7 +320,7 @@ export async function predictCommand(args: string[], { env, print }: CommandIo):
     }
     input = { rows: [{ features, entityKey: values.entity ?? '' }] };
   }
-  return withClients(env, async ({ inference }) => {
+  return withClients(env, async ({ inference, registry }) => {
     // The call's span is a child of the CLI command's, and the services' spans of it: the
     // command's trace is the one to look at.
     const response = await inference
@@ -330,8 +330,8 @@ export async function predictCommand(args: string[], { env, print }: CommandIo):
         ...(values.alias ? { alias: values.alias } : {}),
         ...input,
       })
-      .catch((err: unknown) => {
-        throw unknownModel(err, model);
+      .catch(async (err: unknown) => {
+        throw await explainNotFound(err, registry, model);
       });
     for (const [name, output] of Object.entries(response.predictions[0]?.outputs ?? {}))
       print(`${name}: ${output.values.map((v) => Number(v.toPrecision(6))).join(', ')}`);
@@ -355,20 +355,10 @@ export function traceCommand(args: string[], { env, print }: CommandIo): number 
   return 0;
 }
 
-function alertRow(a: Alert): string[] {
-  return [
-    a.state === AlertState.FIRING ? 'FIRING' : 'resolved',
-    a.model,
-    a.rule,
-    a.segment || 'all rows',
-    `v${a.version}`,
-    String(Number(a.value.toPrecision(4))),
-    String(a.threshold),
-    a.retrainJobId ? `retraining ${a.retrainJobId}` : '',
-  ];
+/** One alert as a line: its state (aligned), then what fired where, and what it started. */
+function alertLine(a: Alert): string {
+  return `${a.state === AlertState.FIRING ? 'FIRING  ' : 'resolved'} ${a.model} ${a.rule} on ${a.segment || 'all rows'} v${a.version}: ${Number(a.value.toPrecision(4))} (threshold ${a.threshold})${a.retrainJobId ? `; retraining ${a.retrainJobId}` : ''}`;
 }
-
-const ALERT_HEADER = ['STATE', 'MODEL', 'RULE', 'SEGMENT', 'VERSION', 'VALUE', 'THRESHOLD', 'ACTION'];
 
 /** `ballast alerts [model] [--firing] [--watch] [--json]`. */
 export async function alertsCommand(args: string[], { env, print }: CommandIo): Promise<number> {
@@ -386,10 +376,10 @@ export async function alertsCommand(args: string[], { env, print }: CommandIo): 
   return withClients(env, async ({ monitor, registry }) => {
     if (model) await requireModel(registry, model);
     if (values.watch) {
-      // One line per change: a JSON object each with --json (JSON Lines), else the table's row.
+      // One line per change: a JSON object each with --json (JSON Lines).
       for await (const message of monitor.watchAlerts({ model }))
         if (message.alert)
-          print(values.json ? JSON.stringify(asJson(message.alert)) : alertRow(message.alert).join('  '));
+          print(values.json ? JSON.stringify(asJson(message.alert)) : alertLine(message.alert));
       return 0;
     }
     const { alerts } = await monitor.listAlerts({
@@ -398,7 +388,7 @@ export async function alertsCommand(args: string[], { env, print }: CommandIo): 
     });
     if (values.json) printJson(print, alerts.map(asJson));
     else if (alerts.length === 0) print(model ? `no alerts for ${model}` : 'no alerts');
-    else printTable(print, ALERT_HEADER, alerts.map(alertRow));
+    else for (const a of alerts) print(alertLine(a));
     return 0;
   });
 }

@@ -9,7 +9,7 @@ import {
 } from '@ballast/queue';
 import { toJson } from '@bufbuild/protobuf';
 import { withClients } from './clients.js';
-import { requireModel } from './models.js';
+import { explainNotFound, requireModel } from './models.js';
 import {
   type CommandIo,
   type Print,
@@ -193,8 +193,8 @@ export async function scheduleCommand(args: string[], { env, print }: CommandIo)
       else
         printTable(
           print,
-          ['ID', 'CRON', 'NEXT', 'MODEL'],
-          schedules.map((s) => [s.id, s.cron, s.next?.toISOString() ?? '-', s.job?.model ?? '']),
+          ['SCHEDULE', 'CRON', 'NEXT RUN', 'MODEL'],
+          schedules.map((s) => [s.id, s.cron, `next ${s.next?.toISOString() ?? '-'}`, s.job?.model ?? '']),
         );
       return 0;
     }
@@ -253,9 +253,8 @@ export async function promoteCommand(args: string[], { env, print }: CommandIo):
         force: values.force ?? false,
       })
       .catch(async (err: unknown) => {
-        // NOT_FOUND may be the version's; say which when the model itself is unknown.
-        await requireModel(registry, model);
-        throw err;
+        // NOT_FOUND may be the version's: the model is named only when it is the one missing.
+        throw await explainNotFound(err, registry, model);
       });
     print(
       `${model}: production v${deployment?.fromVersion || '-'} -> v${deployment?.toVersion}; ${deployment?.verdict?.summary ?? ''}`,
@@ -276,8 +275,7 @@ export async function rollbackCommand(args: string[], { env, print }: CommandIo)
     const { deployment } = await registry
       .rollback({ model, reason: values.reason ?? '' })
       .catch(async (err: unknown) => {
-        await requireModel(registry, model);
-        throw err;
+        throw await explainNotFound(err, registry, model);
       });
     print(`${model}: production v${deployment?.fromVersion} -> v${deployment?.toVersion}`);
     return 0;

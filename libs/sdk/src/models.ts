@@ -13,12 +13,8 @@ export class UnknownModelError extends Error {
   }
 }
 
-/** A NOT_FOUND answer to a call about `model` as an UnknownModelError; any other error as it is. */
-export function unknownModel(err: unknown, model: string): unknown {
-  return err instanceof RpcError && err.code === status.NOT_FOUND
-    ? new UnknownModelError(model, err.details)
-    : err;
-}
+const isNotFound = (err: unknown): err is RpcError =>
+  err instanceof RpcError && err.code === status.NOT_FOUND;
 
 /** Throws UnknownModelError unless the registry knows `model`. */
 export async function requireModel(
@@ -28,6 +24,25 @@ export async function requireModel(
   try {
     await registry.getModel({ name: model });
   } catch (err) {
-    throw unknownModel(err, model);
+    throw isNotFound(err) ? new UnknownModelError(model, err.details) : err;
   }
+}
+
+/**
+ * What a call about `model` that failed should throw: UnknownModelError when it failed NOT_FOUND
+ * because the registry does not know the model; otherwise (a version, an alias, an entity that is
+ * missing; a registry that does not answer) the call's own error.
+ */
+export async function explainNotFound(
+  err: unknown,
+  registry: ServiceClient<typeof RegistryService>,
+  model: string,
+): Promise<unknown> {
+  if (!isNotFound(err)) return err;
+  try {
+    await registry.getModel({ name: model });
+  } catch (lookup) {
+    if (isNotFound(lookup)) return new UnknownModelError(model, err.details);
+  }
+  return err;
 }
