@@ -117,6 +117,21 @@ describe('promotion gate', () => {
     expect(failedRules(worse)).toEqual(['min_improvement']);
   });
 
+  it('says a regression is worse, by how much, and names the rule that refused it', () => {
+    // The demo's refusal once read "5.48309 -> 7.87467 (-43.6% better)" for a 43.6% regression.
+    const verdict = evaluateGate(
+      regression,
+      version(1, { metric: 5.48309 }),
+      version(2, { metric: 7.87467 }),
+    );
+    expect(verdict.passed).toBe(false);
+    expect(verdict.rules[0]?.detail).toBe(
+      'mae on holdout: 5.48309 -> 7.87467 (worse by 43.6%), required at least 0.0% better',
+    );
+    expect(verdict.summary).toContain('min_improvement: mae on holdout: 5.48309 -> 7.87467 (worse by 43.6%)');
+    expect(verdict.summary).not.toContain('better)');
+  });
+
   it('refuses a version that regresses one segment beyond the bound even when overall it improves', () => {
     const verdict = evaluateGate(
       regression,
@@ -128,7 +143,7 @@ describe('promotion gate', () => {
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ rule: 'max_segment_regression', segment: 'warehouse_id=W3' });
     expect(failed[0]?.detail).toContain(
-      'mae in segment warehouse_id=W3: 9 -> 9.9 (-10.0% better), worst allowed -5.0%',
+      'mae in segment warehouse_id=W3: 9 -> 9.9 (worse by 10.0%), allowed at most 5.0% worse',
     );
   });
 
@@ -150,7 +165,7 @@ describe('promotion gate', () => {
     const verdict = evaluateGate(regression, production, candidate);
     expect(failedRules(verdict)).toEqual([]);
     expect(verdict.rules[0]).toMatchObject({ productionValue: 20, candidateValue: 14 });
-    expect(verdict.rules[0]?.detail).toContain("mae on v2's holdout: 20 -> 14 (+30.0% better)");
+    expect(verdict.rules[0]?.detail).toContain("mae on v2's holdout: 20 -> 14 (better by 30.0%)");
     expect(verdict.rules.at(-1)).toMatchObject({ segment: 'warehouse_id=W4', productionValue: 30 });
     // Scores on another production version's holdout are not this production's.
     candidate.metrics.splice(-2, 2, create(MetricSchema, { name: 'mae', evalSet: 'holdout@v7', value: 20 }));

@@ -75,7 +75,7 @@ export function evaluateGate(
     summary:
       failed.length === 0
         ? `passed all ${rules.length} rules, ${against}`
-        : `refused ${against}: ${failed.length} of ${rules.length} rules failed: ${failed.map((r) => r.detail).join('; ')}`,
+        : `refused ${against}: ${failed.length} of ${rules.length} rules failed: ${failed.map((r) => `${r.rule}: ${r.detail}`).join('; ')}`,
   };
 }
 
@@ -121,6 +121,15 @@ function increase(production: number, candidate: number): number {
 const pct = (x: number) =>
   Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%` : `${x > 0 ? '+' : '-'}inf`;
 const num = (x: number) => Number(x.toPrecision(6)).toString();
+/** A relative improvement in words: "better by 30.0%", "worse by 43.6%", "unchanged". */
+const change = (gain: number) => {
+  if (gain === 0) return 'unchanged';
+  const size = Number.isFinite(gain) ? `${(Math.abs(gain) * 100).toFixed(1)}%` : 'inf';
+  return `${gain > 0 ? 'better' : 'worse'} by ${size}`;
+};
+/** A floor on improvement in words: "at least 1.0% better", "at most 5.0% worse". */
+const floor = (limit: number) =>
+  limit >= 0 ? `at least ${(limit * 100).toFixed(1)}% better` : `at most ${(-limit * 100).toFixed(1)}% worse`;
 
 function primaryMetricRule(policy: EffectivePolicy, production: Version, candidate: Version): GateRule {
   const { primaryMetric: name, evalSet } = policy;
@@ -149,7 +158,7 @@ function primaryMetricRule(policy: EffectivePolicy, production: Version, candida
     productionValue: before,
     candidateValue: after,
     limit: policy.minImprovement,
-    detail: `${name} on ${on}: ${num(before)} -> ${num(after)} (${pct(gain)} better), required ${pct(policy.minImprovement)}`,
+    detail: `${name} on ${on}: ${num(before)} -> ${num(after)} (${change(gain)}), required ${floor(policy.minImprovement)}`,
   };
 }
 
@@ -236,7 +245,7 @@ function segmentRules(policy: EffectivePolicy, production: Version, candidate: V
         productionValue: before,
         candidateValue: after,
         limit,
-        detail: `${name} in segment ${segment}: ${num(before)} -> ${num(after)} (${pct(-regression)} better), worst allowed ${pct(-limit)}`,
+        detail: `${name} in segment ${segment}: ${num(before)} -> ${num(after)} (${change(-regression)}), allowed ${floor(-limit)}`,
       };
     });
 }
