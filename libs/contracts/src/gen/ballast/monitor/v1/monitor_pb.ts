@@ -24,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ballast/monitor/v1/monitor.proto.
  */
 export const file_ballast_monitor_v1_monitor: GenFile = /*@__PURE__*/
-  fileDesc("CiBiYWxsYXN0L21vbml0b3IvdjEvbW9uaXRvci5wcm90bxISYmFsbGFzdC5tb25pdG9yLnYxIn8KC0RyaWZ0Q29uZmlnEg4KBm1ldGhvZBgBIAEoCRIRCgl0aHJlc2hvbGQYAiABKAESEAoIcHNpX3dhcm4YAyABKAESEQoJcHNpX2FsZXJ0GAQgASgBEhMKC21pbl9zYW1wbGVzGAUgASgFEhMKC2RyaWZ0X3NoYXJlGAYgASgBIqsBCg1SZXRyYWluUG9saWN5Eg8KB2VuYWJsZWQYASABKAgSKwoIY29vbGRvd24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoObWF4X3Blcl93aW5kb3cYAyABKAUSLgoLcmF0ZV93aW5kb3cYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMZmVhdHVyZV92aWV3GAUgASgJIvIDCg1Nb25pdG9yQ29uZmlnEiYKBHRhc2sYASABKA4yGC5iYWxsYXN0Lm1vbml0b3IudjEuVGFzaxIpCgZ3aW5kb3cYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoFZHJpZnQYAyABKAsyHy5iYWxsYXN0Lm1vbml0b3IudjEuRHJpZnRDb25maWcSQQoIZmVhdHVyZXMYBCADKAsyLy5iYWxsYXN0Lm1vbml0b3IudjEuTW9uaXRvckNvbmZpZy5GZWF0dXJlc0VudHJ5EhkKEXByZWRpY3Rpb25fb3V0cHV0GAUgASgJEhYKDmZlYXR1cmVzX2lucHV0GAYgASgJEi4KC2pvaW5fd2luZG93GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKB3JldHJhaW4YCCABKAsyIS5iYWxsYXN0Lm1vbml0b3IudjEuUmV0cmFpblBvbGljeRIyCgdhY3R1YWxzGAkgASgLMiEuYmFsbGFzdC5tb25pdG9yLnYxLkFjdHVhbHNTb3VyY2UaUAoNRmVhdHVyZXNFbnRyeRILCgNrZXkYASABKAkSLgoFdmFsdWUYAiABKAsyHy5iYWxsYXN0Lm1vbml0b3IudjEuRHJpZnRDb25maWc6AjgBIk8KDUFjdHVhbHNTb3VyY2USDwoHZGF0YXNldBgBIAEoCRIYChBlbnRpdHlfa2V5X2ZpZWxkGAIgASgJEhMKC3ZhbHVlX2ZpZWxkGAMgASgJIqIBChJTZXRCYXNlbGluZVJlcXVlc3QSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoBRI5CgpzdGF0aXN0aWNzGAMgAygLMiUuYmFsbGFzdC5mZWF0dXJlLnYxLkZlYXR1cmVTdGF0aXN0aWNzEjEKBmNvbmZpZxgEIAEoCzIhLmJhbGxhc3QubW9uaXRvci52MS5Nb25pdG9yQ29uZmlnIicKE1NldEJhc2VsaW5lUmVzcG9uc2USEAoIZmVhdHVyZXMYASADKAkitgEKD0dldERyaWZ0UmVxdWVzdBINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdzZWdtZW50GAUgASgJEhQKDGFsbF9zZWdtZW50cxgGIAEoCCLWAwoMRmVhdHVyZURyaWZ0Eg8KB2ZlYXR1cmUYASABKAkSFQoNaXNfcHJlZGljdGlvbhgCIAEoCBIOCgZtZXRob2QYAyABKAkSEQoJc3RhdGlzdGljGAQgASgBEg8KB3BfdmFsdWUYBSABKAESEQoJdGhyZXNob2xkGAYgASgBEg8KB2RyaWZ0ZWQYByABKAgSFAoMaW5zdWZmaWNpZW50GAggASgIEgsKA3BzaRgJIAEoARIRCglwc2lfbGV2ZWwYCiABKAkSFgoOamVuc2VuX3NoYW5ub24YCyABKAESFAoMa3Nfc3RhdGlzdGljGAwgASgBEhIKCmtzX3BfdmFsdWUYDSABKAESHgoWd2Fzc2Vyc3RlaW5fbm9ybWFsaXplZBgOIAEoARIcChRjaGlfc3F1YXJlX3N0YXRpc3RpYxgPIAEoARIaChJjaGlfc3F1YXJlX3BfdmFsdWUYECABKAESDQoFY291bnQYESABKAMSEgoKbnVsbF9jb3VudBgSIAEoAxIUCgxvdXRfb2ZfcmFuZ2UYEyABKAMSEQoJbnVsbF9yYXRlGBQgASgBEhoKEmJhc2VsaW5lX251bGxfcmF0ZRgVIAEoARIMCgRtZWFuGBYgASgBIrICCgtXaW5kb3dEcmlmdBIwCgx3aW5kb3dfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCndpbmRvd19lbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NlZ21lbnQYAyABKAkSDAoEcm93cxgEIAEoAxIPCgdkcmlmdGVkGAUgASgIEhMKC2RyaWZ0X3NoYXJlGAYgASgBEhgKEGRyaWZ0ZWRfZmVhdHVyZXMYByABKAUSMgoIZmVhdHVyZXMYCCADKAsyIC5iYWxsYXN0Lm1vbml0b3IudjEuRmVhdHVyZURyaWZ0EhYKDmxhdGVuY3lfcDUwX21zGAkgASgBEhYKDmxhdGVuY3lfcDk5X21zGAogASgBIlUKEEdldERyaWZ0UmVzcG9uc2USMAoHd2luZG93cxgBIAMoCzIfLmJhbGxhc3QubW9uaXRvci52MS5XaW5kb3dEcmlmdBIPCgd2ZXJzaW9uGAIgASgFIlUKBkFjdHVhbBISCgplbnRpdHlfa2V5GAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAMgASgBIlIKFFJlY29yZEFjdHVhbHNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEisKB2FjdHVhbHMYAiADKAsyGi5iYWxsYXN0Lm1vbml0b3IudjEuQWN0dWFsIk8KFVJlY29yZEFjdHVhbHNSZXNwb25zZRIPCgdtYXRjaGVkGAEgASgDEhEKCXVubWF0Y2hlZBgCIAEoAxISCgpkdXBsaWNhdGVzGAMgASgDIs0BCg9HZXRFcnJvclJlcXVlc3QSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2VnbWVudBgFIAEoCRIUCgxhbGxfc2VnbWVudHMYBiABKAgSFQoNbWVyZ2Vfd2luZG93cxgHIAEoCCLoAQoLRXJyb3JXaW5kb3cSMAoMd2luZG93X3N0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp3aW5kb3dfZW5kGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAMgASgFEg8KB3NlZ21lbnQYBCABKAkSDQoFY291bnQYBSABKAMSCwoDbWFlGAYgASgBEgwKBHJtc2UYByABKAESDAoEbWFwZRgIIAEoARIQCghhY2N1cmFjeRgJIAEoARILCgNhdWMYCiABKAEiRAoQR2V0RXJyb3JSZXNwb25zZRIwCgd3aW5kb3dzGAEgAygLMh8uYmFsbGFzdC5tb25pdG9yLnYxLkVycm9yV2luZG93IssBCglBbGVydFJ1bGUSDQoFbW9kZWwYASABKAkSDAoEbmFtZRgCIAEoCRIvCgZtZXRyaWMYAyABKA4yHy5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRNZXRyaWMSEQoJdGhyZXNob2xkGAQgASgBEiYKA2ZvchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdzZWdtZW50GAYgASgJEg8KB3JldHJhaW4YByABKAgSEwoLd2ViaG9va191cmwYCCABKAkiQgoTUHV0QWxlcnRSdWxlUmVxdWVzdBIrCgRydWxlGAEgASgLMh0uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0UnVsZSJDChRQdXRBbGVydFJ1bGVSZXNwb25zZRIrCgRydWxlGAEgASgLMh0uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0UnVsZSKWAwoFQWxlcnQSCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSDAoEcnVsZRgDIAEoCRIPCgdzZWdtZW50GAQgASgJEi0KBXN0YXRlGAUgASgOMh4uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0U3RhdGUSLwoGbWV0cmljGAYgASgOMh8uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0TWV0cmljEg0KBXZhbHVlGAcgASgBEhEKCXRocmVzaG9sZBgIIAEoARIPCgd2ZXJzaW9uGAkgASgFEjAKDGFjdGl2ZV9zaW5jZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZmlyZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jlc29sdmVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5yZXRyYWluX2pvYl9pZBgNIAEoCRIXCg9yZXRyYWluX3NraXBwZWQYDiABKAkiUQoRTGlzdEFsZXJ0c1JlcXVlc3QSDQoFbW9kZWwYASABKAkSLQoFc3RhdGUYAiABKA4yHi5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRTdGF0ZSI/ChJMaXN0QWxlcnRzUmVzcG9uc2USKQoGYWxlcnRzGAEgAygLMhkuYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0IiMKEldhdGNoQWxlcnRzUmVxdWVzdBINCgVtb2RlbBgBIAEoCSI/ChNXYXRjaEFsZXJ0c1Jlc3BvbnNlEigKBWFsZXJ0GAEgASgLMhkuYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0Ik8KFEdldE9wZXJhdGlvbnNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEigKBXJhbmdlGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIrYCCg9Nb2RlbE9wZXJhdGlvbnMSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIXCg9sb2dnZWRfcmVxdWVzdHMYAyABKAMSFgoObGF0ZW5jeV9wNTBfbXMYBCABKAESFgoObGF0ZW5jeV9wOTVfbXMYBSABKAESFgoObGF0ZW5jeV9wOTlfbXMYBiABKAESVQoScmVxdWVzdHNfYnlfc3RhdHVzGAcgAygLMjkuYmFsbGFzdC5tb25pdG9yLnYxLk1vZGVsT3BlcmF0aW9ucy5SZXF1ZXN0c0J5U3RhdHVzRW50cnkSEgoKZXJyb3JfcmF0ZRgIIAEoARo3ChVSZXF1ZXN0c0J5U3RhdHVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASLEAQoQU2VydmljZVJlc291cmNlcxIPCgdzZXJ2aWNlGAEgASgJEg4KBnRhcmdldBgCIAEoCRIKCgJ1cBgDIAEoCBINCgVlcnJvchgEIAEoCRIuCgpzY3JhcGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtjcHVfcGVyY2VudBgGIAEoARIUCgxtZW1vcnlfYnl0ZXMYByABKAESGQoRZXZlbnRfbG9vcF9sYWdfbXMYCCABKAEihAEKFUdldE9wZXJhdGlvbnNSZXNwb25zZRIzCgZtb2RlbHMYASADKAsyIy5iYWxsYXN0Lm1vbml0b3IudjEuTW9kZWxPcGVyYXRpb25zEjYKCHNlcnZpY2VzGAIgAygLMiQuYmFsbGFzdC5tb25pdG9yLnYxLlNlcnZpY2VSZXNvdXJjZXMiGQoXR2V0TW9uaXRvclN0YXR1c1JlcXVlc3QimQEKGEdldE1vbml0b3JTdGF0dXNSZXNwb25zZRJMCghjb3VudGVycxgBIAMoCzI6LmJhbGxhc3QubW9uaXRvci52MS5HZXRNb25pdG9yU3RhdHVzUmVzcG9uc2UuQ291bnRlcnNFbnRyeRovCg1Db3VudGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEqSgoEVGFzaxIUChBUQVNLX1VOU1BFQ0lGSUVEEAASEwoPVEFTS19SRUdSRVNTSU9OEAESFwoTVEFTS19DTEFTU0lGSUNBVElPThACKqYCCgtBbGVydE1ldHJpYxIcChhBTEVSVF9NRVRSSUNfVU5TUEVDSUZJRUQQABIcChhBTEVSVF9NRVRSSUNfRFJJRlRfU0hBUkUQARIYChRBTEVSVF9NRVRSSUNfTUFYX1BTSRACEhQKEEFMRVJUX01FVFJJQ19NQUUQAxIVChFBTEVSVF9NRVRSSUNfUk1TRRAEEhUKEUFMRVJUX01FVFJJQ19NQVBFEAUSGwoXQUxFUlRfTUVUUklDX0VSUk9SX1JBVEUQBhIfChtBTEVSVF9NRVRSSUNfTEFURU5DWV9QOTlfTVMQBxIjCh9BTEVSVF9NRVRSSUNfT1VUX09GX1JBTkdFX1NIQVJFEAgSGgoWQUxFUlRfTUVUUklDX05VTExfUkFURRAJKlsKCkFsZXJ0U3RhdGUSGwoXQUxFUlRfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJBTEVSVF9TVEFURV9GSVJJTkcQARIYChRBTEVSVF9TVEFURV9SRVNPTFZFRBACMqMHCg5Nb25pdG9yU2VydmljZRJjCgtTZXRCYXNlbGluZRImLmJhbGxhc3QubW9uaXRvci52MS5TZXRCYXNlbGluZVJlcXVlc3QaJy5iYWxsYXN0Lm1vbml0b3IudjEuU2V0QmFzZWxpbmVSZXNwb25zZSIDkAICEloKCEdldERyaWZ0EiMuYmFsbGFzdC5tb25pdG9yLnYxLkdldERyaWZ0UmVxdWVzdBokLmJhbGxhc3QubW9uaXRvci52MS5HZXREcmlmdFJlc3BvbnNlIgOQAgESZAoNUmVjb3JkQWN0dWFscxIoLmJhbGxhc3QubW9uaXRvci52MS5SZWNvcmRBY3R1YWxzUmVxdWVzdBopLmJhbGxhc3QubW9uaXRvci52MS5SZWNvcmRBY3R1YWxzUmVzcG9uc2USWgoIR2V0RXJyb3ISIy5iYWxsYXN0Lm1vbml0b3IudjEuR2V0RXJyb3JSZXF1ZXN0GiQuYmFsbGFzdC5tb25pdG9yLnYxLkdldEVycm9yUmVzcG9uc2UiA5ACARJmCgxQdXRBbGVydFJ1bGUSJy5iYWxsYXN0Lm1vbml0b3IudjEuUHV0QWxlcnRSdWxlUmVxdWVzdBooLmJhbGxhc3QubW9uaXRvci52MS5QdXRBbGVydFJ1bGVSZXNwb25zZSIDkAICEmAKCkxpc3RBbGVydHMSJS5iYWxsYXN0Lm1vbml0b3IudjEuTGlzdEFsZXJ0c1JlcXVlc3QaJi5iYWxsYXN0Lm1vbml0b3IudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlIgOQAgESZQoLV2F0Y2hBbGVydHMSJi5iYWxsYXN0Lm1vbml0b3IudjEuV2F0Y2hBbGVydHNSZXF1ZXN0GicuYmFsbGFzdC5tb25pdG9yLnYxLldhdGNoQWxlcnRzUmVzcG9uc2UiA5ACATABEmkKDUdldE9wZXJhdGlvbnMSKC5iYWxsYXN0Lm1vbml0b3IudjEuR2V0T3BlcmF0aW9uc1JlcXVlc3QaKS5iYWxsYXN0Lm1vbml0b3IudjEuR2V0T3BlcmF0aW9uc1Jlc3BvbnNlIgOQAgEScgoQR2V0TW9uaXRvclN0YXR1cxIrLmJhbGxhc3QubW9uaXRvci52MS5HZXRNb25pdG9yU3RhdHVzUmVxdWVzdBosLmJhbGxhc3QubW9uaXRvci52MS5HZXRNb25pdG9yU3RhdHVzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_ballast_feature_v1_feature, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiBiYWxsYXN0L21vbml0b3IvdjEvbW9uaXRvci5wcm90bxISYmFsbGFzdC5tb25pdG9yLnYxIn8KC0RyaWZ0Q29uZmlnEg4KBm1ldGhvZBgBIAEoCRIRCgl0aHJlc2hvbGQYAiABKAESEAoIcHNpX3dhcm4YAyABKAESEQoJcHNpX2FsZXJ0GAQgASgBEhMKC21pbl9zYW1wbGVzGAUgASgFEhMKC2RyaWZ0X3NoYXJlGAYgASgBIqsBCg1SZXRyYWluUG9saWN5Eg8KB2VuYWJsZWQYASABKAgSKwoIY29vbGRvd24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoObWF4X3Blcl93aW5kb3cYAyABKAUSLgoLcmF0ZV93aW5kb3cYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMZmVhdHVyZV92aWV3GAUgASgJIvIDCg1Nb25pdG9yQ29uZmlnEiYKBHRhc2sYASABKA4yGC5iYWxsYXN0Lm1vbml0b3IudjEuVGFzaxIpCgZ3aW5kb3cYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoFZHJpZnQYAyABKAsyHy5iYWxsYXN0Lm1vbml0b3IudjEuRHJpZnRDb25maWcSQQoIZmVhdHVyZXMYBCADKAsyLy5iYWxsYXN0Lm1vbml0b3IudjEuTW9uaXRvckNvbmZpZy5GZWF0dXJlc0VudHJ5EhkKEXByZWRpY3Rpb25fb3V0cHV0GAUgASgJEhYKDmZlYXR1cmVzX2lucHV0GAYgASgJEi4KC2pvaW5fd2luZG93GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKB3JldHJhaW4YCCABKAsyIS5iYWxsYXN0Lm1vbml0b3IudjEuUmV0cmFpblBvbGljeRIyCgdhY3R1YWxzGAkgASgLMiEuYmFsbGFzdC5tb25pdG9yLnYxLkFjdHVhbHNTb3VyY2UaUAoNRmVhdHVyZXNFbnRyeRILCgNrZXkYASABKAkSLgoFdmFsdWUYAiABKAsyHy5iYWxsYXN0Lm1vbml0b3IudjEuRHJpZnRDb25maWc6AjgBIk8KDUFjdHVhbHNTb3VyY2USDwoHZGF0YXNldBgBIAEoCRIYChBlbnRpdHlfa2V5X2ZpZWxkGAIgASgJEhMKC3ZhbHVlX2ZpZWxkGAMgASgJItYBChJTZXRCYXNlbGluZVJlcXVlc3QSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoBRI5CgpzdGF0aXN0aWNzGAMgAygLMiUuYmFsbGFzdC5mZWF0dXJlLnYxLkZlYXR1cmVTdGF0aXN0aWNzEjEKBmNvbmZpZxgEIAEoCzIhLmJhbGxhc3QubW9uaXRvci52MS5Nb25pdG9yQ29uZmlnEjIKB3NhbXBsZXMYBSADKAsyIS5iYWxsYXN0Lm1vbml0b3IudjEuRmVhdHVyZVNhbXBsZSJTCg1GZWF0dXJlU2FtcGxlEg8KB2ZlYXR1cmUYASABKAkSEAoIaXNfbGFiZWwYAiABKAgSDwoHc2VnbWVudBgDIAEoCRIOCgZ2YWx1ZXMYBCADKAEiJwoTU2V0QmFzZWxpbmVSZXNwb25zZRIQCghmZWF0dXJlcxgBIAMoCSK2AQoPR2V0RHJpZnRSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NlZ21lbnQYBSABKAkSFAoMYWxsX3NlZ21lbnRzGAYgASgIItsECgxGZWF0dXJlRHJpZnQSDwoHZmVhdHVyZRgBIAEoCRIVCg1pc19wcmVkaWN0aW9uGAIgASgIEg4KBm1ldGhvZBgDIAEoCRIRCglzdGF0aXN0aWMYBCABKAESDwoHcF92YWx1ZRgFIAEoARIRCgl0aHJlc2hvbGQYBiABKAESDwoHZHJpZnRlZBgHIAEoCBIUCgxpbnN1ZmZpY2llbnQYCCABKAgSCwoDcHNpGAkgASgBEhEKCXBzaV9sZXZlbBgKIAEoCRIWCg5qZW5zZW5fc2hhbm5vbhgLIAEoARIUCgxrc19zdGF0aXN0aWMYDCABKAESEgoKa3NfcF92YWx1ZRgNIAEoARIeChZ3YXNzZXJzdGVpbl9ub3JtYWxpemVkGA4gASgBEhwKFGNoaV9zcXVhcmVfc3RhdGlzdGljGA8gASgBEhoKEmNoaV9zcXVhcmVfcF92YWx1ZRgQIAEoARINCgVjb3VudBgRIAEoAxISCgpudWxsX2NvdW50GBIgASgDEhQKDG91dF9vZl9yYW5nZRgTIAEoAxIRCgludWxsX3JhdGUYFCABKAESGgoSYmFzZWxpbmVfbnVsbF9yYXRlGBUgASgBEgwKBG1lYW4YFiABKAESEQoJcHNpX25vaXNlGBcgASgBEhsKE2tzX2Jpbm5lZF9zdGF0aXN0aWMYGCABKAESGQoRa3NfYmlubmVkX3BfdmFsdWUYGSABKAESHAoUa3NfcmVmZXJlbmNlX3NhbXBsZXMYGiABKAMSGgoSa3NfY3VycmVudF9zYW1wbGVzGBsgASgDIrICCgtXaW5kb3dEcmlmdBIwCgx3aW5kb3dfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCndpbmRvd19lbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NlZ21lbnQYAyABKAkSDAoEcm93cxgEIAEoAxIPCgdkcmlmdGVkGAUgASgIEhMKC2RyaWZ0X3NoYXJlGAYgASgBEhgKEGRyaWZ0ZWRfZmVhdHVyZXMYByABKAUSMgoIZmVhdHVyZXMYCCADKAsyIC5iYWxsYXN0Lm1vbml0b3IudjEuRmVhdHVyZURyaWZ0EhYKDmxhdGVuY3lfcDUwX21zGAkgASgBEhYKDmxhdGVuY3lfcDk5X21zGAogASgBIlUKEEdldERyaWZ0UmVzcG9uc2USMAoHd2luZG93cxgBIAMoCzIfLmJhbGxhc3QubW9uaXRvci52MS5XaW5kb3dEcmlmdBIPCgd2ZXJzaW9uGAIgASgFIlUKBkFjdHVhbBISCgplbnRpdHlfa2V5GAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAMgASgBIlIKFFJlY29yZEFjdHVhbHNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEisKB2FjdHVhbHMYAiADKAsyGi5iYWxsYXN0Lm1vbml0b3IudjEuQWN0dWFsIk8KFVJlY29yZEFjdHVhbHNSZXNwb25zZRIPCgdtYXRjaGVkGAEgASgDEhEKCXVubWF0Y2hlZBgCIAEoAxISCgpkdXBsaWNhdGVzGAMgASgDIs0BCg9HZXRFcnJvclJlcXVlc3QSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2VnbWVudBgFIAEoCRIUCgxhbGxfc2VnbWVudHMYBiABKAgSFQoNbWVyZ2Vfd2luZG93cxgHIAEoCCLoAQoLRXJyb3JXaW5kb3cSMAoMd2luZG93X3N0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp3aW5kb3dfZW5kGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAMgASgFEg8KB3NlZ21lbnQYBCABKAkSDQoFY291bnQYBSABKAMSCwoDbWFlGAYgASgBEgwKBHJtc2UYByABKAESDAoEbWFwZRgIIAEoARIQCghhY2N1cmFjeRgJIAEoARILCgNhdWMYCiABKAEiRAoQR2V0RXJyb3JSZXNwb25zZRIwCgd3aW5kb3dzGAEgAygLMh8uYmFsbGFzdC5tb25pdG9yLnYxLkVycm9yV2luZG93IssBCglBbGVydFJ1bGUSDQoFbW9kZWwYASABKAkSDAoEbmFtZRgCIAEoCRIvCgZtZXRyaWMYAyABKA4yHy5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRNZXRyaWMSEQoJdGhyZXNob2xkGAQgASgBEiYKA2ZvchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdzZWdtZW50GAYgASgJEg8KB3JldHJhaW4YByABKAgSEwoLd2ViaG9va191cmwYCCABKAkiQgoTUHV0QWxlcnRSdWxlUmVxdWVzdBIrCgRydWxlGAEgASgLMh0uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0UnVsZSJDChRQdXRBbGVydFJ1bGVSZXNwb25zZRIrCgRydWxlGAEgASgLMh0uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0UnVsZSKWAwoFQWxlcnQSCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSDAoEcnVsZRgDIAEoCRIPCgdzZWdtZW50GAQgASgJEi0KBXN0YXRlGAUgASgOMh4uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0U3RhdGUSLwoGbWV0cmljGAYgASgOMh8uYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0TWV0cmljEg0KBXZhbHVlGAcgASgBEhEKCXRocmVzaG9sZBgIIAEoARIPCgd2ZXJzaW9uGAkgASgFEjAKDGFjdGl2ZV9zaW5jZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZmlyZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jlc29sdmVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5yZXRyYWluX2pvYl9pZBgNIAEoCRIXCg9yZXRyYWluX3NraXBwZWQYDiABKAkiUQoRTGlzdEFsZXJ0c1JlcXVlc3QSDQoFbW9kZWwYASABKAkSLQoFc3RhdGUYAiABKA4yHi5iYWxsYXN0Lm1vbml0b3IudjEuQWxlcnRTdGF0ZSI/ChJMaXN0QWxlcnRzUmVzcG9uc2USKQoGYWxlcnRzGAEgAygLMhkuYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0IiMKEldhdGNoQWxlcnRzUmVxdWVzdBINCgVtb2RlbBgBIAEoCSI/ChNXYXRjaEFsZXJ0c1Jlc3BvbnNlEigKBWFsZXJ0GAEgASgLMhkuYmFsbGFzdC5tb25pdG9yLnYxLkFsZXJ0Ik8KFEdldE9wZXJhdGlvbnNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEigKBXJhbmdlGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIrYCCg9Nb2RlbE9wZXJhdGlvbnMSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIXCg9sb2dnZWRfcmVxdWVzdHMYAyABKAMSFgoObGF0ZW5jeV9wNTBfbXMYBCABKAESFgoObGF0ZW5jeV9wOTVfbXMYBSABKAESFgoObGF0ZW5jeV9wOTlfbXMYBiABKAESVQoScmVxdWVzdHNfYnlfc3RhdHVzGAcgAygLMjkuYmFsbGFzdC5tb25pdG9yLnYxLk1vZGVsT3BlcmF0aW9ucy5SZXF1ZXN0c0J5U3RhdHVzRW50cnkSEgoKZXJyb3JfcmF0ZRgIIAEoARo3ChVSZXF1ZXN0c0J5U3RhdHVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASLEAQoQU2VydmljZVJlc291cmNlcxIPCgdzZXJ2aWNlGAEgASgJEg4KBnRhcmdldBgCIAEoCRIKCgJ1cBgDIAEoCBINCgVlcnJvchgEIAEoCRIuCgpzY3JhcGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtjcHVfcGVyY2VudBgGIAEoARIUCgxtZW1vcnlfYnl0ZXMYByABKAESGQoRZXZlbnRfbG9vcF9sYWdfbXMYCCABKAEihAEKFUdldE9wZXJhdGlvbnNSZXNwb25zZRIzCgZtb2RlbHMYASADKAsyIy5iYWxsYXN0Lm1vbml0b3IudjEuTW9kZWxPcGVyYXRpb25zEjYKCHNlcnZpY2VzGAIgAygLMiQuYmFsbGFzdC5tb25pdG9yLnYxLlNlcnZpY2VSZXNvdXJjZXMiGQoXR2V0TW9uaXRvclN0YXR1c1JlcXVlc3QimQEKGEdldE1vbml0b3JTdGF0dXNSZXNwb25zZRJMCghjb3VudGVycxgBIAMoCzI6LmJhbGxhc3QubW9uaXRvci52MS5HZXRNb25pdG9yU3RhdHVzUmVzcG9uc2UuQ291bnRlcnNFbnRyeRovCg1Db3VudGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEqSgoEVGFzaxIUChBUQVNLX1VOU1BFQ0lGSUVEEAASEwoPVEFTS19SRUdSRVNTSU9OEAESFwoTVEFTS19DTEFTU0lGSUNBVElPThACKsgCCgtBbGVydE1ldHJpYxIcChhBTEVSVF9NRVRSSUNfVU5TUEVDSUZJRUQQABIcChhBTEVSVF9NRVRSSUNfRFJJRlRfU0hBUkUQARIYChRBTEVSVF9NRVRSSUNfTUFYX1BTSRACEhQKEEFMRVJUX01FVFJJQ19NQUUQAxIVChFBTEVSVF9NRVRSSUNfUk1TRRAEEhUKEUFMRVJUX01FVFJJQ19NQVBFEAUSGwoXQUxFUlRfTUVUUklDX0VSUk9SX1JBVEUQBhIfChtBTEVSVF9NRVRSSUNfTEFURU5DWV9QOTlfTVMQBxIjCh9BTEVSVF9NRVRSSUNfT1VUX09GX1JBTkdFX1NIQVJFEAgSGgoWQUxFUlRfTUVUUklDX05VTExfUkFURRAJEiAKHEFMRVJUX01FVFJJQ19QU0lfQUJPVkVfTk9JU0UQCipbCgpBbGVydFN0YXRlEhsKF0FMRVJUX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSQUxFUlRfU1RBVEVfRklSSU5HEAESGAoUQUxFUlRfU1RBVEVfUkVTT0xWRUQQAjKjBwoOTW9uaXRvclNlcnZpY2USYwoLU2V0QmFzZWxpbmUSJi5iYWxsYXN0Lm1vbml0b3IudjEuU2V0QmFzZWxpbmVSZXF1ZXN0GicuYmFsbGFzdC5tb25pdG9yLnYxLlNldEJhc2VsaW5lUmVzcG9uc2UiA5ACAhJaCghHZXREcmlmdBIjLmJhbGxhc3QubW9uaXRvci52MS5HZXREcmlmdFJlcXVlc3QaJC5iYWxsYXN0Lm1vbml0b3IudjEuR2V0RHJpZnRSZXNwb25zZSIDkAIBEmQKDVJlY29yZEFjdHVhbHMSKC5iYWxsYXN0Lm1vbml0b3IudjEuUmVjb3JkQWN0dWFsc1JlcXVlc3QaKS5iYWxsYXN0Lm1vbml0b3IudjEuUmVjb3JkQWN0dWFsc1Jlc3BvbnNlEloKCEdldEVycm9yEiMuYmFsbGFzdC5tb25pdG9yLnYxLkdldEVycm9yUmVxdWVzdBokLmJhbGxhc3QubW9uaXRvci52MS5HZXRFcnJvclJlc3BvbnNlIgOQAgESZgoMUHV0QWxlcnRSdWxlEicuYmFsbGFzdC5tb25pdG9yLnYxLlB1dEFsZXJ0UnVsZVJlcXVlc3QaKC5iYWxsYXN0Lm1vbml0b3IudjEuUHV0QWxlcnRSdWxlUmVzcG9uc2UiA5ACAhJgCgpMaXN0QWxlcnRzEiUuYmFsbGFzdC5tb25pdG9yLnYxLkxpc3RBbGVydHNSZXF1ZXN0GiYuYmFsbGFzdC5tb25pdG9yLnYxLkxpc3RBbGVydHNSZXNwb25zZSIDkAIBEmUKC1dhdGNoQWxlcnRzEiYuYmFsbGFzdC5tb25pdG9yLnYxLldhdGNoQWxlcnRzUmVxdWVzdBonLmJhbGxhc3QubW9uaXRvci52MS5XYXRjaEFsZXJ0c1Jlc3BvbnNlIgOQAgEwARJpCg1HZXRPcGVyYXRpb25zEiguYmFsbGFzdC5tb25pdG9yLnYxLkdldE9wZXJhdGlvbnNSZXF1ZXN0GikuYmFsbGFzdC5tb25pdG9yLnYxLkdldE9wZXJhdGlvbnNSZXNwb25zZSIDkAIBEnIKEEdldE1vbml0b3JTdGF0dXMSKy5iYWxsYXN0Lm1vbml0b3IudjEuR2V0TW9uaXRvclN0YXR1c1JlcXVlc3QaLC5iYWxsYXN0Lm1vbml0b3IudjEuR2V0TW9uaXRvclN0YXR1c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_ballast_feature_v1_feature, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Overrides of the automatic drift test (DESIGN.md, "Drift tests").
@@ -252,6 +252,14 @@ export type SetBaselineRequest = Message<"ballast.monitor.v1.SetBaselineRequest"
    * @generated from field: ballast.monitor.v1.MonitorConfig config = 4;
    */
   config?: MonitorConfig | undefined;
+
+  /**
+   * Raw reference values (e.g. the training rows), for KS on raw samples: more than the
+   * reservoir size (1,000) are sampled down, seeded, so the same request keeps the same sample.
+   *
+   * @generated from field: repeated ballast.monitor.v1.FeatureSample samples = 5;
+   */
+  samples: FeatureSample[];
 };
 
 /**
@@ -260,6 +268,44 @@ export type SetBaselineRequest = Message<"ballast.monitor.v1.SetBaselineRequest"
  */
 export const SetBaselineRequestSchema: GenMessage<SetBaselineRequest> = /*@__PURE__*/
   messageDesc(file_ballast_monitor_v1_monitor, 4);
+
+/**
+ * Raw values of one feature (or the label, as the prediction's reference) in one segment.
+ *
+ * @generated from message ballast.monitor.v1.FeatureSample
+ */
+export type FeatureSample = Message<"ballast.monitor.v1.FeatureSample"> & {
+  /**
+   * @generated from field: string feature = 1;
+   */
+  feature: string;
+
+  /**
+   * @generated from field: bool is_label = 2;
+   */
+  isLabel: boolean;
+
+  /**
+   * Empty for all rows.
+   *
+   * @generated from field: string segment = 3;
+   */
+  segment: string;
+
+  /**
+   * NaN values are nulls and left out.
+   *
+   * @generated from field: repeated double values = 4;
+   */
+  values: number[];
+};
+
+/**
+ * Describes the message ballast.monitor.v1.FeatureSample.
+ * Use `create(FeatureSampleSchema)` to create a new message.
+ */
+export const FeatureSampleSchema: GenMessage<FeatureSample> = /*@__PURE__*/
+  messageDesc(file_ballast_monitor_v1_monitor, 5);
 
 /**
  * @generated from message ballast.monitor.v1.SetBaselineResponse
@@ -276,7 +322,7 @@ export type SetBaselineResponse = Message<"ballast.monitor.v1.SetBaselineRespons
  * Use `create(SetBaselineResponseSchema)` to create a new message.
  */
 export const SetBaselineResponseSchema: GenMessage<SetBaselineResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 5);
+  messageDesc(file_ballast_monitor_v1_monitor, 6);
 
 /**
  * @generated from message ballast.monitor.v1.GetDriftRequest
@@ -328,7 +374,7 @@ export type GetDriftRequest = Message<"ballast.monitor.v1.GetDriftRequest"> & {
  * Use `create(GetDriftRequestSchema)` to create a new message.
  */
 export const GetDriftRequestSchema: GenMessage<GetDriftRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 6);
+  messageDesc(file_ballast_monitor_v1_monitor, 7);
 
 /**
  * @generated from message ballast.monitor.v1.FeatureDrift
@@ -398,6 +444,10 @@ export type FeatureDrift = Message<"ballast.monitor.v1.FeatureDrift"> & {
   jensenShannon: number;
 
   /**
+   * Two-sample KS on the raw samples (the window's reservoir against the baseline's), as
+   * scipy.stats.ks_2samp on those samples; on the bins (as ks_binned_*) when the baseline
+   * was declared without samples (ks_reference_samples 0).
+   *
    * @generated from field: double ks_statistic = 12;
    */
   ksStatistic: number;
@@ -455,6 +505,39 @@ export type FeatureDrift = Message<"ballast.monitor.v1.FeatureDrift"> & {
    * @generated from field: double mean = 22;
    */
   mean: number;
+
+  /**
+   * PSI that two samples of these sizes from one distribution stay below 99 times in 100:
+   * chi2(bins - 1).ppf(0.99) * (1/count + 1/reference count). PSI under it is sampling noise.
+   *
+   * @generated from field: double psi_noise = 23;
+   */
+  psiNoise: number;
+
+  /**
+   * KS on the bins (the window's counts against the baseline's): a ks_2samp on binned
+   * values, understating the raw statistic when bins are coarse.
+   *
+   * @generated from field: double ks_binned_statistic = 24;
+   */
+  ksBinnedStatistic: number;
+
+  /**
+   * @generated from field: double ks_binned_p_value = 25;
+   */
+  ksBinnedPValue: number;
+
+  /**
+   * The raw samples ks_statistic compared (each a reservoir of at most 1,000 values); 0: on bins.
+   *
+   * @generated from field: int64 ks_reference_samples = 26;
+   */
+  ksReferenceSamples: bigint;
+
+  /**
+   * @generated from field: int64 ks_current_samples = 27;
+   */
+  ksCurrentSamples: bigint;
 };
 
 /**
@@ -462,7 +545,7 @@ export type FeatureDrift = Message<"ballast.monitor.v1.FeatureDrift"> & {
  * Use `create(FeatureDriftSchema)` to create a new message.
  */
 export const FeatureDriftSchema: GenMessage<FeatureDrift> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 7);
+  messageDesc(file_ballast_monitor_v1_monitor, 8);
 
 /**
  * @generated from message ballast.monitor.v1.WindowDrift
@@ -526,7 +609,7 @@ export type WindowDrift = Message<"ballast.monitor.v1.WindowDrift"> & {
  * Use `create(WindowDriftSchema)` to create a new message.
  */
 export const WindowDriftSchema: GenMessage<WindowDrift> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 8);
+  messageDesc(file_ballast_monitor_v1_monitor, 9);
 
 /**
  * @generated from message ballast.monitor.v1.GetDriftResponse
@@ -550,7 +633,7 @@ export type GetDriftResponse = Message<"ballast.monitor.v1.GetDriftResponse"> & 
  * Use `create(GetDriftResponseSchema)` to create a new message.
  */
 export const GetDriftResponseSchema: GenMessage<GetDriftResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 9);
+  messageDesc(file_ballast_monitor_v1_monitor, 10);
 
 /**
  * @generated from message ballast.monitor.v1.Actual
@@ -580,7 +663,7 @@ export type Actual = Message<"ballast.monitor.v1.Actual"> & {
  * Use `create(ActualSchema)` to create a new message.
  */
 export const ActualSchema: GenMessage<Actual> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 10);
+  messageDesc(file_ballast_monitor_v1_monitor, 11);
 
 /**
  * @generated from message ballast.monitor.v1.RecordActualsRequest
@@ -602,7 +685,7 @@ export type RecordActualsRequest = Message<"ballast.monitor.v1.RecordActualsRequ
  * Use `create(RecordActualsRequestSchema)` to create a new message.
  */
 export const RecordActualsRequestSchema: GenMessage<RecordActualsRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 11);
+  messageDesc(file_ballast_monitor_v1_monitor, 12);
 
 /**
  * @generated from message ballast.monitor.v1.RecordActualsResponse
@@ -633,7 +716,7 @@ export type RecordActualsResponse = Message<"ballast.monitor.v1.RecordActualsRes
  * Use `create(RecordActualsResponseSchema)` to create a new message.
  */
 export const RecordActualsResponseSchema: GenMessage<RecordActualsResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 12);
+  messageDesc(file_ballast_monitor_v1_monitor, 13);
 
 /**
  * @generated from message ballast.monitor.v1.GetErrorRequest
@@ -685,7 +768,7 @@ export type GetErrorRequest = Message<"ballast.monitor.v1.GetErrorRequest"> & {
  * Use `create(GetErrorRequestSchema)` to create a new message.
  */
 export const GetErrorRequestSchema: GenMessage<GetErrorRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 13);
+  messageDesc(file_ballast_monitor_v1_monitor, 14);
 
 /**
  * @generated from message ballast.monitor.v1.ErrorWindow
@@ -756,7 +839,7 @@ export type ErrorWindow = Message<"ballast.monitor.v1.ErrorWindow"> & {
  * Use `create(ErrorWindowSchema)` to create a new message.
  */
 export const ErrorWindowSchema: GenMessage<ErrorWindow> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 14);
+  messageDesc(file_ballast_monitor_v1_monitor, 15);
 
 /**
  * @generated from message ballast.monitor.v1.GetErrorResponse
@@ -773,7 +856,7 @@ export type GetErrorResponse = Message<"ballast.monitor.v1.GetErrorResponse"> & 
  * Use `create(GetErrorResponseSchema)` to create a new message.
  */
 export const GetErrorResponseSchema: GenMessage<GetErrorResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 15);
+  messageDesc(file_ballast_monitor_v1_monitor, 16);
 
 /**
  * @generated from message ballast.monitor.v1.AlertRule
@@ -834,7 +917,7 @@ export type AlertRule = Message<"ballast.monitor.v1.AlertRule"> & {
  * Use `create(AlertRuleSchema)` to create a new message.
  */
 export const AlertRuleSchema: GenMessage<AlertRule> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 16);
+  messageDesc(file_ballast_monitor_v1_monitor, 17);
 
 /**
  * @generated from message ballast.monitor.v1.PutAlertRuleRequest
@@ -851,7 +934,7 @@ export type PutAlertRuleRequest = Message<"ballast.monitor.v1.PutAlertRuleReques
  * Use `create(PutAlertRuleRequestSchema)` to create a new message.
  */
 export const PutAlertRuleRequestSchema: GenMessage<PutAlertRuleRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 17);
+  messageDesc(file_ballast_monitor_v1_monitor, 18);
 
 /**
  * @generated from message ballast.monitor.v1.PutAlertRuleResponse
@@ -868,7 +951,7 @@ export type PutAlertRuleResponse = Message<"ballast.monitor.v1.PutAlertRuleRespo
  * Use `create(PutAlertRuleResponseSchema)` to create a new message.
  */
 export const PutAlertRuleResponseSchema: GenMessage<PutAlertRuleResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 18);
+  messageDesc(file_ballast_monitor_v1_monitor, 19);
 
 /**
  * @generated from message ballast.monitor.v1.Alert
@@ -958,7 +1041,7 @@ export type Alert = Message<"ballast.monitor.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 19);
+  messageDesc(file_ballast_monitor_v1_monitor, 20);
 
 /**
  * @generated from message ballast.monitor.v1.ListAlertsRequest
@@ -984,7 +1067,7 @@ export type ListAlertsRequest = Message<"ballast.monitor.v1.ListAlertsRequest"> 
  * Use `create(ListAlertsRequestSchema)` to create a new message.
  */
 export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 20);
+  messageDesc(file_ballast_monitor_v1_monitor, 21);
 
 /**
  * @generated from message ballast.monitor.v1.ListAlertsResponse
@@ -1001,7 +1084,7 @@ export type ListAlertsResponse = Message<"ballast.monitor.v1.ListAlertsResponse"
  * Use `create(ListAlertsResponseSchema)` to create a new message.
  */
 export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 21);
+  messageDesc(file_ballast_monitor_v1_monitor, 22);
 
 /**
  * @generated from message ballast.monitor.v1.WatchAlertsRequest
@@ -1018,7 +1101,7 @@ export type WatchAlertsRequest = Message<"ballast.monitor.v1.WatchAlertsRequest"
  * Use `create(WatchAlertsRequestSchema)` to create a new message.
  */
 export const WatchAlertsRequestSchema: GenMessage<WatchAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 22);
+  messageDesc(file_ballast_monitor_v1_monitor, 23);
 
 /**
  * @generated from message ballast.monitor.v1.WatchAlertsResponse
@@ -1035,7 +1118,7 @@ export type WatchAlertsResponse = Message<"ballast.monitor.v1.WatchAlertsRespons
  * Use `create(WatchAlertsResponseSchema)` to create a new message.
  */
 export const WatchAlertsResponseSchema: GenMessage<WatchAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 23);
+  messageDesc(file_ballast_monitor_v1_monitor, 24);
 
 /**
  * @generated from message ballast.monitor.v1.GetOperationsRequest
@@ -1061,7 +1144,7 @@ export type GetOperationsRequest = Message<"ballast.monitor.v1.GetOperationsRequ
  * Use `create(GetOperationsRequestSchema)` to create a new message.
  */
 export const GetOperationsRequestSchema: GenMessage<GetOperationsRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 24);
+  messageDesc(file_ballast_monitor_v1_monitor, 25);
 
 /**
  * @generated from message ballast.monitor.v1.ModelOperations
@@ -1118,7 +1201,7 @@ export type ModelOperations = Message<"ballast.monitor.v1.ModelOperations"> & {
  * Use `create(ModelOperationsSchema)` to create a new message.
  */
 export const ModelOperationsSchema: GenMessage<ModelOperations> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 25);
+  messageDesc(file_ballast_monitor_v1_monitor, 26);
 
 /**
  * @generated from message ballast.monitor.v1.ServiceResources
@@ -1177,7 +1260,7 @@ export type ServiceResources = Message<"ballast.monitor.v1.ServiceResources"> & 
  * Use `create(ServiceResourcesSchema)` to create a new message.
  */
 export const ServiceResourcesSchema: GenMessage<ServiceResources> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 26);
+  messageDesc(file_ballast_monitor_v1_monitor, 27);
 
 /**
  * @generated from message ballast.monitor.v1.GetOperationsResponse
@@ -1199,7 +1282,7 @@ export type GetOperationsResponse = Message<"ballast.monitor.v1.GetOperationsRes
  * Use `create(GetOperationsResponseSchema)` to create a new message.
  */
 export const GetOperationsResponseSchema: GenMessage<GetOperationsResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 27);
+  messageDesc(file_ballast_monitor_v1_monitor, 28);
 
 /**
  * @generated from message ballast.monitor.v1.GetMonitorStatusRequest
@@ -1212,7 +1295,7 @@ export type GetMonitorStatusRequest = Message<"ballast.monitor.v1.GetMonitorStat
  * Use `create(GetMonitorStatusRequestSchema)` to create a new message.
  */
 export const GetMonitorStatusRequestSchema: GenMessage<GetMonitorStatusRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 28);
+  messageDesc(file_ballast_monitor_v1_monitor, 29);
 
 /**
  * @generated from message ballast.monitor.v1.GetMonitorStatusResponse
@@ -1232,7 +1315,7 @@ export type GetMonitorStatusResponse = Message<"ballast.monitor.v1.GetMonitorSta
  * Use `create(GetMonitorStatusResponseSchema)` to create a new message.
  */
 export const GetMonitorStatusResponseSchema: GenMessage<GetMonitorStatusResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_monitor_v1_monitor, 29);
+  messageDesc(file_ballast_monitor_v1_monitor, 30);
 
 /**
  * @generated from enum ballast.monitor.v1.Task
@@ -1324,6 +1407,14 @@ export enum AlertMetric {
    * @generated from enum value: ALERT_METRIC_NULL_RATE = 9;
    */
   NULL_RATE = 9,
+
+  /**
+   * The largest feature PSI above its sampling noise (psi - psi_noise; 0 when under it):
+   * a threshold on it does not fire on small windows of an unchanged segment.
+   *
+   * @generated from enum value: ALERT_METRIC_PSI_ABOVE_NOISE = 10;
+   */
+  PSI_ABOVE_NOISE = 10,
 }
 
 /**
