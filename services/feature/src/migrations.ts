@@ -48,4 +48,15 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    // Two events of one entity at the same time are two rows: the record's position in the
+    // dataset version (ingest order) joins the key. Rows written before keep 0, which was
+    // unique for them.
+    id: '0002_rows_record',
+    sql: `
+      ALTER TABLE rows ADD COLUMN record bigint NOT NULL DEFAULT 0;
+      ALTER TABLE rows DROP CONSTRAINT rows_pkey;
+      ALTER TABLE rows ADD PRIMARY KEY (view_version, dataset_version, event_time, entity_key, record);
+    `,
+  },
 ];

@@ -98,8 +98,9 @@ export class OnlineStore {
   }
 
   /**
-   * Writes each entity's row at its latest event time, unless the store already holds a
-   * later one for that entity; returns the entities written.
+   * Writes each entity's last row (latest event time; of several at that time, the record
+   * ingested last), unless the store already holds a later one for that entity; returns
+   * the entities written.
    */
   async write(viewVersion: string, datasetVersion: string, rows: FeatureRows): Promise<number> {
     const width = rows.featureNames.length;

@@ -125,12 +125,14 @@ export class FeatureStore {
       for (let at = 0; at < rows.count; at += INSERT_CHUNK) {
         const end = Math.min(rows.count, at + INSERT_CHUNK);
         const times: number[] = [];
+        const records: number[] = [];
         const keys: string[] = [];
         const segments: string[] = [];
         const labels: (number | null)[] = [];
         const features: string[] = [];
         for (let i = at; i < end; i++) {
           times.push(rows.times[i] as number);
+          records.push(rows.records[i] as number);
           keys.push(rows.entityKeys[i] as string);
           segments.push(rows.segments[i] as string);
           const label = rows.labels[i] as number;
@@ -139,10 +141,11 @@ export class FeatureStore {
           features.push(Buffer.from(slice.buffer).toString('hex'));
         }
         await tx.query(
-          `INSERT INTO rows (view_version, dataset_version, event_time, entity_key, segment, label, features)
-           SELECT $1, $2, t, k, s, l, decode(f, 'hex')
-           FROM unnest($3::bigint[], $4::text[], $5::text[], $6::float8[], $7::text[]) AS u(t, k, s, l, f)`,
-          [view.version, datasetVersion, times, keys, segments, labels, features],
+          `INSERT INTO rows (view_version, dataset_version, event_time, entity_key, record, segment, label, features)
+           SELECT $1, $2, t, k, r, s, l, decode(f, 'hex')
+           FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::float8[], $8::text[])
+             AS u(t, k, r, s, l, f)`,
+          [view.version, datasetVersion, times, keys, records, segments, labels, features],
         );
       }
       let min = Number.POSITIVE_INFINITY;
@@ -201,9 +204,9 @@ export class FeatureStore {
     return Number(rows[0]?.n ?? 0);
   }
 
-  /** Rows ordered by event time, then entity key, `batchSize` at a time (keyset pages). */
+  /** Rows ordered by event time, entity key, then ingest order, `batchSize` at a time (keyset pages). */
   async *readRows(query: RowQuery, batchSize: number): AsyncIterable<StoredRow[]> {
-    let after: [number, string] | undefined;
+    let after: [number, string, number] | undefined;
     for (;;) {
       const params: unknown[] = [
         query.viewVersion,
@@ -214,20 +217,21 @@ export class FeatureStore {
       ];
       let keyset = '';
       if (after) {
-        params.push(after[0], after[1]);
-        keyset = 'AND (event_time, entity_key) > ($6, $7)';
+        params.push(after[0], after[1], after[2]);
+        keyset = 'AND (event_time, entity_key, record) > ($6, $7, $8)';
       }
       const { rows } = await this.sql().query<{
         event_time: string;
         entity_key: string;
+        record: string;
         segment: string;
         label: number | null;
         features: Uint8Array;
       }>(
-        `SELECT event_time, entity_key, segment, label, features FROM rows
+        `SELECT event_time, entity_key, record, segment, label, features FROM rows
          WHERE view_version = $1 AND dataset_version = $2 AND event_time >= $3 AND event_time < $4
          ${query.labelledOnly ? 'AND label IS NOT NULL' : ''} ${keyset}
-         ORDER BY event_time, entity_key LIMIT $5`,
+         ORDER BY event_time, entity_key, record LIMIT $5`,
         params,
       );
       if (rows.length === 0) return;
@@ -238,8 +242,8 @@ export class FeatureStore {
         label: row.label === null ? Number.NaN : Number(row.label),
         features: toFloats(row.features),
       }));
-      const last = rows[rows.length - 1] as { event_time: string; entity_key: string };
-      after = [Number(last.event_time), last.entity_key];
+      const last = rows[rows.length - 1] as { event_time: string; entity_key: string; record: string };
+      after = [Number(last.event_time), last.entity_key, Number(last.record)];
       if (rows.length < batchSize) return;
     }
   }

@@ -87,7 +87,7 @@ describe('transform engine', () => {
     }
   });
 
-  it('keeps the last record of an entity and day, skips records without keys, and learns the fit', () => {
+  it('keeps both records of an entity at one time (in ingest order), skips records without keys, and learns the fit', () => {
     const rows = rowsOf(retailDefinition(), [
       { day: day(0), warehouse_id: 'w1', sku: 'a', region: 'north', units: 1, price: 1, promo: true },
       { day: day(0), warehouse_id: 'w1', sku: 'a', region: 'south', units: 2, price: 3, promo: false },
@@ -95,15 +95,21 @@ describe('transform engine', () => {
       { day: day(1), warehouse_id: null, sku: 'b', region: 'south', units: 5, price: 3, promo: false },
       { day: null, warehouse_id: 'w2', sku: 'b', region: 'east', units: 5, price: 3, promo: false },
     ]);
-    expect(rows.count).toBe(2);
+    expect(rows.count).toBe(3);
     expect(rows.skipped).toBe(2);
-    expect(rows.entityKeys).toEqual(['["w1","a"]', '["w1","b"]']);
+    expect(rows.count + rows.skipped).toBe(5);
+    expect(rows.entityKeys).toEqual(['["w1","a"]', '["w1","a"]', '["w1","b"]']);
+    expect([...rows.records]).toEqual([0, 1, 2]);
     const units = rows.featureNames.indexOf('units');
-    expect(rows.values[units]).toBe(2);
-    expect(rows.fit.vocabularies.region).toEqual(['south']);
-    expect(rows.fit.standardization.price_z).toEqual({ mean: 3, std: 0, count: 2 });
+    const width = rows.featureNames.length;
+    expect([rows.values[units], rows.values[width + units]]).toEqual([1, 2]);
+    expect(rows.fit.vocabularies.region).toEqual(['north', 'south']);
+    const fit = rows.fit.standardization.price_z;
+    expect(fit?.mean).toBeCloseTo(7 / 3, 12);
+    expect(fit?.std).toBeCloseTo(Math.sqrt(8) / 3, 12);
+    expect(fit?.count).toBe(3);
     expect(rows.featureNames.slice(-4)).toEqual(['region_0', 'region_1', 'region_2', 'price_z']);
-    expect(rows.segments).toEqual(['["w1"]', '["w1"]']);
+    expect(rows.segments).toEqual(['["w1"]', '["w1"]', '["w1"]']);
   });
 
   it('aggregates windows as a brute-force scan over the past would', () => {

@@ -4,10 +4,13 @@ import { type EntityRows, labelColumn, lagColumn, rollingColumn } from './point-
 import type { RecordTable } from './records.js';
 
 /**
- * The transform engine: a view's rows from a table of records. One row per entity and
- * event time (of several records with the same entity and event time the last one read
- * wins), ordered by entity key, then event time. Features are computed a column at a time;
- * encodings and standardization learn their parameters on the view's fit window.
+ * The transform engine: a view's rows from a table of records. One row per record with an
+ * entity and an event time: two events of one entity at the same time are two rows (a
+ * training set must not lose either), ordered by entity key, event time, then ingest order
+ * (the record's position in the dataset version). That order is the tie-break everywhere
+ * one value must be chosen: the online store's latest vector, a lag or a label landing on
+ * a time with several records, is the one ingested last. Features are computed a column at
+ * a time; encodings and standardization learn their parameters on the view's fit window.
  */
 
 export interface Fit {
@@ -28,6 +31,8 @@ export interface FeatureRows {
   labels: Float64Array;
   /** Row-major, count x featureNames.length; NaN is null. */
   values: Float64Array;
+  /** Per row: the record's position in the dataset version (ingest order). */
+  records: Int32Array;
   /** Entity g's rows are [groupStarts[g], groupStarts[g + 1]). */
   groupStarts: number[];
   /** Records left out because an entity field or the event time was null. */
@@ -76,13 +81,12 @@ function layout(view: CompiledView, table: RecordTable): Layout & { skipped: num
     const records = (byEntity.get(key) as number[]).sort(
       (a, b) => (time[a] as number) - (time[b] as number) || a - b,
     );
-    // Same event time twice: keep the record read last.
-    const kept = records.filter(
-      (r, k) => k + 1 === records.length || time[records[k + 1] as number] !== time[r],
-    );
     starts.push(count);
-    count += kept.length;
-    groups.push({ times: Float64Array.from(kept, (r) => time[r] as number), records: Int32Array.from(kept) });
+    count += records.length;
+    groups.push({
+      times: Float64Array.from(records, (r) => time[r] as number),
+      records: Int32Array.from(records),
+    });
   }
   starts.push(count);
   return { groups, groupKeys, starts, count, skipped };
@@ -255,6 +259,7 @@ export function computeRows(view: CompiledView, table: RecordTable): FeatureRows
     times,
     labels,
     values,
+    records: rowRecord,
     groupStarts: starts,
     skipped,
     fit,
