@@ -40,9 +40,10 @@ for (const pattern of rootPackage.workspaces) {
 }
 
 const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-// A project's files, whichever way an import reaches them: its folder, or its package
-// name when the import cannot be resolved (before a build: packages export their dist/).
-const under = (p) => [`^${escapeRegExp(p.dir)}/`, `^${escapeRegExp(p.name)}(/|$)`];
+// A project's files, whichever way an import reaches them: its folder (anywhere in the
+// resolved path: node_modules may be a link to another checkout's), or its package name
+// when the import cannot be resolved (before a build: packages export their dist/).
+const under = (p) => [`(^|/)${escapeRegExp(p.dir)}/`, `^${escapeRegExp(p.name)}(/|$)`];
 
 const forbidden = [
   {
