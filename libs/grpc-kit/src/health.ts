@@ -47,12 +47,15 @@ export class HealthState {
   }
 
   async *watch(service: string, signal: AbortSignal): AsyncGenerator<ServingStatus> {
-    const closed = new AbortController();
-    const onClose = () => closed.abort();
-    if (this.#closed) closed.abort();
-    else this.#changes.once('close', onClose);
+    // One controller that the call's signal and close() both abort, with both listeners
+    // removed at the end: AbortSignal.any kept every watch's signals alive after it ended.
+    const stop = new AbortController();
+    const onStop = () => stop.abort();
+    if (this.#closed || signal.aborted) stop.abort();
+    this.#changes.once('close', onStop);
+    signal.addEventListener('abort', onStop, { once: true });
     // Subscribe before sending the current status, so no change in between is lost.
-    const events = on(this.#changes, 'change', { signal: AbortSignal.any([signal, closed.signal]) });
+    const events = on(this.#changes, 'change', { signal: stop.signal });
     let last = this.#statuses.get(service) ?? ServingStatus.SERVICE_UNKNOWN;
     try {
       yield last;
@@ -64,7 +67,9 @@ export class HealthState {
     } catch (err) {
       if ((err as Error).name !== 'AbortError') throw err;
     } finally {
-      this.#changes.off('close', onClose);
+      this.#changes.off('close', onStop);
+      signal.removeEventListener('abort', onStop);
+      stop.abort();
     }
   }
 }

@@ -21,7 +21,7 @@ export {
   unavailable,
 } from './errors.js';
 export { HealthState, healthService, ServingStatus } from './health.js';
-export { authInterceptor, metricsInterceptor, tokenMatches } from './interceptors.js';
+export { authInterceptor, firstByteDeadline, metricsInterceptor, tokenMatches } from './interceptors.js';
 export { exitOnSignals, runMain } from './lifecycle.js';
 export { ReflectionIndex, type ReflectionService, reflectionService } from './reflection.js';
 export { type Dependency, type RunningService, type RunServiceOptions, runService } from './runtime.js';
@@ -36,7 +36,14 @@ export {
   startGrpcServer,
 } from './server.js';
 export { adaptService, type CallInfo, type Interceptor } from './server-adapter.js';
+export { BoundedStreamWriter, DEFAULT_STREAM_BUFFER_BYTES } from './stream-writer.js';
 export { channelCredentialsFromEnv, serverCredentialsFromEnv, type TlsEnv } from './tls.js';
+export {
+  grpcServerChannelOptions,
+  TRANSPORT_DEFAULTS,
+  type TransportLimits,
+  transportLimitsFromEnv,
+} from './transport-limits.js';
 export type {
   CallOptions,
   HandlerContext,
@@ -47,3 +54,4 @@ export type {
   ServiceDesc,
   ServiceImpl,
 } from './types.js';
+export { DEFAULT_MAX_WATCHERS, isWatch, WatcherCounts } from './watchers.js';

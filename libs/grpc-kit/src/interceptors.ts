@@ -64,6 +64,39 @@ export function authInterceptor(expectedToken: string): ServerInterceptor {
   };
 }
 
+/**
+ * The default deadline, counted from a call's headers (its first byte) as grpc-js counts a
+ * client's. The adapter's own deadline starts only when a handler runs, which for a unary
+ * call is once its message is complete: a client that sends half a message, or opens a
+ * client stream and goes quiet, would otherwise hold the call (and its buffers) forever.
+ * Response streams are left alone: they are meant to stay open.
+ */
+export function firstByteDeadline(defaultMs: number): ServerInterceptor {
+  return (method: ServerMethodDefinition<unknown, unknown>, call: ServerInterceptingCallInterface) => {
+    if (method.responseStream) return new ServerInterceptingCall(call);
+    let timer: NodeJS.Timeout | undefined;
+    const stop = () => clearTimeout(timer);
+    const responder = new ResponderBuilder()
+      .withStart((next) => {
+        if (!Number.isFinite(call.getDeadline())) {
+          timer = setTimeout(() => {
+            call.sendStatus({
+              code: status.DEADLINE_EXCEEDED,
+              details: `deadline exceeded: the call set no deadline and was not answered within the default of ${defaultMs} ms from its first byte`,
+            });
+          }, defaultMs);
+        }
+        next(new ServerListenerBuilder().withOnCancel(stop).build());
+      })
+      .withSendStatus((statusObject, next) => {
+        stop();
+        next(statusObject);
+      })
+      .build();
+    return new ServerInterceptingCall(call, responder);
+  };
+}
+
 const statusNames = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<
   number,
   string

@@ -11,7 +11,9 @@ import {
 } from '@grpc/grpc-js';
 import { UndecodableRequest } from './definition.js';
 import { BallastError, type InternalErrorSink, toStatus } from './errors.js';
+import { BoundedStreamWriter, DEFAULT_STREAM_BUFFER_BYTES } from './stream-writer.js';
 import type { HandlerContext, ServiceDesc, ServiceImpl } from './types.js';
+import { isWatch, type WatcherCounts } from './watchers.js';
 
 /** What an interceptor sees of a call. */
 export interface CallInfo {
@@ -30,6 +32,10 @@ export interface AdapterOptions {
   /** Deadline applied to unary and client-streaming calls whose client set none. */
   defaultDeadlineMs: number | undefined;
   log: InternalErrorSink;
+  /** Bytes a response stream may have waiting on a slow reader (default 256 KiB). */
+  streamBufferBytes?: number;
+  /** Caps open watch streams per service; absent, watches are not counted. */
+  watchers?: WatcherCounts;
 }
 
 type AnyCall =
@@ -129,18 +135,6 @@ async function* readRequests(
   for await (const message of stream.iterator({ destroyOnReturn: false })) yield decoded(message);
 }
 
-/** Writes one message, waiting for the transport to drain so a fast producer cannot balloon memory. */
-async function write(
-  stream: ServerWritableStream<object, object> | ServerDuplexStream<object, object>,
-  message: object,
-  signal: AbortSignal,
-) {
-  if (signal.aborted) throw signal.reason;
-  if (!stream.write(message)) {
-    await raceSignal(new Promise<void>((resolve) => stream.once('drain', () => resolve())), signal);
-  }
-}
-
 type Handler = (...args: never[]) => unknown;
 
 function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptions): UntypedHandleCall {
@@ -192,7 +186,14 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
             ? (call as ServerWritableStream<object, object>).request
             : readRequests(call as ServerDuplexStream<object, object>);
         let headersSent = false;
+        const writer = new BoundedStreamWriter(
+          call,
+          method.output,
+          options.streamBufferBytes ?? DEFAULT_STREAM_BUFFER_BYTES,
+        );
+        let leaveWatch: (() => void) | undefined;
         compose(options.interceptors, { method, ctx }, async () => {
+          if (isWatch(method) && options.watchers) leaveWatch = options.watchers.enter(method);
           const request = method.methodKind === 'server_streaming' ? decoded(input) : input;
           const responses = (handler as (r: unknown, c: HandlerContext) => AsyncIterable<object>)(
             request,
@@ -203,12 +204,15 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
               sendHeaders(call, ctx);
               headersSent = true;
             }
-            await write(call, message, ctx.signal);
+            await writer.write(message, ctx.signal);
           }
         })
           .then(() => call.end(ctx.responseTrailers))
           .catch((err: unknown) => call.emit('error', fail(err, ctx)))
-          .finally(dispose);
+          .finally(() => {
+            leaveWatch?.();
+            dispose();
+          });
       };
   }
 }

@@ -3,11 +3,17 @@ import { Server, type ServerCredentials, type ServerInterceptor } from '@grpc/gr
 import { type RequestDecoder, serviceDefinition } from './definition.js';
 import type { InternalErrorSink } from './errors.js';
 import { HealthState, healthService, ServingStatus } from './health.js';
-import { authInterceptor, metricsInterceptor } from './interceptors.js';
+import { authInterceptor, firstByteDeadline, metricsInterceptor } from './interceptors.js';
 import { reflectionService } from './reflection.js';
 import { adaptService, type Interceptor } from './server-adapter.js';
 import { serverCredentialsFromEnv } from './tls.js';
+import {
+  grpcServerChannelOptions,
+  type TransportLimits,
+  transportLimitsFromEnv,
+} from './transport-limits.js';
 import type { RequestDecoders, ServiceDesc, ServiceImpl } from './types.js';
+import { WatcherCounts } from './watchers.js';
 
 export interface KitLogger extends InternalErrorSink {
   info(obj: object, msg?: string): void;
@@ -61,8 +67,10 @@ export interface GrpcServerOptions {
   authToken?: string | undefined;
   /** Receive and send limit per message. grpc-js defaults to 4 MiB; raise it deliberately. */
   maxMessageBytes?: number;
-  /** Deadline for unary and client-streaming calls whose client set none. */
+  /** Deadline for unary and client-streaming calls whose client set none, from their first byte. */
   defaultDeadlineMs?: number;
+  /** Keepalive, connection idle/age, stream and watcher caps; default: transportLimitsFromEnv(). */
+  limits?: Partial<TransportLimits>;
   /** How long in-flight calls may take to finish on shutdown before they are cancelled. */
   shutdownGraceMs?: number;
   interceptors?: Interceptor[];
@@ -89,16 +97,27 @@ function bind(server: Server, address: string, credentials: ServerCredentials): 
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const grpcInterceptors: ServerInterceptor[] = options.authToken ? [authInterceptor(options.authToken)] : [];
+  const limits: TransportLimits = {
+    ...transportLimitsFromEnv(),
+    ...options.limits,
+    ...(options.defaultDeadlineMs !== undefined ? { defaultDeadlineMs: options.defaultDeadlineMs } : {}),
+  };
+  const grpcInterceptors: ServerInterceptor[] = [
+    firstByteDeadline(limits.defaultDeadlineMs),
+    ...(options.authToken ? [authInterceptor(options.authToken)] : []),
+  ];
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
+    ...grpcServerChannelOptions(limits),
     interceptors: grpcInterceptors,
   });
   const adapterOptions = {
     interceptors: [metricsInterceptor(), ...(options.interceptors ?? [])],
-    defaultDeadlineMs: options.defaultDeadlineMs ?? 30_000,
+    defaultDeadlineMs: limits.defaultDeadlineMs,
     log: options.log,
+    streamBufferBytes: limits.streamBufferBytes,
+    watchers: new WatcherCounts(limits.maxWatchers),
   };
 
   const health = new HealthState();
