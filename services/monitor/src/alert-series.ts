@@ -33,6 +33,7 @@ function isDriftMetric(m: AlertMetric): boolean {
   return (
     m === AlertMetric.DRIFT_SHARE ||
     m === AlertMetric.MAX_PSI ||
+    m === AlertMetric.PSI_ABOVE_NOISE ||
     m === AlertMetric.LATENCY_P99_MS ||
     m === AlertMetric.OUT_OF_RANGE_SHARE ||
     m === AlertMetric.NULL_RATE
@@ -150,6 +151,7 @@ function driftMetric(
       insufficient?: boolean;
       isPrediction?: boolean;
       psi?: number;
+      psiNoise?: number;
       count?: bigint;
       outOfRange?: bigint;
       nullCount?: bigint;
@@ -165,6 +167,10 @@ function driftMetric(
       return judged.length === 0 ? undefined : (w.driftShare ?? 0);
     case AlertMetric.MAX_PSI:
       return judged.length === 0 ? undefined : Math.max(...judged.map((f) => f.psi ?? 0));
+    case AlertMetric.PSI_ABOVE_NOISE:
+      return judged.length === 0
+        ? undefined
+        : Math.max(0, ...judged.map((f) => (f.psi ?? 0) - (f.psiNoise ?? 0)));
     case AlertMetric.LATENCY_P99_MS:
       return w.latencyP99Ms !== undefined && Number.isFinite(w.latencyP99Ms) ? w.latencyP99Ms : undefined;
     case AlertMetric.OUT_OF_RANGE_SHARE: {

@@ -4,6 +4,8 @@
  * two is adding them, so a window is the same whether its records came in one job or many.
  */
 
+import { mergeSamples, seededUniform, seedOf } from './reservoir.js';
+
 /** The reference a window is binned against (from feature statistics, or declared). */
 export type Baseline = NumericBaseline | CategoricalBaseline;
 
@@ -38,6 +40,11 @@ export interface WindowHistogram {
   sumSq: number;
   min: number;
   max: number;
+  /**
+   * A uniform sample (reservoir.ts) of the raw values counted, numeric features only: bins
+   * alone understate KS, so raw-sample statistics are computed on it.
+   */
+  sample?: number[];
 }
 
 /** How many window bins a baseline needs (its own plus the out-of-range or unseen ones). */
@@ -109,6 +116,11 @@ export function addValue(
 export function mergeWindow(into: WindowHistogram, from: WindowHistogram): void {
   if (into.counts.length !== from.counts.length)
     throw new RangeError(`window bins differ: ${into.counts.length} vs ${from.counts.length}`);
+  if (into.sample || from.sample) {
+    // Seeded by what both hold, so replaying the same jobs merges to the same sample.
+    const random = seededUniform(seedOf(`${into.count}|${from.count}|${into.sum}|${from.sum}`));
+    into.sample = mergeSamples(into.sample ?? [], into.count, from.sample ?? [], from.count, random);
+  }
   for (let i = 0; i < into.counts.length; i++)
     into.counts[i] = (into.counts[i] as number) + (from.counts[i] as number);
   into.count += from.count;

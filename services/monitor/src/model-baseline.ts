@@ -2,6 +2,7 @@ import type { FeatureStatistics } from '@ballast/contracts/ballast/feature/v1/fe
 import {
   type AlertRule,
   AlertRuleSchema,
+  type FeatureSample,
   type MonitorConfig,
   MonitorConfigSchema,
   Task,
@@ -11,6 +12,7 @@ import { create, fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
 import type { DriftMethod, DriftOptions } from './drift.js';
 import type { Baseline, NumericBaseline } from './histogram.js';
+import { reservoirOf } from './reservoir.js';
 
 /** The name windows keep the prediction's histogram under. */
 export const PREDICTION = '@prediction';
@@ -35,6 +37,8 @@ export interface ModelBaseline {
   /** feature (or PREDICTION) -> segment ('' = all rows) -> baseline. */
   baselines: Map<string, Map<string, Baseline>>;
   config: MonitorConfig;
+  /** Raw reference values (a reservoir each), feature -> segment -> values; absent: none declared. */
+  samples?: Map<string, Map<string, number[]>> | undefined;
 }
 
 export const DEFAULT_WINDOW_MS = 3_600_000;
@@ -57,6 +61,13 @@ export function baselineFor(model: ModelBaseline, feature: string, segment: stri
   if (feature === LATENCY) return LATENCY_BASELINE;
   const bySegment = model.baselines.get(feature);
   return bySegment?.get(segment) ?? bySegment?.get('');
+}
+
+/** The raw reference sample windows of `feature` in `segment` are compared with, as baselineFor picks. */
+export function sampleFor(model: ModelBaseline, feature: string, segment: string): number[] | undefined {
+  if (!model.baselines.get(feature)?.has(segment)) segment = '';
+  const sample = model.samples?.get(feature)?.get(segment);
+  return sample && sample.length > 0 ? sample : undefined;
 }
 
 const METHODS = new Set(['auto', 'ks', 'chisquare', 'ztest', 'wasserstein', 'jensenshannon', 'psi']);
@@ -95,6 +106,7 @@ export function buildBaseline(
   statistics: readonly FeatureStatistics[],
   config: MonitorConfig | undefined,
   defaults: { windowMs?: number; task?: Task } = {},
+  samples: readonly FeatureSample[] = [],
 ): ModelBaseline {
   const features: string[] = [];
   const baselines = new Map<string, Map<string, Baseline>>();
@@ -121,7 +133,37 @@ export function buildBaseline(
     if (c?.method && !METHODS.has(c.method))
       throw invalidArgument(`${name}.method`, `unknown method ${c.method}`);
   }
-  return { model, version, features, baselines, config: cfg };
+  const built: ModelBaseline = { model, version, features, baselines, config: cfg };
+  if (samples.length > 0) built.samples = referenceSamples(samples, baselines);
+  return built;
+}
+
+/** Declared raw reference values, each kept as a reservoir seeded by its feature and segment. */
+function referenceSamples(
+  samples: readonly FeatureSample[],
+  baselines: ReadonlyMap<string, ReadonlyMap<string, Baseline>>,
+): Map<string, Map<string, number[]>> {
+  const out = new Map<string, Map<string, number[]>>();
+  samples.forEach((s, i) => {
+    const name = s.isLabel ? PREDICTION : s.feature;
+    const baseline = baselines.get(name)?.get(s.segment);
+    if (!baseline)
+      throw invalidArgument(
+        `samples[${i}]`,
+        `${s.isLabel ? 'the label' : `feature ${JSON.stringify(s.feature)}`} in segment ${JSON.stringify(s.segment)} has no statistics`,
+      );
+    if (baseline.kind !== 'numeric')
+      throw invalidArgument(`samples[${i}]`, 'only numeric features take raw samples');
+    let bySegment = out.get(name);
+    if (!bySegment) {
+      bySegment = new Map();
+      out.set(name, bySegment);
+    }
+    if (bySegment.has(s.segment))
+      throw invalidArgument(`samples[${i}]`, 'repeats an earlier feature and segment');
+    bySegment.set(s.segment, reservoirOf(s.values, `${name}|${s.segment}`));
+  });
+  return out;
 }
 
 // --- persistence form --------------------------------------------------------------------
@@ -130,6 +172,7 @@ export interface StoredBaseline {
   features: string[];
   baselines: [string, [string, Baseline][]][];
   config: JsonValue;
+  samples?: [string, [string, number[]][]][];
 }
 
 export function toStored(b: ModelBaseline): StoredBaseline {
@@ -137,6 +180,9 @@ export function toStored(b: ModelBaseline): StoredBaseline {
     features: b.features,
     baselines: [...b.baselines].map(([f, m]) => [f, [...m]]),
     config: toJson(MonitorConfigSchema, b.config),
+    ...(b.samples
+      ? { samples: [...b.samples].map(([f, m]) => [f, [...m]] as [string, [string, number[]][]]) }
+      : {}),
   };
 }
 
@@ -147,6 +193,7 @@ export function fromStored(model: string, version: number, s: StoredBaseline): M
     features: s.features,
     baselines: new Map(s.baselines.map(([f, m]) => [f, new Map(m)])),
     config: fromJson(MonitorConfigSchema, s.config),
+    ...(s.samples ? { samples: new Map(s.samples.map(([f, m]) => [f, new Map(m)])) } : {}),
   };
 }
 

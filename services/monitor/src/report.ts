@@ -17,6 +17,7 @@ import {
   LATENCY_BASELINE,
   type ModelBaseline,
   PREDICTION,
+  sampleFor,
   windowMs,
 } from './model-baseline.js';
 import type { ErrorKey, ErrorSums } from './store/errors.js';
@@ -50,7 +51,12 @@ export function driftReport(
       const baseline = baselineFor(model, feature, first.segment);
       // Windows binned against another baseline (replaced since) are not comparable.
       if (!hist || !baseline || hist.counts.length !== windowBins(baseline)) continue;
-      const d = featureDrift(baseline, hist, driftOptions(model, feature));
+      const d = featureDrift(
+        baseline,
+        hist,
+        driftOptions(model, feature),
+        sampleFor(model, feature, first.segment),
+      );
       if (feature !== PREDICTION) verdicts.push(d);
       const refRows = baselineRows(baseline) + baseline.nulls;
       features.push({
@@ -63,10 +69,15 @@ export function driftReport(
         drifted: d.drifted,
         insufficient: d.insufficient,
         psi: d.psi,
+        psiNoise: d.psiNoise,
         psiLevel: d.psiLevel,
         jensenShannon: d.jensenShannon,
         ksStatistic: d.ks?.statistic ?? Number.NaN,
         ksPValue: d.ks?.pValue ?? Number.NaN,
+        ksBinnedStatistic: d.ksBinned?.statistic ?? Number.NaN,
+        ksBinnedPValue: d.ksBinned?.pValue ?? Number.NaN,
+        ksReferenceSamples: BigInt(d.ksSamples?.reference ?? 0),
+        ksCurrentSamples: BigInt(d.ksSamples?.current ?? 0),
         wassersteinNormalized: d.wassersteinNormalized ?? Number.NaN,
         chiSquareStatistic: d.chiSquare?.statistic ?? Number.NaN,
         chiSquarePValue: d.chiSquare?.pValue ?? Number.NaN,

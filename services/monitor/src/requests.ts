@@ -39,6 +39,7 @@ export function baselineInput(req: SetBaselineRequest): BaselineInput {
     version: versionOf('version', req.version),
     statistics: req.statistics,
     config: req.config,
+    samples: req.samples,
   };
 }
 

@@ -315,6 +315,30 @@ export function chiSquareSf(x: number, df: number): number {
   return gammaQ(df / 2, x / 2);
 }
 
+/** The x with P(X ≥ x) = q for X ~ χ²(df) (scipy.stats.chi2.isf), by bisection on the sf. */
+export function chiSquareIsf(q: number, df: number): number {
+  let lo = 0;
+  let hi = Math.max(1, df);
+  while (chiSquareSf(hi, df) > q) hi *= 2;
+  for (let i = 0; i < 100 && hi - lo > 1e-12 * hi; i++) {
+    const mid = (lo + hi) / 2;
+    if (chiSquareSf(mid, df) > q) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * The PSI two samples of `n1` and `n2` values from one distribution over `bins` occupied bins
+ * stay below with probability 1 - q. PSI is a symmetric divergence: times n1·n2/(n1 + n2) it
+ * tends to χ²(bins - 1), so its sampling noise alone averages (bins - 1)·(1/n1 + 1/n2), and a
+ * fixed threshold (0.2, 0.25) is crossed by unchanged data in windows of a hundred rows.
+ */
+export function psiNoise(bins: number, n1: number, n2: number, q = 0.01): number {
+  if (bins < 2 || n1 <= 0 || n2 <= 0) return 0;
+  return chiSquareIsf(q, bins - 1) * (1 / n1 + 1 / n2);
+}
+
 /** P(Z ≥ z) for a standard normal (scipy.stats.norm.sf). */
 export function normalSf(z: number): number {
   const erfc = (v: number) => (v >= 0 ? gammaQ(0.5, v * v) : 2 - gammaQ(0.5, v * v));

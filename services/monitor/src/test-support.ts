@@ -1,17 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { seededUniform } from './reservoir.js';
 
-/** A seeded uniform generator in [0, 1) (mulberry32), so every test draws the same samples. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform generator in [0, 1): the reservoirs' own, so every test draws the same samples. */
+export const seededRandom = seededUniform;
 
 /** Standard normal draws (Box–Muller) from a seeded generator. */
 export function seededNormal(seed: number): () => number {

@@ -1,5 +1,5 @@
 import type { PredictionRecord } from '@ballast/queue';
-import { addValue, emptyWindow, type WindowHistogram } from './histogram.js';
+import { addValue, type Baseline, emptyWindow, type WindowHistogram } from './histogram.js';
 import {
   baselineFor,
   LATENCY,
@@ -8,6 +8,7 @@ import {
   PREDICTION,
   windowMs,
 } from './model-baseline.js';
+import { offer, seededUniform, seedOf } from './reservoir.js';
 
 /**
  * Turns logged prediction records into window statistics: one histogram per (window,
@@ -74,6 +75,19 @@ function columns(
 export function absorb(model: ModelBaseline, records: readonly PredictionRecord[]): Absorbed {
   const out: Absorbed = { windows: new Map(), predictions: [], records: 0, malformed: 0 };
   const width = windowMs(model.config);
+  const randoms = new Map<string, () => number>();
+  // Raw values of numeric features (and the prediction) go to the window's reservoir too.
+  const sampled = (baseline: Baseline, h: WindowHistogram, id: string, v: number) => {
+    addValue(baseline, h, v);
+    if (baseline.kind !== 'numeric' || !Number.isFinite(v)) return;
+    let random = randoms.get(id);
+    if (!random) {
+      random = seededUniform(seedOf(id));
+      randoms.set(id, random);
+    }
+    h.sample ??= [];
+    offer(h.sample, h.count - 1, v, random);
+  };
   const hist = (windowStart: number, segment: string, feature: string): WindowHistogram | undefined => {
     const key = { windowStart, segment, feature };
     const id = windowKeyString(key);
@@ -104,13 +118,17 @@ export function absorb(model: ModelBaseline, records: readonly PredictionRecord[
         if (!h) return;
         const baseline = baselineFor(model, feature, s);
         if (!baseline) return;
-        for (const v of cols.values[j] as number[]) addValue(baseline, h, v);
+        const id = windowKeyString({ windowStart, segment: s, feature });
+        for (const v of cols.values[j] as number[]) sampled(baseline, h, id, v);
       });
       const latency = hist(windowStart, s, LATENCY);
       if (latency) addValue(LATENCY_BASELINE, latency, record.latencyUs / 1000);
       const p = predictions && baselineFor(model, PREDICTION, s);
       const ph = p ? hist(windowStart, s, PREDICTION) : undefined;
-      if (p && ph && predictions) for (const v of predictions) addValue(p, ph, v);
+      if (p && ph && predictions) {
+        const id = windowKeyString({ windowStart, segment: s, feature: PREDICTION });
+        for (const v of predictions) sampled(p, ph, id, v);
+      }
     }
     // Actuals measure the answers callers got: a shadow's answers were never returned.
     if (record.shadow) continue;
