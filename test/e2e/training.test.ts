@@ -261,7 +261,8 @@ describe('training across real services', () => {
         (await registry.getVersionByAlias({ model: 'demand', alias: 'production' })).version?.version,
       ).toBe(2);
 
-      // The CLI: reproduce v1 from its lineage (same digest, exit 0), and a retraining schedule.
+      // The CLI: reproduce v1 from its lineage (same digest, exit 0; it registers nothing and
+      // leaves candidate on v2), and a retraining schedule.
       const reproduced = cli('train', '--reproduce', 'demand@1');
       expect(reproduced.stderr).toBe('');
       expect(reproduced.stdout).toContain(
@@ -274,26 +275,26 @@ describe('training across real services', () => {
       expect(cli('schedule', 'list').stdout).toMatch(/retrain-demand\s+0 3 \* \* \*\s+next \d{4}-/);
       expect(cli('schedule', 'remove', 'retrain-demand').status).toBe(0);
       expect(cli('schedule', 'list').stdout).not.toContain('retrain-demand');
-      expect(cli('models').stdout).toMatch(/demand\s+v3\s+candidate=v3 production=v2/);
+      expect(cli('models').stdout).toMatch(/demand\s+v2\s+candidate=v2 production=v2/);
 
       // The gate refuses a retrained version that does not improve enough: it is registered
       // and made candidate, and production stays where it was.
       await registry.updatePromotionPolicy({ model: 'demand', policy: { minImprovement: 0.5 } });
       const refused = await run({ ...request, spec: { ...spec, seed: 12 }, promote: true });
-      expect(refused).toMatchObject({ version: 4, promotion: 'refused' });
+      expect(refused).toMatchObject({ version: 3, promotion: 'refused' });
       expect(refused.promotionDetail).toContain('required +50.0%');
       // Production was scored on the candidate's own holdout, and the gate compared those.
-      const v4 = (await registry.getModelVersion({ model: 'demand', version: 4 })).version;
-      expect(v4?.metrics.map((m) => `${m.name}/${m.evalSet}/${m.segment}`)).toEqual(
+      const v3 = (await registry.getModelVersion({ model: 'demand', version: 3 })).version;
+      expect(v3?.metrics.map((m) => `${m.name}/${m.evalSet}/${m.segment}`)).toEqual(
         expect.arrayContaining(['mae/holdout@v2/', 'mae/holdout@v2/warehouse_id=W1']),
       );
-      expect(refused.promotionDetail).toContain("mae on v4's holdout");
+      expect(refused.promotionDetail).toContain("mae on v3's holdout");
       expect(
         (await registry.getVersionByAlias({ model: 'demand', alias: 'production' })).version?.version,
       ).toBe(2);
       expect(
         (await registry.getVersionByAlias({ model: 'demand', alias: 'candidate' })).version?.version,
-      ).toBe(4);
+      ).toBe(3);
 
       // Jobs naming a view, a model or a dataset version that does not exist fail once, with
       // the reason, and register nothing.
@@ -312,7 +313,7 @@ describe('training across real services', () => {
         expect(failed?.failedReason).toContain(reason);
         expect(failed?.attemptsMade).toBe(1);
       }
-      expect((await registry.getModel({ name: 'demand' })).model?.latestVersion).toBe(4);
+      expect((await registry.getModel({ name: 'demand' })).model?.latestVersion).toBe(3);
       // Rows with a missing value (each entity's first day has no lag) are counted,
       // not trained on.
       expect((first as Outcome & { rows: { dropped: number } }).rows.dropped).toBeGreaterThan(0);

@@ -47,6 +47,11 @@ export interface TrainingRunJob {
   eval?: EvalSpec | undefined;
   /** Ask registry to promote the new version; its gate decides. */
   promote?: boolean | undefined;
+  /**
+   * The version this job re-runs (`ballast train --reproduce`): the trainer reports the
+   * artifact digest it gets and registers nothing, so no alias moves and no version is added.
+   */
+  reproduces?: number | undefined;
 }
 
 /** One logged prediction request (inference's prediction log). */
@@ -143,6 +148,7 @@ export const payloadSchemas: { [N in QueueName]: z.ZodType<JobTypes[N]> } = {
     spec: modelSpec.optional(),
     eval: evalSpec.optional(),
     promote: z.boolean().optional(),
+    reproduces: z.number().int().positive().optional(),
   }),
   'monitor.predictions': z.object({
     model: name,

@@ -138,15 +138,16 @@ export async function trainCommand(args: string[], { env, print, stdout }: Comma
     print(`queued ${id} (${job.model}${job.featureView ? ` on ${job.featureView}` : ''})`);
     if (!values.wait && !expectDigest) return 0;
     const result = await followTraining(queue, id, print, stdout);
-    print(
-      `${result.model} v${result.version} ${result.reused ? 'already registered by this job' : 'registered'}, artifact ${result.artifactDigest.slice(0, 12)}; promotion: ${result.promotion}${result.promotionDetail ? ` (${result.promotionDetail})` : ''}`,
-    );
+    if (expectDigest === undefined)
+      print(
+        `${result.model} v${result.version} ${result.reused ? 'already registered by this job' : 'registered'}, artifact ${result.artifactDigest.slice(0, 12)}; promotion: ${result.promotion}${result.promotionDetail ? ` (${result.promotionDetail})` : ''}`,
+      );
     if (expectDigest === undefined) return 0;
     const same = result.artifactDigest === expectDigest;
     print(
       same
-        ? `reproduced: the same artifact digest ${expectDigest.slice(0, 12)}`
-        : `NOT reproduced: ${expectDigest.slice(0, 12)} != ${result.artifactDigest.slice(0, 12)}`,
+        ? `reproduced: the same artifact digest ${expectDigest.slice(0, 12)} (${result.model} v${result.version} re-run; nothing registered, no alias moved)`
+        : `NOT reproduced: ${expectDigest.slice(0, 12)} != ${result.artifactDigest.slice(0, 12)} (${result.model} v${result.version} re-run; nothing registered, no alias moved)`,
     );
     return same ? 0 : 1;
   });

@@ -33,6 +33,8 @@ export interface TrainingResult {
   reused: boolean;
   promotion: string;
   promotionDetail?: string;
+  /** A reproduction: `version` is the version re-run; nothing was registered. */
+  reproduction?: boolean;
 }
 
 export async function enqueueTraining(queue: TrainingQueue, job: TrainingRunJob): Promise<string> {
@@ -63,7 +65,8 @@ export async function waitForTraining(
 /**
  * The job that re-runs a registered version: its spec, feature view and dataset version as
  * its lineage recorded them. Training the same lineage on the same backend gives the same
- * artifact digest; `reproduceVersion` compares.
+ * artifact digest. The trainer registers nothing for it and moves no alias: it only reports
+ * the digest, which `ballast train --reproduce` compares.
  */
 export async function reproductionJob(
   registry: ServiceClient<typeof RegistryService>,
@@ -83,6 +86,7 @@ export async function reproductionJob(
     job: {
       model,
       reason: `reproduce v${version}`,
+      reproduces: version,
       featureView: lineage.featureView.name,
       datasetVersion: lineage.dataset.version,
       spec,

@@ -82,6 +82,8 @@ export interface TrainingOutcome {
   reused: boolean;
   promotion: 'promoted' | 'refused' | 'not requested';
   promotionDetail?: string;
+  /** True for a `reproduces` job: `version` is the version re-run, and nothing was registered. */
+  reproduction?: boolean;
   /** Rows trained and evaluated on, and rows left out for missing values. */
   rows: { train: number; holdout: number; dropped: number };
 }
@@ -215,8 +217,23 @@ export async function runTraining(
     });
 
     stopIfCancelled();
-    await report({ stage: 'registering' });
     const manifest = artifactManifest(files);
+    const rows = { train: train.rows, holdout: holdout.rows, dropped: set.droppedRows };
+    // A reproduction answers one question, whether the lineage gives the same bytes; a new
+    // version or a moved `candidate` would change what serves and what the gate compares.
+    if (job.data.reproduces !== undefined) {
+      await report({ stage: 'done' });
+      return {
+        model: job.data.model,
+        version: job.data.reproduces,
+        artifactDigest: manifest.digest,
+        reused: false,
+        promotion: 'not requested',
+        reproduction: true,
+        rows,
+      };
+    }
+    await report({ stage: 'registering' });
     await stage('upload', () => registry.uploadArtifact(artifactParts(files, manifest)));
     const { version } = await stage('register', () =>
       registry.createModelVersion({
@@ -253,7 +270,6 @@ export async function runTraining(
       version: version.version,
       reason: `trained by job ${job.id}`,
     });
-    const rows = { train: train.rows, holdout: holdout.rows, dropped: set.droppedRows };
     if (!job.data.promote) return outcome(job, version, false, 'not requested', rows);
     try {
       await registry.promote({ model: job.data.model, version: version.version, reason: job.data.reason });
