@@ -87,6 +87,72 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'apply a feature view definition (protobuf JSON)',
     run: async (args, io) => (await import('./commands-data.js')).featuresCommand(args, io),
   },
+  apply: {
+    usage: ['ballast apply -f ballast.yaml [--dry-run] [--prune] [--json]'],
+    summary: 'create or update what a file declares: datasets, feature views, models, schedules',
+    options: [
+      '-f, --file <path>       a ballast.yaml or .json (schema: libs/sdk/schema/ballast.schema.json)',
+      '--dry-run               print the plan (create / update / unchanged per object), write nothing',
+      '--prune                 remove schedules the file does not declare (nothing else has a delete RPC)',
+      JSON_OPTION,
+    ],
+    run: async (args, io) => (await import('./commands-declarative.js')).applyCommand(args, io),
+  },
+  export: {
+    usage: ['ballast export [-o ballast.yaml] [--view name]...'],
+    summary: 'the current state as a file that `ballast apply` accepts unchanged',
+    options: [
+      '-o, --output <path>     write there (default: stdout)',
+      '--view <name>           export this feature view too (views have no list RPC: by default the',
+      '                        ones schedules and model versions name)',
+    ],
+    run: async (args, io) => (await import('./commands-declarative.js')).exportCommand(args, io),
+  },
+  schema: {
+    usage: [
+      'ballast schema infer <file.csv|file.jsonl> --dataset <name> [--label f --entity f] [-o ballast.yaml]',
+    ],
+    summary: "guess a dataset's schema from a sample, as a ballast.yaml to edit and apply",
+    options: [
+      '--dataset <name>        the dataset the file declares',
+      '--label <field>         with --entity: a feature view predicting this numeric field, and a model',
+      '--entity <field>        the field identifying an entity (the view needs one)',
+      '--sample <n>            records read (default 1000)',
+      '-o, --output <path>     write there (default: stdout)',
+    ],
+    traced: false,
+    run: async (args, io) => (await import('./commands-declarative.js')).schemaCommand(args, io),
+  },
+  datasets: {
+    usage: [
+      'ballast datasets [list] [--json]',
+      'ballast datasets show <name> [--json]',
+      'ballast datasets create <name> -f ballast.yaml',
+    ],
+    summary: 'datasets with their schema, records and latest version; create one from a file',
+    options: [JSON_OPTION, '-f, --file <path>       the file declaring the dataset (create)'],
+    run: async (args, io) => (await import('./commands-declarative.js')).datasetsCommand(args, io),
+  },
+  drift: {
+    usage: ['ballast drift <model> [--segment s | --all-segments] [--window 24h] [--version n] [--json]'],
+    summary: "the model's drift per feature against its training baseline",
+    options: [
+      '--segment <s>           one segment (e.g. warehouse_id=W3); --all-segments: each of them',
+      '--window <30m|24h|7d>   from that long ago (default: the latest window)',
+      JSON_OPTION,
+    ],
+    run: async (args, io) => (await import('./commands-declarative.js')).driftCommand(args, io),
+  },
+  error: {
+    usage: ['ballast error <model> [--segment s | --all-segments] [--window 24h] [--json]'],
+    summary: "the model's error on the actuals joined so far",
+    options: [
+      '--segment <s>           one segment; --all-segments: each of them',
+      '--window <30m|24h|7d>   from that long ago (default: everything)',
+      JSON_OPTION,
+    ],
+    run: async (args, io) => (await import('./commands-declarative.js')).errorCommand(args, io),
+  },
   predict: {
     usage: [
       `ballast predict <model> --features '{"price": 4.2}' [--version n | --alias a] [--entity key]`,
@@ -127,7 +193,8 @@ export const COMMANDS: Record<string, Command> = {
     options: [
       "--wait                  show the job's progress until it is done",
       '--promote               promote the new version through the gate',
-      '--reproduce m@v         re-run a version from its lineage and compare artifact digests',
+      '--reproduce m@v         re-run a version from its lineage and compare artifact digests;',
+      '                        registers nothing and moves no alias (candidate stays)',
     ],
     run: async (args, io) => (await import('./commands.js')).trainCommand(args, io),
   },
