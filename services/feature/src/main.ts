@@ -12,6 +12,7 @@ import { featureMetrics } from './metrics.js';
 import { migrations } from './migrations.js';
 import { NearCache } from './near-cache.js';
 import { DEFAULT_ONLINE_PREFIX, OnlineStore } from './online.js';
+import { MaterializationRuns } from './runs.js';
 import { serveFeature } from './server.js';
 import { FeatureStore } from './store.js';
 import { Views } from './views.js';
@@ -44,7 +45,8 @@ runMain(async () => {
   const online = new OnlineStore(redis, prefix, { cache, onRead: metrics.onlineRead });
   // Dataset versions are read from ingest's ReadVersion stream.
   const source = new IngestSource(config.BALLAST_INGEST_ADDR, { authToken: config.BALLAST_AUTH_TOKEN });
-  const materializer = new Materializer({ store, online, source });
+  const runs = new MaterializationRuns(() => serviceStore.sql);
+  const materializer = new Materializer({ store, online, source, runs, onOutcome: metrics.materialized });
   let worker: ReturnType<typeof materializeWorker> | undefined;
   await runService({
     name: 'feature',
@@ -52,7 +54,7 @@ runMain(async () => {
     grpc: {
       host: config.BALLAST_GRPC_HOST,
       port: config.BALLAST_FEATURE_GRPC_PORT,
-      services: [serveFeature({ store, views, online, materializer })],
+      services: [serveFeature({ store, views, online, materializer, runs })],
       authToken: config.BALLAST_AUTH_TOKEN,
       maxMessageBytes: config.BALLAST_GRPC_MAX_MESSAGE_BYTES,
     },

@@ -2,6 +2,7 @@ import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { CompiledView } from './definition.js';
 import type { OnlineStore } from './online.js';
 import { type RecordSource, readTable } from './records.js';
+import type { MaterializationRun, MaterializationRuns } from './runs.js';
 import type { FeatureStore } from './store.js';
 import { computeRows } from './transforms.js';
 
@@ -14,6 +15,29 @@ export interface MaterializeResult {
   skipped: number;
 }
 
+export type MaterializeOutcome = 'succeeded' | 'failed';
+
+export interface RunOptions {
+  progress?: (fraction: number) => unknown;
+  signal?: AbortSignal | undefined;
+  /** What started it, as ListMaterializations shows: "rpc" or "job <id>". */
+  trigger?: string;
+}
+
+export interface MaterializerDeps {
+  store: FeatureStore;
+  online: OnlineStore;
+  source: RecordSource;
+  runs: MaterializationRuns;
+  /** Called once per run as it ends (the materializations metric). */
+  onOutcome?: (outcome: MaterializeOutcome) => void;
+}
+
+/** What a failed run records: the error's own message ("UNAVAILABLE: Connection dropped"). */
+export function failureReason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /**
  * Materialization: a dataset version's records -> the view's rows in the offline store
  * (replacing that version's rows) -> each entity's latest vector in the online store.
@@ -23,13 +47,54 @@ export interface MaterializeResult {
 const tracer = trace.getTracer('@ballast/feature');
 
 export class Materializer {
-  constructor(private readonly deps: { store: FeatureStore; online: OnlineStore; source: RecordSource }) {}
+  constructor(private readonly deps: MaterializerDeps) {}
 
+  /** Runs a materialization to its end, recording it (running, then succeeded or failed). */
   async run(
     view: CompiledView,
     datasetVersion: string,
-    progress: (fraction: number) => unknown = () => {},
-    signal?: AbortSignal,
+    options: RunOptions = {},
+  ): Promise<MaterializeResult & { run: MaterializationRun }> {
+    await this.deps.runs.start(view, datasetVersion, options.trigger ?? 'rpc');
+    return this.finish(view, datasetVersion, options);
+  }
+
+  /**
+   * Starts a run and answers once it is recorded as running: it goes on without the caller
+   * (no signal), and its end, failure included, is recorded for ListMaterializations.
+   */
+  async background(view: CompiledView, datasetVersion: string): Promise<MaterializationRun> {
+    const started = await this.deps.runs.start(view, datasetVersion, 'rpc background');
+    this.finish(view, datasetVersion, {}).catch(() => {
+      // Recorded by finish; nobody is waiting for this promise.
+    });
+    return started;
+  }
+
+  private async finish(
+    view: CompiledView,
+    datasetVersion: string,
+    options: RunOptions,
+  ): Promise<MaterializeResult & { run: MaterializationRun }> {
+    try {
+      const result = await this.traced(view, datasetVersion, options.progress ?? (() => {}), options.signal);
+      const run = await this.deps.runs.succeed(view.version, datasetVersion, result);
+      this.deps.onOutcome?.('succeeded');
+      return { ...result, run };
+    } catch (err) {
+      this.deps.onOutcome?.('failed');
+      await this.deps.runs.fail(view.version, datasetVersion, failureReason(err)).catch(() => {
+        // The database itself failing: the run stays "running"; the caller still gets err.
+      });
+      throw err;
+    }
+  }
+
+  private traced(
+    view: CompiledView,
+    datasetVersion: string,
+    progress: (fraction: number) => unknown,
+    signal: AbortSignal | undefined,
   ): Promise<MaterializeResult> {
     // A span of its own, inside whatever is active: the Materialize call, or the job's
     // "process features.materialize" span, itself in the trace of the ingest commit.

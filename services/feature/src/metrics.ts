@@ -1,4 +1,5 @@
 import { getMeter } from '@ballast/telemetry';
+import type { MaterializeOutcome } from './materialize.js';
 import type { NearCache } from './near-cache.js';
 import type { OnlineReadStats } from './online.js';
 
@@ -15,12 +16,19 @@ export function featureMetrics(cache: NearCache | undefined) {
       })
       .addCallback((result) => result.observe(cache.size));
   }
+  const materializations = meter.createCounter('ballast_feature_materializations_total', {
+    description:
+      'Materialization runs ended, by outcome (succeeded, failed); a retried job counts each attempt.',
+  });
   const fromCache = { source: 'cache' };
   const fromRedis = { source: 'redis' };
   return {
     onlineRead(stats: OnlineReadStats): void {
       if (stats.cached > 0) vectors.add(stats.cached, fromCache);
       if (stats.fetched > 0) vectors.add(stats.fetched, fromRedis);
+    },
+    materialized(outcome: MaterializeOutcome): void {
+      materializations.add(1, { outcome });
     },
   };
 }

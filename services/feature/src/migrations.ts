@@ -59,4 +59,28 @@ export const migrations: Migration[] = [
       ALTER TABLE rows ADD PRIMARY KEY (view_version, dataset_version, event_time, entity_key, record);
     `,
   },
+  {
+    // The latest run per (view version, dataset version), so that a background job that
+    // failed every attempt says so through the API, with its reason.
+    id: '0003_materialization_runs',
+    sql: `
+      CREATE TABLE materialization_runs (
+        view_name text NOT NULL,
+        view_version text NOT NULL,
+        dataset_version text NOT NULL,
+        state text NOT NULL CHECK (state IN ('running', 'succeeded', 'failed')),
+        reason text NOT NULL DEFAULT '',
+        attempts integer NOT NULL,
+        trigger text NOT NULL,
+        records bigint NOT NULL DEFAULT 0,
+        row_count bigint NOT NULL DEFAULT 0,
+        entities bigint NOT NULL DEFAULT 0,
+        skipped bigint NOT NULL DEFAULT 0,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        PRIMARY KEY (view_version, dataset_version)
+      );
+      CREATE INDEX materialization_runs_started ON materialization_runs (started_at DESC);
+    `,
+  },
 ];

@@ -1,6 +1,7 @@
 import {
   FeatureService,
   GetOnlineFeaturesResponseSchema,
+  MaterializationState,
   Split,
 } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import {
@@ -16,6 +17,7 @@ import { type CompiledView, compileView, rangeMs } from './definition.js';
 import type { Materializer } from './materialize.js';
 import type { OnlineStore } from './online.js';
 import { decodeOnlineRequest, encodeOnlineResponse, requestedEntityKey } from './online-wire.js';
+import type { MaterializationRun, MaterializationRuns, RunState } from './runs.js';
 import { featureStatistics } from './statistics.js';
 import type { FeatureStore, Materialization, StoredRow } from './store.js';
 import type { Views } from './views.js';
@@ -25,11 +27,39 @@ export interface FeatureDeps {
   views: Views;
   online: OnlineStore;
   materializer: Materializer;
+  runs: MaterializationRuns;
 }
 
 export const MAX_ONLINE_ENTITIES = 10_000;
 const DEFAULT_BATCH = 4096;
 const MAX_BATCH = 65_536;
+const DEFAULT_RUNS_PAGE = 50;
+const MAX_RUNS_PAGE = 1_000;
+
+const STATES: Record<RunState, MaterializationState> = {
+  running: MaterializationState.RUNNING,
+  succeeded: MaterializationState.SUCCEEDED,
+  failed: MaterializationState.FAILED,
+};
+const STATE_NAMES = new Map(Object.entries(STATES).map(([name, state]) => [state, name as RunState]));
+
+function runMessage(run: MaterializationRun) {
+  return {
+    view: run.view,
+    viewVersion: run.viewVersion,
+    datasetVersion: run.datasetVersion,
+    state: STATES[run.state],
+    reason: run.reason,
+    attempts: run.attempts,
+    trigger: run.trigger,
+    records: BigInt(run.records),
+    rows: BigInt(run.rows),
+    entities: BigInt(run.entities),
+    skippedRecords: BigInt(run.skipped),
+    startTime: timestampFromDate(run.startedAt),
+    ...(run.finishedAt ? { endTime: timestampFromDate(run.finishedAt) } : {}),
+  };
+}
 
 function viewMessage(view: CompiledView, createdAt: Date) {
   return {
@@ -42,7 +72,7 @@ function viewMessage(view: CompiledView, createdAt: Date) {
 
 /** The feature service's RPC handlers, kept thin over the domain modules. */
 export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureService> {
-  const { store, views, online, materializer } = deps;
+  const { store, views, online, materializer, runs } = deps;
 
   const materialized = async (view: CompiledView, datasetVersion: string): Promise<Materialization> => {
     if (!datasetVersion) throw invalidArgument('dataset_version', 'is required');
@@ -71,7 +101,16 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
     async materialize(req, ctx) {
       const view = await views.resolve(req.view, req.viewVersion);
       if (!req.datasetVersion) throw invalidArgument('dataset_version', 'is required');
-      const result = await materializer.run(view, req.datasetVersion, undefined, ctx.signal);
+      if (req.background) {
+        const run = await materializer.background(view, req.datasetVersion);
+        return {
+          view: view.name,
+          viewVersion: view.version,
+          datasetVersion: req.datasetVersion,
+          run: runMessage(run),
+        };
+      }
+      const result = await materializer.run(view, req.datasetVersion, { signal: ctx.signal });
       return {
         view: view.name,
         viewVersion: view.version,
@@ -81,7 +120,23 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
         entities: BigInt(result.entities),
         skippedRecords: BigInt(result.skipped),
         onlineWritten: BigInt(result.onlineWritten),
+        run: runMessage(result.run),
       };
+    },
+
+    async listMaterializations(req) {
+      const limit = req.pageSize || DEFAULT_RUNS_PAGE;
+      if (limit > MAX_RUNS_PAGE) throw invalidArgument('page_size', `must be at most ${MAX_RUNS_PAGE}`);
+      const state = req.state ? STATE_NAMES.get(req.state) : undefined;
+      if (req.state && !state) throw invalidArgument('state', 'must be a MaterializationState value');
+      const found = await runs.list({
+        view: req.view,
+        viewVersion: req.viewVersion,
+        datasetVersion: req.datasetVersion,
+        state,
+        limit,
+      });
+      return { materializations: found.map(runMessage) };
     },
 
     async getOnlineFeatures(req) {

@@ -4,17 +4,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { createClient, type GrpcServer, type ServiceClient, startGrpcServer } from '@ballast/grpc-kit';
-import { connectRedis } from '@ballast/queue';
+import { connectRedis, createQueue, QueueNames } from '@ballast/queue';
 import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
+import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Materializer } from './materialize.js';
+import { featureMetrics } from './metrics.js';
 import { migrations } from './migrations.js';
 import { NearCache } from './near-cache.js';
 import { OnlineStore } from './online.js';
 import { MemorySource, type RecordSource } from './records.js';
+import { MaterializationRuns } from './runs.js';
 import { serveFeature } from './server.js';
 import { FeatureStore } from './store.js';
 import { Views } from './views.js';
+import { materializeWorker } from './worker.js';
 
 /**
  * A real feature service for tests: the handlers on a grpc-js server over loopback, a real
@@ -45,6 +49,7 @@ export interface TestFeature {
   views: Views;
   online: OnlineStore;
   materializer: Materializer;
+  runs: MaterializationRuns;
   close(): Promise<void>;
 }
 
@@ -78,9 +83,16 @@ export async function startTestFeature(
   await cache.tracking();
   const online = new OnlineStore(redis, prefix, { cache });
   const source = new MemorySource();
-  const materializer = new Materializer({ store, online, source: options.source ?? source });
+  const runs = new MaterializationRuns(() => sql);
+  const materializer = new Materializer({
+    store,
+    online,
+    source: options.source ?? source,
+    runs,
+    onOutcome: featureMetrics(undefined).materialized,
+  });
   const server: GrpcServer = await startGrpcServer({
-    services: [serveFeature({ store, views, online, materializer })],
+    services: [serveFeature({ store, views, online, materializer, runs })],
     host: '127.0.0.1',
     port: 0,
     log: quiet,
@@ -98,6 +110,7 @@ export async function startTestFeature(
     views,
     online,
     materializer,
+    runs,
     async close() {
       client.close();
       await server.shutdown();
@@ -126,4 +139,28 @@ export async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of stream) out.push(item);
   return out;
+}
+
+/** A features.materialize worker, queue and events under the test's own prefix; close removes the jobs. */
+export async function materializeQueue(f: TestFeature) {
+  const { prefix } = f;
+  const worker = materializeWorker(f, { connection: f.redis, prefix, telemetry: false });
+  const queue = createQueue(QueueNames.featuresMaterialize, {
+    connection: f.redis,
+    prefix,
+    telemetry: false,
+  });
+  const events = new QueueEvents(QueueNames.featuresMaterialize, { connection: f.redis.duplicate(), prefix });
+  await events.waitUntilReady();
+  return {
+    worker,
+    queue,
+    events,
+    async close() {
+      await worker.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      await events.close();
+    },
+  };
 }

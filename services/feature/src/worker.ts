@@ -10,7 +10,8 @@ export interface MaterializeJobResult {
 /**
  * The `features.materialize` worker: a committed dataset version materializes the latest
  * version of every view over that dataset (older versions: the Materialize RPC). Progress
- * is reported on the job (0-100); the job's span continues the trace of the commit that
+ * is reported on the job (0-100), and each view's run (a failed attempt with its reason) in
+ * materialization_runs, which ListMaterializations reads; the job's span continues the trace of the commit that
  * enqueued it (bullmq-otel), and the ingest reads inside it are child spans.
  */
 export function materializeWorker(
@@ -25,12 +26,11 @@ export function materializeWorker(
       const result: MaterializeJobResult = { views: [] };
       for (const [k, entry] of stored.entries()) {
         const { view } = deps.views.compiled(entry);
-        const done = await deps.materializer.run(
-          view,
-          datasetVersion,
-          (fraction) => job.updateProgress(Math.round(((k + fraction) / stored.length) * 100)),
+        const done = await deps.materializer.run(view, datasetVersion, {
+          progress: (fraction) => job.updateProgress(Math.round(((k + fraction) / stored.length) * 100)),
           signal,
-        );
+          trigger: `job ${job.id}`,
+        });
         result.views.push({
           name: view.name,
           version: view.version,

@@ -21,6 +21,7 @@ import { migrations } from '../migrations.js';
 import { NearCache } from '../near-cache.js';
 import { OnlineStore } from '../online.js';
 import { MemorySource, readTable } from '../records.js';
+import { MaterializationRuns } from '../runs.js';
 import { serveFeature } from '../server.js';
 import { FeatureStore } from '../store.js';
 import { batches, retailDefinition, retailRecords } from '../testing/retail.js';
@@ -64,7 +65,8 @@ const online = new OnlineStore(redis, prefix, { cache });
 // The same store with every read going to Redis, for the uncached column.
 const uncachedOnline = new OnlineStore(redis, prefix);
 const source = new MemorySource();
-const materializer = new Materializer({ store, online, source });
+const runs = new MaterializationRuns(() => sql);
+const materializer = new Materializer({ store, online, source, runs });
 
 // Materialization: every warehouse x SKU x day.
 const records = retailRecords({ warehouses: WAREHOUSES, skus: SKUS, days: DAYS });
@@ -91,7 +93,7 @@ const materialization = {
 const quiet = { info() {}, warn() {}, error() {} };
 async function startFeatureServer(onlineStore: OnlineStore) {
   const started = await startGrpcServer({
-    services: [serveFeature({ store, views, online: onlineStore, materializer })],
+    services: [serveFeature({ store, views, online: onlineStore, materializer, runs })],
     host: '127.0.0.1',
     port: 0,
     log: quiet,

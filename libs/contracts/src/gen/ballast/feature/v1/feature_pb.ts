@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ballast/feature/v1/feature.proto.
  */
 export const file_ballast_feature_v1_feature: GenFile = /*@__PURE__*/
-  fileDesc("CiBiYWxsYXN0L2ZlYXR1cmUvdjEvZmVhdHVyZS5wcm90bxISYmFsbGFzdC5mZWF0dXJlLnYxIk4KC1NvdXJjZUZpZWxkEgwKBG5hbWUYASABKAkSMQoEdHlwZRgCIAEoDjIjLmJhbGxhc3QuZmVhdHVyZS52MS5Tb3VyY2VGaWVsZFR5cGUiZAoGU291cmNlEg8KB2RhdGFzZXQYASABKAkSGAoQZXZlbnRfdGltZV9maWVsZBgCIAEoCRIvCgZmaWVsZHMYAyADKAsyHy5iYWxsYXN0LmZlYXR1cmUudjEuU291cmNlRmllbGQiNwoFTGFiZWwSDAoEbmFtZRgBIAEoCRINCgVmaWVsZBgCIAEoCRIRCglsZWFkX2RheXMYAyABKA0iHQoMUmF3VHJhbnNmb3JtEg0KBWZpZWxkGAEgASgJIj8KDExhZ1RyYW5zZm9ybRINCgVmaWVsZBgBIAEoCRIMCgRkYXlzGAIgASgFEhIKCnRpbWVfZmllbGQYAyABKAkibAoQUm9sbGluZ1RyYW5zZm9ybRINCgVmaWVsZBgBIAEoCRI0CgthZ2dyZWdhdGlvbhgCIAEoDjIfLmJhbGxhc3QuZmVhdHVyZS52MS5BZ2dyZWdhdGlvbhITCgt3aW5kb3dfZGF5cxgDIAEoBSJpChFDYWxlbmRhclRyYW5zZm9ybRIuCgRwYXJ0GAEgASgOMiAuYmFsbGFzdC5mZWF0dXJlLnYxLkNhbGVuZGFyUGFydBISCgp0aW1lX2ZpZWxkGAIgASgJEhAKCGhvbGlkYXlzGAMgAygJIjgKDlJhdGlvVHJhbnNmb3JtEhEKCW51bWVyYXRvchgBIAEoCRITCgtkZW5vbWluYXRvchgCIAEoCSJqChFFbmNvZGluZ1RyYW5zZm9ybRINCgVmaWVsZBgBIAEoCRIuCgRraW5kGAIgASgOMiAuYmFsbGFzdC5mZWF0dXJlLnYxLkVuY29kaW5nS2luZBIWCg5tYXhfY2F0ZWdvcmllcxgDIAEoDSIlChRTdGFuZGFyZGl6ZVRyYW5zZm9ybRINCgVpbnB1dBgBIAEoCSKrAwoHRmVhdHVyZRIMCgRuYW1lGAEgASgJEi8KA3JhdxgCIAEoCzIgLmJhbGxhc3QuZmVhdHVyZS52MS5SYXdUcmFuc2Zvcm1IABIvCgNsYWcYAyABKAsyIC5iYWxsYXN0LmZlYXR1cmUudjEuTGFnVHJhbnNmb3JtSAASNwoHcm9sbGluZxgEIAEoCzIkLmJhbGxhc3QuZmVhdHVyZS52MS5Sb2xsaW5nVHJhbnNmb3JtSAASOQoIY2FsZW5kYXIYBSABKAsyJS5iYWxsYXN0LmZlYXR1cmUudjEuQ2FsZW5kYXJUcmFuc2Zvcm1IABIzCgVyYXRpbxgGIAEoCzIiLmJhbGxhc3QuZmVhdHVyZS52MS5SYXRpb1RyYW5zZm9ybUgAEjkKCGVuY29kaW5nGAcgASgLMiUuYmFsbGFzdC5mZWF0dXJlLnYxLkVuY29kaW5nVHJhbnNmb3JtSAASPwoLc3RhbmRhcmRpemUYCCABKAsyKC5iYWxsYXN0LmZlYXR1cmUudjEuU3RhbmRhcmRpemVUcmFuc2Zvcm1IAEILCgl0cmFuc2Zvcm0iaQoJVGltZVJhbmdlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLUAgoVRmVhdHVyZVZpZXdEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSKgoGc291cmNlGAIgASgLMhouYmFsbGFzdC5mZWF0dXJlLnYxLlNvdXJjZRIVCg1lbnRpdHlfZmllbGRzGAMgAygJEhYKDnNlZ21lbnRfZmllbGRzGAQgAygJEigKBWxhYmVsGAUgASgLMhkuYmFsbGFzdC5mZWF0dXJlLnYxLkxhYmVsEi0KCGZlYXR1cmVzGAYgAygLMhsuYmFsbGFzdC5mZWF0dXJlLnYxLkZlYXR1cmUSMQoOb25saW5lX21heF9hZ2UYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoKZml0X3dpbmRvdxgIIAEoCzIdLmJhbGxhc3QuZmVhdHVyZS52MS5UaW1lUmFuZ2USEwoLZGVzY3JpcHRpb24YCSABKAkipQEKC0ZlYXR1cmVWaWV3Ej0KCmRlZmluaXRpb24YASABKAsyKS5iYWxsYXN0LmZlYXR1cmUudjEuRmVhdHVyZVZpZXdEZWZpbml0aW9uEg8KB3ZlcnNpb24YAiABKAkSFQoNZmVhdHVyZV9uYW1lcxgDIAMoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWAoXQXBwbHlGZWF0dXJlVmlld1JlcXVlc3QSPQoKZGVmaW5pdGlvbhgBIAEoCzIpLmJhbGxhc3QuZmVhdHVyZS52MS5GZWF0dXJlVmlld0RlZmluaXRpb24iWgoYQXBwbHlGZWF0dXJlVmlld1Jlc3BvbnNlEi0KBHZpZXcYASABKAsyHy5iYWxsYXN0LmZlYXR1cmUudjEuRmVhdHVyZVZpZXcSDwoHY3JlYXRlZBgCIAEoCCI2ChVHZXRGZWF0dXJlVmlld1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIkcKFkdldEZlYXR1cmVWaWV3UmVzcG9uc2USLQoEdmlldxgBIAEoCzIfLmJhbGxhc3QuZmVhdHVyZS52MS5GZWF0dXJlVmlldyJRChJNYXRlcmlhbGl6ZVJlcXVlc3QSDAoEdmlldxgBIAEoCRIUCgx2aWV3X3ZlcnNpb24YAiABKAkSFwoPZGF0YXNldF92ZXJzaW9uGAMgASgJIrQBChNNYXRlcmlhbGl6ZVJlc3BvbnNlEgwKBHZpZXcYASABKAkSFAoMdmlld192ZXJzaW9uGAIgASgJEhcKD2RhdGFzZXRfdmVyc2lvbhgDIAEoCRIPCgdyZWNvcmRzGAQgASgDEgwKBHJvd3MYBSABKAMSEAoIZW50aXRpZXMYBiABKAMSFwoPc2tpcHBlZF9yZWNvcmRzGAcgASgDEhYKDm9ubGluZV93cml0dGVuGAggASgDIhsKCUVudGl0eUtleRIOCgZ2YWx1ZXMYASADKAkifwoYR2V0T25saW5lRmVhdHVyZXNSZXF1ZXN0EgwKBHZpZXcYASABKAkSFAoMdmlld192ZXJzaW9uGAIgASgJEi8KCGVudGl0aWVzGAMgAygLMh0uYmFsbGFzdC5mZWF0dXJlLnYxLkVudGl0eUtleRIOCgZwYWNrZWQYBCABKAgi8AEKGUdldE9ubGluZUZlYXR1cmVzUmVzcG9uc2USFAoMdmlld192ZXJzaW9uGAEgASgJEhUKDWZlYXR1cmVfbmFtZXMYAiADKAkSMQoIc3RhdHVzZXMYAyADKA4yHy5iYWxsYXN0LmZlYXR1cmUudjEuRmllbGRTdGF0dXMSHgoWZXZlbnRfdGltZV91bml4X21pbGxpcxgEIAMoAxISCgphZ2VfbWlsbGlzGAUgAygDEg4KBnZhbHVlcxgGIAMoARIYChBkYXRhc2V0X3ZlcnNpb25zGAcgAygJEhUKDXBhY2tlZF92YWx1ZXMYCCABKAwinQIKFUdldFRyYWluaW5nU2V0UmVxdWVzdBIMCgR2aWV3GAEgASgJEhQKDHZpZXdfdmVyc2lvbhgCIAEoCRIXCg9kYXRhc2V0X3ZlcnNpb24YAyABKAkSMQoKdGltZV9yYW5nZRgEIAEoCzIdLmJhbGxhc3QuZmVhdHVyZS52MS5UaW1lUmFuZ2USKAoFc3BsaXQYBSABKA4yGS5iYWxsYXN0LmZlYXR1cmUudjEuU3BsaXQSOQoVdmFsaWRhdGlvbl9zdGFydF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChN2YWxpZGF0aW9uX2ZyYWN0aW9uGAcgASgBEhIKCmJhdGNoX3NpemUYCCABKA0i+AEKEVRyYWluaW5nU2V0SGVhZGVyEgwKBHZpZXcYASABKAkSFAoMdmlld192ZXJzaW9uGAIgASgJEhcKD2RhdGFzZXRfdmVyc2lvbhgDIAEoCRIVCg1mZWF0dXJlX25hbWVzGAQgAygJEhIKCmxhYmVsX25hbWUYBSABKAkSFQoNZW50aXR5X2ZpZWxkcxgGIAMoCRIWCg5zZWdtZW50X2ZpZWxkcxgHIAMoCRI5ChV2YWxpZGF0aW9uX3N0YXJ0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXJvd19jb3VudBgJIAEoAyIpCglLZXlDb2x1bW4SDAoEbmFtZRgBIAEoCRIOCgZ2YWx1ZXMYAiADKAki3QEKEFRyYWluaW5nU2V0QmF0Y2gSEQoJcm93X2NvdW50GAEgASgNEhAKCGZlYXR1cmVzGAIgAygBEg4KBmxhYmVscxgDIAMoARIeChZldmVudF90aW1lX3VuaXhfbWlsbGlzGAQgAygDEi8KCGVudGl0aWVzGAUgAygLMh0uYmFsbGFzdC5mZWF0dXJlLnYxLktleUNvbHVtbhIvCghzZWdtZW50cxgGIAMoCzIdLmJhbGxhc3QuZmVhdHVyZS52MS5LZXlDb2x1bW4SEgoKdmFsaWRhdGlvbhgHIAMoCCKQAQoWR2V0VHJhaW5pbmdTZXRSZXNwb25zZRI3CgZoZWFkZXIYASABKAsyJS5iYWxsYXN0LmZlYXR1cmUudjEuVHJhaW5pbmdTZXRIZWFkZXJIABI1CgViYXRjaBgCIAEoCzIkLmJhbGxhc3QuZmVhdHVyZS52MS5UcmFpbmluZ1NldEJhdGNoSABCBgoEcGFydCKbAQobR2V0RmVhdHVyZVN0YXRpc3RpY3NSZXF1ZXN0EgwKBHZpZXcYASABKAkSFAoMdmlld192ZXJzaW9uGAIgASgJEhcKD2RhdGFzZXRfdmVyc2lvbhgDIAEoCRIxCgp0aW1lX3JhbmdlGAQgASgLMh0uYmFsbGFzdC5mZWF0dXJlLnYxLlRpbWVSYW5nZRIMCgRiaW5zGAUgASgNIiQKCFF1YW50aWxlEgkKAXEYASABKAESDQoFdmFsdWUYAiABKAEiKgoJSGlzdG9ncmFtEg0KBWVkZ2VzGAEgAygBEg4KBmNvdW50cxgCIAMoAyKCAgoRRmVhdHVyZVN0YXRpc3RpY3MSDwoHZmVhdHVyZRgBIAEoCRIQCghpc19sYWJlbBgCIAEoCBIPCgdzZWdtZW50GAMgASgJEg0KBWNvdW50GAQgASgDEhIKCm51bGxfY291bnQYBSABKAMSDAoEbWVhbhgGIAEoARILCgNzdGQYByABKAESCwoDbWluGAggASgBEgsKA21heBgJIAEoARIvCglxdWFudGlsZXMYCiADKAsyHC5iYWxsYXN0LmZlYXR1cmUudjEuUXVhbnRpbGUSMAoJaGlzdG9ncmFtGAsgASgLMh0uYmFsbGFzdC5mZWF0dXJlLnYxLkhpc3RvZ3JhbSKbAQocR2V0RmVhdHVyZVN0YXRpc3RpY3NSZXNwb25zZRIUCgx2aWV3X3ZlcnNpb24YASABKAkSFwoPZGF0YXNldF92ZXJzaW9uGAIgASgJEhEKCXJvd19jb3VudBgDIAEoAxI5CgpzdGF0aXN0aWNzGAQgAygLMiUuYmFsbGFzdC5mZWF0dXJlLnYxLkZlYXR1cmVTdGF0aXN0aWNzKuoBCg9Tb3VyY2VGaWVsZFR5cGUSIQodU09VUkNFX0ZJRUxEX1RZUEVfVU5TUEVDSUZJRUQQABIbChdTT1VSQ0VfRklFTERfVFlQRV9GTE9BVBABEhkKFVNPVVJDRV9GSUVMRF9UWVBFX0lOVBACEhwKGFNPVVJDRV9GSUVMRF9UWVBFX1NUUklORxADEhoKFlNPVVJDRV9GSUVMRF9UWVBFX0JPT0wQBBIfChtTT1VSQ0VfRklFTERfVFlQRV9USU1FU1RBTVAQBRIhCh1TT1VSQ0VfRklFTERfVFlQRV9DQVRFR09SSUNBTBAGKqsBCgtBZ2dyZWdhdGlvbhIbChdBR0dSRUdBVElPTl9VTlNQRUNJRklFRBAAEhQKEEFHR1JFR0FUSU9OX01FQU4QARITCg9BR0dSRUdBVElPTl9TVU0QAhITCg9BR0dSRUdBVElPTl9NSU4QAxITCg9BR0dSRUdBVElPTl9NQVgQBBITCg9BR0dSRUdBVElPTl9TVEQQBRIVChFBR0dSRUdBVElPTl9DT1VOVBAGKsIBCgxDYWxlbmRhclBhcnQSHQoZQ0FMRU5EQVJfUEFSVF9VTlNQRUNJRklFRBAAEh0KGUNBTEVOREFSX1BBUlRfREFZX09GX1dFRUsQARIeChpDQUxFTkRBUl9QQVJUX0RBWV9PRl9NT05USBACEhcKE0NBTEVOREFSX1BBUlRfTU9OVEgQAxIdChlDQUxFTkRBUl9QQVJUX0RBWV9PRl9ZRUFSEAQSHAoYQ0FMRU5EQVJfUEFSVF9JU19IT0xJREFZEAUqYQoMRW5jb2RpbmdLaW5kEh0KGUVOQ09ESU5HX0tJTkRfVU5TUEVDSUZJRUQQABIXChNFTkNPRElOR19LSU5EX0lOREVYEAESGQoVRU5DT0RJTkdfS0lORF9PTkVfSE9UEAIqgwEKC0ZpZWxkU3RhdHVzEhwKGEZJRUxEX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFEZJRUxEX1NUQVRVU19QUkVTRU5UEAESGgoWRklFTERfU1RBVFVTX05PVF9GT1VORBACEiAKHEZJRUxEX1NUQVRVU19PVVRTSURFX01BWF9BR0UQAypUCgVTcGxpdBIVChFTUExJVF9VTlNQRUNJRklFRBAAEg0KCVNQTElUX0FMTBABEg8KC1NQTElUX1RSQUlOEAISFAoQU1BMSVRfVkFMSURBVElPThADMr4FCg5GZWF0dXJlU2VydmljZRJyChBBcHBseUZlYXR1cmVWaWV3EisuYmFsbGFzdC5mZWF0dXJlLnYxLkFwcGx5RmVhdHVyZVZpZXdSZXF1ZXN0GiwuYmFsbGFzdC5mZWF0dXJlLnYxLkFwcGx5RmVhdHVyZVZpZXdSZXNwb25zZSIDkAICEmwKDkdldEZlYXR1cmVWaWV3EikuYmFsbGFzdC5mZWF0dXJlLnYxLkdldEZlYXR1cmVWaWV3UmVxdWVzdBoqLmJhbGxhc3QuZmVhdHVyZS52MS5HZXRGZWF0dXJlVmlld1Jlc3BvbnNlIgOQAgESYwoLTWF0ZXJpYWxpemUSJi5iYWxsYXN0LmZlYXR1cmUudjEuTWF0ZXJpYWxpemVSZXF1ZXN0GicuYmFsbGFzdC5mZWF0dXJlLnYxLk1hdGVyaWFsaXplUmVzcG9uc2UiA5ACAhJ1ChFHZXRPbmxpbmVGZWF0dXJlcxIsLmJhbGxhc3QuZmVhdHVyZS52MS5HZXRPbmxpbmVGZWF0dXJlc1JlcXVlc3QaLS5iYWxsYXN0LmZlYXR1cmUudjEuR2V0T25saW5lRmVhdHVyZXNSZXNwb25zZSIDkAIBEm4KDkdldFRyYWluaW5nU2V0EikuYmFsbGFzdC5mZWF0dXJlLnYxLkdldFRyYWluaW5nU2V0UmVxdWVzdBoqLmJhbGxhc3QuZmVhdHVyZS52MS5HZXRUcmFpbmluZ1NldFJlc3BvbnNlIgOQAgEwARJ+ChRHZXRGZWF0dXJlU3RhdGlzdGljcxIvLmJhbGxhc3QuZmVhdHVyZS52MS5HZXRGZWF0dXJlU3RhdGlzdGljc1JlcXVlc3QaMC5iYWxsYXN0LmZlYXR1cmUudjEuR2V0RmVhdHVyZVN0YXRpc3RpY3NSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiBiYWxsYXN0L2ZlYXR1cmUvdjEvZmVhdHVyZS5wcm90bxISYmFsbGFzdC5mZWF0dXJlLnYxIk4KC1NvdXJjZUZpZWxkEgwKBG5hbWUYASABKAkSMQoEdHlwZRgCIAEoDjIjLmJhbGxhc3QuZmVhdHVyZS52MS5Tb3VyY2VGaWVsZFR5cGUiZAoGU291cmNlEg8KB2RhdGFzZXQYASABKAkSGAoQZXZlbnRfdGltZV9maWVsZBgCIAEoCRIvCgZmaWVsZHMYAyADKAsyHy5iYWxsYXN0LmZlYXR1cmUudjEuU291cmNlRmllbGQiNwoFTGFiZWwSDAoEbmFtZRgBIAEoCRINCgVmaWVsZBgCIAEoCRIRCglsZWFkX2RheXMYAyABKA0iHQoMUmF3VHJhbnNmb3JtEg0KBWZpZWxkGAEgASgJIj8KDExhZ1RyYW5zZm9ybRINCgVmaWVsZBgBIAEoCRIMCgRkYXlzGAIgASgFEhIKCnRpbWVfZmllbGQYAyABKAkibAoQUm9sbGluZ1RyYW5zZm9ybRINCgVmaWVsZBgBIAEoCRI0CgthZ2dyZWdhdGlvbhgCIAEoDjIfLmJhbGxhc3QuZmVhdHVyZS52MS5BZ2dyZWdhdGlvbhITCgt3aW5kb3dfZGF5cxgDIAEoBSJpChFDYWxlbmRhclRyYW5zZm9ybRIuCgRwYXJ0GAEgASgOMiAuYmFsbGFzdC5mZWF0dXJlLnYxLkNhbGVuZGFyUGFydBISCgp0aW1lX2ZpZWxkGAIgASgJEhAKCGhvbGlkYXlzGAMgAygJIjgKDlJhdGlvVHJhbnNmb3JtEhEKCW51bWVyYXRvchgBIAEoCRITCgtkZW5vbWluYXRvchgCIAEoCSJqChFFbmNvZGluZ1RyYW5zZm9ybRINCgVmaWVsZBgBIAEoCRIuCgRraW5kGAIgASgOMiAuYmFsbGFzdC5mZWF0dXJlLnYxLkVuY29kaW5nS2luZBIWCg5tYXhfY2F0ZWdvcmllcxgDIAEoDSIlChRTdGFuZGFyZGl6ZVRyYW5zZm9ybRINCgVpbnB1dBgBIAEoCSKrAwoHRmVhdHVyZRIMCgRuYW1lGAEgASgJEi8KA3JhdxgCIAEoCzIgLmJhbGxhc3QuZmVhdHVyZS52MS5SYXdUcmFuc2Zvcm1IABIvCgNsYWcYAyABKAsyIC5iYWxsYXN0LmZlYXR1cmUudjEuTGFnVHJhbnNmb3JtSAASNwoHcm9sbGluZxgEIAEoCzIkLmJhbGxhc3QuZmVhdHVyZS52MS5Sb2xsaW5nVHJhbnNmb3JtSAASOQoIY2FsZW5kYXIYBSABKAsyJS5iYWxsYXN0LmZlYXR1cmUudjEuQ2FsZW5kYXJUcmFuc2Zvcm1IABIzCgVyYXRpbxgGIAEoCzIiLmJhbGxhc3QuZmVhdHVyZS52MS5SYXRpb1RyYW5zZm9ybUgAEjkKCGVuY29kaW5nGAcgASgLMiUuYmFsbGFzdC5mZWF0dXJlLnYxLkVuY29kaW5nVHJhbnNmb3JtSAASPwoLc3RhbmRhcmRpemUYCCABKAsyKC5iYWxsYXN0LmZlYXR1cmUudjEuU3RhbmRhcmRpemVUcmFuc2Zvcm1IAEILCgl0cmFuc2Zvcm0iaQoJVGltZVJhbmdlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLUAgoVRmVhdHVyZVZpZXdEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSKgoGc291cmNlGAIgASgLMhouYmFsbGFzdC5mZWF0dXJlLnYxLlNvdXJjZRIVCg1lbnRpdHlfZmllbGRzGAMgAygJEhYKDnNlZ21lbnRfZmllbGRzGAQgAygJEigKBWxhYmVsGAUgASgLMhkuYmFsbGFzdC5mZWF0dXJlLnYxLkxhYmVsEi0KCGZlYXR1cmVzGAYgAygLMhsuYmFsbGFzdC5mZWF0dXJlLnYxLkZlYXR1cmUSMQoOb25saW5lX21heF9hZ2UYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoKZml0X3dpbmRvdxgIIAEoCzIdLmJhbGxhc3QuZmVhdHVyZS52MS5UaW1lUmFuZ2USEwoLZGVzY3JpcHRpb24YCSABKAkipQEKC0ZlYXR1cmVWaWV3Ej0KCmRlZmluaXRpb24YASABKAsyKS5iYWxsYXN0LmZlYXR1cmUudjEuRmVhdHVyZVZpZXdEZWZpbml0aW9uEg8KB3ZlcnNpb24YAiABKAkSFQoNZmVhdHVyZV9uYW1lcxgDIAMoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWAoXQXBwbHlGZWF0dXJlVmlld1JlcXVlc3QSPQoKZGVmaW5pdGlvbhgBIAEoCzIpLmJhbGxhc3QuZmVhdHVyZS52MS5GZWF0dXJlVmlld0RlZmluaXRpb24iWgoYQXBwbHlGZWF0dXJlVmlld1Jlc3BvbnNlEi0KBHZpZXcYASABKAsyHy5iYWxsYXN0LmZlYXR1cmUudjEuRmVhdHVyZVZpZXcSDwoHY3JlYXRlZBgCIAEoCCI2ChVHZXRGZWF0dXJlVmlld1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIkcKFkdldEZlYXR1cmVWaWV3UmVzcG9uc2USLQoEdmlldxgBIAEoCzIfLmJhbGxhc3QuZmVhdHVyZS52MS5GZWF0dXJlVmlldyJlChJNYXRlcmlhbGl6ZVJlcXVlc3QSDAoEdmlldxgBIAEoCRIUCgx2aWV3X3ZlcnNpb24YAiABKAkSFwoPZGF0YXNldF92ZXJzaW9uGAMgASgJEhIKCmJhY2tncm91bmQYBCABKAgi5gEKE01hdGVyaWFsaXplUmVzcG9uc2USDAoEdmlldxgBIAEoCRIUCgx2aWV3X3ZlcnNpb24YAiABKAkSFwoPZGF0YXNldF92ZXJzaW9uGAMgASgJEg8KB3JlY29yZHMYBCABKAMSDAoEcm93cxgFIAEoAxIQCghlbnRpdGllcxgGIAEoAxIXCg9za2lwcGVkX3JlY29yZHMYByABKAMSFgoOb25saW5lX3dyaXR0ZW4YCCABKAMSMAoDcnVuGAkgASgLMiMuYmFsbGFzdC5mZWF0dXJlLnYxLk1hdGVyaWFsaXphdGlvbiLiAgoPTWF0ZXJpYWxpemF0aW9uEgwKBHZpZXcYASABKAkSFAoMdmlld192ZXJzaW9uGAIgASgJEhcKD2RhdGFzZXRfdmVyc2lvbhgDIAEoCRI3CgVzdGF0ZRgEIAEoDjIoLmJhbGxhc3QuZmVhdHVyZS52MS5NYXRlcmlhbGl6YXRpb25TdGF0ZRIOCgZyZWFzb24YBSABKAkSEAoIYXR0ZW1wdHMYBiABKA0SDwoHdHJpZ2dlchgHIAEoCRIPCgdyZWNvcmRzGAggASgDEgwKBHJvd3MYCSABKAMSEAoIZW50aXRpZXMYCiABKAMSFwoPc2tpcHBlZF9yZWNvcmRzGAsgASgDEi4KCnN0YXJ0X3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAQobTGlzdE1hdGVyaWFsaXphdGlvbnNSZXF1ZXN0EgwKBHZpZXcYASABKAkSFAoMdmlld192ZXJzaW9uGAIgASgJEhcKD2RhdGFzZXRfdmVyc2lvbhgDIAEoCRI3CgVzdGF0ZRgEIAEoDjIoLmJhbGxhc3QuZmVhdHVyZS52MS5NYXRlcmlhbGl6YXRpb25TdGF0ZRIRCglwYWdlX3NpemUYBSABKA0iXQocTGlzdE1hdGVyaWFsaXphdGlvbnNSZXNwb25zZRI9ChBtYXRlcmlhbGl6YXRpb25zGAEgAygLMiMuYmFsbGFzdC5mZWF0dXJlLnYxLk1hdGVyaWFsaXphdGlvbiIbCglFbnRpdHlLZXkSDgoGdmFsdWVzGAEgAygJIn8KGEdldE9ubGluZUZlYXR1cmVzUmVxdWVzdBIMCgR2aWV3GAEgASgJEhQKDHZpZXdfdmVyc2lvbhgCIAEoCRIvCghlbnRpdGllcxgDIAMoCzIdLmJhbGxhc3QuZmVhdHVyZS52MS5FbnRpdHlLZXkSDgoGcGFja2VkGAQgASgIIvABChlHZXRPbmxpbmVGZWF0dXJlc1Jlc3BvbnNlEhQKDHZpZXdfdmVyc2lvbhgBIAEoCRIVCg1mZWF0dXJlX25hbWVzGAIgAygJEjEKCHN0YXR1c2VzGAMgAygOMh8uYmFsbGFzdC5mZWF0dXJlLnYxLkZpZWxkU3RhdHVzEh4KFmV2ZW50X3RpbWVfdW5peF9taWxsaXMYBCADKAMSEgoKYWdlX21pbGxpcxgFIAMoAxIOCgZ2YWx1ZXMYBiADKAESGAoQZGF0YXNldF92ZXJzaW9ucxgHIAMoCRIVCg1wYWNrZWRfdmFsdWVzGAggASgMIp0CChVHZXRUcmFpbmluZ1NldFJlcXVlc3QSDAoEdmlldxgBIAEoCRIUCgx2aWV3X3ZlcnNpb24YAiABKAkSFwoPZGF0YXNldF92ZXJzaW9uGAMgASgJEjEKCnRpbWVfcmFuZ2UYBCABKAsyHS5iYWxsYXN0LmZlYXR1cmUudjEuVGltZVJhbmdlEigKBXNwbGl0GAUgASgOMhkuYmFsbGFzdC5mZWF0dXJlLnYxLlNwbGl0EjkKFXZhbGlkYXRpb25fc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoTdmFsaWRhdGlvbl9mcmFjdGlvbhgHIAEoARISCgpiYXRjaF9zaXplGAggASgNIvgBChFUcmFpbmluZ1NldEhlYWRlchIMCgR2aWV3GAEgASgJEhQKDHZpZXdfdmVyc2lvbhgCIAEoCRIXCg9kYXRhc2V0X3ZlcnNpb24YAyABKAkSFQoNZmVhdHVyZV9uYW1lcxgEIAMoCRISCgpsYWJlbF9uYW1lGAUgASgJEhUKDWVudGl0eV9maWVsZHMYBiADKAkSFgoOc2VnbWVudF9maWVsZHMYByADKAkSOQoVdmFsaWRhdGlvbl9zdGFydF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyb3dfY291bnQYCSABKAMiKQoJS2V5Q29sdW1uEgwKBG5hbWUYASABKAkSDgoGdmFsdWVzGAIgAygJIt0BChBUcmFpbmluZ1NldEJhdGNoEhEKCXJvd19jb3VudBgBIAEoDRIQCghmZWF0dXJlcxgCIAMoARIOCgZsYWJlbHMYAyADKAESHgoWZXZlbnRfdGltZV91bml4X21pbGxpcxgEIAMoAxIvCghlbnRpdGllcxgFIAMoCzIdLmJhbGxhc3QuZmVhdHVyZS52MS5LZXlDb2x1bW4SLwoIc2VnbWVudHMYBiADKAsyHS5iYWxsYXN0LmZlYXR1cmUudjEuS2V5Q29sdW1uEhIKCnZhbGlkYXRpb24YByADKAgikAEKFkdldFRyYWluaW5nU2V0UmVzcG9uc2USNwoGaGVhZGVyGAEgASgLMiUuYmFsbGFzdC5mZWF0dXJlLnYxLlRyYWluaW5nU2V0SGVhZGVySAASNQoFYmF0Y2gYAiABKAsyJC5iYWxsYXN0LmZlYXR1cmUudjEuVHJhaW5pbmdTZXRCYXRjaEgAQgYKBHBhcnQimwEKG0dldEZlYXR1cmVTdGF0aXN0aWNzUmVxdWVzdBIMCgR2aWV3GAEgASgJEhQKDHZpZXdfdmVyc2lvbhgCIAEoCRIXCg9kYXRhc2V0X3ZlcnNpb24YAyABKAkSMQoKdGltZV9yYW5nZRgEIAEoCzIdLmJhbGxhc3QuZmVhdHVyZS52MS5UaW1lUmFuZ2USDAoEYmlucxgFIAEoDSIkCghRdWFudGlsZRIJCgFxGAEgASgBEg0KBXZhbHVlGAIgASgBIioKCUhpc3RvZ3JhbRINCgVlZGdlcxgBIAMoARIOCgZjb3VudHMYAiADKAMiggIKEUZlYXR1cmVTdGF0aXN0aWNzEg8KB2ZlYXR1cmUYASABKAkSEAoIaXNfbGFiZWwYAiABKAgSDwoHc2VnbWVudBgDIAEoCRINCgVjb3VudBgEIAEoAxISCgpudWxsX2NvdW50GAUgASgDEgwKBG1lYW4YBiABKAESCwoDc3RkGAcgASgBEgsKA21pbhgIIAEoARILCgNtYXgYCSABKAESLwoJcXVhbnRpbGVzGAogAygLMhwuYmFsbGFzdC5mZWF0dXJlLnYxLlF1YW50aWxlEjAKCWhpc3RvZ3JhbRgLIAEoCzIdLmJhbGxhc3QuZmVhdHVyZS52MS5IaXN0b2dyYW0imwEKHEdldEZlYXR1cmVTdGF0aXN0aWNzUmVzcG9uc2USFAoMdmlld192ZXJzaW9uGAEgASgJEhcKD2RhdGFzZXRfdmVyc2lvbhgCIAEoCRIRCglyb3dfY291bnQYAyABKAMSOQoKc3RhdGlzdGljcxgEIAMoCzIlLmJhbGxhc3QuZmVhdHVyZS52MS5GZWF0dXJlU3RhdGlzdGljcyrqAQoPU291cmNlRmllbGRUeXBlEiEKHVNPVVJDRV9GSUVMRF9UWVBFX1VOU1BFQ0lGSUVEEAASGwoXU09VUkNFX0ZJRUxEX1RZUEVfRkxPQVQQARIZChVTT1VSQ0VfRklFTERfVFlQRV9JTlQQAhIcChhTT1VSQ0VfRklFTERfVFlQRV9TVFJJTkcQAxIaChZTT1VSQ0VfRklFTERfVFlQRV9CT09MEAQSHwobU09VUkNFX0ZJRUxEX1RZUEVfVElNRVNUQU1QEAUSIQodU09VUkNFX0ZJRUxEX1RZUEVfQ0FURUdPUklDQUwQBiqrAQoLQWdncmVnYXRpb24SGwoXQUdHUkVHQVRJT05fVU5TUEVDSUZJRUQQABIUChBBR0dSRUdBVElPTl9NRUFOEAESEwoPQUdHUkVHQVRJT05fU1VNEAISEwoPQUdHUkVHQVRJT05fTUlOEAMSEwoPQUdHUkVHQVRJT05fTUFYEAQSEwoPQUdHUkVHQVRJT05fU1REEAUSFQoRQUdHUkVHQVRJT05fQ09VTlQQBirCAQoMQ2FsZW5kYXJQYXJ0Eh0KGUNBTEVOREFSX1BBUlRfVU5TUEVDSUZJRUQQABIdChlDQUxFTkRBUl9QQVJUX0RBWV9PRl9XRUVLEAESHgoaQ0FMRU5EQVJfUEFSVF9EQVlfT0ZfTU9OVEgQAhIXChNDQUxFTkRBUl9QQVJUX01PTlRIEAMSHQoZQ0FMRU5EQVJfUEFSVF9EQVlfT0ZfWUVBUhAEEhwKGENBTEVOREFSX1BBUlRfSVNfSE9MSURBWRAFKmEKDEVuY29kaW5nS2luZBIdChlFTkNPRElOR19LSU5EX1VOU1BFQ0lGSUVEEAASFwoTRU5DT0RJTkdfS0lORF9JTkRFWBABEhkKFUVOQ09ESU5HX0tJTkRfT05FX0hPVBACKqcBChRNYXRlcmlhbGl6YXRpb25TdGF0ZRIlCiFNQVRFUklBTElaQVRJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIhCh1NQVRFUklBTElaQVRJT05fU1RBVEVfUlVOTklORxABEiMKH01BVEVSSUFMSVpBVElPTl9TVEFURV9TVUNDRUVERUQQAhIgChxNQVRFUklBTElaQVRJT05fU1RBVEVfRkFJTEVEEAMqgwEKC0ZpZWxkU3RhdHVzEhwKGEZJRUxEX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFEZJRUxEX1NUQVRVU19QUkVTRU5UEAESGgoWRklFTERfU1RBVFVTX05PVF9GT1VORBACEiAKHEZJRUxEX1NUQVRVU19PVVRTSURFX01BWF9BR0UQAypUCgVTcGxpdBIVChFTUExJVF9VTlNQRUNJRklFRBAAEg0KCVNQTElUX0FMTBABEg8KC1NQTElUX1RSQUlOEAISFAoQU1BMSVRfVkFMSURBVElPThADMr4GCg5GZWF0dXJlU2VydmljZRJyChBBcHBseUZlYXR1cmVWaWV3EisuYmFsbGFzdC5mZWF0dXJlLnYxLkFwcGx5RmVhdHVyZVZpZXdSZXF1ZXN0GiwuYmFsbGFzdC5mZWF0dXJlLnYxLkFwcGx5RmVhdHVyZVZpZXdSZXNwb25zZSIDkAICEmwKDkdldEZlYXR1cmVWaWV3EikuYmFsbGFzdC5mZWF0dXJlLnYxLkdldEZlYXR1cmVWaWV3UmVxdWVzdBoqLmJhbGxhc3QuZmVhdHVyZS52MS5HZXRGZWF0dXJlVmlld1Jlc3BvbnNlIgOQAgESYwoLTWF0ZXJpYWxpemUSJi5iYWxsYXN0LmZlYXR1cmUudjEuTWF0ZXJpYWxpemVSZXF1ZXN0GicuYmFsbGFzdC5mZWF0dXJlLnYxLk1hdGVyaWFsaXplUmVzcG9uc2UiA5ACAhJ+ChRMaXN0TWF0ZXJpYWxpemF0aW9ucxIvLmJhbGxhc3QuZmVhdHVyZS52MS5MaXN0TWF0ZXJpYWxpemF0aW9uc1JlcXVlc3QaMC5iYWxsYXN0LmZlYXR1cmUudjEuTGlzdE1hdGVyaWFsaXphdGlvbnNSZXNwb25zZSIDkAIBEnUKEUdldE9ubGluZUZlYXR1cmVzEiwuYmFsbGFzdC5mZWF0dXJlLnYxLkdldE9ubGluZUZlYXR1cmVzUmVxdWVzdBotLmJhbGxhc3QuZmVhdHVyZS52MS5HZXRPbmxpbmVGZWF0dXJlc1Jlc3BvbnNlIgOQAgESbgoOR2V0VHJhaW5pbmdTZXQSKS5iYWxsYXN0LmZlYXR1cmUudjEuR2V0VHJhaW5pbmdTZXRSZXF1ZXN0GiouYmFsbGFzdC5mZWF0dXJlLnYxLkdldFRyYWluaW5nU2V0UmVzcG9uc2UiA5ACATABEn4KFEdldEZlYXR1cmVTdGF0aXN0aWNzEi8uYmFsbGFzdC5mZWF0dXJlLnYxLkdldEZlYXR1cmVTdGF0aXN0aWNzUmVxdWVzdBowLmJhbGxhc3QuZmVhdHVyZS52MS5HZXRGZWF0dXJlU3RhdGlzdGljc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message ballast.feature.v1.SourceField
@@ -596,6 +596,14 @@ export type MaterializeRequest = Message<"ballast.feature.v1.MaterializeRequest"
    * @generated from field: string dataset_version = 3;
    */
   datasetVersion: string;
+
+  /**
+   * Run as a background operation: the response comes at once with the run (state
+   * RUNNING) and no counts; a caller that goes away does not stop it.
+   *
+   * @generated from field: bool background = 4;
+   */
+  background: boolean;
 };
 
 /**
@@ -655,6 +663,13 @@ export type MaterializeResponse = Message<"ballast.feature.v1.MaterializeRespons
    * @generated from field: int64 online_written = 8;
    */
   onlineWritten: bigint;
+
+  /**
+   * The run as ListMaterializations shows it.
+   *
+   * @generated from field: ballast.feature.v1.Materialization run = 9;
+   */
+  run?: Materialization | undefined;
 };
 
 /**
@@ -663,6 +678,159 @@ export type MaterializeResponse = Message<"ballast.feature.v1.MaterializeRespons
  */
 export const MaterializeResponseSchema: GenMessage<MaterializeResponse> = /*@__PURE__*/
   messageDesc(file_ballast_feature_v1_feature, 19);
+
+/**
+ * The latest run of one (view version, dataset version).
+ *
+ * @generated from message ballast.feature.v1.Materialization
+ */
+export type Materialization = Message<"ballast.feature.v1.Materialization"> & {
+  /**
+   * @generated from field: string view = 1;
+   */
+  view: string;
+
+  /**
+   * @generated from field: string view_version = 2;
+   */
+  viewVersion: string;
+
+  /**
+   * @generated from field: string dataset_version = 3;
+   */
+  datasetVersion: string;
+
+  /**
+   * @generated from field: ballast.feature.v1.MaterializationState state = 4;
+   */
+  state: MaterializationState;
+
+  /**
+   * FAILED: why, e.g. "UNAVAILABLE: Connection dropped".
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * Runs started for this pair so far (a retried job counts each attempt).
+   *
+   * @generated from field: uint32 attempts = 6;
+   */
+  attempts: number;
+
+  /**
+   * "rpc", or "job <id>" for a features.materialize job.
+   *
+   * @generated from field: string trigger = 7;
+   */
+  trigger: string;
+
+  /**
+   * SUCCEEDED: as in MaterializeResponse (rows + skipped_records = records).
+   *
+   * @generated from field: int64 records = 8;
+   */
+  records: bigint;
+
+  /**
+   * @generated from field: int64 rows = 9;
+   */
+  rows: bigint;
+
+  /**
+   * @generated from field: int64 entities = 10;
+   */
+  entities: bigint;
+
+  /**
+   * @generated from field: int64 skipped_records = 11;
+   */
+  skippedRecords: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 12;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Unset while RUNNING.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 13;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ballast.feature.v1.Materialization.
+ * Use `create(MaterializationSchema)` to create a new message.
+ */
+export const MaterializationSchema: GenMessage<Materialization> = /*@__PURE__*/
+  messageDesc(file_ballast_feature_v1_feature, 20);
+
+/**
+ * @generated from message ballast.feature.v1.ListMaterializationsRequest
+ */
+export type ListMaterializationsRequest = Message<"ballast.feature.v1.ListMaterializationsRequest"> & {
+  /**
+   * Empty: every view.
+   *
+   * @generated from field: string view = 1;
+   */
+  view: string;
+
+  /**
+   * Empty: every version (of `view`, when given).
+   *
+   * @generated from field: string view_version = 2;
+   */
+  viewVersion: string;
+
+  /**
+   * Empty: every dataset version.
+   *
+   * @generated from field: string dataset_version = 3;
+   */
+  datasetVersion: string;
+
+  /**
+   * Unspecified: every state.
+   *
+   * @generated from field: ballast.feature.v1.MaterializationState state = 4;
+   */
+  state: MaterializationState;
+
+  /**
+   * Default 50, at most 1000.
+   *
+   * @generated from field: uint32 page_size = 5;
+   */
+  pageSize: number;
+};
+
+/**
+ * Describes the message ballast.feature.v1.ListMaterializationsRequest.
+ * Use `create(ListMaterializationsRequestSchema)` to create a new message.
+ */
+export const ListMaterializationsRequestSchema: GenMessage<ListMaterializationsRequest> = /*@__PURE__*/
+  messageDesc(file_ballast_feature_v1_feature, 21);
+
+/**
+ * @generated from message ballast.feature.v1.ListMaterializationsResponse
+ */
+export type ListMaterializationsResponse = Message<"ballast.feature.v1.ListMaterializationsResponse"> & {
+  /**
+   * @generated from field: repeated ballast.feature.v1.Materialization materializations = 1;
+   */
+  materializations: Materialization[];
+};
+
+/**
+ * Describes the message ballast.feature.v1.ListMaterializationsResponse.
+ * Use `create(ListMaterializationsResponseSchema)` to create a new message.
+ */
+export const ListMaterializationsResponseSchema: GenMessage<ListMaterializationsResponse> = /*@__PURE__*/
+  messageDesc(file_ballast_feature_v1_feature, 22);
 
 /**
  * One entity's key values, aligned with the view's entity fields (ints and bools as text).
@@ -681,7 +849,7 @@ export type EntityKey = Message<"ballast.feature.v1.EntityKey"> & {
  * Use `create(EntityKeySchema)` to create a new message.
  */
 export const EntityKeySchema: GenMessage<EntityKey> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 20);
+  messageDesc(file_ballast_feature_v1_feature, 23);
 
 /**
  * @generated from message ballast.feature.v1.GetOnlineFeaturesRequest
@@ -718,7 +886,7 @@ export type GetOnlineFeaturesRequest = Message<"ballast.feature.v1.GetOnlineFeat
  * Use `create(GetOnlineFeaturesRequestSchema)` to create a new message.
  */
 export const GetOnlineFeaturesRequestSchema: GenMessage<GetOnlineFeaturesRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 21);
+  messageDesc(file_ballast_feature_v1_feature, 24);
 
 /**
  * Columnar, one entry per requested entity in request order.
@@ -784,7 +952,7 @@ export type GetOnlineFeaturesResponse = Message<"ballast.feature.v1.GetOnlineFea
  * Use `create(GetOnlineFeaturesResponseSchema)` to create a new message.
  */
 export const GetOnlineFeaturesResponseSchema: GenMessage<GetOnlineFeaturesResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 22);
+  messageDesc(file_ballast_feature_v1_feature, 25);
 
 /**
  * @generated from message ballast.feature.v1.GetTrainingSetRequest
@@ -847,7 +1015,7 @@ export type GetTrainingSetRequest = Message<"ballast.feature.v1.GetTrainingSetRe
  * Use `create(GetTrainingSetRequestSchema)` to create a new message.
  */
 export const GetTrainingSetRequestSchema: GenMessage<GetTrainingSetRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 23);
+  messageDesc(file_ballast_feature_v1_feature, 26);
 
 /**
  * @generated from message ballast.feature.v1.TrainingSetHeader
@@ -906,7 +1074,7 @@ export type TrainingSetHeader = Message<"ballast.feature.v1.TrainingSetHeader"> 
  * Use `create(TrainingSetHeaderSchema)` to create a new message.
  */
 export const TrainingSetHeaderSchema: GenMessage<TrainingSetHeader> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 24);
+  messageDesc(file_ballast_feature_v1_feature, 27);
 
 /**
  * One string column, one value per row.
@@ -930,7 +1098,7 @@ export type KeyColumn = Message<"ballast.feature.v1.KeyColumn"> & {
  * Use `create(KeyColumnSchema)` to create a new message.
  */
 export const KeyColumnSchema: GenMessage<KeyColumn> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 25);
+  messageDesc(file_ballast_feature_v1_feature, 28);
 
 /**
  * @generated from message ballast.feature.v1.TrainingSetBatch
@@ -983,7 +1151,7 @@ export type TrainingSetBatch = Message<"ballast.feature.v1.TrainingSetBatch"> & 
  * Use `create(TrainingSetBatchSchema)` to create a new message.
  */
 export const TrainingSetBatchSchema: GenMessage<TrainingSetBatch> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 26);
+  messageDesc(file_ballast_feature_v1_feature, 29);
 
 /**
  * @generated from message ballast.feature.v1.GetTrainingSetResponse
@@ -1012,7 +1180,7 @@ export type GetTrainingSetResponse = Message<"ballast.feature.v1.GetTrainingSetR
  * Use `create(GetTrainingSetResponseSchema)` to create a new message.
  */
 export const GetTrainingSetResponseSchema: GenMessage<GetTrainingSetResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 27);
+  messageDesc(file_ballast_feature_v1_feature, 30);
 
 /**
  * @generated from message ballast.feature.v1.GetFeatureStatisticsRequest
@@ -1051,7 +1219,7 @@ export type GetFeatureStatisticsRequest = Message<"ballast.feature.v1.GetFeature
  * Use `create(GetFeatureStatisticsRequestSchema)` to create a new message.
  */
 export const GetFeatureStatisticsRequestSchema: GenMessage<GetFeatureStatisticsRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 28);
+  messageDesc(file_ballast_feature_v1_feature, 31);
 
 /**
  * @generated from message ballast.feature.v1.Quantile
@@ -1073,7 +1241,7 @@ export type Quantile = Message<"ballast.feature.v1.Quantile"> & {
  * Use `create(QuantileSchema)` to create a new message.
  */
 export const QuantileSchema: GenMessage<Quantile> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 29);
+  messageDesc(file_ballast_feature_v1_feature, 32);
 
 /**
  * Equal-width bins over [min, max]: counts[i] holds values in [edges[i], edges[i + 1]),
@@ -1098,7 +1266,7 @@ export type Histogram = Message<"ballast.feature.v1.Histogram"> & {
  * Use `create(HistogramSchema)` to create a new message.
  */
 export const HistogramSchema: GenMessage<Histogram> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 30);
+  messageDesc(file_ballast_feature_v1_feature, 33);
 
 /**
  * @generated from message ballast.feature.v1.FeatureStatistics
@@ -1173,7 +1341,7 @@ export type FeatureStatistics = Message<"ballast.feature.v1.FeatureStatistics"> 
  * Use `create(FeatureStatisticsSchema)` to create a new message.
  */
 export const FeatureStatisticsSchema: GenMessage<FeatureStatistics> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 31);
+  messageDesc(file_ballast_feature_v1_feature, 34);
 
 /**
  * @generated from message ballast.feature.v1.GetFeatureStatisticsResponse
@@ -1205,7 +1373,7 @@ export type GetFeatureStatisticsResponse = Message<"ballast.feature.v1.GetFeatur
  * Use `create(GetFeatureStatisticsResponseSchema)` to create a new message.
  */
 export const GetFeatureStatisticsResponseSchema: GenMessage<GetFeatureStatisticsResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_feature_v1_feature, 32);
+  messageDesc(file_ballast_feature_v1_feature, 35);
 
 /**
  * The type of a source field, as the dataset's schema declares it.
@@ -1381,6 +1549,37 @@ export const EncodingKindSchema: GenEnum<EncodingKind> = /*@__PURE__*/
   enumDesc(file_ballast_feature_v1_feature, 3);
 
 /**
+ * @generated from enum ballast.feature.v1.MaterializationState
+ */
+export enum MaterializationState {
+  /**
+   * @generated from enum value: MATERIALIZATION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: MATERIALIZATION_STATE_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * @generated from enum value: MATERIALIZATION_STATE_SUCCEEDED = 2;
+   */
+  SUCCEEDED = 2,
+
+  /**
+   * @generated from enum value: MATERIALIZATION_STATE_FAILED = 3;
+   */
+  FAILED = 3,
+}
+
+/**
+ * Describes the enum ballast.feature.v1.MaterializationState.
+ */
+export const MaterializationStateSchema: GenEnum<MaterializationState> = /*@__PURE__*/
+  enumDesc(file_ballast_feature_v1_feature, 4);
+
+/**
  * @generated from enum ballast.feature.v1.FieldStatus
  */
 export enum FieldStatus {
@@ -1413,7 +1612,7 @@ export enum FieldStatus {
  * Describes the enum ballast.feature.v1.FieldStatus.
  */
 export const FieldStatusSchema: GenEnum<FieldStatus> = /*@__PURE__*/
-  enumDesc(file_ballast_feature_v1_feature, 4);
+  enumDesc(file_ballast_feature_v1_feature, 5);
 
 /**
  * @generated from enum ballast.feature.v1.Split
@@ -1446,7 +1645,7 @@ export enum Split {
  * Describes the enum ballast.feature.v1.Split.
  */
 export const SplitSchema: GenEnum<Split> = /*@__PURE__*/
-  enumDesc(file_ballast_feature_v1_feature, 5);
+  enumDesc(file_ballast_feature_v1_feature, 6);
 
 /**
  * @generated from service ballast.feature.v1.FeatureService
@@ -1475,6 +1674,8 @@ export const FeatureService: GenService<{
    * Computes a view's rows for a dataset version (a backfill; the worker does the same for
    * `features.materialize` jobs): offline rows replace that version's rows, and each
    * entity's latest vector goes to the online store. Re-running yields the same rows.
+   * With `background`, answers at once (state RUNNING) and the run goes on whether or not
+   * the caller stays; follow it with ListMaterializations.
    *
    * @generated from rpc ballast.feature.v1.FeatureService.Materialize
    */
@@ -1482,6 +1683,17 @@ export const FeatureService: GenService<{
     methodKind: "unary";
     input: typeof MaterializeRequestSchema;
     output: typeof MaterializeResponseSchema;
+  },
+  /**
+   * The latest run per (view version, dataset version), newest first: RPC backfills and
+   * `features.materialize` jobs alike, with the reason of a failed one.
+   *
+   * @generated from rpc ballast.feature.v1.FeatureService.ListMaterializations
+   */
+  listMaterializations: {
+    methodKind: "unary";
+    input: typeof ListMaterializationsRequestSchema;
+    output: typeof ListMaterializationsResponseSchema;
   },
   /**
    * The latest vector per entity, from the online store, for up to 10,000 entities.
@@ -1495,7 +1707,8 @@ export const FeatureService: GenService<{
   },
   /**
    * Point-in-time correct rows of a materialized (view version, dataset version): a header
-   * first, then columnar batches, ordered by event time, then entity key.
+   * first, then columnar batches, ordered by event time, entity key, then ingest order (two
+   * records of one entity at one event time are two rows).
    *
    * @generated from rpc ballast.feature.v1.FeatureService.GetTrainingSet
    */
