@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { registerProcessMetrics, shutdownTelemetry, startHttpServer } from '@ballast/telemetry';
 import { metrics } from '@opentelemetry/api';
+import { exposureWarning, metricsAuthorizer } from './exposure.js';
 import { exitOnSignals } from './lifecycle.js';
 import { type GrpcServer, type KitLogger, type ServiceRegistration, startGrpcServer } from './server.js';
 
@@ -72,6 +73,9 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   const { log } = options;
   let ready = false;
   let stopping = false;
+  // The trainer has no gRPC port but the same token, for its /metrics.
+  const authToken = options.grpc ? options.grpc.authToken : process.env.BALLAST_AUTH_TOKEN || undefined;
+  const authorize = metricsAuthorizer(process.env, authToken);
 
   const grpc = options.grpc
     ? await startGrpcServer({
@@ -89,7 +93,13 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
     port: options.http.port,
     ready: () => ready,
     ...(options.http.routes ? { routes: options.http.routes } : {}),
+    ...(authorize ? { authorize } : {}),
   });
+  const exposed = exposureWarning(
+    [...(options.grpc ? [options.grpc.host] : []), options.http.host],
+    authToken,
+  );
+  if (exposed) log.warn({ service: options.name }, exposed);
 
   const interval = options.readinessIntervalMs ?? 2_000;
   // Signals are handled from here on: a SIGTERM while the first readiness check waits on

@@ -15,6 +15,16 @@ export interface UpOptions {
 }
 
 const WARN = 40;
+const LOOPBACK = '127.0.0.1';
+
+/**
+ * The environment `ballast up` gives its services: gRPC and HTTP ports on loopback unless
+ * BALLAST_GRPC_HOST says otherwise, since a laptop's suite has no token by default and every
+ * RPC would be open to the network it is on. Containers and k8s set 0.0.0.0 in deploy/.
+ */
+export function localServiceEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...env, BALLAST_GRPC_HOST: env.BALLAST_GRPC_HOST || LOOPBACK };
+}
 
 /** Service logs go to files; warnings and errors are echoed so a crash is never silent. */
 function logSink(logDir: string, print: (line: string) => void) {
@@ -50,7 +60,12 @@ export async function up(options: UpOptions): Promise<void> {
       : `database  embedded PGlite under ${resolve(dataDir, 'pglite')}`,
   );
 
-  const env = { ...options.env, BALLAST_REDIS_URL: redis.url, BALLAST_DATA_DIR: dataDir };
+  const serviceEnv = localServiceEnv(options.env);
+  const env = { ...serviceEnv, BALLAST_REDIS_URL: redis.url, BALLAST_DATA_DIR: dataDir };
+  const host = serviceEnv.BALLAST_GRPC_HOST;
+  print(
+    `listening ${host}${host === LOOPBACK ? ' (this machine only; BALLAST_GRPC_HOST=0.0.0.0 opens it)' : ''}`,
+  );
   const sink = logSink(resolve(dataDir, 'logs'), print);
   const supervisor = new Supervisor(env, {
     started: () => {},

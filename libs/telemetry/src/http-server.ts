@@ -13,6 +13,11 @@ export interface HttpServerOptions {
   ready: () => boolean | Promise<boolean>;
   /** Extra routes by exact path (`/`, `/dashboard`); they see every method. */
   routes?: Record<string, RouteHandler>;
+  /**
+   * When set, every path but /healthz and /readyz (which probes reach without credentials)
+   * answers 401 unless this accepts the request's `authorization` header.
+   */
+  authorize?: (authorization: string | undefined) => boolean;
 }
 
 export interface RunningHttpServer {
@@ -26,6 +31,7 @@ export interface RunningHttpServer {
 }
 
 const BUILT_IN = ['/metrics', '/healthz', '/readyz'];
+const OPEN = ['/healthz', '/readyz'];
 
 function sendText(
   res: ServerResponse,
@@ -54,6 +60,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const method = req.method ?? 'GET';
+    if (options.authorize && !OPEN.includes(path) && !options.authorize(req.headers.authorization)) {
+      return sendText(res, 401, 'unauthorized: send "authorization: Bearer <token>"', {
+        'www-authenticate': 'Bearer',
+      });
+    }
     if (BUILT_IN.includes(path)) {
       if (method !== 'GET' && method !== 'HEAD')
         return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
