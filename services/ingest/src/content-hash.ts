@@ -8,17 +8,18 @@ import { createHash, type Hash } from 'node:crypto';
  */
 export class ContentHash {
   private readonly hash: Hash = createHash('sha256');
-  private last: string | undefined;
+  private last: Buffer | undefined;
   count = 0;
 
   /** Adds the next record; event ids must come in strictly ascending bytewise order. */
   add(eventId: string, canonicalJson: string): void {
-    if (this.last !== undefined && Buffer.compare(Buffer.from(this.last), Buffer.from(eventId)) >= 0) {
+    const id = Buffer.from(eventId);
+    if (this.last !== undefined && Buffer.compare(this.last, id) >= 0) {
       throw new Error(
-        `records out of event-id order: ${JSON.stringify(eventId)} after ${JSON.stringify(this.last)}`,
+        `records out of event-id order: ${JSON.stringify(eventId)} after ${JSON.stringify(this.last.toString())}`,
       );
     }
-    this.last = eventId;
+    this.last = id;
     this.hash.update(canonicalJson);
     this.hash.update('\n');
     this.count++;

@@ -1,6 +1,7 @@
 import type { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
-import type { ServiceImpl } from '@ballast/grpc-kit';
+import { invalidArgument, type ServiceImpl } from '@ballast/grpc-kit';
 import type { Sql } from '@ballast/storage';
+import { CommitOperations } from './commit-operations.js';
 import { Datasets } from './datasets.js';
 import { Intake } from './intake.js';
 import { IngestStore } from './store.js';
@@ -15,7 +16,15 @@ export interface IngestDeps {
   /** Announces committed versions (features.materialize). */
   enqueue: Enqueue;
   limits?: Partial<Limits>;
+  /** Where a commit that failed with no caller waiting logs an unexpected error. */
+  log?: { error(obj: object, msg?: string): void };
 }
+
+/** WaitOperation's wait when the request sets none, and the most it may ask for. */
+const WAIT_DEFAULT_MS = 10_000;
+const WAIT_MAX_MS = 60_000;
+/** Answer this long before the caller's deadline, so the answer arrives within it. */
+const WAIT_DEADLINE_MARGIN_MS = 250;
 
 /** The ingest service's RPC handlers, kept thin over the domain modules. */
 export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestService> {
@@ -23,6 +32,7 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
   const datasets = new Datasets(store);
   const intake = new Intake(store, datasets, { ...DEFAULT_LIMITS, ...deps.limits });
   const versions = new Versions(store, datasets, deps.enqueue);
+  const operations = new CommitOperations(versions, deps.log);
   return {
     createDataset: async (req) => ({ dataset: await datasets.create(req) }),
     getDataset: async (req) => ({ dataset: await datasets.get(req.name) }),
@@ -32,7 +42,23 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
     ingestBatch: async (req) => ({ result: await intake.ingest(req.batch, 0n) }),
     listQuarantine: (req) => intake.listQuarantine(req.dataset, req.pageSize, req.pageToken),
     replayQuarantine: (req) => intake.replay(req),
-    commitVersion: (req) => versions.commit(req.dataset),
+    commitVersion: async (req) => {
+      const op = await operations.start(req.dataset);
+      const result = req.returnOperation ? undefined : await operations.result(op);
+      return { ...result, operation: operations.describe(op) };
+    },
+    getOperation: async (req) => ({ operation: operations.describe(operations.get(req.id)) }),
+    waitOperation: async (req, ctx) => {
+      const asked = req.timeout
+        ? Number(req.timeout.seconds) * 1000 + req.timeout.nanos / 1e6
+        : WAIT_DEFAULT_MS;
+      if (!(asked >= 0)) throw invalidArgument('timeout', 'must not be negative');
+      const untilDeadline = ctx.deadline
+        ? ctx.deadline.getTime() - Date.now() - WAIT_DEADLINE_MARGIN_MS
+        : Number.POSITIVE_INFINITY;
+      const ms = Math.max(0, Math.min(asked, WAIT_MAX_MS, untilDeadline));
+      return { operation: operations.describe(await operations.wait(req.id, ms, ctx.signal)) };
+    },
     getVersion: async (req) => ({ version: await versions.get(req.dataset, req.id) }),
     readVersion: (req) => versions.read(req.dataset, req.id, req.chunkSize),
   };

@@ -89,6 +89,10 @@ export class IngestStore {
     return this.db();
   }
 
+  get kind(): Sql['kind'] {
+    return this.sql.kind;
+  }
+
   async createDataset(name: string, description: string, schema: SchemaDef): Promise<DatasetRow> {
     try {
       return await this.sql.transaction(async (tx) => {
@@ -331,17 +335,38 @@ export class IngestStore {
     });
   }
 
-  /** One page of a version's records in event-id order ("C" collation), after `afterEventId`. */
+  /**
+   * One page of a version's records in event-id order ("C" collation), after `afterEventId`.
+   *
+   * The plan is pinned to a walk of the primary key: without fresh statistics (PGlite never
+   * analyzes; Postgres not right after a bulk load) the planner took a bitmap scan of every
+   * record after `afterEventId` and a sort, so each page cost the rest of the table and a
+   * commit grew with the square of its records.
+   */
   async recordPage(datasetId: string, watermark: string, afterEventId: string | undefined, limit: number) {
-    const { rows } = await this.sql.query<{ event_id: string; seq: string; source: string; data: string }>(
-      `SELECT event_id, seq, source, data::text AS data FROM records
-       WHERE dataset_id = $1 AND seq <= $2 ${afterEventId === undefined ? '' : 'AND event_id > $4'}
-       ORDER BY event_id LIMIT $3`,
-      afterEventId === undefined
-        ? [datasetId, watermark, limit]
-        : [datasetId, watermark, limit, afterEventId],
-    );
+    const { rows } = await this.sql.transaction(async (tx) => {
+      await tx.exec(
+        'SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off',
+      );
+      return tx.query<{ event_id: string; seq: string; source: string; data: string }>(
+        `SELECT event_id, seq, source, data::text AS data FROM records
+         WHERE dataset_id = $1 AND seq <= $2 ${afterEventId === undefined ? '' : 'AND event_id > $4'}
+         ORDER BY event_id LIMIT $3`,
+        afterEventId === undefined
+          ? [datasetId, watermark, limit]
+          : [datasetId, watermark, limit, afterEventId],
+      );
+    });
     return rows.map((r): RecordRow => ({ eventId: r.event_id, seq: r.seq, source: r.source, data: r.data }));
+  }
+
+  /** How many records a version with this watermark holds (a commit's progress total). */
+  async recordCount(datasetId: string, watermark: string): Promise<number> {
+    const { rows } = await this.sql.query<{ n: string }>(
+      'SELECT count(*) AS n FROM records WHERE dataset_id = $1 AND seq <= $2',
+      [datasetId, watermark],
+    );
+    return Number(rows[0]?.n ?? 0);
   }
 
   /** Violations quarantined between two quarantine watermarks (for a version's quality report). */

@@ -10,6 +10,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CommitOperations } from './commit-operations.js';
 import { Datasets } from './datasets.js';
 import { IngestStore } from './store.js';
 import { startTestIngest, type TestIngest } from './test-support.js';
@@ -69,19 +70,20 @@ describe('commit traceparent', () => {
     await t.client.createDataset({ name: 'traced', schema: salesSchema() });
     await t.client.ingestBatch({ batch: salesBatch('traced', 'a', salesRows('w1', 0, 10)) });
     const store = new IngestStore(() => t.sql);
-    const versions = new Versions(store, new Datasets(store), async () => {});
-    const { version } = await inCall(() => versions.commit('traced'));
+    const operations = new CommitOperations(new Versions(store, new Datasets(store), async () => {}));
+    const commit = async (name: string) => operations.result(await operations.start(name));
+    const { version } = await inCall(() => commit('traced'));
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     expect(version.commitTraceparent).toBe(traceparent);
     expect(
       (await t.client.getVersion({ dataset: 'traced', id: version.id })).version?.commitTraceparent,
     ).toBe(traceparent);
     // Committing again with nothing new returns the version as the first call recorded it.
-    expect((await versions.commit('traced')).version.commitTraceparent).toBe(traceparent);
+    expect((await commit('traced')).version.commitTraceparent).toBe(traceparent);
 
     // An untraced commit records nothing.
     await t.client.ingestBatch({ batch: salesBatch('traced', 'a', salesRows('w1', 10, 10)) });
-    const untraced = await versions.commit('traced');
+    const untraced = await commit('traced');
     expect(untraced).toMatchObject({ created: true, version: { number: 2n, commitTraceparent: '' } });
   });
 });

@@ -5,7 +5,6 @@ import {
   RecordBatchSchema,
 } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { failedPrecondition, invalidArgument, notFound } from '@ballast/grpc-kit';
-import { activeTraceparent } from '@ballast/telemetry';
 import { create, fromJson, type JsonValue, type MessageInitShape, toJson } from '@bufbuild/protobuf';
 import { ContentHash } from './content-hash.js';
 import type { DatasetEntry, Datasets } from './datasets.js';
@@ -14,7 +13,12 @@ import { fieldTypeOf, type StoredSchema } from './schema.js';
 import type { IngestStore, VersionRow } from './store.js';
 import { parseTimestamp } from './validation.js';
 
-const PAGE = 5_000;
+/**
+ * Records per page of a commit's scan. PGlite runs each query on this process's thread, so
+ * its pages stay small enough that one query (and the work on its rows) leaves the event
+ * loop free within tens of milliseconds; Postgres pages only cost round trips.
+ */
+const PAGE = { pglite: 1_000, postgres: 5_000 } as const;
 
 export interface MaterializeJob {
   datasetName: string;
@@ -24,68 +28,90 @@ export interface MaterializeJob {
 /** Where a commit announces a new version (the features.materialize queue in the service). */
 export type Enqueue = (job: MaterializeJob) => Promise<unknown>;
 
-const timestamp = (d: Date) => ({
+/** What a running commit reports as it goes. */
+export interface CommitProgress {
+  /** The record watermark it seals and how many records that is (again if it retries). */
+  sealing(watermark: string, total: number): void;
+  /** Records read so far. */
+  read(records: number): void;
+}
+
+export interface CommitResult {
+  version: DatasetVersion;
+  created: boolean;
+}
+
+export const timestamp = (d: Date) => ({
   seconds: BigInt(Math.floor(d.getTime() / 1000)),
   nanos: (d.getTime() % 1000) * 1e6,
 });
+
+/** Lets timers, I/O and other calls run between pages (PGlite's promises alone never do). */
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Dataset versions: a commit seals every record acknowledged before it (see store.ts for
  * why "seq <= watermark" is exactly that set) into an immutable version named by its
  * content hash, with per-field summaries and a quality report against the previous version.
+ * Commits run as operations (commit-operations.ts), which decide when one runs.
  */
 export class Versions {
-  private readonly committing = new Map<string, Promise<unknown>>();
-
   constructor(
     private readonly store: IngestStore,
     private readonly datasets: Datasets,
     private readonly enqueue: Enqueue,
   ) {}
 
-  /** Commits of one dataset run one at a time in this process (the database decides between replicas). */
-  commit(name: string): Promise<{ version: DatasetVersion; created: boolean }> {
-    const previous = this.committing.get(name) ?? Promise.resolve();
-    // Taken now, in the caller's context: the version records which call committed it.
-    const traceparent = activeTraceparent();
-    const run = previous.catch(() => {}).then(() => this.commitNow(name, traceparent));
-    this.committing.set(name, run);
-    run
-      .finally(() => {
-        if (this.committing.get(name) === run) this.committing.delete(name);
-      })
-      .catch(() => {});
-    return run;
+  /** The record watermark a commit started now would seal. */
+  async watermark(name: string): Promise<string> {
+    const entry = await this.datasets.resolve(name, 'dataset');
+    return (await this.store.watermarks(entry.row.id)).records;
   }
 
-  private async commitNow(
-    name: string,
-    traceparent: string,
-  ): Promise<{ version: DatasetVersion; created: boolean }> {
+  /**
+   * One commit, in one pass over the records in event-id order, in bounded pages: time and
+   * memory grow linearly with the records (the accumulator keeps per-field counters and at
+   * most MAX_DISTINCT values per field), and the event loop runs between pages.
+   */
+  async commitNow(name: string, traceparent: string, progress: CommitProgress): Promise<CommitResult> {
     this.datasets.invalidate(name);
     const entry = await this.datasets.resolve(name, 'dataset');
+    const page = PAGE[this.store.kind];
     for (let attempt = 0; attempt < 5; attempt++) {
       const previous = await this.store.latestVersion(entry.row.id);
       const marks = await this.store.watermarks(entry.row.id);
+      progress.sealing(marks.records, await this.store.recordCount(entry.row.id, marks.records));
       const previousStats = previous?.stats as VersionStats | undefined;
       const accumulator = new VersionAccumulator(entry.schema, previousStats);
       const hash = new ContentHash();
       const previousMark = BigInt(previous?.recordWatermark ?? '0');
+      const timeField = entry.schema.eventTimeField;
       let minTime: string | undefined;
       let maxTime: string | undefined;
+      let minMs = Number.POSITIVE_INFINITY;
+      let maxMs = Number.NEGATIVE_INFINITY;
       let after: string | undefined;
       for (;;) {
-        const page = await this.store.recordPage(entry.row.id, marks.records, after, PAGE);
-        for (const row of page) {
+        await yieldToLoop();
+        const rows = await this.store.recordPage(entry.row.id, marks.records, after, page);
+        for (const row of rows) {
           hash.add(row.eventId, row.data);
           const data = JSON.parse(row.data) as Record<string, unknown>;
           accumulator.add(row.source, data, BigInt(row.seq) > previousMark);
-          const t = data[entry.schema.eventTimeField] as string;
-          if (minTime === undefined || Date.parse(t) < Date.parse(minTime)) minTime = t;
-          if (maxTime === undefined || Date.parse(t) > Date.parse(maxTime)) maxTime = t;
+          const t = data[timeField] as string;
+          const ms = Date.parse(t);
+          if (ms < minMs) {
+            minMs = ms;
+            minTime = t;
+          }
+          if (ms > maxMs) {
+            maxMs = ms;
+            maxTime = t;
+          }
         }
-        if (page.length < PAGE) break;
-        after = (page.at(-1) as { eventId: string }).eventId;
+        progress.read(hash.count);
+        if (rows.length < page) break;
+        after = (rows.at(-1) as { eventId: string }).eventId;
       }
       if (hash.count === 0) {
         throw failedPrecondition(`dataset ${name} has no accepted records to commit`);

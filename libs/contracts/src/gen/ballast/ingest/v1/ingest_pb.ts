@@ -10,15 +10,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { NullValue, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, NullValue, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file ballast/ingest/v1/ingest.proto.
  */
 export const file_ballast_ingest_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("Ch5iYWxsYXN0L2luZ2VzdC92MS9pbmdlc3QucHJvdG8SEWJhbGxhc3QuaW5nZXN0LnYxIqoCCgVGaWVsZBIMCgRuYW1lGAEgASgJEioKBHR5cGUYAiABKA4yHC5iYWxsYXN0LmluZ2VzdC52MS5GaWVsZFR5cGUSEAoIcmVxdWlyZWQYAyABKAgSEAoIbnVsbGFibGUYBCABKAgSEAoDbWluGAUgASgBSACIAQESEAoDbWF4GAYgASgBSAGIAQESFgoOYWxsb3dlZF92YWx1ZXMYByADKAkSFwoKbWluX2xlbmd0aBgIIAEoDUgCiAEBEhcKCm1heF9sZW5ndGgYCSABKA1IA4gBARISCgp2b2NhYnVsYXJ5GAogAygJEhMKC2Rlc2NyaXB0aW9uGAsgASgJQgYKBF9taW5CBgoEX21heEINCgtfbWluX2xlbmd0aEINCgtfbWF4X2xlbmd0aCLiAQoGU2NoZW1hEigKBmZpZWxkcxgBIAMoCzIYLmJhbGxhc3QuaW5nZXN0LnYxLkZpZWxkEhYKDmV2ZW50X2lkX2ZpZWxkGAIgASgJEhgKEGV2ZW50X3RpbWVfZmllbGQYAyABKAkSFQoNZW50aXR5X2ZpZWxkcxgEIAMoCRIWCg5zZWdtZW50X2ZpZWxkcxgFIAMoCRINCgVtYWpvchgGIAEoDRINCgVtaW5vchgHIAEoDRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0QEKB0RhdGFzZXQSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIpCgZzY2hlbWEYAyABKAsyGS5iYWxsYXN0LmluZ2VzdC52MS5TY2hlbWESLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHJlY29yZF9jb3VudBgFIAEoAxIZChFxdWFyYW50aW5lZF9jb3VudBgGIAEoAxIWCg5sYXRlc3RfdmVyc2lvbhgHIAEoCSJkChRDcmVhdGVEYXRhc2V0UmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEikKBnNjaGVtYRgDIAEoCzIZLmJhbGxhc3QuaW5nZXN0LnYxLlNjaGVtYSJEChVDcmVhdGVEYXRhc2V0UmVzcG9uc2USKwoHZGF0YXNldBgBIAEoCzIaLmJhbGxhc3QuaW5nZXN0LnYxLkRhdGFzZXQiIQoRR2V0RGF0YXNldFJlcXVlc3QSDAoEbmFtZRgBIAEoCSJBChJHZXREYXRhc2V0UmVzcG9uc2USKwoHZGF0YXNldBgBIAEoCzIaLmJhbGxhc3QuaW5nZXN0LnYxLkRhdGFzZXQiFQoTTGlzdERhdGFzZXRzUmVxdWVzdCJEChRMaXN0RGF0YXNldHNSZXNwb25zZRIsCghkYXRhc2V0cxgBIAMoCzIaLmJhbGxhc3QuaW5nZXN0LnYxLkRhdGFzZXQiaQoQUHV0U2NoZW1hUmVxdWVzdBIPCgdkYXRhc2V0GAEgASgJEikKBnNjaGVtYRgCIAEoCzIZLmJhbGxhc3QuaW5nZXN0LnYxLlNjaGVtYRIZChFuZXdfbWFqb3JfdmVyc2lvbhgDIAEoCCJgChFQdXRTY2hlbWFSZXNwb25zZRIpCgZzY2hlbWEYASABKAsyGS5iYWxsYXN0LmluZ2VzdC52MS5TY2hlbWESDwoHY3JlYXRlZBgCIAEoCBIPCgdjaGFuZ2VzGAMgAygJItMBCgVWYWx1ZRIwCgpudWxsX3ZhbHVlGAEgASgOMhouZ29vZ2xlLnByb3RvYnVmLk51bGxWYWx1ZUgAEhYKDGRvdWJsZV92YWx1ZRgCIAEoAUgAEhMKCWludF92YWx1ZRgDIAEoA0gAEhYKDHN0cmluZ192YWx1ZRgEIAEoCUgAEhQKCmJvb2xfdmFsdWUYBSABKAhIABI1Cg90aW1lc3RhbXBfdmFsdWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCBgoEa2luZCIyCgZSZWNvcmQSKAoGdmFsdWVzGAEgAygLMhguYmFsbGFzdC5pbmdlc3QudjEuVmFsdWUiHgoMRG91YmxlQ29sdW1uEg4KBnZhbHVlcxgBIAMoASIbCglJbnRDb2x1bW4SDgoGdmFsdWVzGAEgAygSIh4KDFN0cmluZ0NvbHVtbhIOCgZ2YWx1ZXMYASADKAkiHAoKQm9vbENvbHVtbhIOCgZ2YWx1ZXMYASADKAgiMQoPVGltZXN0YW1wQ29sdW1uEg8KB3NlY29uZHMYASADKAMSDQoFbmFub3MYAiADKAUiswIKBkNvbHVtbhIMCgRuYW1lGAEgASgJEjIKB2RvdWJsZXMYAiABKAsyHy5iYWxsYXN0LmluZ2VzdC52MS5Eb3VibGVDb2x1bW5IABIsCgRpbnRzGAMgASgLMhwuYmFsbGFzdC5pbmdlc3QudjEuSW50Q29sdW1uSAASMgoHc3RyaW5ncxgEIAEoCzIfLmJhbGxhc3QuaW5nZXN0LnYxLlN0cmluZ0NvbHVtbkgAEi4KBWJvb2xzGAUgASgLMh0uYmFsbGFzdC5pbmdlc3QudjEuQm9vbENvbHVtbkgAEjgKCnRpbWVzdGFtcHMYBiABKAsyIi5iYWxsYXN0LmluZ2VzdC52MS5UaW1lc3RhbXBDb2x1bW5IABIRCgludWxsX3Jvd3MYByADKA1CCAoGdmFsdWVzIm0KC1JlY29yZEJhdGNoEg8KB2RhdGFzZXQYASABKAkSDgoGc291cmNlGAIgASgJEhEKCXJvd19jb3VudBgDIAEoDRIqCgdjb2x1bW5zGAQgAygLMhkuYmFsbGFzdC5pbmdlc3QudjEuQ29sdW1uImEKCVZpb2xhdGlvbhIUCgxyZWNvcmRfaW5kZXgYASABKA0SEAoIZXZlbnRfaWQYAiABKAkSDQoFZmllbGQYAyABKAkSDAoEcnVsZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIrMBCgxGaWVsZFF1YWxpdHkSDQoFZmllbGQYASABKAkSDQoFY291bnQYAiABKAMSEgoKbnVsbF9jb3VudBgDIAEoAxIRCgludWxsX3JhdGUYBCABKAESGgoSb3V0X29mX3JhbmdlX2NvdW50GAUgASgDEhIKCm5ld192YWx1ZXMYBiADKAkSFwoPbmV3X3ZhbHVlX2NvdW50GAcgASgDEhUKDWludmFsaWRfY291bnQYCCABKAMihQEKC1ZvbHVtZUNoZWNrEhEKCWRpbWVuc2lvbhgBIAEoCRILCgNrZXkYAiABKAkSDQoFY291bnQYAyABKAMSFgoOcHJldmlvdXNfY291bnQYBCABKAMSLwoGc3RhdHVzGAUgASgOMh8uYmFsbGFzdC5pbmdlc3QudjEuVm9sdW1lU3RhdHVzIpkBCg1RdWFsaXR5UmVwb3J0EhQKDHJlY29yZF9jb3VudBgBIAEoAxIvCgZmaWVsZHMYAiADKAsyHy5iYWxsYXN0LmluZ2VzdC52MS5GaWVsZFF1YWxpdHkSLgoGdm9sdW1lGAMgAygLMh4uYmFsbGFzdC5pbmdlc3QudjEuVm9sdW1lQ2hlY2sSEQoJYW5vbWFsaWVzGAQgAygJIu4BCgtCYXRjaFJlc3VsdBITCgtiYXRjaF9pbmRleBgBIAEoBBIQCghhY2NlcHRlZBgCIAEoDRISCgpkdXBsaWNhdGVzGAMgASgNEhMKC3F1YXJhbnRpbmVkGAQgASgNEjAKCnZpb2xhdGlvbnMYBSADKAsyHC5iYWxsYXN0LmluZ2VzdC52MS5WaW9sYXRpb24SMQoHcXVhbGl0eRgGIAEoCzIgLmJhbGxhc3QuaW5nZXN0LnYxLlF1YWxpdHlSZXBvcnQSFAoMc2NoZW1hX21ham9yGAcgASgNEhQKDHNjaGVtYV9taW5vchgIIAEoDSI+Cg1Jbmdlc3RSZXF1ZXN0Ei0KBWJhdGNoGAEgASgLMh4uYmFsbGFzdC5pbmdlc3QudjEuUmVjb3JkQmF0Y2giQAoOSW5nZXN0UmVzcG9uc2USLgoGcmVzdWx0GAEgASgLMh4uYmFsbGFzdC5pbmdlc3QudjEuQmF0Y2hSZXN1bHQiQwoSSW5nZXN0QmF0Y2hSZXF1ZXN0Ei0KBWJhdGNoGAEgASgLMh4uYmFsbGFzdC5pbmdlc3QudjEuUmVjb3JkQmF0Y2giRQoTSW5nZXN0QmF0Y2hSZXNwb25zZRIuCgZyZXN1bHQYASABKAsyHi5iYWxsYXN0LmluZ2VzdC52MS5CYXRjaFJlc3VsdCKMAgoRUXVhcmFudGluZWRSZWNvcmQSCgoCaWQYASABKAQSEAoIZXZlbnRfaWQYAiABKAkSDgoGc291cmNlGAMgASgJEg4KBmZpZWxkcxgEIAMoCRIpCgZyZWNvcmQYBSABKAsyGS5iYWxsYXN0LmluZ2VzdC52MS5SZWNvcmQSMAoKdmlvbGF0aW9ucxgGIAMoCzIcLmJhbGxhc3QuaW5nZXN0LnYxLlZpb2xhdGlvbhIwCgxyZWNlaXZlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHNjaGVtYV9tYWpvchgIIAEoDRIUCgxzY2hlbWFfbWlub3IYCSABKA0iTwoVTGlzdFF1YXJhbnRpbmVSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiaAoWTGlzdFF1YXJhbnRpbmVSZXNwb25zZRI1CgdyZWNvcmRzGAEgAygLMiQuYmFsbGFzdC5pbmdlc3QudjEuUXVhcmFudGluZWRSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjcKF1JlcGxheVF1YXJhbnRpbmVSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSCwoDaWRzGAIgAygEIo0BChhSZXBsYXlRdWFyYW50aW5lUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKA0SEgoKZHVwbGljYXRlcxgCIAEoDRIZChFzdGlsbF9xdWFyYW50aW5lZBgDIAEoDRIwCgp2aW9sYXRpb25zGAQgAygLMhwuYmFsbGFzdC5pbmdlc3QudjEuVmlvbGF0aW9uIssCCgxGaWVsZFN1bW1hcnkSDQoFZmllbGQYASABKAkSKgoEdHlwZRgCIAEoDjIcLmJhbGxhc3QuaW5nZXN0LnYxLkZpZWxkVHlwZRINCgVjb3VudBgDIAEoAxISCgpudWxsX2NvdW50GAQgASgDEgsKA21pbhgFIAEoARILCgNtYXgYBiABKAESDAoEbWVhbhgHIAEoARIOCgZzdGRkZXYYCCABKAESFgoOZGlzdGluY3RfY291bnQYCSABKAMSMQoKdG9wX3ZhbHVlcxgKIAMoCzIdLmJhbGxhc3QuaW5nZXN0LnYxLlZhbHVlQ291bnQSLAoIbWluX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCG1heF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIqCgpWYWx1ZUNvdW50Eg0KBXZhbHVlGAEgASgJEg0KBWNvdW50GAIgASgDIsIDCg5EYXRhc2V0VmVyc2lvbhIPCgdkYXRhc2V0GAEgASgJEgoKAmlkGAIgASgJEg4KBm51bWJlchgDIAEoBBIUCgxyZWNvcmRfY291bnQYBCABKAMSEwoLYWRkZWRfY291bnQYBSABKAMSMgoObWluX2V2ZW50X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDm1heF9ldmVudF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzY2hlbWFfbWFqb3IYCCABKA0SFAoMc2NoZW1hX21pbm9yGAkgASgNEi8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZmaWVsZHMYCyADKAsyHy5iYWxsYXN0LmluZ2VzdC52MS5GaWVsZFN1bW1hcnkSMQoHcXVhbGl0eRgMIAEoCzIgLmJhbGxhc3QuaW5nZXN0LnYxLlF1YWxpdHlSZXBvcnQSEwoLcHJldmlvdXNfaWQYDSABKAkSGgoSY29tbWl0X3RyYWNlcGFyZW50GA4gASgJIicKFENvbW1pdFZlcnNpb25SZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkiXAoVQ29tbWl0VmVyc2lvblJlc3BvbnNlEjIKB3ZlcnNpb24YASABKAsyIS5iYWxsYXN0LmluZ2VzdC52MS5EYXRhc2V0VmVyc2lvbhIPCgdjcmVhdGVkGAIgASgIIjAKEUdldFZlcnNpb25SZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSCgoCaWQYAiABKAkiSAoSR2V0VmVyc2lvblJlc3BvbnNlEjIKB3ZlcnNpb24YASABKAsyIS5iYWxsYXN0LmluZ2VzdC52MS5EYXRhc2V0VmVyc2lvbiJFChJSZWFkVmVyc2lvblJlcXVlc3QSDwoHZGF0YXNldBgBIAEoCRIKCgJpZBgCIAEoCRISCgpjaHVua19zaXplGAMgASgNIkQKE1JlYWRWZXJzaW9uUmVzcG9uc2USLQoFYmF0Y2gYASABKAsyHi5iYWxsYXN0LmluZ2VzdC52MS5SZWNvcmRCYXRjaCqzAQoJRmllbGRUeXBlEhoKFkZJRUxEX1RZUEVfVU5TUEVDSUZJRUQQABIUChBGSUVMRF9UWVBFX0ZMT0FUEAESEgoORklFTERfVFlQRV9JTlQQAhIVChFGSUVMRF9UWVBFX1NUUklORxADEhMKD0ZJRUxEX1RZUEVfQk9PTBAEEhgKFEZJRUxEX1RZUEVfVElNRVNUQU1QEAUSGgoWRklFTERfVFlQRV9DQVRFR09SSUNBTBAGKqYBCgxWb2x1bWVTdGF0dXMSHQoZVk9MVU1FX1NUQVRVU19VTlNQRUNJRklFRBAAEhQKEFZPTFVNRV9TVEFUVVNfT0sQARIZChVWT0xVTUVfU1RBVFVTX01JU1NJTkcQAhIWChJWT0xVTUVfU1RBVFVTX0RST1AQAxIXChNWT0xVTUVfU1RBVFVTX1NQSUtFEAQSFQoRVk9MVU1FX1NUQVRVU19ORVcQBTKrCAoNSW5nZXN0U2VydmljZRJiCg1DcmVhdGVEYXRhc2V0EicuYmFsbGFzdC5pbmdlc3QudjEuQ3JlYXRlRGF0YXNldFJlcXVlc3QaKC5iYWxsYXN0LmluZ2VzdC52MS5DcmVhdGVEYXRhc2V0UmVzcG9uc2USWQoKR2V0RGF0YXNldBIkLmJhbGxhc3QuaW5nZXN0LnYxLkdldERhdGFzZXRSZXF1ZXN0GiUuYmFsbGFzdC5pbmdlc3QudjEuR2V0RGF0YXNldFJlc3BvbnNlEl8KDExpc3REYXRhc2V0cxImLmJhbGxhc3QuaW5nZXN0LnYxLkxpc3REYXRhc2V0c1JlcXVlc3QaJy5iYWxsYXN0LmluZ2VzdC52MS5MaXN0RGF0YXNldHNSZXNwb25zZRJWCglQdXRTY2hlbWESIy5iYWxsYXN0LmluZ2VzdC52MS5QdXRTY2hlbWFSZXF1ZXN0GiQuYmFsbGFzdC5pbmdlc3QudjEuUHV0U2NoZW1hUmVzcG9uc2USUQoGSW5nZXN0EiAuYmFsbGFzdC5pbmdlc3QudjEuSW5nZXN0UmVxdWVzdBohLmJhbGxhc3QuaW5nZXN0LnYxLkluZ2VzdFJlc3BvbnNlKAEwARJcCgtJbmdlc3RCYXRjaBIlLmJhbGxhc3QuaW5nZXN0LnYxLkluZ2VzdEJhdGNoUmVxdWVzdBomLmJhbGxhc3QuaW5nZXN0LnYxLkluZ2VzdEJhdGNoUmVzcG9uc2USZQoOTGlzdFF1YXJhbnRpbmUSKC5iYWxsYXN0LmluZ2VzdC52MS5MaXN0UXVhcmFudGluZVJlcXVlc3QaKS5iYWxsYXN0LmluZ2VzdC52MS5MaXN0UXVhcmFudGluZVJlc3BvbnNlEmsKEFJlcGxheVF1YXJhbnRpbmUSKi5iYWxsYXN0LmluZ2VzdC52MS5SZXBsYXlRdWFyYW50aW5lUmVxdWVzdBorLmJhbGxhc3QuaW5nZXN0LnYxLlJlcGxheVF1YXJhbnRpbmVSZXNwb25zZRJiCg1Db21taXRWZXJzaW9uEicuYmFsbGFzdC5pbmdlc3QudjEuQ29tbWl0VmVyc2lvblJlcXVlc3QaKC5iYWxsYXN0LmluZ2VzdC52MS5Db21taXRWZXJzaW9uUmVzcG9uc2USWQoKR2V0VmVyc2lvbhIkLmJhbGxhc3QuaW5nZXN0LnYxLkdldFZlcnNpb25SZXF1ZXN0GiUuYmFsbGFzdC5pbmdlc3QudjEuR2V0VmVyc2lvblJlc3BvbnNlEl4KC1JlYWRWZXJzaW9uEiUuYmFsbGFzdC5pbmdlc3QudjEuUmVhZFZlcnNpb25SZXF1ZXN0GiYuYmFsbGFzdC5pbmdlc3QudjEuUmVhZFZlcnNpb25SZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch5iYWxsYXN0L2luZ2VzdC92MS9pbmdlc3QucHJvdG8SEWJhbGxhc3QuaW5nZXN0LnYxIqoCCgVGaWVsZBIMCgRuYW1lGAEgASgJEioKBHR5cGUYAiABKA4yHC5iYWxsYXN0LmluZ2VzdC52MS5GaWVsZFR5cGUSEAoIcmVxdWlyZWQYAyABKAgSEAoIbnVsbGFibGUYBCABKAgSEAoDbWluGAUgASgBSACIAQESEAoDbWF4GAYgASgBSAGIAQESFgoOYWxsb3dlZF92YWx1ZXMYByADKAkSFwoKbWluX2xlbmd0aBgIIAEoDUgCiAEBEhcKCm1heF9sZW5ndGgYCSABKA1IA4gBARISCgp2b2NhYnVsYXJ5GAogAygJEhMKC2Rlc2NyaXB0aW9uGAsgASgJQgYKBF9taW5CBgoEX21heEINCgtfbWluX2xlbmd0aEINCgtfbWF4X2xlbmd0aCLiAQoGU2NoZW1hEigKBmZpZWxkcxgBIAMoCzIYLmJhbGxhc3QuaW5nZXN0LnYxLkZpZWxkEhYKDmV2ZW50X2lkX2ZpZWxkGAIgASgJEhgKEGV2ZW50X3RpbWVfZmllbGQYAyABKAkSFQoNZW50aXR5X2ZpZWxkcxgEIAMoCRIWCg5zZWdtZW50X2ZpZWxkcxgFIAMoCRINCgVtYWpvchgGIAEoDRINCgVtaW5vchgHIAEoDRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0QEKB0RhdGFzZXQSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIpCgZzY2hlbWEYAyABKAsyGS5iYWxsYXN0LmluZ2VzdC52MS5TY2hlbWESLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHJlY29yZF9jb3VudBgFIAEoAxIZChFxdWFyYW50aW5lZF9jb3VudBgGIAEoAxIWCg5sYXRlc3RfdmVyc2lvbhgHIAEoCSJkChRDcmVhdGVEYXRhc2V0UmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEikKBnNjaGVtYRgDIAEoCzIZLmJhbGxhc3QuaW5nZXN0LnYxLlNjaGVtYSJEChVDcmVhdGVEYXRhc2V0UmVzcG9uc2USKwoHZGF0YXNldBgBIAEoCzIaLmJhbGxhc3QuaW5nZXN0LnYxLkRhdGFzZXQiIQoRR2V0RGF0YXNldFJlcXVlc3QSDAoEbmFtZRgBIAEoCSJBChJHZXREYXRhc2V0UmVzcG9uc2USKwoHZGF0YXNldBgBIAEoCzIaLmJhbGxhc3QuaW5nZXN0LnYxLkRhdGFzZXQiFQoTTGlzdERhdGFzZXRzUmVxdWVzdCJEChRMaXN0RGF0YXNldHNSZXNwb25zZRIsCghkYXRhc2V0cxgBIAMoCzIaLmJhbGxhc3QuaW5nZXN0LnYxLkRhdGFzZXQiaQoQUHV0U2NoZW1hUmVxdWVzdBIPCgdkYXRhc2V0GAEgASgJEikKBnNjaGVtYRgCIAEoCzIZLmJhbGxhc3QuaW5nZXN0LnYxLlNjaGVtYRIZChFuZXdfbWFqb3JfdmVyc2lvbhgDIAEoCCJgChFQdXRTY2hlbWFSZXNwb25zZRIpCgZzY2hlbWEYASABKAsyGS5iYWxsYXN0LmluZ2VzdC52MS5TY2hlbWESDwoHY3JlYXRlZBgCIAEoCBIPCgdjaGFuZ2VzGAMgAygJItMBCgVWYWx1ZRIwCgpudWxsX3ZhbHVlGAEgASgOMhouZ29vZ2xlLnByb3RvYnVmLk51bGxWYWx1ZUgAEhYKDGRvdWJsZV92YWx1ZRgCIAEoAUgAEhMKCWludF92YWx1ZRgDIAEoA0gAEhYKDHN0cmluZ192YWx1ZRgEIAEoCUgAEhQKCmJvb2xfdmFsdWUYBSABKAhIABI1Cg90aW1lc3RhbXBfdmFsdWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCBgoEa2luZCIyCgZSZWNvcmQSKAoGdmFsdWVzGAEgAygLMhguYmFsbGFzdC5pbmdlc3QudjEuVmFsdWUiHgoMRG91YmxlQ29sdW1uEg4KBnZhbHVlcxgBIAMoASIbCglJbnRDb2x1bW4SDgoGdmFsdWVzGAEgAygSIh4KDFN0cmluZ0NvbHVtbhIOCgZ2YWx1ZXMYASADKAkiHAoKQm9vbENvbHVtbhIOCgZ2YWx1ZXMYASADKAgiMQoPVGltZXN0YW1wQ29sdW1uEg8KB3NlY29uZHMYASADKAMSDQoFbmFub3MYAiADKAUiswIKBkNvbHVtbhIMCgRuYW1lGAEgASgJEjIKB2RvdWJsZXMYAiABKAsyHy5iYWxsYXN0LmluZ2VzdC52MS5Eb3VibGVDb2x1bW5IABIsCgRpbnRzGAMgASgLMhwuYmFsbGFzdC5pbmdlc3QudjEuSW50Q29sdW1uSAASMgoHc3RyaW5ncxgEIAEoCzIfLmJhbGxhc3QuaW5nZXN0LnYxLlN0cmluZ0NvbHVtbkgAEi4KBWJvb2xzGAUgASgLMh0uYmFsbGFzdC5pbmdlc3QudjEuQm9vbENvbHVtbkgAEjgKCnRpbWVzdGFtcHMYBiABKAsyIi5iYWxsYXN0LmluZ2VzdC52MS5UaW1lc3RhbXBDb2x1bW5IABIRCgludWxsX3Jvd3MYByADKA1CCAoGdmFsdWVzIm0KC1JlY29yZEJhdGNoEg8KB2RhdGFzZXQYASABKAkSDgoGc291cmNlGAIgASgJEhEKCXJvd19jb3VudBgDIAEoDRIqCgdjb2x1bW5zGAQgAygLMhkuYmFsbGFzdC5pbmdlc3QudjEuQ29sdW1uImEKCVZpb2xhdGlvbhIUCgxyZWNvcmRfaW5kZXgYASABKA0SEAoIZXZlbnRfaWQYAiABKAkSDQoFZmllbGQYAyABKAkSDAoEcnVsZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIrMBCgxGaWVsZFF1YWxpdHkSDQoFZmllbGQYASABKAkSDQoFY291bnQYAiABKAMSEgoKbnVsbF9jb3VudBgDIAEoAxIRCgludWxsX3JhdGUYBCABKAESGgoSb3V0X29mX3JhbmdlX2NvdW50GAUgASgDEhIKCm5ld192YWx1ZXMYBiADKAkSFwoPbmV3X3ZhbHVlX2NvdW50GAcgASgDEhUKDWludmFsaWRfY291bnQYCCABKAMihQEKC1ZvbHVtZUNoZWNrEhEKCWRpbWVuc2lvbhgBIAEoCRILCgNrZXkYAiABKAkSDQoFY291bnQYAyABKAMSFgoOcHJldmlvdXNfY291bnQYBCABKAMSLwoGc3RhdHVzGAUgASgOMh8uYmFsbGFzdC5pbmdlc3QudjEuVm9sdW1lU3RhdHVzIpkBCg1RdWFsaXR5UmVwb3J0EhQKDHJlY29yZF9jb3VudBgBIAEoAxIvCgZmaWVsZHMYAiADKAsyHy5iYWxsYXN0LmluZ2VzdC52MS5GaWVsZFF1YWxpdHkSLgoGdm9sdW1lGAMgAygLMh4uYmFsbGFzdC5pbmdlc3QudjEuVm9sdW1lQ2hlY2sSEQoJYW5vbWFsaWVzGAQgAygJIu4BCgtCYXRjaFJlc3VsdBITCgtiYXRjaF9pbmRleBgBIAEoBBIQCghhY2NlcHRlZBgCIAEoDRISCgpkdXBsaWNhdGVzGAMgASgNEhMKC3F1YXJhbnRpbmVkGAQgASgNEjAKCnZpb2xhdGlvbnMYBSADKAsyHC5iYWxsYXN0LmluZ2VzdC52MS5WaW9sYXRpb24SMQoHcXVhbGl0eRgGIAEoCzIgLmJhbGxhc3QuaW5nZXN0LnYxLlF1YWxpdHlSZXBvcnQSFAoMc2NoZW1hX21ham9yGAcgASgNEhQKDHNjaGVtYV9taW5vchgIIAEoDSI+Cg1Jbmdlc3RSZXF1ZXN0Ei0KBWJhdGNoGAEgASgLMh4uYmFsbGFzdC5pbmdlc3QudjEuUmVjb3JkQmF0Y2giQAoOSW5nZXN0UmVzcG9uc2USLgoGcmVzdWx0GAEgASgLMh4uYmFsbGFzdC5pbmdlc3QudjEuQmF0Y2hSZXN1bHQiQwoSSW5nZXN0QmF0Y2hSZXF1ZXN0Ei0KBWJhdGNoGAEgASgLMh4uYmFsbGFzdC5pbmdlc3QudjEuUmVjb3JkQmF0Y2giRQoTSW5nZXN0QmF0Y2hSZXNwb25zZRIuCgZyZXN1bHQYASABKAsyHi5iYWxsYXN0LmluZ2VzdC52MS5CYXRjaFJlc3VsdCKMAgoRUXVhcmFudGluZWRSZWNvcmQSCgoCaWQYASABKAQSEAoIZXZlbnRfaWQYAiABKAkSDgoGc291cmNlGAMgASgJEg4KBmZpZWxkcxgEIAMoCRIpCgZyZWNvcmQYBSABKAsyGS5iYWxsYXN0LmluZ2VzdC52MS5SZWNvcmQSMAoKdmlvbGF0aW9ucxgGIAMoCzIcLmJhbGxhc3QuaW5nZXN0LnYxLlZpb2xhdGlvbhIwCgxyZWNlaXZlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHNjaGVtYV9tYWpvchgIIAEoDRIUCgxzY2hlbWFfbWlub3IYCSABKA0iTwoVTGlzdFF1YXJhbnRpbmVSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiaAoWTGlzdFF1YXJhbnRpbmVSZXNwb25zZRI1CgdyZWNvcmRzGAEgAygLMiQuYmFsbGFzdC5pbmdlc3QudjEuUXVhcmFudGluZWRSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjcKF1JlcGxheVF1YXJhbnRpbmVSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSCwoDaWRzGAIgAygEIo0BChhSZXBsYXlRdWFyYW50aW5lUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKA0SEgoKZHVwbGljYXRlcxgCIAEoDRIZChFzdGlsbF9xdWFyYW50aW5lZBgDIAEoDRIwCgp2aW9sYXRpb25zGAQgAygLMhwuYmFsbGFzdC5pbmdlc3QudjEuVmlvbGF0aW9uIssCCgxGaWVsZFN1bW1hcnkSDQoFZmllbGQYASABKAkSKgoEdHlwZRgCIAEoDjIcLmJhbGxhc3QuaW5nZXN0LnYxLkZpZWxkVHlwZRINCgVjb3VudBgDIAEoAxISCgpudWxsX2NvdW50GAQgASgDEgsKA21pbhgFIAEoARILCgNtYXgYBiABKAESDAoEbWVhbhgHIAEoARIOCgZzdGRkZXYYCCABKAESFgoOZGlzdGluY3RfY291bnQYCSABKAMSMQoKdG9wX3ZhbHVlcxgKIAMoCzIdLmJhbGxhc3QuaW5nZXN0LnYxLlZhbHVlQ291bnQSLAoIbWluX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCG1heF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIqCgpWYWx1ZUNvdW50Eg0KBXZhbHVlGAEgASgJEg0KBWNvdW50GAIgASgDIsIDCg5EYXRhc2V0VmVyc2lvbhIPCgdkYXRhc2V0GAEgASgJEgoKAmlkGAIgASgJEg4KBm51bWJlchgDIAEoBBIUCgxyZWNvcmRfY291bnQYBCABKAMSEwoLYWRkZWRfY291bnQYBSABKAMSMgoObWluX2V2ZW50X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDm1heF9ldmVudF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzY2hlbWFfbWFqb3IYCCABKA0SFAoMc2NoZW1hX21pbm9yGAkgASgNEi8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZmaWVsZHMYCyADKAsyHy5iYWxsYXN0LmluZ2VzdC52MS5GaWVsZFN1bW1hcnkSMQoHcXVhbGl0eRgMIAEoCzIgLmJhbGxhc3QuaW5nZXN0LnYxLlF1YWxpdHlSZXBvcnQSEwoLcHJldmlvdXNfaWQYDSABKAkSGgoSY29tbWl0X3RyYWNlcGFyZW50GA4gASgJIkEKFENvbW1pdFZlcnNpb25SZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSGAoQcmV0dXJuX29wZXJhdGlvbhgCIAEoCCKTAQoVQ29tbWl0VmVyc2lvblJlc3BvbnNlEjIKB3ZlcnNpb24YASABKAsyIS5iYWxsYXN0LmluZ2VzdC52MS5EYXRhc2V0VmVyc2lvbhIPCgdjcmVhdGVkGAIgASgIEjUKCW9wZXJhdGlvbhgDIAEoCzIiLmJhbGxhc3QuaW5nZXN0LnYxLkNvbW1pdE9wZXJhdGlvbiK3AgoPQ29tbWl0T3BlcmF0aW9uEgoKAmlkGAEgASgJEg8KB2RhdGFzZXQYAiABKAkSDAoEZG9uZRgDIAEoCBIUCgxyZWNvcmRzX2RvbmUYBCABKAMSFQoNcmVjb3Jkc190b3RhbBgFIAEoAxIyCgd2ZXJzaW9uGAYgASgLMiEuYmFsbGFzdC5pbmdlc3QudjEuRGF0YXNldFZlcnNpb24SDwoHY3JlYXRlZBgHIAEoCBISCgplcnJvcl9jb2RlGAggASgFEhUKDWVycm9yX21lc3NhZ2UYCSABKAkSLgoKc3RhcnRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiEKE0dldE9wZXJhdGlvblJlcXVlc3QSCgoCaWQYASABKAkiTQoUR2V0T3BlcmF0aW9uUmVzcG9uc2USNQoJb3BlcmF0aW9uGAEgASgLMiIuYmFsbGFzdC5pbmdlc3QudjEuQ29tbWl0T3BlcmF0aW9uIk4KFFdhaXRPcGVyYXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJEioKB3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTgoVV2FpdE9wZXJhdGlvblJlc3BvbnNlEjUKCW9wZXJhdGlvbhgBIAEoCzIiLmJhbGxhc3QuaW5nZXN0LnYxLkNvbW1pdE9wZXJhdGlvbiIwChFHZXRWZXJzaW9uUmVxdWVzdBIPCgdkYXRhc2V0GAEgASgJEgoKAmlkGAIgASgJIkgKEkdldFZlcnNpb25SZXNwb25zZRIyCgd2ZXJzaW9uGAEgASgLMiEuYmFsbGFzdC5pbmdlc3QudjEuRGF0YXNldFZlcnNpb24iRQoSUmVhZFZlcnNpb25SZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSCgoCaWQYAiABKAkSEgoKY2h1bmtfc2l6ZRgDIAEoDSJEChNSZWFkVmVyc2lvblJlc3BvbnNlEi0KBWJhdGNoGAEgASgLMh4uYmFsbGFzdC5pbmdlc3QudjEuUmVjb3JkQmF0Y2gqswEKCUZpZWxkVHlwZRIaChZGSUVMRF9UWVBFX1VOU1BFQ0lGSUVEEAASFAoQRklFTERfVFlQRV9GTE9BVBABEhIKDkZJRUxEX1RZUEVfSU5UEAISFQoRRklFTERfVFlQRV9TVFJJTkcQAxITCg9GSUVMRF9UWVBFX0JPT0wQBBIYChRGSUVMRF9UWVBFX1RJTUVTVEFNUBAFEhoKFkZJRUxEX1RZUEVfQ0FURUdPUklDQUwQBiqmAQoMVm9sdW1lU3RhdHVzEh0KGVZPTFVNRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIUChBWT0xVTUVfU1RBVFVTX09LEAESGQoVVk9MVU1FX1NUQVRVU19NSVNTSU5HEAISFgoSVk9MVU1FX1NUQVRVU19EUk9QEAMSFwoTVk9MVU1FX1NUQVRVU19TUElLRRAEEhUKEVZPTFVNRV9TVEFUVVNfTkVXEAUy+gkKDUluZ2VzdFNlcnZpY2USYgoNQ3JlYXRlRGF0YXNldBInLmJhbGxhc3QuaW5nZXN0LnYxLkNyZWF0ZURhdGFzZXRSZXF1ZXN0GiguYmFsbGFzdC5pbmdlc3QudjEuQ3JlYXRlRGF0YXNldFJlc3BvbnNlElkKCkdldERhdGFzZXQSJC5iYWxsYXN0LmluZ2VzdC52MS5HZXREYXRhc2V0UmVxdWVzdBolLmJhbGxhc3QuaW5nZXN0LnYxLkdldERhdGFzZXRSZXNwb25zZRJfCgxMaXN0RGF0YXNldHMSJi5iYWxsYXN0LmluZ2VzdC52MS5MaXN0RGF0YXNldHNSZXF1ZXN0GicuYmFsbGFzdC5pbmdlc3QudjEuTGlzdERhdGFzZXRzUmVzcG9uc2USVgoJUHV0U2NoZW1hEiMuYmFsbGFzdC5pbmdlc3QudjEuUHV0U2NoZW1hUmVxdWVzdBokLmJhbGxhc3QuaW5nZXN0LnYxLlB1dFNjaGVtYVJlc3BvbnNlElEKBkluZ2VzdBIgLmJhbGxhc3QuaW5nZXN0LnYxLkluZ2VzdFJlcXVlc3QaIS5iYWxsYXN0LmluZ2VzdC52MS5Jbmdlc3RSZXNwb25zZSgBMAESXAoLSW5nZXN0QmF0Y2gSJS5iYWxsYXN0LmluZ2VzdC52MS5Jbmdlc3RCYXRjaFJlcXVlc3QaJi5iYWxsYXN0LmluZ2VzdC52MS5Jbmdlc3RCYXRjaFJlc3BvbnNlEmUKDkxpc3RRdWFyYW50aW5lEiguYmFsbGFzdC5pbmdlc3QudjEuTGlzdFF1YXJhbnRpbmVSZXF1ZXN0GikuYmFsbGFzdC5pbmdlc3QudjEuTGlzdFF1YXJhbnRpbmVSZXNwb25zZRJrChBSZXBsYXlRdWFyYW50aW5lEiouYmFsbGFzdC5pbmdlc3QudjEuUmVwbGF5UXVhcmFudGluZVJlcXVlc3QaKy5iYWxsYXN0LmluZ2VzdC52MS5SZXBsYXlRdWFyYW50aW5lUmVzcG9uc2USYgoNQ29tbWl0VmVyc2lvbhInLmJhbGxhc3QuaW5nZXN0LnYxLkNvbW1pdFZlcnNpb25SZXF1ZXN0GiguYmFsbGFzdC5pbmdlc3QudjEuQ29tbWl0VmVyc2lvblJlc3BvbnNlEmQKDEdldE9wZXJhdGlvbhImLmJhbGxhc3QuaW5nZXN0LnYxLkdldE9wZXJhdGlvblJlcXVlc3QaJy5iYWxsYXN0LmluZ2VzdC52MS5HZXRPcGVyYXRpb25SZXNwb25zZSIDkAIBEmcKDVdhaXRPcGVyYXRpb24SJy5iYWxsYXN0LmluZ2VzdC52MS5XYWl0T3BlcmF0aW9uUmVxdWVzdBooLmJhbGxhc3QuaW5nZXN0LnYxLldhaXRPcGVyYXRpb25SZXNwb25zZSIDkAIBElkKCkdldFZlcnNpb24SJC5iYWxsYXN0LmluZ2VzdC52MS5HZXRWZXJzaW9uUmVxdWVzdBolLmJhbGxhc3QuaW5nZXN0LnYxLkdldFZlcnNpb25SZXNwb25zZRJeCgtSZWFkVmVyc2lvbhIlLmJhbGxhc3QuaW5nZXN0LnYxLlJlYWRWZXJzaW9uUmVxdWVzdBomLmJhbGxhc3QuaW5nZXN0LnYxLlJlYWRWZXJzaW9uUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message ballast.ingest.v1.Field
@@ -1353,6 +1353,13 @@ export type CommitVersionRequest = Message<"ballast.ingest.v1.CommitVersionReque
    * @generated from field: string dataset = 1;
    */
   dataset: string;
+
+  /**
+   * Answer at once with the operation (version unset until it is done) instead of waiting.
+   *
+   * @generated from field: bool return_operation = 2;
+   */
+  returnOperation: boolean;
 };
 
 /**
@@ -1377,6 +1384,13 @@ export type CommitVersionResponse = Message<"ballast.ingest.v1.CommitVersionResp
    * @generated from field: bool created = 2;
    */
   created: boolean;
+
+  /**
+   * The commit operation (done when version is set).
+   *
+   * @generated from field: ballast.ingest.v1.CommitOperation operation = 3;
+   */
+  operation?: CommitOperation | undefined;
 };
 
 /**
@@ -1385,6 +1399,160 @@ export type CommitVersionResponse = Message<"ballast.ingest.v1.CommitVersionResp
  */
 export const CommitVersionResponseSchema: GenMessage<CommitVersionResponse> = /*@__PURE__*/
   messageDesc(file_ballast_ingest_v1_ingest, 38);
+
+/**
+ * A commit in progress or finished (AIP-151's long-running operation, ingest's own message).
+ *
+ * @generated from message ballast.ingest.v1.CommitOperation
+ */
+export type CommitOperation = Message<"ballast.ingest.v1.CommitOperation"> & {
+  /**
+   * Opaque; for GetOperation and WaitOperation.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string dataset = 2;
+   */
+  dataset: string;
+
+  /**
+   * @generated from field: bool done = 3;
+   */
+  done: boolean;
+
+  /**
+   * Records read so far, of the records the version seals (0 until that count is known).
+   *
+   * @generated from field: int64 records_done = 4;
+   */
+  recordsDone: bigint;
+
+  /**
+   * @generated from field: int64 records_total = 5;
+   */
+  recordsTotal: bigint;
+
+  /**
+   * Set when done and succeeded.
+   *
+   * @generated from field: ballast.ingest.v1.DatasetVersion version = 6;
+   */
+  version?: DatasetVersion | undefined;
+
+  /**
+   * As CommitVersionResponse.created.
+   *
+   * @generated from field: bool created = 7;
+   */
+  created: boolean;
+
+  /**
+   * Set when done and failed: the gRPC status code and message the commit failed with.
+   *
+   * @generated from field: int32 error_code = 8;
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_message = 9;
+   */
+  errorMessage: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 10;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 11;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ballast.ingest.v1.CommitOperation.
+ * Use `create(CommitOperationSchema)` to create a new message.
+ */
+export const CommitOperationSchema: GenMessage<CommitOperation> = /*@__PURE__*/
+  messageDesc(file_ballast_ingest_v1_ingest, 39);
+
+/**
+ * @generated from message ballast.ingest.v1.GetOperationRequest
+ */
+export type GetOperationRequest = Message<"ballast.ingest.v1.GetOperationRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message ballast.ingest.v1.GetOperationRequest.
+ * Use `create(GetOperationRequestSchema)` to create a new message.
+ */
+export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__PURE__*/
+  messageDesc(file_ballast_ingest_v1_ingest, 40);
+
+/**
+ * @generated from message ballast.ingest.v1.GetOperationResponse
+ */
+export type GetOperationResponse = Message<"ballast.ingest.v1.GetOperationResponse"> & {
+  /**
+   * @generated from field: ballast.ingest.v1.CommitOperation operation = 1;
+   */
+  operation?: CommitOperation | undefined;
+};
+
+/**
+ * Describes the message ballast.ingest.v1.GetOperationResponse.
+ * Use `create(GetOperationResponseSchema)` to create a new message.
+ */
+export const GetOperationResponseSchema: GenMessage<GetOperationResponse> = /*@__PURE__*/
+  messageDesc(file_ballast_ingest_v1_ingest, 41);
+
+/**
+ * @generated from message ballast.ingest.v1.WaitOperationRequest
+ */
+export type WaitOperationRequest = Message<"ballast.ingest.v1.WaitOperationRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * How long to wait at most; default 10 s, at most 60 s, and never past the call's deadline.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 2;
+   */
+  timeout?: Duration | undefined;
+};
+
+/**
+ * Describes the message ballast.ingest.v1.WaitOperationRequest.
+ * Use `create(WaitOperationRequestSchema)` to create a new message.
+ */
+export const WaitOperationRequestSchema: GenMessage<WaitOperationRequest> = /*@__PURE__*/
+  messageDesc(file_ballast_ingest_v1_ingest, 42);
+
+/**
+ * @generated from message ballast.ingest.v1.WaitOperationResponse
+ */
+export type WaitOperationResponse = Message<"ballast.ingest.v1.WaitOperationResponse"> & {
+  /**
+   * @generated from field: ballast.ingest.v1.CommitOperation operation = 1;
+   */
+  operation?: CommitOperation | undefined;
+};
+
+/**
+ * Describes the message ballast.ingest.v1.WaitOperationResponse.
+ * Use `create(WaitOperationResponseSchema)` to create a new message.
+ */
+export const WaitOperationResponseSchema: GenMessage<WaitOperationResponse> = /*@__PURE__*/
+  messageDesc(file_ballast_ingest_v1_ingest, 43);
 
 /**
  * @generated from message ballast.ingest.v1.GetVersionRequest
@@ -1408,7 +1576,7 @@ export type GetVersionRequest = Message<"ballast.ingest.v1.GetVersionRequest"> &
  * Use `create(GetVersionRequestSchema)` to create a new message.
  */
 export const GetVersionRequestSchema: GenMessage<GetVersionRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_ingest_v1_ingest, 39);
+  messageDesc(file_ballast_ingest_v1_ingest, 44);
 
 /**
  * @generated from message ballast.ingest.v1.GetVersionResponse
@@ -1425,7 +1593,7 @@ export type GetVersionResponse = Message<"ballast.ingest.v1.GetVersionResponse">
  * Use `create(GetVersionResponseSchema)` to create a new message.
  */
 export const GetVersionResponseSchema: GenMessage<GetVersionResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_ingest_v1_ingest, 40);
+  messageDesc(file_ballast_ingest_v1_ingest, 45);
 
 /**
  * @generated from message ballast.ingest.v1.ReadVersionRequest
@@ -1456,7 +1624,7 @@ export type ReadVersionRequest = Message<"ballast.ingest.v1.ReadVersionRequest">
  * Use `create(ReadVersionRequestSchema)` to create a new message.
  */
 export const ReadVersionRequestSchema: GenMessage<ReadVersionRequest> = /*@__PURE__*/
-  messageDesc(file_ballast_ingest_v1_ingest, 41);
+  messageDesc(file_ballast_ingest_v1_ingest, 46);
 
 /**
  * @generated from message ballast.ingest.v1.ReadVersionResponse
@@ -1475,7 +1643,7 @@ export type ReadVersionResponse = Message<"ballast.ingest.v1.ReadVersionResponse
  * Use `create(ReadVersionResponseSchema)` to create a new message.
  */
 export const ReadVersionResponseSchema: GenMessage<ReadVersionResponse> = /*@__PURE__*/
-  messageDesc(file_ballast_ingest_v1_ingest, 42);
+  messageDesc(file_ballast_ingest_v1_ingest, 47);
 
 /**
  * @generated from enum ballast.ingest.v1.FieldType
@@ -1670,12 +1838,41 @@ export const IngestService: GenService<{
    * (the same records give the same hash, whatever order they arrived in), and enqueues
    * `features.materialize`. Committing again with nothing new returns the same version.
    *
+   * The commit runs as an operation of the service, not of the call: it goes on when the
+   * caller cancels or its deadline passes, and a CommitVersion for a dataset whose commit is
+   * running joins that commit (same operation) when nothing was accepted since it started
+   * (otherwise it runs next, after it). By default the call waits and answers with the
+   * version; with return_operation it answers at once with the operation, to follow with
+   * GetOperation / WaitOperation.
+   *
    * @generated from rpc ballast.ingest.v1.IngestService.CommitVersion
    */
   commitVersion: {
     methodKind: "unary";
     input: typeof CommitVersionRequestSchema;
     output: typeof CommitVersionResponseSchema;
+  },
+  /**
+   * A commit operation's state, by id. NOT_FOUND once the service has forgotten it (an hour
+   * after it finished, or after a restart of the service).
+   *
+   * @generated from rpc ballast.ingest.v1.IngestService.GetOperation
+   */
+  getOperation: {
+    methodKind: "unary";
+    input: typeof GetOperationRequestSchema;
+    output: typeof GetOperationResponseSchema;
+  },
+  /**
+   * Waits until a commit operation is done or `timeout` passes, whichever is first, and
+   * answers with its state either way (AIP-151); callers loop until done.
+   *
+   * @generated from rpc ballast.ingest.v1.IngestService.WaitOperation
+   */
+  waitOperation: {
+    methodKind: "unary";
+    input: typeof WaitOperationRequestSchema;
+    output: typeof WaitOperationResponseSchema;
   },
   /**
    * @generated from rpc ballast.ingest.v1.IngestService.GetVersion
