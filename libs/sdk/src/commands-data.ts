@@ -238,7 +238,22 @@ export async function ingestCommand(args: string[], { env, print, stdout }: Comm
     );
     for (const reason of reasons) print(`  quarantined ${reason}`);
     if (values.commit) {
-      const { version, created } = await ingest.commitVersion({ dataset });
+      // The commit is an operation of the service: the CLI follows it (each wait well within
+      // a call's deadline) for as long as the server works, and never times out on it.
+      const started = await ingest.commitVersion({ dataset, returnOperation: true });
+      let operation = started.operation;
+      const committing = progress(print, stdout);
+      while (operation && !operation.done) {
+        const total = Number(operation.recordsTotal);
+        committing.update(
+          `  committing ${bar(Number(operation.recordsDone), total)} ${operation.recordsDone}/${total} records`,
+        );
+        ({ operation } = await ingest.waitOperation({ id: operation.id, timeout: { seconds: 2n } }));
+      }
+      committing.done();
+      if (operation?.errorCode) throw new Error(`commit of ${dataset} failed: ${operation.errorMessage}`);
+      const version = operation?.version ?? started.version;
+      const created = operation ? operation.created : started.created;
       print(
         `${created ? 'committed' : 'unchanged'} version ${version?.id.slice(0, 12)} (${version?.recordCount} records)`,
       );
