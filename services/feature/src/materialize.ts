@@ -4,7 +4,7 @@ import type { OnlineStore } from './online.js';
 import { type RecordSource, readTable } from './records.js';
 import type { MaterializationRun, MaterializationRuns } from './runs.js';
 import type { FeatureStore } from './store.js';
-import { computeRows } from './transforms.js';
+import { computeRowsSliced } from './transforms.js';
 
 export interface MaterializeResult {
   records: number;
@@ -134,7 +134,7 @@ export class Materializer {
   ): Promise<MaterializeResult> {
     const table = await readTable(this.deps.source, view.dataset, datasetVersion, view.fields, signal);
     await progress(0.4);
-    const rows = computeRows(view, table);
+    const rows = await computeRowsSliced(view, table);
     await progress(0.6);
     const entities = rows.groupStarts.length - 1;
     await this.deps.store.writeRows(view, datasetVersion, rows, { records: table.length, entities });

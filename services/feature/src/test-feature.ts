@@ -17,6 +17,7 @@ import { MemorySource, type RecordSource } from './records.js';
 import { MaterializationRuns } from './runs.js';
 import { serveFeature } from './server.js';
 import { FeatureStore } from './store.js';
+import { deleteKeys } from './testing/redis-keys.js';
 import { Views } from './views.js';
 import { materializeWorker } from './worker.js';
 
@@ -30,6 +31,8 @@ export const TEST_DATABASE_URL =
   process.env.BALLAST_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const TEST_REDIS_URL = process.env.BALLAST_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const BACKENDS: readonly SqlKind[] = ['postgres', 'pglite'];
+
+export { deleteKeys };
 
 const quiet = {
   info() {},
@@ -51,15 +54,6 @@ export interface TestFeature {
   materializer: Materializer;
   runs: MaterializationRuns;
   close(): Promise<void>;
-}
-
-export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
 }
 
 export async function startTestFeature(

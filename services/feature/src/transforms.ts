@@ -51,12 +51,16 @@ interface Layout {
   count: number;
 }
 
-function layout(view: CompiledView, table: RecordTable): Layout & { skipped: number } {
+/** Records between checks of the time slice (see sliced). */
+const SLICE_ROWS = 8_192;
+
+function* layout(view: CompiledView, table: RecordTable): Generator<void, Layout & { skipped: number }> {
   const time = table.numeric(view.eventTimeField);
   const keyColumns = view.entityFields.map((f) => table.text(f));
   const byEntity = new Map<string, number[]>();
   let skipped = 0;
   for (let i = 0; i < table.length; i++) {
+    if (i % SLICE_ROWS === 0) yield;
     const parts: string[] = [];
     let ok = !Number.isNaN(time[i] as number);
     for (const column of keyColumns) {
@@ -78,6 +82,7 @@ function layout(view: CompiledView, table: RecordTable): Layout & { skipped: num
   const starts: number[] = [];
   let count = 0;
   for (const key of groupKeys) {
+    if (groups.length % 256 === 0) yield;
     const records = (byEntity.get(key) as number[]).sort(
       (a, b) => (time[a] as number) - (time[b] as number) || a - b,
     );
@@ -129,8 +134,39 @@ function vocabulary(
     .sort();
 }
 
+/** The rows, computed in one go (tests, small tables). */
 export function computeRows(view: CompiledView, table: RecordTable): FeatureRows {
-  const { groups, groupKeys, starts, count, skipped } = layout(view, table);
+  const steps = computeSteps(view, table);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * The rows, computed in slices of at most `sliceMs` with the event loop free between them,
+ * so a large version never holds the process (RPCs, health, the worker's lock renewals).
+ */
+export async function computeRowsSliced(
+  view: CompiledView,
+  table: RecordTable,
+  sliceMs = 20,
+): Promise<FeatureRows> {
+  const steps = computeSteps(view, table);
+  let sliceStart = performance.now();
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+}
+
+/** computeRows as a generator: it yields at points where pausing is safe (between groups, features, slices of rows). */
+function* computeSteps(view: CompiledView, table: RecordTable): Generator<void, FeatureRows> {
+  const { groups, groupKeys, starts, count, skipped } = yield* layout(view, table);
   const width = view.featureNames.length;
   const values = new Float64Array(count * width);
   const times = new Float64Array(count);
@@ -147,9 +183,10 @@ export function computeRows(view: CompiledView, table: RecordTable): FeatureRows
 
   const labels = new Float64Array(count);
   const labelField = table.numeric(view.label.field);
-  groups.forEach((g, k) => {
+  for (const [k, g] of groups.entries()) {
+    if (k % 256 === 0) yield;
     labelColumn(g, labelField, view.label.leadDays, labels, starts[k] as number);
-  });
+  }
 
   const fit: Fit = { vocabularies: {}, standardization: {} };
   const single = new Map<string, Float64Array>();
@@ -160,7 +197,7 @@ export function computeRows(view: CompiledView, table: RecordTable): FeatureRows
     if (name) single.set(name, Float64Array.from(column));
     col++;
   };
-  const compute = (feature: CompiledFeature) => {
+  function* compute(feature: CompiledFeature): Generator<void, void> {
     switch (feature.kind) {
       case 'raw': {
         const field = table.numeric(feature.field);
@@ -170,16 +207,18 @@ export function computeRows(view: CompiledView, table: RecordTable): FeatureRows
       case 'lag': {
         const field = table.numeric(feature.field);
         const on = feature.timeField === view.eventTimeField ? null : table.numeric(feature.timeField);
-        groups.forEach((g, k) => {
+        for (const [k, g] of groups.entries()) {
+          if (k % 256 === 0) yield;
           lagColumn(g, field, feature.days, on, scratch, starts[k] as number);
-        });
+        }
         return emit(scratch, feature.name);
       }
       case 'rolling': {
         const field = table.numeric(feature.field);
-        groups.forEach((g, k) => {
+        for (const [k, g] of groups.entries()) {
+          if (k % 256 === 0) yield;
           rollingColumn(g, field, feature.aggregation, feature.windowDays, scratch, starts[k] as number);
-        });
+        }
         return emit(scratch, feature.name);
       }
       case 'calendar': {
@@ -216,6 +255,7 @@ export function computeRows(view: CompiledView, table: RecordTable): FeatureRows
             scratch[i] = v === null ? Number.NaN : index.get(v) === k ? 1 : 0;
           }
           emit(scratch);
+          yield;
         }
         return;
       }
@@ -242,15 +282,23 @@ export function computeRows(view: CompiledView, table: RecordTable): FeatureRows
         return emit(scratch, feature.name);
       }
     }
-  };
-  for (const feature of view.features) compute(feature);
+  }
+  for (const feature of view.features) {
+    yield;
+    yield* compute(feature);
+  }
 
   const entityKeys: string[] = new Array(count);
   groups.forEach((g, k) => {
     entityKeys.fill(groupKeys[k] as string, starts[k], (starts[k] as number) + g.times.length);
   });
   const segmentColumns = view.segmentFields.map((f) => table.text(f));
-  const segments = Array.from(rowRecord, (r) => JSON.stringify(segmentColumns.map((c) => c[r] ?? null)));
+  const segments: string[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    if (i % SLICE_ROWS === 0) yield;
+    const r = rowRecord[i] as number;
+    segments[i] = JSON.stringify(segmentColumns.map((c) => c[r] ?? null));
+  }
   return {
     featureNames: view.featureNames,
     count,

@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
+import { dirname } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { writeBenchResult } from '@ballast/grpc-kit/testing';
+import { connectRedis } from '@ballast/queue';
+import { migrate, openDatabase } from '@ballast/storage';
+import { compileView, DAY_MS } from '../definition.js';
+import { Materializer } from '../materialize.js';
+import { migrations } from '../migrations.js';
+import { OnlineStore } from '../online.js';
+import type { RecordSource, SourceBatch } from '../records.js';
+import { MaterializationRuns } from '../runs.js';
+import { FeatureStore } from '../store.js';
+import { deleteKeys } from '../testing/redis-keys.js';
+import { DAY0, retailDefinition } from '../testing/retail.js';
+
+/**
+ * Materialize end to end (records -> rows -> offline store -> online store) at each size in
+ * BENCH_MATERIALIZE_ROWS (default 100,000 and 1,000,000): rows/s, the ratio of the largest
+ * size's time to the smallest's over the ratio of their rows (1.0 = linear), peak RSS, and
+ * the event loop's longest delay while it ran (perf_hooks.monitorEventLoopDelay). Records
+ * are generated page by page, 5,000 at a time as ingest's ReadVersion sends them, for 1,000
+ * entities. Postgres from BALLAST_DATABASE_URL (default the local test database).
+ */
+const SIZES = (process.env.BENCH_MATERIALIZE_ROWS ?? '100000,1000000').split(',').map(Number);
+const ENTITIES = 1_000;
+const PAGE = 5_000;
+const url = process.env.BALLAST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Entity-major pages of synthetic sales: entity e's day d is record e * days + d. */
+class SyntheticSource implements RecordSource {
+  constructor(private readonly rows: number) {}
+  async *read(): AsyncIterable<SourceBatch> {
+    const days = Math.ceil(this.rows / ENTITIES);
+    for (let at = 0; at < this.rows; at += PAGE) {
+      const n = Math.min(PAGE, this.rows - at);
+      const columns = {
+        event_id: new Array<string>(n),
+        day: new Array<number>(n),
+        warehouse_id: new Array<string>(n),
+        sku: new Array<string>(n),
+        region: new Array<string>(n),
+        units: new Array<number>(n),
+        price: new Array<number>(n),
+        promo: new Array<boolean>(n),
+      };
+      for (let i = 0; i < n; i++) {
+        const r = at + i;
+        const e = Math.floor(r / days);
+        const d = r % days;
+        columns.event_id[i] = `e${r}`;
+        columns.day[i] = DAY0 + d * DAY_MS;
+        columns.warehouse_id[i] = `w${e % 25}`;
+        columns.sku[i] = `sku-${Math.floor(e / 25)}`;
+        columns.region[i] = ['north', 'south', 'east', 'west'][e % 4] as string;
+        columns.units[i] = 10 + ((r * 7919) % 23);
+        columns.price[i] = 5 + (r % 5);
+        columns.promo[i] = r % 7 === 0;
+      }
+      yield { rowCount: n, columns };
+    }
+  }
+}
+
+const schema = `bench_materialize_${randomBytes(3).toString('hex')}`;
+const sql = await openDatabase({ url, schema });
+await migrate(sql, migrations);
+const redis = connectRedis();
+const prefix = `bench-materialize-${randomBytes(4).toString('hex')}`;
+const store = new FeatureStore(() => sql);
+const online = new OnlineStore(redis, prefix);
+const runs = new MaterializationRuns(() => sql);
+const view = compileView(retailDefinition());
+await store.applyView(view);
+
+interface Point {
+  rows: number;
+  seconds: number;
+  rowsPerSecond: number;
+  peakRssMiB: number;
+  eventLoopMaxDelayMs: number;
+  eventLoopP99DelayMs: number;
+  loadAverage1m: number;
+}
+const points: Point[] = [];
+try {
+  for (const size of SIZES) {
+    const materializer = new Materializer({ store, online, source: new SyntheticSource(size), runs });
+    let peakRss = process.memoryUsage().rss;
+    const sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    }, 50);
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    const t0 = performance.now();
+    const result = await materializer.run(view, `v${size}`);
+    const seconds = (performance.now() - t0) / 1000;
+    delay.disable();
+    clearInterval(sampler);
+    points.push({
+      rows: result.rows,
+      seconds: Math.round(seconds * 100) / 100,
+      rowsPerSecond: Math.round(result.rows / seconds),
+      peakRssMiB: Math.round(peakRss / 2 ** 20),
+      eventLoopMaxDelayMs: Math.round(delay.max / 1e5) / 10,
+      eventLoopP99DelayMs: Math.round(delay.percentile(99) / 1e5) / 10,
+      loadAverage1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+    });
+    await sql.query('DELETE FROM rows WHERE dataset_version = $1', [`v${size}`]);
+  }
+} finally {
+  await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await sql.close();
+  await deleteKeys(redis, `${prefix}*`);
+  redis.disconnect();
+}
+
+const first = points[0] as Point;
+const last = points.at(-1) as Point;
+const scaling = last.seconds / first.seconds / (last.rows / first.rows);
+console.table(points);
+console.log(`time ratio ${last.rows}/${first.rows} rows, per row: ${scaling.toFixed(2)} (1.00 = linear)`);
+const out = writeBenchResult(dirname(fileURLToPath(import.meta.url)), 'feature-materialize', {
+  cpus: (await import('node:os')).cpus().length,
+  database: 'postgres',
+  entities: ENTITIES,
+  pageRecords: PAGE,
+  points,
+  perRowTimeRatio: Math.round(scaling * 100) / 100,
+});
+console.log(`wrote ${out}`);
