@@ -143,7 +143,7 @@ export class AlertSeries {
   }
 }
 
-function driftMetric(
+export function driftMetric(
   metric: AlertMetric,
   w: {
     driftShare?: number;
