@@ -34,6 +34,7 @@ runMain(async () => {
     enqueue: (job) =>
       materialize.add('materialize', job, { jobId: `${job.datasetName}.${job.datasetVersion}` }),
     limits: { maxBatchRecords: config.BALLAST_INGEST_MAX_BATCH_RECORDS },
+    log,
   });
   await runService({
     name: 'ingest',

@@ -1,0 +1,58 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { IngestService, SchemaSchema } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
+import { serve, startGrpcServer } from '@ballast/grpc-kit';
+import { migrate, openDatabase, type SqlKind } from '@ballast/storage';
+import { create } from '@bufbuild/protobuf';
+import { migrations } from '../migrations.js';
+import { parseSchema } from '../schema.js';
+import { ingestService } from '../server.js';
+import { IngestStore } from '../store.js';
+import { salesSchema } from '../testing/sales.js';
+import { insertSyntheticSales } from '../testing/synthetic.js';
+
+/**
+ * The service side of the commit benchmark, as its own process (forked by commit.ts) so that
+ * the event-loop delay it measures is the service's alone: a dataset of N synthetic sales
+ * records (written by SQL, which is not what is measured), the ingest service on a loopback
+ * port, and over IPC: 'measure' starts the delay histogram and the RSS sampler, 'report'
+ * sends what they saw.
+ */
+const [backend, count, location, schema] = process.argv.slice(2) as [SqlKind, string, string, string];
+const n = Number(count);
+const sql = await openDatabase(
+  backend === 'postgres' ? { url: location, schema } : { dataDir: location, schema },
+);
+await migrate(sql, migrations);
+const store = new IngestStore(() => sql);
+const dataset = await store.createDataset('bench', '', parseSchema(create(SchemaSchema, salesSchema())));
+await insertSyntheticSales(sql, dataset.id, n);
+const server = await startGrpcServer({
+  services: [serve(IngestService, ingestService({ db: () => sql, enqueue: async () => {} }))],
+  host: '127.0.0.1',
+  port: 0,
+  log: { info() {}, warn() {}, error() {} },
+});
+server.setReady(true);
+
+const delay = monitorEventLoopDelay({ resolution: 1 });
+let peakRss = 0;
+let sampler: NodeJS.Timeout | undefined;
+process.on('message', (message: string) => {
+  if (message === 'measure') {
+    delay.reset();
+    delay.enable();
+    peakRss = process.memoryUsage.rss();
+    sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    }, 20);
+  } else if (message === 'report') {
+    delay.disable();
+    clearInterval(sampler);
+    process.send?.({
+      loopMaxMs: delay.max / 1e6,
+      loopP99Ms: delay.percentile(99) / 1e6,
+      peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
+    });
+  }
+});
+process.send?.({ port: server.port });
