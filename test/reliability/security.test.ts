@@ -437,7 +437,7 @@ describe('size limits', () => {
       authToken: TOKEN,
     });
     const predictRows = await inference
-      .predict({ model: 'demand', rows: Array.from({ length: 5_000 }, () => ({ features: { x: 1 } })) })
+      .predict({ model: 'demand', rows: Array.from({ length: 100_001 }, () => ({ features: { x: 1 } })) })
       .then(
         () => 'OK',
         (e: RpcError) => status[e.code] as string,
@@ -449,24 +449,24 @@ describe('size limits', () => {
     }
     const pass = record({
       scenario: 'request size limits on every service',
-      headline: `size limits: a 5 MiB message is ${allExhausted ? 'RESOURCE_EXHAUSTED on all 5 services' : 'not refused everywhere'}; 10,001-record batch ${rows}; 5,000-row Predict ${predictRows}`,
+      headline: `size limits: a 5 MiB message is ${allExhausted ? 'RESOURCE_EXHAUSTED on all 5 services' : 'not refused everywhere'}; 10,001-record batch ${rows}; 100,001-row Predict ${predictRows}`,
       injected:
-        'one 5 MiB message (an unknown field) to the first unary RPC of each service, with the right token; an ingest batch declaring 10,001 records (limit BALLAST_INGEST_MAX_BATCH_RECORDS=10,000); a Predict of 5,000 rows (limit 4,096)',
+        'one 5 MiB message (an unknown field) to the first unary RPC of each service, with the right token; an ingest batch declaring 10,001 records (limit BALLAST_INGEST_MAX_BATCH_RECORDS=10,000); a Predict of 100,001 rows (limit BALLAST_INFERENCE_MAX_ROWS_PER_REQUEST=100,000; larger than max_batch_size is split, not refused)',
       measured: {
         '5 MiB message': outcomes.join('; '),
         'IngestBatch of 10,001 records': rows,
-        'Predict of 5,000 rows': predictRows,
+        'Predict of 100,001 rows': predictRows,
         'services not serving health afterwards': serving.length === 0 ? 'none' : serving.join(', '),
       },
       pass:
         allExhausted &&
         rows === 'RESOURCE_EXHAUSTED' &&
-        predictRows === 'INVALID_ARGUMENT' &&
+        predictRows === 'RESOURCE_EXHAUSTED' &&
         serving.length === 0,
     });
     expect(outcomes.filter((o) => !o.endsWith('RESOURCE_EXHAUSTED'))).toEqual([]);
     expect(rows).toBe('RESOURCE_EXHAUSTED');
-    expect(predictRows).toBe('INVALID_ARGUMENT');
+    expect(predictRows).toBe('RESOURCE_EXHAUSTED');
     expect(serving).toEqual([]);
     expect(pass).toBe(true);
   }, 60_000);

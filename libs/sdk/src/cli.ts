@@ -8,7 +8,8 @@ import { isTracedRun } from './cli-commands.js';
 const argv = process.argv.slice(2);
 // Spans are exported where OTEL_EXPORTER_OTLP_ENDPOINT says; without one they still get trace
 // ids (the links the CLI prints) and their context still reaches the services.
-if (isTracedRun(argv)) instrumentProcess({ serviceName: 'ballast-cli' });
+const traced = isTracedRun(argv);
+if (traced) instrumentProcess({ serviceName: 'ballast-cli' });
 const { endOpenSpans, runCli } = await import('./cli-run.js');
 
 /** Every way out goes through here: the command's span is ended and spans are flushed first. */
@@ -20,14 +21,17 @@ async function exit(code: number): Promise<void> {
   process.exitCode = code;
 }
 
-for (const [signal, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-] as const)
-  process.once(signal, () => {
-    endOpenSpans(`interrupted (${signal})`);
-    void exit(code).then(() => process.exit(code));
-  });
+// Only a traced command has spans to end and flush on a signal. An untraced one keeps its own
+// signal handling: `ballast up` stops its services on Ctrl-C and exits 0.
+if (traced)
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)
+    process.once(signal, () => {
+      endOpenSpans(`interrupted (${signal})`);
+      void exit(code).then(() => process.exit(code));
+    });
 
 try {
   await exit(

@@ -130,9 +130,10 @@ async function predict(
   if (entities.length > 0 && request.rows.length > 0) {
     throw invalidArgument('entities', 'send either rows or entities, not both');
   }
-  // Each entity becomes a row: past the row cap, none is looked up (rows are checked as they are read).
+  // Past the row cap nothing is looked up: not the entities' vectors, not even the model.
   const cap = deps.pool.configOf(request.model).maxRowsPerRequest;
   if (entities.length > cap) throw rowCapExceeded('entities.entities', entities.length, cap);
+  if (request.rows.length > cap) throw rowCapExceeded('rows', request.rows.length, cap);
   const rows = entities.length > 0 ? await entityRows(deps, request, deadline) : request.rows;
   if (rows.length === 0) throw invalidArgument('rows', 'at least one row is required (empty request)');
   const segments = rows.find((r) => Object.keys(r.segments).length > 0)?.segments;
