@@ -75,8 +75,9 @@ export type Row = Message<"ballast.inference.v1.Row"> & {
   segments: { [key: string]: string };
 
   /**
-   * When the row's event happened, for monitoring: the prediction log carries it and monitor
-   * windows the row by it (a replay of history lands in history's windows). Unset: now.
+   * When the row's event happened, meant for monitoring (windows by event time, so a replay
+   * of history lands in history's windows). Not read yet: inference ignores it and the
+   * prediction log stamps every row with the request's arrival time.
    *
    * @generated from field: google.protobuf.Timestamp timestamp = 5;
    */
