@@ -49,16 +49,18 @@ describe('reflection answers', () => {
 
   it('sends a file with its real imports, each well-known type in its own file', () => {
     const files = filesOf(ask(index, symbol('ballast.ingest.v1.IngestService')));
-    expect(files.map((f) => f.name)).toEqual([
-      'ballast/ingest/v1/ingest.proto',
+    const wkt = [
+      'google/protobuf/duration.proto',
       'google/protobuf/struct.proto',
       'google/protobuf/timestamp.proto',
-    ]);
-    expect(files[0]?.dependency).toEqual(['google/protobuf/struct.proto', 'google/protobuf/timestamp.proto']);
-    expect(files[1]?.messageType.map((m) => m.name)).toEqual(['Struct', 'Value', 'ListValue']);
-    expect(files[1]?.enumType.map((e) => e.name)).toEqual(['NullValue']);
-    expect(files[2]?.messageType.map((m) => m.name)).toEqual(['Timestamp']);
-    expect(files[2]?.dependency).toEqual([]);
+    ];
+    expect(files.map((f) => f.name)).toEqual(['ballast/ingest/v1/ingest.proto', ...wkt]);
+    expect(files[0]?.dependency).toEqual(wkt);
+    expect(files[1]?.messageType.map((m) => m.name)).toEqual(['Duration']);
+    expect(files[2]?.messageType.map((m) => m.name)).toEqual(['Struct', 'Value', 'ListValue']);
+    expect(files[2]?.enumType.map((e) => e.name)).toEqual(['NullValue']);
+    expect(files[3]?.messageType.map((m) => m.name)).toEqual(['Timestamp']);
+    expect(files[3]?.dependency).toEqual([]);
     // The bytes are protoc's descriptor, as protobuf-es embedded it.
     expect(toBinary(FileDescriptorProtoSchema, files[0] as FileDescriptorProto)).toEqual(
       toBinary(FileDescriptorProtoSchema, IngestService.file.proto),
