@@ -105,6 +105,7 @@ export class IngestStore {
           row.id,
           JSON.stringify(schema),
         ]);
+        await tx.query('INSERT INTO record_counts (dataset_id) VALUES ($1)', [row.id]);
         return { id: row.id, name, description, createdAt: row.created_at };
       });
     } catch (err) {
@@ -180,7 +181,7 @@ export class IngestStore {
 
   async counts(datasetId: string): Promise<{ records: string; quarantined: string }> {
     const { rows } = await this.sql.query<{ records: string; quarantined: string }>(
-      `SELECT (SELECT count(*) FROM records WHERE dataset_id = $1) AS records,
+      `SELECT (SELECT records FROM record_counts WHERE dataset_id = $1) AS records,
               (SELECT count(*) FROM quarantine WHERE dataset_id = $1 AND resolved_at IS NULL) AS quarantined`,
       [datasetId],
     );
@@ -218,6 +219,7 @@ export class IngestStore {
           inserted = result.rowCount;
         }
         if (quarantine.length > 0) await this.insertQuarantine(tx, datasetId, schema, source, quarantine);
+        await addToRecordCount(tx, datasetId, inserted);
         return inserted;
       }),
     );
@@ -318,20 +320,28 @@ export class IngestStore {
             [datasetId, r.id, result.rowCount > 0 ? 'accepted' : 'duplicate'],
           );
         }
+        await addToRecordCount(tx, datasetId, inserted);
         return inserted;
       }),
     );
   }
 
-  /** The watermarks a version seals: see the class comment. */
-  async watermarks(datasetId: string): Promise<{ records: string; quarantine: string }> {
+  /**
+   * The watermarks a version seals (see the class comment) and how many records that is.
+   * Under the exclusive lock no batch is in flight, so the running count is exactly the
+   * records numbered at or below the record watermark.
+   */
+  async watermarks(datasetId: string): Promise<{ records: string; quarantine: string; recordCount: number }> {
     return this.sql.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1, $2::int)', [LOCK_CLASS, datasetId]);
-      const { rows } = await tx.query<{ records: string; quarantine: string }>(
+      const { rows } = await tx.query<{ records: string; quarantine: string; record_count: string }>(
         `SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM records_seq_seq) AS records,
-                (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM quarantine_id_seq) AS quarantine`,
+                (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM quarantine_id_seq) AS quarantine,
+                (SELECT records FROM record_counts WHERE dataset_id = $1) AS record_count`,
+        [datasetId],
       );
-      return rows[0] as { records: string; quarantine: string };
+      const row = rows[0] as { records: string; quarantine: string; record_count: string };
+      return { records: row.records, quarantine: row.quarantine, recordCount: Number(row.record_count ?? 0) };
     });
   }
 
@@ -358,15 +368,6 @@ export class IngestStore {
       );
     });
     return rows.map((r): RecordRow => ({ eventId: r.event_id, seq: r.seq, source: r.source, data: r.data }));
-  }
-
-  /** How many records a version with this watermark holds (a commit's progress total). */
-  async recordCount(datasetId: string, watermark: string): Promise<number> {
-    const { rows } = await this.sql.query<{ n: string }>(
-      'SELECT count(*) AS n FROM records WHERE dataset_id = $1 AND seq <= $2',
-      [datasetId, watermark],
-    );
-    return Number(rows[0]?.n ?? 0);
   }
 
   /** Violations quarantined between two quarantine watermarks (for a version's quality report). */
@@ -476,4 +477,16 @@ export class IngestStore {
       };
     });
   }
+}
+
+/**
+ * Keeps the dataset's running record count in the inserting transaction, last, so that
+ * concurrent batches of one dataset wait on its row only for their commit's instant.
+ */
+export async function addToRecordCount(tx: Sql, datasetId: string, inserted: number): Promise<void> {
+  if (inserted > 0)
+    await tx.query('UPDATE record_counts SET records = records + $2 WHERE dataset_id = $1', [
+      datasetId,
+      inserted,
+    ]);
 }

@@ -80,7 +80,7 @@ export class Versions {
     for (let attempt = 0; attempt < 5; attempt++) {
       const previous = await this.store.latestVersion(entry.row.id);
       const marks = await this.store.watermarks(entry.row.id);
-      progress.sealing(marks.records, await this.store.recordCount(entry.row.id, marks.records));
+      progress.sealing(marks.records, marks.recordCount);
       const previousStats = previous?.stats as VersionStats | undefined;
       const accumulator = new VersionAccumulator(entry.schema, previousStats);
       const hash = new ContentHash();
