@@ -85,6 +85,25 @@ describe('parsePayload', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it("carries each row's event time when given, and reads records queued without it", () => {
+    const record = {
+      requestId: 'r1',
+      time: 1_700_000_000_000,
+      latencyUs: 250,
+      inputs: { features: [1, 2] },
+      outputs: { prediction: [3, 4] },
+    };
+    const withTimes = { ...record, rowTimes: [1_690_000_000_000, 1_690_000_060_000] };
+    const job = (records: unknown[]) =>
+      parsePayload('monitor.predictions', { model: 'demand', version: '2', rows: 2, records });
+    expect(job([withTimes]).records).toEqual([withTimes]);
+    // A job queued by an inference that predates rowTimes: its rows happened at `time`.
+    expect(job([record]).records?.[0]?.rowTimes).toBeUndefined();
+    expect(() => job([{ ...record, rowTimes: [1, '2'] }])).toThrow(/records\.0\.rowTimes\.1/);
+    // JSON turns a non-finite time into null, which is no time at all.
+    expect(() => job([{ ...record, rowTimes: [1, null] }])).toThrow(/rowTimes/);
+  });
+
   it('carries NaN and infinite values through JSON (where they become null) and back as NaN', () => {
     const job = {
       model: 'demand',

@@ -73,6 +73,12 @@ export interface PredictionRecord {
   shadow?: boolean | undefined;
   entityKeys?: string[] | undefined;
   segments?: Record<string, string> | undefined;
+  /**
+   * Each row's event time (milliseconds since the epoch), so that a replay of history lands
+   * in history's windows. Absent (and in jobs queued before it existed): every row happened
+   * at `time`.
+   */
+  rowTimes?: number[] | undefined;
 }
 
 /** A batch of predictions was logged for a model version. */
@@ -115,6 +121,7 @@ const predictionRecord: z.ZodType<PredictionRecord> = z.object({
   shadow: z.boolean().optional(),
   entityKeys: z.array(z.string()).optional(),
   segments: z.record(safeKey, z.string()).optional(),
+  rowTimes: z.array(z.number().finite()).optional(),
 });
 
 const count = (max: number) => z.number().int().min(1).max(max);
