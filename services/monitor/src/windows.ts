@@ -12,7 +12,8 @@ import { offer, seededUniform, seedOf } from './reservoir.js';
 
 /**
  * Turns logged prediction records into window statistics: one histogram per (window,
- * segment, feature), for all rows ('') and for the record's segment, plus the predictions
+ * segment, feature), for all rows ('') and for the record's segment, each row in the window
+ * of its event time (`rowTimes`, else the record's time), plus the predictions
  * that actuals will later join. Pure: the store adds the result to what it already holds.
  */
 
@@ -72,6 +73,24 @@ function columns(
   return { values, rows };
 }
 
+/**
+ * The record's rows by the window their event time falls in: each row's own time when the
+ * record carries them (a replay of history), else the record's time for all of them.
+ */
+function rowsByWindow(record: PredictionRecord, rows: number, width: number): Map<number, number[]> {
+  const start = (time: number) => Math.floor(time / width) * width;
+  const all = Array.from({ length: rows }, (_, r) => r);
+  if (!record.rowTimes) return new Map([[start(record.time), all]]);
+  const windows = new Map<number, number[]>();
+  for (const r of all) {
+    const windowStart = start(record.rowTimes[r] as number);
+    const list = windows.get(windowStart);
+    if (list) list.push(r);
+    else windows.set(windowStart, [r]);
+  }
+  return windows;
+}
+
 export function absorb(model: ModelBaseline, records: readonly PredictionRecord[]): Absorbed {
   const out: Absorbed = { windows: new Map(), predictions: [], records: 0, malformed: 0 };
   const width = windowMs(model.config);
@@ -104,38 +123,47 @@ export function absorb(model: ModelBaseline, records: readonly PredictionRecord[
     const cols = columns(model, record);
     const outputName = model.config.predictionOutput || Object.keys(record.outputs)[0];
     const predictions = outputName !== undefined ? record.outputs[outputName] : undefined;
-    if (!cols || !Number.isFinite(record.time) || (predictions && predictions.length !== cols.rows)) {
+    if (
+      !cols ||
+      !Number.isFinite(record.time) ||
+      (predictions && predictions.length !== cols.rows) ||
+      (record.rowTimes && record.rowTimes.length !== cols.rows)
+    ) {
       out.malformed++;
       continue;
     }
     out.records++;
-    const windowStart = Math.floor(record.time / width) * width;
     const segment = segmentKey(record.segments);
     const segments = segment ? ['', segment] : [''];
-    for (const s of segments) {
-      model.features.forEach((feature, j) => {
-        const h = hist(windowStart, s, feature);
-        if (!h) return;
-        const baseline = baselineFor(model, feature, s);
-        if (!baseline) return;
-        const id = windowKeyString({ windowStart, segment: s, feature });
-        for (const v of cols.values[j] as number[]) sampled(baseline, h, id, v);
-      });
-      const latency = hist(windowStart, s, LATENCY);
-      if (latency) addValue(LATENCY_BASELINE, latency, record.latencyUs / 1000);
-      const p = predictions && baselineFor(model, PREDICTION, s);
-      const ph = p ? hist(windowStart, s, PREDICTION) : undefined;
-      if (p && ph && predictions) {
-        const id = windowKeyString({ windowStart, segment: s, feature: PREDICTION });
-        for (const v of predictions) sampled(p, ph, id, v);
+    for (const [windowStart, rows] of rowsByWindow(record, cols.rows, width)) {
+      for (const s of segments) {
+        model.features.forEach((feature, j) => {
+          const h = hist(windowStart, s, feature);
+          if (!h) return;
+          const baseline = baselineFor(model, feature, s);
+          if (!baseline) return;
+          const id = windowKeyString({ windowStart, segment: s, feature });
+          const values = cols.values[j] as number[];
+          for (const r of rows) sampled(baseline, h, id, values[r] as number);
+        });
+        // The request's latency describes each of its rows, so every window they landed in counts it once.
+        const latency = hist(windowStart, s, LATENCY);
+        if (latency) addValue(LATENCY_BASELINE, latency, record.latencyUs / 1000);
+        const p = predictions && baselineFor(model, PREDICTION, s);
+        const ph = p ? hist(windowStart, s, PREDICTION) : undefined;
+        if (p && ph && predictions) {
+          const id = windowKeyString({ windowStart, segment: s, feature: PREDICTION });
+          for (const r of rows) sampled(p, ph, id, predictions[r] as number);
+        }
       }
     }
     // Actuals measure the answers callers got: a shadow's answers were never returned.
     if (record.shadow) continue;
     record.entityKeys?.forEach((entityKey, r) => {
       const prediction = predictions?.[r];
+      const time = record.rowTimes?.[r] ?? record.time;
       if (entityKey && prediction !== undefined && Number.isFinite(prediction))
-        out.predictions.push({ entityKey, time: record.time, segment, prediction });
+        out.predictions.push({ entityKey, time, segment, prediction });
     });
   }
   return out;
