@@ -26,6 +26,8 @@ export interface PendingRecord {
   segments?: Record<string, string> | undefined;
   /** Each row's segments, only when the rows of one request do not all share `segments`. */
   rowSegments?: Record<string, string>[] | undefined;
+  /** Each row's event time (ms), only when the request gave any. */
+  rowTimes?: number[] | undefined;
 }
 
 export interface PredictionJob {
@@ -74,6 +76,7 @@ function toRecord(pending: PendingRecord): PredictionRecord {
   if (pending.shadow) record.shadow = true;
   if (pending.entityKeys?.some((k) => k)) record.entityKeys = pending.entityKeys;
   if (pending.segments && Object.keys(pending.segments).length > 0) record.segments = pending.segments;
+  if (pending.rowTimes?.length === pending.rows) record.rowTimes = pending.rowTimes;
   return record;
 }
 
@@ -114,6 +117,7 @@ export function toRecords(pending: PendingRecord): PredictionRecord[] {
       inputs: slice(pending.inputs, rows),
       outputs: slice(pending.outputs, rows),
       entityKeys: pending.entityKeys && rows.map((row) => pending.entityKeys?.[row] ?? ''),
+      rowTimes: pending.rowTimes && rows.map((row) => pending.rowTimes?.[row] ?? pending.time),
       segments: rowSegments[rows[0] as number],
       rowSegments: undefined,
     }),

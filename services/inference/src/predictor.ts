@@ -25,6 +25,8 @@ export interface PredictCall {
   segments?: Record<string, string> | undefined;
   /** Each row's segments, when the rows do not all share `segments`. */
   rowSegments?: Record<string, string>[] | undefined;
+  /** Each row's event time (ms), when the request gave any. */
+  rowTimes?: number[] | undefined;
   /** Builds the model inputs for the version chosen (validation happens here). */
   build(version: LoadedVersion, limits: InputLimits): ModelInputs;
   signal?: AbortSignal | undefined;
@@ -128,6 +130,7 @@ export class Predictor {
           entityKeys: call.entityKeys,
           segments: call.segments,
           rowSegments: call.rowSegments,
+          rowTimes: call.rowTimes,
         });
       }
       this.#shadow(call, version, requestId, traceId);
@@ -187,6 +190,7 @@ export class Predictor {
           entityKeys: call.entityKeys,
           segments: call.segments,
           rowSegments: call.rowSegments,
+          rowTimes: call.rowTimes,
         });
       } catch (error) {
         this.log.warn(

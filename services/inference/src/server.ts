@@ -26,6 +26,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { status as Status } from '@grpc/grpc-js';
 import { answerConcurrently } from './answer-stream.js';
 import type { DeploymentFollower } from './deployments.js';
+import { rowEventTimes } from './event-times.js';
 import { rowCapExceeded, rowsToInputs } from './inputs.js';
 import type { ModelPool } from './model-pool.js';
 import { inferInputs, inferOutputs } from './oip.js';
@@ -139,6 +140,7 @@ async function predict(
   const segments = rows.find((r) => Object.keys(r.segments).length > 0)?.segments;
   // Rows of several segments in one request (warehouses in one call) are logged per row.
   const rowSegments = sameSegments(rows, segments) ? undefined : rows.map((r) => r.segments);
+  const rowTimes = rowEventTimes(rows, Date.now());
   const outcome = await servePredict(deps, {
     api: 'predict',
     model: request.model,
@@ -149,6 +151,7 @@ async function predict(
     entityKeys: rows.map((r) => r.entityKey),
     segments,
     rowSegments,
+    rowTimes,
     build: (version, limits) => rowsToInputs(rows, version, limits),
     signal,
     deadline,
