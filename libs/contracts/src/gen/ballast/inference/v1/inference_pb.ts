@@ -75,9 +75,10 @@ export type Row = Message<"ballast.inference.v1.Row"> & {
   segments: { [key: string]: string };
 
   /**
-   * When the row's event happened, meant for monitoring (windows by event time, so a replay
-   * of history lands in history's windows). Not read yet: inference ignores it and the
-   * prediction log stamps every row with the request's arrival time.
+   * When the row's event happened, for monitoring: the prediction log carries it per row and
+   * monitor files the row in that time's window, so a replay of history lands in history's
+   * windows. Unset: the request's arrival time. More than 5 minutes ahead of the server's
+   * clock is INVALID_ARGUMENT (rows[i].timestamp).
    *
    * @generated from field: google.protobuf.Timestamp timestamp = 5;
    */
