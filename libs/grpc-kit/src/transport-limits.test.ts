@@ -1,12 +1,7 @@
 // Each limit against a real loopback server: a grpc-js client that stops reading, and raw
 // HTTP/2 sessions for what grpc-js clients never do (half a message, a silent connection).
 import { once } from 'node:events';
-import {
-  type ClientHttp2Session,
-  type ClientHttp2Stream,
-  connect,
-  type IncomingHttpHeaders,
-} from 'node:http2';
+import type { ClientHttp2Session } from 'node:http2';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EchoServerStreamRequestSchema } from '@ballast/contracts/ballast/testing/v1/echo_pb.js';
 import { Health } from '@ballast/contracts/grpc/health/v1/health_pb.js';
@@ -16,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, RpcError } from './client.js';
 import { type GrpcServer, serve, startGrpcServer } from './server.js';
 import { EchoService, echoService } from './testing/echo.js';
+import { grpcFrame as frame, grpcHeaders, grpcStatus, rawSession } from './testing/raw-http2.js';
 import { type TransportLimits, transportLimitsFromEnv } from './transport-limits.js';
 import type { ServiceImpl } from './types.js';
 
@@ -44,35 +40,9 @@ async function start(impl: ServiceImpl<typeof EchoService>, limits: Partial<Tran
 }
 
 function h2(address: string): ClientHttp2Session {
-  const session = connect(`http://${address}`);
-  session.on('error', () => {});
+  const session = rawSession(address);
   sessions.push(session);
   return session;
-}
-
-function grpcHeaders(path: string) {
-  return { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' };
-}
-
-/** One gRPC length-prefixed frame. */
-function frame(bytes: Uint8Array): Buffer {
-  const header = Buffer.alloc(5);
-  header.writeUInt32BE(bytes.byteLength, 1);
-  return Buffer.concat([header, bytes]);
-}
-
-/** The status of a raw call: in its trailers, or in its only headers (a trailers-only answer). */
-function grpcStatus(stream: ClientHttp2Stream): Promise<{ code: number; message: string }> {
-  return new Promise((resolve, reject) => {
-    const take = (headers: IncomingHttpHeaders) => {
-      const code = headers['grpc-status'];
-      if (code !== undefined)
-        resolve({ code: Number(code), message: decodeURIComponent(String(headers['grpc-message'] ?? '')) });
-    };
-    stream.on('response', take);
-    stream.on('trailers', take);
-    stream.on('close', () => reject(new Error(`stream closed without a status (rst ${stream.rstCode})`)));
-  });
 }
 
 /** Polls `read` until it stops changing for `quietMs`; a stalled stream has then settled. */

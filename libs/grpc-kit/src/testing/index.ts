@@ -1,5 +1,5 @@
 // Test and benchmark helpers for packages that build on the kit: the echo service, a
-// reflection client, perf_analyzer-style load measurement, and built services started as
+// reflection client, raw HTTP/2 gRPC calls, perf_analyzer-style load measurement, and built services started as
 // processes (with storage of a test's own).
 
 export { BENCH_WINDOW_MS, type LoadPoint, measureLoad, quantile, writeBenchResult } from './bench.js';
@@ -25,4 +25,5 @@ export {
   waitHealth,
   waitUntil,
 } from './process.js';
+export { grpcFrame, grpcHeaders, grpcStatus, rawSession } from './raw-http2.js';
 export { reflectionClient } from './reflection-client.js';
