@@ -45,6 +45,9 @@ export interface RegistryDeps {
 }
 
 const MAX_CHUNK = 1024 * 1024;
+// A reader that stops reading pins about four chunks (the read-ahead, the chunk, its encoding
+// and its gRPC frame): 256 KiB chunks keep that under issue 17's 1 MiB per stalled reader.
+const DEFAULT_CHUNK = 256 * 1024;
 
 /** The registry's RPC handlers: validate, call the domain function, shape the answer. */
 export function registryService(deps: RegistryDeps): ServiceImpl<typeof RegistryService> {
@@ -102,7 +105,7 @@ export function registryService(deps: RegistryDeps): ServiceImpl<typeof Registry
     },
     async *downloadArtifact(req) {
       if (req.chunkBytes < 0) checkVersionNumber('chunk_bytes', req.chunkBytes);
-      yield* downloadArtifact(sql(), blobs, req.digest, Math.min(req.chunkBytes || MAX_CHUNK, MAX_CHUNK));
+      yield* downloadArtifact(sql(), blobs, req.digest, Math.min(req.chunkBytes || DEFAULT_CHUNK, MAX_CHUNK));
     },
 
     async createModelVersion(req, ctx) {

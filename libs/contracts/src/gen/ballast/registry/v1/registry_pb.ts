@@ -854,7 +854,7 @@ export type DownloadArtifactRequest = Message<"ballast.registry.v1.DownloadArtif
   digest: string;
 
   /**
-   * Largest chunk to send; default and maximum 1 MiB.
+   * Largest chunk to send; default 256 KiB, maximum 1 MiB.
    *
    * @generated from field: int32 chunk_bytes = 2;
    */
