@@ -180,7 +180,8 @@ const fileJson = <D extends DescMessage>(desc: D, message: Parameters<typeof toJ
 
 /**
  * What the services hold, as a file `apply` accepts unchanged. Feature views have no list
- * RPC: those exported are the ones schedules and model versions name, and any in `views`.
+ * RPC: those exported are the ones named like a dataset or a model, the ones schedules and
+ * model versions name, and any in `views`.
  */
 export async function exportState(
   clients: BallastClients,
@@ -192,7 +193,9 @@ export async function exportState(
   const schedules = (await listTrainingSchedules(queue)).filter(
     (s) => s.job && s.id === scheduleId(s.job.model),
   );
-  const viewNames = new Set(views);
+  // `schema infer` names a view after its dataset: looking for those finds a view that no
+  // schedule or version names yet (right after the first apply).
+  const viewNames = new Set([...views, ...datasets.map((d) => d.name), ...models.map((m) => m.name)]);
   for (const s of schedules) if (s.job?.featureView) viewNames.add(s.job.featureView);
   for (const m of models) {
     if (m.latestVersion === 0) continue;

@@ -62,6 +62,9 @@ describe('ballast.yaml', () => {
     );
     const file = await inferFile(csv, { dataset: 'w', label: 'rain', entity: 'kind' });
     expect(file.datasets?.[0]?.schema).toEqual({
+      // count's values are all distinct: the record's id; kind the entity the view is keyed by.
+      eventIdField: 'count',
+      entityFields: ['kind'],
       eventTimeField: 'date',
       fields: [
         { name: 'date', type: 'timestamp', required: true },
@@ -74,5 +77,16 @@ describe('ballast.yaml', () => {
     expect(await parseBallastFile(writeBallastFile(file), 'w.yaml')).toEqual(
       JSON.parse(JSON.stringify(file)),
     );
+  });
+
+  it('declares an event_id column (ingest fills it with a content hash) when no column is unique', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'infer-'));
+    const csv = join(dir, 'w.csv');
+    writeFileSync(csv, 'date,rain\n2024-01-01,0.5\n2024-01-02,0.5\n');
+    const schema = (await inferFile(csv, { dataset: 'w' })).datasets?.[0]?.schema;
+    expect(schema).toMatchObject({
+      eventIdField: 'event_id',
+      fields: [{ name: 'event_id', type: 'string', required: true }, { name: 'date' }, { name: 'rain' }],
+    });
   });
 });

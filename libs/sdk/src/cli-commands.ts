@@ -104,7 +104,7 @@ export const COMMANDS: Record<string, Command> = {
     options: [
       '-o, --output <path>     write there (default: stdout)',
       '--view <name>           export this feature view too (views have no list RPC: by default the',
-      '                        ones schedules and model versions name)',
+      '                        ones named like a dataset or model, or named by schedules and versions)',
     ],
     run: async (args, io) => (await import('./commands-declarative.js')).exportCommand(args, io),
   },
@@ -117,6 +117,9 @@ export const COMMANDS: Record<string, Command> = {
       '--dataset <name>        the dataset the file declares',
       '--label <field>         with --entity: a feature view predicting this numeric field, and a model',
       '--entity <field>        the field identifying an entity (the view needs one)',
+      "--owner <team>          the model's owner team (default: default)",
+      'a file with no unique string or int column gets an event_id column, which `ballast ingest`',
+      "fills with each record's content hash (the same record sent twice is a duplicate)",
       '--sample <n>            records read (default 1000)',
       '-o, --output <path>     write there (default: stdout)',
     ],

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -196,6 +197,7 @@ export async function ingestCommand(args: string[], { env, print, stdout }: Comm
     const { dataset: found } = await ingest.getDataset({ name: dataset });
     const fields = found?.schema?.fields ?? [];
     const byName = new Map(fields.map((f) => [f.name, f]));
+    const idField = found?.schema?.eventIdField ?? '';
     const totals = { records: 0, accepted: 0, duplicates: 0, quarantined: 0 };
     const reasons: string[] = [];
     let pending: Record<string, unknown>[] = [];
@@ -225,6 +227,10 @@ export async function ingestCommand(args: string[], { env, print, stdout }: Comm
         // Unknown columns go through as text: ingest answers which field the schema lacks.
         row[key] = field ? typed(field, raw, `${path} record ${totals.records}`) : raw;
       }
+      // A file with no id column of its own (see schema infer) gets its records' content hash:
+      // sending the same file again then drops every record as a duplicate.
+      if (idField && !(idField in record))
+        row[idField] = createHash('sha256').update(JSON.stringify(record)).digest('hex').slice(0, 32);
       pending.push(row);
       if (pending.length >= batchSize) {
         await send();

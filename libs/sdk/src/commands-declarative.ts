@@ -96,6 +96,7 @@ export async function schemaCommand(args: string[], { print }: CommandIo): Promi
       dataset: { type: 'string' },
       label: { type: 'string' },
       entity: { type: 'string' },
+      owner: { type: 'string' },
       sample: { type: 'string', default: '1000' },
       output: { type: 'string', short: 'o' },
     },
@@ -113,6 +114,7 @@ export async function schemaCommand(args: string[], { print }: CommandIo): Promi
     sample,
     ...(values.label ? { label: values.label } : {}),
     ...(values.entity ? { entity: values.entity } : {}),
+    ...(values.owner ? { owner: values.owner } : {}),
   });
   const text = writeBallastFile(
     file,

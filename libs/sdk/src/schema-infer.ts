@@ -16,6 +16,8 @@ export interface InferOptions {
   /** With `label` and `entity`: a feature view and a model to train on it, too. */
   label?: string;
   entity?: string;
+  /** The model's owner team (the registry needs one; default `default`). */
+  owner?: string;
 }
 
 type Guess = 'int' | 'float' | 'bool' | 'timestamp' | 'categorical' | 'string';
@@ -56,6 +58,31 @@ function guess(values: unknown[]): Guess {
   return distinct <= CATEGORICAL_MAX && distinct <= values.length / 2 ? 'categorical' : 'string';
 }
 
+/** The column `ballast ingest` fills with a record's content hash when a file has no id of its own. */
+const DERIVED_EVENT_ID = 'event_id';
+
+/**
+ * Ingest drops records whose event id it has seen, so the schema needs one: a required
+ * string or int column whose sampled values are all distinct, or else a `event_id` column
+ * that `ballast ingest` derives from each record's content (the same row sent twice is
+ * then dropped as a duplicate, which is what a re-run of the same file should do).
+ */
+function eventIdField(fields: Record<string, unknown>[], rows: Record<string, unknown>[]): string {
+  const unique = fields.find(
+    (f) =>
+      f.required === true &&
+      (f.type === 'string' || f.type === 'int') &&
+      new Set(rows.map((r) => String(r[f.name as string]))).size === rows.length,
+  );
+  if (unique) return unique.name as string;
+  if (fields.some((f) => f.name === DERIVED_EVENT_ID))
+    throw new Error(
+      `no column identifies a record, and "${DERIVED_EVENT_ID}" is taken by a column that does not: give each record a unique id`,
+    );
+  fields.unshift({ name: DERIVED_EVENT_ID, type: 'string', required: true });
+  return DERIVED_EVENT_ID;
+}
+
 const round = (n: number) => Number(n.toPrecision(6));
 
 export async function inferFile(path: string, options: InferOptions): Promise<BallastFile> {
@@ -81,9 +108,10 @@ export async function inferFile(path: string, options: InferOptions): Promise<Ba
     return field;
   });
   const eventTime = fields.find((f) => f.type === 'timestamp' && f.required)?.name as string | undefined;
-  const schema: Record<string, unknown> = { fields };
+  const schema: Record<string, unknown> = { fields, eventIdField: eventIdField(fields, rows) };
   if (eventTime) schema.eventTimeField = eventTime;
   const file: BallastFile = { datasets: [{ name: options.dataset, schema }] };
+  if (options.entity) schema.entityFields = [options.entity];
   if (options.label && options.entity) {
     const byName = new Map(fields.map((f) => [f.name as string, f]));
     const label = byName.get(options.label);
@@ -109,7 +137,7 @@ export async function inferFile(path: string, options: InferOptions): Promise<Ba
         features: numeric.map((f) => ({ name: String(f.name).toLowerCase(), raw: { field: f.name } })),
       },
     ];
-    file.models = [{ name: options.dataset, task: 'regression' }];
+    file.models = [{ name: options.dataset, task: 'regression', ownerTeam: options.owner ?? 'default' }];
   }
   return file;
 }
