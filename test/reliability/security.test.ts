@@ -2,7 +2,7 @@
 // and mTLS between real processes with certificates made here, artifact paths that cannot
 // leave the blob store, upload size limits, no secrets in logs, and npm audit.
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ import { Client, credentials, Metadata, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveLog, suiteRecorder } from './report.js';
 import {
+  artifactUploadParts,
   type Certificates,
   createTestDatabase,
   freePort,
@@ -220,33 +221,6 @@ describe('auth', () => {
   }, 120_000);
 });
 
-function uploadParts(files: Array<{ path: string; data: Uint8Array; declaredSize?: number }>) {
-  return (async function* () {
-    yield {
-      part: {
-        case: 'manifest' as const,
-        value: {
-          files: files.map((f) => ({
-            path: f.path,
-            size: BigInt(f.declaredSize ?? f.data.byteLength),
-            sha256: createHash('sha256').update(f.data).digest('hex'),
-          })),
-        },
-      },
-    };
-    for (const f of files) {
-      for (let offset = 0; offset < f.data.byteLength; offset += 256 * 1024) {
-        yield {
-          part: {
-            case: 'chunk' as const,
-            value: { path: f.path, data: f.data.subarray(offset, offset + 256 * 1024) },
-          },
-        };
-      }
-    }
-  })();
-}
-
 function modelJson(paths: string[], extra = ''): Uint8Array {
   return Buffer.from(
     `{"format":"layers-model","modelTopology":{"class_name":"Sequential","config":{"layers":[]}}${extra},"weightsManifest":[{"paths":${JSON.stringify(paths)},"weights":[{"name":"w","dtype":"float32","shape":[1]}]}]}`,
@@ -273,12 +247,12 @@ describe('artifacts', () => {
     const team = new Metadata();
     team.set('x-ballast-team-token', TEAM_TOKEN);
     const registry = {
-      uploadArtifact: (parts: ReturnType<typeof uploadParts>) =>
+      uploadArtifact: (parts: ReturnType<typeof artifactUploadParts>) =>
         registryClient.uploadArtifact(parts, { metadata: team }),
       close: () => registryClient.close(),
     };
     const weights = new Uint8Array(4);
-    const attempts: Array<[string, Parameters<typeof uploadParts>[0]]> = [
+    const attempts: Array<[string, Parameters<typeof artifactUploadParts>[0]]> = [
       ['model.json naming ../../etc/passwd', [{ path: 'model.json', data: modelJson(['../../etc/passwd']) }]],
       ['model.json naming /etc/passwd', [{ path: 'model.json', data: modelJson(['/etc/passwd']) }]],
       [
@@ -324,7 +298,7 @@ describe('artifacts', () => {
     const outcomes: string[] = [];
     let refused = 0;
     for (const [label, files] of attempts) {
-      const err = await registry.uploadArtifact(uploadParts(files)).then(
+      const err = await registry.uploadArtifact(artifactUploadParts(files)).then(
         () => undefined,
         (e: unknown) => e,
       );
@@ -336,7 +310,7 @@ describe('artifacts', () => {
     const big = new Uint8Array(MAX_ARTIFACT_BYTES + 1);
     const tooBig = await registry
       .uploadArtifact(
-        uploadParts([
+        artifactUploadParts([
           { path: 'model.json', data: modelJson(['w.bin']) },
           { path: 'w.bin', data: big },
         ]),
@@ -347,7 +321,7 @@ describe('artifacts', () => {
       );
     const lying = await registry
       .uploadArtifact(
-        uploadParts([
+        artifactUploadParts([
           { path: 'model.json', data: modelJson(['w.bin']) },
           { path: 'w.bin', data: new Uint8Array(300_000), declaredSize: 4 },
         ]),

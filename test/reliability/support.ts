@@ -2,6 +2,7 @@
 // Postgres database of the suite's own, TCP proxies that cut or slow a dependency, and
 // certificates made with the openssl CLI. Loopback only.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
@@ -274,4 +275,32 @@ export function psqlValue(url: string, query: string): string {
   return execFileSync('psql', [url, '-At', '-v', 'ON_ERROR_STOP=1', '-c', query], {
     encoding: 'utf8',
   }).trim();
+}
+
+/** An UploadArtifact request stream: the manifest (a file's declared size may lie), then 256 KiB chunks. */
+export function artifactUploadParts(files: Array<{ path: string; data: Uint8Array; declaredSize?: number }>) {
+  return (async function* () {
+    yield {
+      part: {
+        case: 'manifest' as const,
+        value: {
+          files: files.map((f) => ({
+            path: f.path,
+            size: BigInt(f.declaredSize ?? f.data.byteLength),
+            sha256: createHash('sha256').update(f.data).digest('hex'),
+          })),
+        },
+      },
+    };
+    for (const f of files) {
+      for (let offset = 0; offset < f.data.byteLength; offset += 256 * 1024) {
+        yield {
+          part: {
+            case: 'chunk' as const,
+            value: { path: f.path, data: f.data.subarray(offset, offset + 256 * 1024) },
+          },
+        };
+      }
+    }
+  })();
 }
