@@ -8,10 +8,10 @@ import {
   QueueNames,
   type TrainingRunJob,
 } from '@ballast/queue';
-import { traceExportEndpoint } from '@ballast/telemetry';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { type BallastClients, connect } from './clients.js';
-import { activeTraceLink, jaegerBase } from './commands-data.js';
+import { activeTraceLink } from './commands-data.js';
+import { demoTraceLines } from './demo-links.js';
 import {
   configureMonitor,
   dashboardLink,
@@ -186,17 +186,7 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
     const errors = errorTable(served);
     printTable(print, errors, v1.version, retrained);
     print(`dashboard: ${dashboardLink(env, model)}`);
-    const link = activeTraceLink(env);
-    if (traceExportEndpoint(env) && link) {
-      // The demo's own span (the CLI's) is the root of its trace; its first training job carries it.
-      print(`trace:     ${link} (the demo, its calls and its first training job)`);
-      print(
-        `traces:    ${jaegerBase(env)}/search?service=ballast-trainer (Jaeger; the loop's spans link commit, training, promotion and serving)`,
-      );
-    } else
-      print(
-        'traces:    set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 for `npm start` and the demo, and run Jaeger, to see the loop as traces (README, "Traces and metrics")',
-      );
+    for (const line of demoTraceLines(env, activeTraceLink(env))) print(line);
     return {
       dataset,
       model,
