@@ -282,7 +282,7 @@ describe('training across real services', () => {
       await registry.updatePromotionPolicy({ model: 'demand', policy: { minImprovement: 0.5 } });
       const refused = await run({ ...request, spec: { ...spec, seed: 12 }, promote: true });
       expect(refused).toMatchObject({ version: 3, promotion: 'refused' });
-      expect(refused.promotionDetail).toContain('required +50.0%');
+      expect(refused.promotionDetail).toContain('required at least 50.0% better');
       // Production was scored on the candidate's own holdout, and the gate compared those.
       const v3 = (await registry.getModelVersion({ model: 'demand', version: 3 })).version;
       expect(v3?.metrics.map((m) => `${m.name}/${m.evalSet}/${m.segment}`)).toEqual(
