@@ -1,4 +1,4 @@
-import { durationMs, int, oneOf, str, url } from './fields.js';
+import { durationMs, int, oneOf, redisUrl, str, url } from './fields.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -8,7 +8,8 @@ export const DEFAULT_GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Variables every service reads. Spread it into a service's own shape. */
 export const commonConfig = {
   BALLAST_ENV: str().default('development'),
-  BALLAST_REDIS_URL: url({ protocols: ['redis:', 'rediss:'] }).default('redis://127.0.0.1:6379'),
+  /** One server, a cluster or sentinels: the forms are in redis-url.ts. */
+  BALLAST_REDIS_URL: redisUrl().default('redis://127.0.0.1:6379'),
   /** Unset: embedded PGlite under BALLAST_DATA_DIR. */
   BALLAST_DATABASE_URL: url({ protocols: ['postgres:', 'postgresql:'] }).optional(),
   BALLAST_DATA_DIR: str().default('.ballast'),

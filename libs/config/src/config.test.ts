@@ -11,6 +11,7 @@ import {
   loadConfig,
   oneOf,
   port,
+  REDIS_URL_FORMS,
   SERVICES,
   serviceConfig,
   url,
@@ -101,7 +102,7 @@ describe('loadConfig errors', () => {
     const lines = error.message.split('\n');
     expect(lines[0]).toBe('Invalid configuration (5 problems):');
     expect(lines.slice(1)).toEqual([
-      'BALLAST_REDIS_URL: expected a URL (redis: or rediss:), got "http://localhost:6379"',
+      `BALLAST_REDIS_URL: expected a Redis URL: ${REDIS_URL_FORMS}, got "http://localhost:6379"`,
       'BALLAST_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
       'BALLAST_SHUTDOWN_GRACE_MS: expected a duration such as 500, 500ms, 10s, 2m or 1h, got "10 seconds"',
       'BALLAST_GRPC_PORT: expected an integer 1-65535, got "abc"',

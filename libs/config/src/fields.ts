@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseRedisUrl, REDIS_URL_FORMS } from './redis-url.js';
 
 // Every field reads one environment string. A parse function answers `undefined` for a value it
 // cannot accept, and `expected` becomes the message, so that errors read the same for every field.
@@ -58,6 +59,14 @@ export function url(options: UrlOptions = {}) {
     const { protocol } = new URL(raw);
     return !protocols || protocols.includes(protocol) ? raw : undefined;
   });
+}
+
+/**
+ * A Redis URL in any form redis-url.ts reads (one server, a cluster, or sentinels), returned
+ * as the string given: the service hands it to connectRedis (@ballast/queue) as it is.
+ */
+export function redisUrl() {
+  return envField(`a Redis URL: ${REDIS_URL_FORMS}`, (raw) => (parseRedisUrl(raw) ? raw : undefined));
 }
 
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
