@@ -13,13 +13,13 @@ import {
   CreateModelRequestSchema,
   PromotionPolicySchema,
 } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
-import { RpcError } from '@ballast/grpc-kit';
 import type { BallastQueue } from '@ballast/queue';
 import { create, type DescMessage, equals, fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
-import { status } from '@grpc/grpc-js';
 import type { BallastFile, ScheduleEntry } from './ballast-file.js';
 import type { BallastClients } from './clients.js';
+import { knownViews } from './feature-views.js';
 import { toFileJson, toProtoJson } from './file-format.js';
+import { ifFound } from './rpc-errors.js';
 import { listTrainingSchedules, removeTrainingSchedule, scheduleTraining } from './training.js';
 
 /**
@@ -39,17 +39,6 @@ export interface PlanStep {
 }
 
 type TrainingQueue = BallastQueue<'training.run'>;
-
-const isNotFound = (err: unknown) => err instanceof RpcError && err.code === status.NOT_FOUND;
-
-async function found<T>(call: Promise<T>): Promise<T | undefined> {
-  try {
-    return await call;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
 
 const parse = <D extends DescMessage>(desc: D, entry: unknown) =>
   fromJson(desc, toProtoJson(desc, entry as JsonValue) as JsonValue);
@@ -91,7 +80,7 @@ export async function plan(
   const steps: PlanStep[] = [];
   for (const entry of file.datasets ?? []) {
     const want: CreateDatasetRequest = parse(CreateDatasetRequestSchema, entry);
-    const have = (await found(clients.ingest.getDataset({ name: want.name })))?.dataset;
+    const have = (await ifFound(clients.ingest.getDataset({ name: want.name })))?.dataset;
     if (!have)
       steps.push({
         kind: 'dataset',
@@ -111,7 +100,7 @@ export async function plan(
   }
   for (const entry of file.featureViews ?? []) {
     const want: FeatureViewDefinition = parse(FeatureViewDefinitionSchema, entry);
-    const have = (await found(clients.feature.getFeatureView({ name: want.name })))?.view;
+    const have = (await ifFound(clients.feature.getFeatureView({ name: want.name })))?.view;
     const apply = () => clients.feature.applyFeatureView({ definition: want });
     if (!have) steps.push({ kind: 'featureView', name: want.name, action: 'create', run: apply });
     else if (!have.definition || !equals(FeatureViewDefinitionSchema, have.definition, want))
@@ -126,7 +115,7 @@ export async function plan(
   }
   for (const entry of file.models ?? []) {
     const want: CreateModelRequest = parse(CreateModelRequestSchema, entry);
-    const have = (await found(clients.registry.getModel({ name: want.name })))?.model;
+    const have = (await ifFound(clients.registry.getModel({ name: want.name })))?.model;
     const policy = want.policy ?? create(PromotionPolicySchema);
     if (!have)
       steps.push({
@@ -180,8 +169,8 @@ const fileJson = <D extends DescMessage>(desc: D, message: Parameters<typeof toJ
 
 /**
  * What the services hold, as a file `apply` accepts unchanged. Feature views have no list
- * RPC: those exported are the ones named like a dataset or a model, the ones schedules and
- * model versions name, and any in `views`.
+ * RPC: those exported are the ones knownViews finds, the ones schedules name, and any in
+ * `views`.
  */
 export async function exportState(
   clients: BallastClients,
@@ -193,20 +182,10 @@ export async function exportState(
   const schedules = (await listTrainingSchedules(queue)).filter(
     (s) => s.job && s.id === scheduleId(s.job.model),
   );
-  // `schema infer` names a view after its dataset: looking for those finds a view that no
-  // schedule or version names yet (right after the first apply).
-  const viewNames = new Set([...views, ...datasets.map((d) => d.name), ...models.map((m) => m.name)]);
-  for (const s of schedules) if (s.job?.featureView) viewNames.add(s.job.featureView);
-  for (const m of models) {
-    if (m.latestVersion === 0) continue;
-    const { version } = await clients.registry.getModelVersion({ model: m.name, version: m.latestVersion });
-    if (version?.lineage?.featureView?.name) viewNames.add(version.lineage.featureView.name);
-  }
-  const featureViews: Record<string, unknown>[] = [];
-  for (const name of [...viewNames].sort()) {
-    const view = (await found(clients.feature.getFeatureView({ name })))?.view;
-    if (view?.definition) featureViews.push(fileJson(FeatureViewDefinitionSchema, view.definition));
-  }
+  const seeds = [...views, ...schedules.flatMap((s) => (s.job?.featureView ? [s.job.featureView] : []))];
+  const featureViews = (await knownViews(clients, seeds)).flatMap((view) =>
+    view.definition ? [fileJson(FeatureViewDefinitionSchema, view.definition)] : [],
+  );
   return {
     datasets: datasets.map((d) =>
       fileJson(

@@ -67,9 +67,14 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   status: {
-    usage: ['ballast status [--json]'],
-    summary: "every service's health, the models and their aliases, queue depths",
-    options: [JSON_OPTION, 'exits 1 when a service is not ready'],
+    usage: ['ballast status [--timeout 2] [--json]'],
+    summary: "every service's health, the models and their aliases, queue depths, failed background work",
+    options: [
+      '--timeout <s>           how long a service may take to answer its health check (default 2)',
+      JSON_OPTION,
+      'a service is ready, not ready, busy (took the connection, did not answer within the',
+      'timeout) or down (connection refused); exits 1 when a service is not ready',
+    ],
     run: async (args, io) => (await import('./commands-data.js')).statusCommand(args, io),
   },
   ingest: {
@@ -83,9 +88,38 @@ export const COMMANDS: Record<string, Command> = {
     run: async (args, io) => (await import('./commands-data.js')).ingestCommand(args, io),
   },
   features: {
-    usage: ['ballast features apply <view.json>'],
-    summary: 'apply a feature view definition (protobuf JSON)',
-    run: async (args, io) => (await import('./commands-data.js')).featuresCommand(args, io),
+    usage: [
+      'ballast features [list] [--json]',
+      'ballast features show <view> [--version v] [--json]',
+      'ballast features stats <view> [--dataset-version id] [--segment s | --all-segments] [--bins 10] [--json]',
+      'ballast features apply <view.json>',
+    ],
+    summary: 'feature views, their materializations and statistics; apply one (protobuf JSON)',
+    options: [
+      '--version <v>           a view version (default: the latest applied)',
+      '--dataset-version <id>  statistics of this materialized dataset version (or the start of its',
+      '                        id; default: the newest materialized)',
+      '--segment <s>           one segment (e.g. warehouse_id=W3); --all-segments: every one',
+      '--bins <n>              histogram bins (default 10)',
+      JSON_OPTION,
+      'views have no list RPC: list finds those named like a dataset or model, in model lineage',
+      'or in materialization runs',
+    ],
+    run: async (args, io) => (await import('./commands-features.js')).featuresCommand(args, io),
+  },
+  versions: {
+    usage: [
+      'ballast versions list <dataset> [--json]',
+      'ballast versions show <dataset> <version> [--json]',
+      'ballast versions diff <dataset> <a> <b> [--json]',
+    ],
+    summary: "a dataset's committed versions, one version's fields and quality, what two differ in",
+    options: [
+      'a version is its number (3 or v3), the start of its id (4+ hex digits) or latest',
+      'diff: record counts, event times, schema, quality, and each field whose statistics moved',
+      JSON_OPTION,
+    ],
+    run: async (args, io) => (await import('./commands-versions.js')).versionsCommand(args, io),
   },
   apply: {
     usage: ['ballast apply -f ballast.yaml [--dry-run] [--prune] [--json]'],
@@ -207,8 +241,11 @@ export const COMMANDS: Record<string, Command> = {
       'ballast jobs watch <id>',
       'ballast jobs cancel <id> [--reason r]',
     ],
-    summary: 'training jobs with their state and progress; follow one; stop one',
-    options: [JSON_OPTION],
+    summary: 'training jobs with their state and progress, failed materializations; follow one; stop one',
+    options: [
+      JSON_OPTION,
+      'list also names failed feature materializations (materialize <dataset>@<version> failed: ...)',
+    ],
     run: async (args, io) => (await import('./commands.js')).jobsCommand(args, io),
   },
   schedule: {
@@ -222,10 +259,21 @@ export const COMMANDS: Record<string, Command> = {
     run: async (args, io) => (await import('./commands.js')).scheduleCommand(args, io),
   },
   models: {
-    usage: ['ballast models [--json]'],
-    summary: 'the registered models with their latest version and aliases',
-    options: [JSON_OPTION],
-    run: async (args, io) => (await import('./commands.js')).modelsCommand(args, io),
+    usage: [
+      'ballast models [list] [--json]',
+      'ballast models create <name> [--task regression|classification] [--owner team] [--description d]',
+      'ballast models create <name> -f ballast.yaml',
+      'ballast models show <model> [--version n] [--json]',
+    ],
+    summary: 'the registered models; create one; one with its gate and versions (lineage, metrics)',
+    options: [
+      '--task <t>              regression (default) or classification',
+      '--owner <team>          the owning team (default: default)',
+      '-f, --file <path>       create the model a ballast.yaml declares (its promotion policy too)',
+      '--version <n>           show: one version, its lineage and every metric',
+      JSON_OPTION,
+    ],
+    run: async (args, io) => (await import('./commands-models.js')).modelsCommand(args, io),
   },
   promote: {
     usage: ['ballast promote <model> <version> [--reason "..."] [--force]'],

@@ -28,6 +28,11 @@ const SUITE_DOWN: NodeJS.ProcessEnv = Object.fromEntries(
     .concat([['BALLAST_TRAINER_HTTP_PORT', '1']]),
 );
 
+/** The same for the clients commands use (BALLAST_<SERVICE>_ADDR). */
+const SUITE_DOWN_ADDRS: NodeJS.ProcessEnv = Object.fromEntries(
+  ['INGEST', 'FEATURE', 'REGISTRY', 'INFERENCE', 'MONITOR'].map((s) => [`BALLAST_${s}_ADDR`, '127.0.0.1:1']),
+);
+
 describe('ballast --help', () => {
   const names = Object.keys(COMMANDS);
 
@@ -53,6 +58,20 @@ describe('ballast --help', () => {
     expect(code).toBe(2);
     expect(stderr).toContain('unknown command "frobnicate"');
     await expect(run(['help', 'frobnicate'])).rejects.toThrow('no command "frobnicate"');
+  });
+
+  it.each([
+    [['versions'], /^versions: `ballast versions list <dataset>`/],
+    [['versions', 'diff', 'weather', 'v1'], /^versions: /],
+    [['features', 'stats'], /^features stats: name the view/],
+    [['features', 'frob'], /^features: list, show <view>, stats <view> or apply <view.json>$/],
+    [['models', 'create'], /^models create: `ballast models create <name>/],
+    [
+      ['models', 'create', 'm', '--task', 'ranking'],
+      /^--task: expected regression or classification, got "ranking"$/,
+    ],
+  ])('%j is refused with its usage before any call', async (argv, message) => {
+    await expect(run(argv, SUITE_DOWN_ADDRS)).rejects.toThrow(message);
   });
 
   it('traces commands that run, not help, up or trace', () => {
@@ -110,6 +129,19 @@ describe('ballast --json', () => {
       'monitor down',
       'trainer down',
     ]);
+  });
+
+  it('status says how a service failed its check: connection refused is down', async () => {
+    const { code, stdout } = await run(['status'], SUITE_DOWN);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^ingest\s+down\s+127\.0\.0\.1:1\s+connection refused \(down\)$/m);
+  });
+
+  it('jobs names what it could not read when the feature service is down, and still lists the jobs', async () => {
+    const { code, stdout } = await run(['jobs', '--limit', '100'], SUITE_DOWN_ADDRS);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`^${model}-job\\s+waiting`, 'm'));
+    expect(stdout).toMatch(/^failed materializations unknown: feature service: UNAVAILABLE: /m);
   });
 
   it('jobs lists in aligned columns', async () => {

@@ -1,24 +1,24 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { SERVICES } from '@ballast/config';
-import { FeatureViewDefinitionSchema } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { type Field, FieldType } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { type Alert, AlertSchema, AlertState } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { ModelSchema } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { connectRedis, createQueue, DEFAULT_REDIS_URL, queueNames } from '@ballast/queue';
-import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import { toJson } from '@bufbuild/protobuf';
 import { trace } from '@opentelemetry/api';
 import { parse } from 'csv-parse';
 import { withClients } from './clients.js';
-import { aliasList } from './commands.js';
-import { localEndpoints, probe } from './health.js';
+import { aliasList } from './commands-models.js';
+import { localEndpoints, probeService } from './health.js';
+import { failedMaterializations } from './materializations.js';
 import { explainNotFound, requireModel } from './models.js';
 import { type CommandIo, printJson, printTable, progress } from './output.js';
 
 /**
- * The data-side commands of the `ballast` CLI: status, ingest, features apply, predict,
+ * The data-side commands of the `ballast` CLI: status, ingest, predict,
  * alerts and trace. Each returns the exit code; output goes through `print`.
  */
 /**
@@ -26,17 +26,26 @@ import { type CommandIo, printJson, printTable, progress } from './output.js';
  * with their aliases and the queue depths. Exit 1 when a service is not ready.
  */
 export async function statusCommand(args: string[], { env, print }: CommandIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    args,
+    options: { json: { type: 'boolean', default: false }, timeout: { type: 'string', default: '2' } },
+  });
+  const timeoutMs = Number(values.timeout) * 1000;
+  if (!(timeoutMs > 0)) throw new Error(`--timeout: expected seconds > 0, got "${values.timeout}"`);
   const services = await Promise.all(
     SERVICES.map(async (name) => {
       const endpoints = localEndpoints(name, env);
-      return { name, readiness: await probe(name, endpoints), endpoint: endpoints.grpc ?? endpoints.http };
+      const probed = await probeService(name, endpoints, timeoutMs);
+      return { name, ...probed, endpoint: endpoints.grpc ?? endpoints.http };
     }),
   );
   const allReady = services.every((s) => s.readiness === 'ready');
-  const models = allReady
-    ? await withClients(env, async ({ registry }) => (await registry.listModels({})).models)
-    : [];
+  const { models, failed } = allReady
+    ? await withClients(env, async ({ registry, feature }) => ({
+        models: (await registry.listModels({})).models,
+        failed: await failedMaterializations(feature),
+      }))
+    : { models: [], failed: [] };
   const queues: { name: string; waiting: number; active: number; delayed: number; failed: number }[] = [];
   if (allReady) {
     const redis = connectRedis(env.BALLAST_REDIS_URL || DEFAULT_REDIS_URL);
@@ -63,17 +72,20 @@ export async function statusCommand(args: string[], { env, print }: CommandIo): 
       services,
       models: models.map((m) => toJson(ModelSchema, m, { alwaysEmitImplicit: true })),
       queues,
+      failedWork: failed.map((f) => f.line),
     });
     return allReady ? 0 : 1;
   }
   printTable(
     print,
-    ['SERVICE', 'STATE', 'ADDRESS'],
-    services.map((s) => [s.name, s.readiness, s.endpoint]),
+    ['SERVICE', 'STATE', 'ADDRESS', 'DETAIL'],
+    services.map((s) => [s.name, s.readiness, s.endpoint, s.readiness === 'ready' ? '' : s.detail]),
   );
   if (!allReady) {
     print(
-      '\nnot every service is ready: `npm start` runs the suite; `ballast up --services ...` runs a part',
+      services.some((s) => s.readiness === 'busy')
+        ? '\nnot every service is ready: a busy service is running but did not answer in time (`--timeout` waits longer)'
+        : '\nnot every service is ready: `npm start` runs the suite; `ballast up --services ...` runs a part',
     );
     return 1;
   }
@@ -91,6 +103,9 @@ export async function statusCommand(args: string[], { env, print }: CommandIo): 
     ['QUEUE', 'WAITING / ACTIVE / DELAYED / FAILED'],
     queues.map((q) => [q.name, `${q.waiting} / ${q.active} / ${q.delayed} / ${q.failed}`]),
   );
+  print('');
+  if (failed.length === 0) print('no failed background work');
+  else for (const f of failed) print(f.line);
   return 0;
 }
 
@@ -264,28 +279,6 @@ export async function ingestCommand(args: string[], { env, print, stdout }: Comm
         `${created ? 'committed' : 'unchanged'} version ${version?.id.slice(0, 12)} (${version?.recordCount} records)`,
       );
     }
-    return 0;
-  });
-}
-
-/** `ballast features apply <view.json>`: a feature view definition (protobuf JSON). */
-export async function featuresCommand(args: string[], { env, print }: CommandIo): Promise<number> {
-  const [action, path] = args;
-  if (action !== 'apply' || !path)
-    throw new Error(
-      'features: `ballast features apply <view.json>` (a FeatureViewDefinition in protobuf JSON)',
-    );
-  let definition: ReturnType<typeof fromJson<typeof FeatureViewDefinitionSchema>>;
-  try {
-    definition = fromJson(FeatureViewDefinitionSchema, JSON.parse(readFileSync(path, 'utf8')) as JsonValue);
-  } catch (err) {
-    throw new Error(`${path}: not a feature view definition: ${(err as Error).message}`);
-  }
-  return withClients(env, async ({ feature }) => {
-    const { view, created } = await feature.applyFeatureView({ definition });
-    print(
-      `${view?.definition?.name}@${view?.version.slice(0, 12)} ${created ? 'applied' : 'unchanged (same definition)'}`,
-    );
     return 0;
   });
 }

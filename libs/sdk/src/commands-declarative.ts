@@ -5,33 +5,24 @@ import {
   ErrorWindowSchema,
   GetDriftResponseSchema,
 } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
-import { connectRedis, createQueue, DEFAULT_REDIS_URL, QueueNames } from '@ballast/queue';
 import { toJson } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { execute, exportState, plan } from './apply.js';
+import { applyOne } from './apply-one.js';
 import { readBallastFile, writeBallastFile } from './ballast-file.js';
 import { withClients } from './clients.js';
+import { materializedCell, VERSION_HEADER, versionRow } from './commands-versions.js';
+import { listDatasetVersions, num } from './dataset-versions.js';
 import { requireModel } from './models.js';
 import { type CommandIo, printJson, printTable } from './output.js';
+import { about } from './rpc-errors.js';
 import { inferFile } from './schema-infer.js';
+import { withTrainingQueue } from './training.js';
 
 /**
  * The no-code commands of the `ballast` CLI: apply and export a `ballast.yaml`, infer a
  * schema from a file, and the read-only views of datasets, drift and error.
  */
-async function withQueue<T>(env: NodeJS.ProcessEnv, fn: (queue: ReturnType<typeof open>) => Promise<T>) {
-  const redis = connectRedis(env.BALLAST_REDIS_URL || DEFAULT_REDIS_URL);
-  const queue = open(redis);
-  try {
-    return await fn(queue);
-  } finally {
-    await queue.close();
-    redis.disconnect();
-  }
-}
-const open = (redis: ReturnType<typeof connectRedis>) =>
-  createQueue(QueueNames.trainingRun, { connection: redis });
-
 /** `ballast apply -f ballast.yaml [--dry-run] [--prune]`. */
 export async function applyCommand(args: string[], { env, print }: CommandIo): Promise<number> {
   const { values } = parseArgs({
@@ -46,7 +37,7 @@ export async function applyCommand(args: string[], { env, print }: CommandIo): P
   if (!values.file) throw new Error('apply: `ballast apply -f ballast.yaml [--dry-run] [--prune]`');
   const file = await readBallastFile(values.file);
   return withClients(env, (clients) =>
-    withQueue(env, async (queue) => {
+    withTrainingQueue(env, async (queue) => {
       const steps = await plan(file, clients, queue, values.prune ?? false);
       const dry = values['dry-run'] ?? false;
       if (!dry) await execute(steps);
@@ -77,7 +68,9 @@ export async function exportCommand(args: string[], { env, print }: CommandIo): 
     options: { output: { type: 'string', short: 'o' }, view: { type: 'string', multiple: true } },
   });
   const text = await withClients(env, (clients) =>
-    withQueue(env, async (queue) => writeBallastFile(await exportState(clients, queue, values.view ?? []))),
+    withTrainingQueue(env, async (queue) =>
+      writeBallastFile(await exportState(clients, queue, values.view ?? [])),
+    ),
   );
   if (values.output) {
     writeFileSync(values.output, text);
@@ -144,17 +137,10 @@ export async function datasetsCommand(args: string[], { env, print }: CommandIo)
     const file = await readBallastFile(values.file);
     const dataset = file.datasets?.find((d) => d.name === name);
     if (!dataset) throw new Error(`${values.file}: declares no dataset "${name}"`);
-    return withClients(env, (clients) =>
-      withQueue(env, async (queue) => {
-        const steps = await plan({ datasets: [dataset] }, clients, queue, false);
-        await execute(steps);
-        for (const step of steps)
-          print(`dataset ${step.name}: ${step.action === 'unchanged' ? 'unchanged' : `${step.action}d`}`);
-        return 0;
-      }),
-    );
+    print(`dataset ${name}: ${await applyOne(env, { datasets: [dataset] }, 'dataset')}`);
+    return 0;
   }
-  return withClients(env, async ({ ingest }) => {
+  return withClients(env, async ({ ingest, feature }) => {
     if (action === 'list') {
       const { datasets } = await ingest.listDatasets({});
       if (values.json)
@@ -181,10 +167,24 @@ export async function datasetsCommand(args: string[], { env, print }: CommandIo)
     if (action === 'show') {
       const [name] = positionals;
       if (!name) throw new Error('datasets show: `ballast datasets show <name> [--json]`');
-      const { dataset } = await ingest.getDataset({ name });
+      const { dataset } = await about(
+        ingest.getDataset({ name }),
+        `dataset "${name}"`,
+        '`ballast datasets` lists the datasets',
+      );
       if (!dataset) throw new Error(`no dataset ${name}`);
+      const versions = await listDatasetVersions(ingest, name);
+      const materialized = await Promise.all(versions.map((v) => materializedCell(feature, v)));
       if (values.json) {
-        printJson(print, toJson(DatasetSchema, dataset));
+        printJson(print, {
+          ...(toJson(DatasetSchema, dataset) as Record<string, unknown>),
+          versions: versions.map((v, i) => ({
+            number: Number(v.number),
+            id: v.id,
+            recordCount: Number(v.recordCount),
+            materialized: materialized[i],
+          })),
+        });
         return 0;
       }
       print(
@@ -202,6 +202,15 @@ export async function datasetsCommand(args: string[], { env, print }: CommandIo)
             : [...f.vocabulary, ...f.allowedValues].slice(0, 8).join(', '),
         ]),
       );
+      print('');
+      if (versions.length === 0)
+        print(`no committed version yet (\`ballast ingest ${name} <file> --commit\`)`);
+      else
+        printTable(
+          print,
+          VERSION_HEADER,
+          versions.map((v, i) => versionRow(v, materialized[i] ?? '')),
+        );
       return 0;
     }
     throw new Error('datasets: list, show <name> or create <name> -f ballast.yaml');
@@ -216,8 +225,6 @@ function windowStart(window: string | undefined) {
   const ms = Number(match[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'm' | 'h' | 'd'];
   return timestampFromMs(Date.now() - ms);
 }
-
-const num = (n: number) => (Number.isNaN(n) ? '-' : String(Number(n.toPrecision(4))));
 
 /** drift's and error's shared options: a model, a segment (or all of them), a window. */
 function monitorQuery(command: 'drift' | 'error', args: string[]) {

@@ -1,14 +1,7 @@
 import { parseArgs } from 'node:util';
-import { ModelSchema } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
-import {
-  connectRedis,
-  createQueue,
-  DEFAULT_REDIS_URL,
-  QueueNames,
-  type TrainingRunJob,
-} from '@ballast/queue';
-import { toJson } from '@bufbuild/protobuf';
-import { withClients } from './clients.js';
+import type { BallastQueue, TrainingRunJob } from '@ballast/queue';
+import { connect, withClients } from './clients.js';
+import { failedMaterializations } from './materializations.js';
 import { explainNotFound, requireModel } from './models.js';
 import {
   type CommandIo,
@@ -29,30 +22,14 @@ import {
   type TrainingJobSummary,
   type TrainingProgress,
   waitForTraining,
+  withTrainingQueue,
 } from './training.js';
 
 /**
  * The model-lifecycle commands of the `ballast` CLI: train (and reproduce), schedules,
- * models, promote and rollback. Each returns the process exit code; output goes through
+ * training jobs, promote and rollback. Each returns the process exit code; output goes through
  * `print` so tests and the CLI share one path.
  */
-async function withQueue<T>(
-  env: NodeJS.ProcessEnv,
-  fn: (queue: ReturnType<typeof trainingQueue>) => Promise<T>,
-) {
-  const redis = connectRedis(env.BALLAST_REDIS_URL || DEFAULT_REDIS_URL);
-  const queue = trainingQueue(redis);
-  try {
-    return await fn(queue);
-  } finally {
-    await queue.close();
-    redis.disconnect();
-  }
-}
-
-const trainingQueue = (redis: ReturnType<typeof connectRedis>) =>
-  createQueue(QueueNames.trainingRun, { connection: redis });
-
 function int(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
@@ -71,7 +48,7 @@ function progressLine(p: TrainingProgress): string {
 
 /** Follows a training job, drawing its progress, until it completes (its result) or fails. */
 function followTraining(
-  queue: ReturnType<typeof trainingQueue>,
+  queue: BallastQueue<'training.run'>,
   id: string,
   print: Print,
   stdout: ProgressStream | undefined,
@@ -133,7 +110,7 @@ export async function trainCommand(args: string[], { env, print, stdout }: Comma
       ...(values.promote ? { promote: true } : {}),
     };
   }
-  return withQueue(env, async (queue) => {
+  return withTrainingQueue(env, async (queue) => {
     const id = await enqueueTraining(queue, job);
     print(`queued ${id} (${job.model}${job.featureView ? ` on ${job.featureView}` : ''})`);
     if (!values.wait && !expectDigest) return 0;
@@ -169,7 +146,7 @@ export async function scheduleCommand(args: string[], { env, print }: CommandIo)
     const model = positionals[0];
     await withClients(env, (c) => requireModel(c.registry, model));
   }
-  return withQueue(env, async (queue) => {
+  return withTrainingQueue(env, async (queue) => {
     if (action === 'add') {
       const [model] = positionals;
       if (!model || !values.cron)
@@ -207,32 +184,6 @@ export async function scheduleCommand(args: string[], { env, print }: CommandIo)
       return removed ? 0 : 1;
     }
     throw new Error('schedule: add, list or remove');
-  });
-}
-
-/** A model's aliases as `production=v3 candidate=v4`. */
-export const aliasList = (aliases: Record<string, number>) =>
-  Object.entries(aliases)
-    .map(([alias, v]) => `${alias}=v${v}`)
-    .join(' ') || '(no aliases)';
-
-export async function modelsCommand(args: string[], { env, print }: CommandIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
-  return withClients(env, async ({ registry }) => {
-    const { models } = await registry.listModels({});
-    if (values.json)
-      printJson(
-        print,
-        models.map((m) => toJson(ModelSchema, m, { alwaysEmitImplicit: true })),
-      );
-    else if (models.length === 0) print('no models registered yet');
-    else
-      printTable(
-        print,
-        ['MODEL', 'LATEST', 'ALIASES', 'TEAM'],
-        models.map((m) => [m.name, `v${m.latestVersion}`, aliasList(m.aliases), m.ownerTeam]),
-      );
-    return 0;
   });
 }
 
@@ -300,6 +251,22 @@ function jobRow(job: TrainingJobSummary): string[] {
   return [job.id, job.state, job.model, ago(job.addedAt), detail];
 }
 
+/**
+ * Failed materializations from the feature service, with a short deadline and no retries: a
+ * listing of training jobs (in Redis) must not wait on a feature service that is down; what
+ * could not be read is said instead.
+ */
+async function failedWork(env: NodeJS.ProcessEnv): Promise<{ lines: string[]; unknown?: string }> {
+  const clients = connect(env, { deadlineMs: 3_000, retry: false });
+  try {
+    return { lines: (await failedMaterializations(clients.feature)).map((f) => f.line) };
+  } catch (err) {
+    return { lines: [], unknown: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clients.close();
+  }
+}
+
 /** `ballast jobs [list] | watch <id> | cancel <id>`: training jobs and their progress. */
 export async function jobsCommand(args: string[], { env, print, stdout }: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -316,15 +283,24 @@ export async function jobsCommand(args: string[], { env, print, stdout }: Comman
     throw new Error(
       `jobs ${action}: name the job, e.g. \`ballast jobs ${action} <job id>\` (ids: \`ballast jobs\`)`,
     );
-  const redis = connectRedis(env.BALLAST_REDIS_URL || DEFAULT_REDIS_URL);
-  const queue = trainingQueue(redis);
-  try {
+  return withTrainingQueue(env, async (queue, redis) => {
     if (action === 'list') {
       const jobs = await listTrainingJobs(queue, int('limit', values.limit, 20));
-      if (values.json) printJson(print, jobs);
-      else if (jobs.length === 0)
-        print('no training jobs yet (`ballast train <model> --view <view>` queues one)');
+      const failed = await failedWork(env);
+      if (values.json) {
+        printJson(print, [
+          ...jobs.map((j) => ({ kind: 'training', ...j })),
+          ...failed.lines.map((line) => ({ kind: 'materialize', state: 'failed', line })),
+        ]);
+        return 0;
+      }
+      if (jobs.length === 0) print('no training jobs yet (`ballast train <model> --view <view>` queues one)');
       else printTable(print, ['JOB', 'STATE', 'MODEL', 'ADDED', 'DETAIL'], jobs.map(jobRow));
+      if (failed.lines.length > 0) {
+        print('');
+        for (const line of failed.lines) print(line);
+      }
+      if (failed.unknown) print(`\nfailed materializations unknown: feature service: ${failed.unknown}`);
       return 0;
     }
     if (action === 'watch' && id) {
@@ -343,8 +319,5 @@ export async function jobsCommand(args: string[], { env, print, stdout }: Comman
       return outcome === 'no trainer holds it' ? 1 : 0;
     }
     throw new Error('jobs: list, watch <id> or cancel <id>');
-  } finally {
-    await queue.close();
-    redis.disconnect();
-  }
+  });
 }

@@ -1,6 +1,6 @@
 import type { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
-import { RpcError, type ServiceClient } from '@ballast/grpc-kit';
-import { status } from '@grpc/grpc-js';
+import type { ServiceClient } from '@ballast/grpc-kit';
+import { isNotFound } from './rpc-errors.js';
 
 /** A command named a model no service knows: the CLI says which, and exits non-zero. */
 export class UnknownModelError extends Error {
@@ -12,9 +12,6 @@ export class UnknownModelError extends Error {
     super(`unknown model "${model}" (NOT_FOUND: ${detail}); \`ballast models\` lists the registered ones`);
   }
 }
-
-const isNotFound = (err: unknown): err is RpcError =>
-  err instanceof RpcError && err.code === status.NOT_FOUND;
 
 /** Throws UnknownModelError unless the registry knows `model`. */
 export async function requireModel(

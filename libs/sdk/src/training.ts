@@ -2,10 +2,14 @@ import type { RegistryService } from '@ballast/contracts/ballast/registry/v1/reg
 import type { ServiceClient } from '@ballast/grpc-kit';
 import {
   type BallastQueue,
+  connectRedis,
+  createQueue,
   DEFAULT_PREFIX,
+  DEFAULT_REDIS_URL,
   type ModelSpec,
   parsePayload,
   payloadSchemas,
+  QueueNames,
   type TrainingRunJob,
   trainingCancelChannel,
   trainingJobId,
@@ -35,6 +39,21 @@ export interface TrainingResult {
   promotionDetail?: string;
   /** A reproduction: `version` is the version re-run; nothing was registered. */
   reproduction?: boolean;
+}
+
+/** The `training.run` queue on BALLAST_REDIS_URL for the length of `fn`, closed after it. */
+export async function withTrainingQueue<T>(
+  env: NodeJS.ProcessEnv,
+  fn: (queue: TrainingQueue, redis: ReturnType<typeof connectRedis>) => Promise<T>,
+): Promise<T> {
+  const redis = connectRedis(env.BALLAST_REDIS_URL || DEFAULT_REDIS_URL);
+  const queue = createQueue(QueueNames.trainingRun, { connection: redis });
+  try {
+    return await fn(queue, redis);
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
 }
 
 export async function enqueueTraining(queue: TrainingQueue, job: TrainingRunJob): Promise<string> {
