@@ -10,7 +10,7 @@ import { createClient, RpcError } from '@ballast/grpc-kit';
 import { connectRedis, createQueue, QueueNames, type TrainingRunJob, trainingJobId } from '@ballast/queue';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { saveLog, suiteRecorder } from './report.js';
+import { suiteRecorder } from './report.js';
 import {
   createTestDatabase,
   percentile,
@@ -19,6 +19,7 @@ import {
   startRedis,
   startService,
   type TestRedis,
+  tearDown,
   tempDir,
   waitHealth,
 } from './support.js';
@@ -46,14 +47,7 @@ beforeAll(async () => {
   common = { BALLAST_REDIS_URL: redis.url, BALLAST_DATABASE_URL: db.url, BALLAST_DATA_DIR: tempDir('crash') };
 }, 60_000);
 
-afterAll(async () => {
-  for (const proc of procs) {
-    await proc.kill('SIGKILL');
-    saveLog(`crash-${proc.service}`, proc.output());
-  }
-  await redis?.close();
-  await db?.close();
-});
+afterAll(() => tearDown('crash', procs, redis, db));
 
 describe('ingest', () => {
   it('keeps every acknowledged record exactly once after kill -9 mid-stream and a full retry', async () => {

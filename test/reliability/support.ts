@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServiceName } from '@ballast/config';
 import * as kit from '@ballast/grpc-kit/testing';
 import type { ChannelCredentials } from '@grpc/grpc-js';
+import { saveLog } from './report.js';
 
 export { createTestDatabase, freePort, healthStatus, ServingStatus } from '@ballast/grpc-kit/testing';
 
@@ -303,4 +304,17 @@ export function artifactUploadParts(files: Array<{ path: string; data: Uint8Arra
       }
     }
   })();
+}
+
+/** A suite's afterAll: kills its processes (saving each one's output as `<label>-<service>`), then closes the rest. */
+export async function tearDown(
+  label: string,
+  procs: Iterable<ServiceProcess>,
+  ...closables: Array<{ close(): Promise<unknown> } | undefined>
+): Promise<void> {
+  for (const proc of procs) {
+    await proc.kill('SIGKILL');
+    saveLog(`${label}-${proc.service}`, proc.output());
+  }
+  for (const closable of closables) await closable?.close();
 }

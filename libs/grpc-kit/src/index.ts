@@ -36,6 +36,7 @@ export {
   startGrpcServer,
 } from './server.js';
 export { adaptService, type CallInfo, type Interceptor } from './server-adapter.js';
+export { gateRegistration, refuseUntilReady } from './serving-gate.js';
 export { BoundedStreamWriter, DEFAULT_STREAM_BUFFER_BYTES } from './stream-writer.js';
 export { channelCredentialsFromEnv, serverCredentialsFromEnv, type TlsEnv } from './tls.js';
 export {

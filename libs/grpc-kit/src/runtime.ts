@@ -4,6 +4,7 @@ import { metrics } from '@opentelemetry/api';
 import { exposureWarning, metricsAuthorizer } from './exposure.js';
 import { exitOnSignals } from './lifecycle.js';
 import { type GrpcServer, type KitLogger, type ServiceRegistration, startGrpcServer } from './server.js';
+import { gateRegistration } from './serving-gate.js';
 
 /** Something the service cannot serve without (its database, Redis); checked for readiness. */
 export interface Dependency {
@@ -27,7 +28,9 @@ export interface RunServiceOptions {
   /**
    * One-time work before the service may turn ready (migrations). Retried with the
    * readiness checks until it succeeds, so a database that is down at start delays
-   * readiness instead of crashing the process.
+   * readiness instead of crashing the process. Until it has succeeded, health says
+   * NOT_SERVING and every RPC of `grpc.services` answers UNAVAILABLE (retry is safe):
+   * no call reaches tables the migrations have not created yet.
    */
   prepare?: () => Promise<unknown>;
   /** Closed after the server has drained, in this order (queues before the database). */
@@ -76,10 +79,14 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   // The trainer has no gRPC port but the same token, for its /metrics.
   const authToken = options.grpc ? options.grpc.authToken : process.env.BALLAST_AUTH_TOKEN || undefined;
   const authorize = metricsAuthorizer(process.env, authToken);
+  let prepared = options.prepare === undefined;
+  const notPrepared = `the ${options.name} is starting: its database schema is not migrated yet; retry`;
 
   const grpc = options.grpc
     ? await startGrpcServer({
-        services: options.grpc.services,
+        services: options.prepare
+          ? options.grpc.services.map((s) => gateRegistration(s, () => prepared, notPrepared))
+          : options.grpc.services,
         host: options.grpc.host,
         port: options.grpc.port,
         log,
@@ -105,7 +112,6 @@ export async function runService(options: RunServiceOptions): Promise<RunningSer
   // Signals are handled from here on: a SIGTERM while the first readiness check waits on
   // an unreachable dependency still drains and exits cleanly.
   if (options.handleSignals !== false) exitOnSignals(() => shutdown(), log);
-  let prepared = options.prepare === undefined;
   const checkReadiness = async () => {
     const failed = await failedDependencies(options.dependencies, Math.min(interval, 2_000));
     if (!prepared && failed.length === 0 && options.prepare) {

@@ -1,26 +1,23 @@
 // The registry service: models, versions, artifacts, lineage, aliases and gated promotion.
 // Config, telemetry and stores are wired here; RPC handlers live in server.ts.
 
-import { join } from 'node:path';
 import { commonConfig, durationMs, int, loadConfig, serviceConfig, str } from '@ballast/config';
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { runMain, runService, serve } from '@ballast/grpc-kit';
-import { BlobStore, openServiceStore } from '@ballast/storage';
+import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
 import { DEFAULT_ARTIFACT_LIMITS } from './artifacts.js';
 import { parseTeamTokens, TeamAuth } from './auth.js';
+import { blobStoreConfig, openBlobStore, sweepLeftovers } from './blob-stores/open-blob-store.js';
 import { migrations } from './migrations.js';
 import { registryService } from './server.js';
-import { refuseUntilReady } from './serving-gate.js';
-import { sweepTempFiles } from './temp-files.js';
 import { DeploymentFeed } from './watch.js';
 
 runMain(async () => {
   const config = loadConfig({
     ...commonConfig,
     ...serviceConfig('registry'),
-    /** Where artifact blobs live; default <BALLAST_DATA_DIR>/registry/artifacts. */
-    BALLAST_REGISTRY_ARTIFACT_DIR: str().optional(),
+    ...blobStoreConfig,
     BALLAST_REGISTRY_MAX_ARTIFACT_BYTES: int({ min: 1 }).default(DEFAULT_ARTIFACT_LIMITS.maxArtifactBytes),
     /** How soon watchers see alias changes made by another registry replica. */
     BALLAST_REGISTRY_WATCH_POLL_MS: durationMs().default(1_000),
@@ -30,24 +27,17 @@ runMain(async () => {
   // A bad team name stops the start here, named in the message (parseTeamTokens).
   const teams = parseTeamTokens(config.BALLAST_REGISTRY_TEAM_TOKENS);
   const log = createLogger({ service: 'registry', level: config.BALLAST_LOG_LEVEL });
-  const blobs = new BlobStore(
-    config.BALLAST_REGISTRY_ARTIFACT_DIR ?? join(config.BALLAST_DATA_DIR, 'registry', 'artifacts'),
-  );
-  // Temporary files of uploads a killed registry never finished: nothing else removes them.
-  const swept = await sweepTempFiles(blobs.rootDir, performance.timeOrigin);
-  if (swept.files > 0)
-    log.info(
-      { ...swept, dir: blobs.rootDir },
-      `removed ${swept.files} stale temporary upload file(s), ${swept.bytes} bytes, left by an earlier process`,
-    );
-  // Until the schema is migrated, health says NOT_SERVING and every call is UNAVAILABLE.
-  let migrated = false;
   const store = openServiceStore({
     url: config.BALLAST_DATABASE_URL,
     dataDir: config.BALLAST_DATA_DIR,
     schema: 'registry',
     migrations,
   });
+  const blobs = openBlobStore(config, () => store.sql);
+  log.info(
+    { blobStore: config.BALLAST_REGISTRY_BLOB_STORE, location: blobs.location },
+    'artifact blob store',
+  );
   await runService({
     name: 'registry',
     log,
@@ -57,22 +47,17 @@ runMain(async () => {
       services: [
         serve(
           RegistryService,
-          refuseUntilReady(
-            RegistryService,
-            registryService({
-              sql: () => store.sql,
-              blobs,
-              feed: new DeploymentFeed(),
-              limits: {
-                ...DEFAULT_ARTIFACT_LIMITS,
-                maxArtifactBytes: config.BALLAST_REGISTRY_MAX_ARTIFACT_BYTES,
-              },
-              watchPollMs: config.BALLAST_REGISTRY_WATCH_POLL_MS,
-              auth: new TeamAuth(teams),
-            }),
-            () => migrated,
-            'the registry is starting: its database schema is not migrated yet; retry',
-          ),
+          registryService({
+            sql: () => store.sql,
+            blobs,
+            feed: new DeploymentFeed(),
+            limits: {
+              ...DEFAULT_ARTIFACT_LIMITS,
+              maxArtifactBytes: config.BALLAST_REGISTRY_MAX_ARTIFACT_BYTES,
+            },
+            watchPollMs: config.BALLAST_REGISTRY_WATCH_POLL_MS,
+            auth: new TeamAuth(teams),
+          }),
         ),
       ],
       authToken: config.BALLAST_AUTH_TOKEN,
@@ -80,9 +65,10 @@ runMain(async () => {
     },
     http: { host: config.BALLAST_GRPC_HOST, port: config.BALLAST_REGISTRY_HTTP_PORT },
     dependencies: [{ name: 'database', check: () => store.ping() }],
+    // Until the schema is migrated, health says NOT_SERVING and every call is UNAVAILABLE (runService).
     prepare: async () => {
       await store.migrate();
-      migrated = true;
+      await sweepLeftovers(blobs, log);
     },
     close: [() => store.close()],
     shutdownGraceMs: config.BALLAST_SHUTDOWN_GRACE_MS,

@@ -1,8 +1,10 @@
-import { type ServiceDesc, type ServiceImpl, unavailable } from '@ballast/grpc-kit';
+import { unavailable } from './errors.js';
+import type { ServiceRegistration } from './server.js';
+import type { ServiceDesc, ServiceImpl } from './types.js';
 
 /**
  * Every handler of `impl`, refusing with UNAVAILABLE (retry is safe) while `ready()` is
- * false: the registry listens from its first second, so that health can say NOT_SERVING,
+ * false: a service listens from its first second, so that health can say NOT_SERVING,
  * but no call reaches its tables before the migrations that create them have run.
  */
 export function refuseUntilReady<S extends ServiceDesc>(
@@ -30,4 +32,21 @@ export function refuseUntilReady<S extends ServiceDesc>(
           };
   }
   return gated as ServiceImpl<S>;
+}
+
+/** The same registration with every handler gated on `ready()` (see refuseUntilReady). */
+export function gateRegistration(
+  registration: ServiceRegistration,
+  ready: () => boolean,
+  why: string,
+): ServiceRegistration {
+  return {
+    ...registration,
+    impl: refuseUntilReady(
+      registration.service,
+      registration.impl as ServiceImpl<ServiceDesc>,
+      ready,
+      why,
+    ) as object,
+  };
 }
