@@ -7,8 +7,9 @@ import type {
 } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { BallastError, invalidArgument, notFound } from '@ballast/grpc-kit';
 import { manifestDigest, parseModelJson, validateArtifactPath } from '@ballast/ml/artifact';
-import { type BlobStore, isSha256Hex, type Sql } from '@ballast/storage';
+import { isSha256Hex, type Sql } from '@ballast/storage';
 import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { ArtifactBlobs } from './blob-stores/blob-store.js';
 import {
   type ArtifactRecord,
   dropBlobLeases,
@@ -39,11 +40,8 @@ import {
  * killed mid-upload only keeps its blobs on disk: space, never a lost file.
  */
 
-/**
- * What the registry needs of a blob store: the filesystem BlobStore today, and the shape an
- * S3-compatible store would implement (put verifies the sha256 before the blob appears).
- */
-export type ArtifactBlobs = Pick<BlobStore, 'has' | 'put' | 'read' | 'get' | 'delete'>;
+/** What the registry needs of a blob store, and its backends: blob-stores/blob-store.ts. */
+export type { ArtifactBlobs } from './blob-stores/blob-store.js';
 
 export interface ArtifactLimits {
   maxChunkBytes: number;
@@ -76,6 +74,7 @@ export async function uploadArtifact(
   if (first.done || first.value.part.case !== 'manifest')
     throw invalidArgument('manifest', 'the first message must carry the artifact manifest');
   const manifest = checkManifest(first.value.part.value, limits);
+  checkBlobLimit(manifest, blobs.maxBlobBytes);
 
   const uploadId = randomUUID();
   const leased = [...new Set(manifest.files.map((f) => f.sha256))];
@@ -112,8 +111,8 @@ export async function uploadArtifact(
   } catch (err) {
     // Nothing half-written: drop the blobs no other upload and no artifact needs. If the
     // database cannot be reached now, the leases stay and so do the blobs (space, not loss).
-    await dropBlobLeases(sql, uploadId, leased, async (unneeded) => {
-      for (const sha256 of unneeded) await blobs.delete(sha256).catch(() => undefined);
+    await dropBlobLeases(sql, uploadId, leased, async (unneeded, tx) => {
+      for (const sha256 of unneeded) await blobs.delete(sha256, { tx }).catch(() => undefined);
     }).catch(() => undefined);
     throw err;
   }
@@ -176,6 +175,20 @@ function checkManifest(manifest: ArtifactManifest, limits: ArtifactLimits): Arti
   if (manifest.digest && manifest.digest !== digest)
     throw invalidArgument('manifest.digest', `does not match the files listed: they digest to ${digest}`);
   return { ...manifest, digest };
+}
+
+/** RESOURCE_EXHAUSTED naming the first file larger than the blob store takes, before anything is written. */
+function checkBlobLimit(manifest: ArtifactManifest, maxBlobBytes: number | undefined): void {
+  if (maxBlobBytes === undefined) return;
+  const index = manifest.files.findIndex((f) => Number(f.size) > maxBlobBytes);
+  if (index < 0) return;
+  const rule = `at most ${maxBlobBytes} bytes per file in this registry's blob store`;
+  throw new BallastError(
+    'resource_exhausted',
+    `manifest.files[${index}].size: ${manifest.files[index]?.size} bytes exceed ${rule}`,
+    `manifest.files[${index}].size`,
+    rule,
+  );
 }
 
 // Embeddings, overrides and isolates: they make a name display as something else
@@ -271,8 +284,8 @@ export async function* downloadArtifact(
       hash.update(data);
       yield { part: { case: 'chunk', value: { path: file.path, data } } };
     }
-    // The client verifies too; this names the culprit when the disk, not the network, is at fault.
+    // The client verifies too; this names the culprit when the store, not the network, is at fault.
     if (hash.digest('hex') !== file.sha256)
-      throw new Error(`blob ${file.sha256} (${file.path}) is corrupt on disk`);
+      throw new Error(`blob ${file.sha256} (${file.path}) is corrupt in the blob store`);
   }
 }

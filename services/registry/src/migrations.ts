@@ -111,4 +111,26 @@ export const migrations: Migration[] = [
       CREATE INDEX policy_changes_model ON policy_changes (model, sequence);
     `,
   },
+  {
+    // Blobs kept in the database (BALLAST_REGISTRY_BLOB_STORE=postgres; see
+    // blob-stores/postgres-blob-store.ts): a blob row points at its parts, which are written
+    // first under an id nothing points at, so a blob appears whole or not at all.
+    id: '0005_blob_store',
+    sql: `
+      CREATE TABLE blob_parts (
+        part_id     text NOT NULL,
+        seq         integer NOT NULL,
+        data        bytea NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (part_id, seq)
+      );
+      CREATE TABLE blobs (
+        sha256      text PRIMARY KEY,
+        part_id     text NOT NULL UNIQUE,
+        size        bigint NOT NULL,
+        parts       integer NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];

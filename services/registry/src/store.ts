@@ -233,13 +233,14 @@ export async function releaseBlobLeases(tx: Sql, uploadId: string): Promise<void
 /**
  * Ends a failed upload's leases and hands `remove` the blobs among `sha256s` that no other
  * upload leases and no artifact lists; `remove` runs under the lock, so no upload can lease
- * one of them between the check and the delete.
+ * one of them between the check and the delete (and a blob store in this database deletes
+ * in `tx`, committing with the leases' end).
  */
 export async function dropBlobLeases(
   sql: Sql,
   uploadId: string,
   sha256s: readonly string[],
-  remove: (unneeded: string[]) => Promise<void>,
+  remove: (unneeded: string[], tx: Sql) => Promise<void>,
 ): Promise<void> {
   await sql.transaction(async (tx) => {
     await lockBlobs(tx);
@@ -252,7 +253,10 @@ export async function dropBlobLeases(
          AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.files @> jsonb_build_array(jsonb_build_object('sha256', s)))`,
       [sha256s],
     );
-    await remove(rows.map((r) => r.sha256));
+    await remove(
+      rows.map((r) => r.sha256),
+      tx,
+    );
   });
 }
 

@@ -11,10 +11,11 @@ import {
   serve,
   startGrpcServer,
 } from '@ballast/grpc-kit';
-import { BlobStore, migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
+import { type BlobStore, migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
 import { Metadata } from '@grpc/grpc-js';
 import { type ArtifactLimits, DEFAULT_ARTIFACT_LIMITS } from './artifacts.js';
 import { ACTOR_HEADER, TEAM_TOKEN_HEADER, TeamAuth } from './auth.js';
+import { fsBlobStore } from './blob-stores/open-blob-store.js';
 import { migrations } from './migrations.js';
 import { registryService } from './server.js';
 import { DeploymentFeed } from './watch.js';
@@ -64,7 +65,7 @@ export async function startTestRegistry(
       ? await openDatabase({ url: TEST_DATABASE_URL, schema })
       : await openDatabase({ dataDir: dir, schema: 'registry' });
   await migrate(sql, migrations);
-  const blobs = new BlobStore(join(dir, 'artifacts'));
+  const blobs = fsBlobStore(join(dir, 'artifacts'));
   const server: GrpcServer = await startGrpcServer({
     services: [
       serve(

@@ -6,9 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient, serve, startGrpcServer } from '@ballast/grpc-kit';
 import { BENCH_WINDOW_MS, measureLoad, writeBenchResult } from '@ballast/grpc-kit/testing';
-import { BlobStore, migrate, openDatabase } from '@ballast/storage';
+import { migrate, openDatabase } from '@ballast/storage';
 import { DEFAULT_ARTIFACT_LIMITS } from '../artifacts.js';
 import { TeamAuth } from '../auth.js';
+import { fsBlobStore } from '../blob-stores/open-blob-store.js';
 import { migrations } from '../migrations.js';
 import { registryService } from '../server.js';
 import { DeploymentFeed } from '../watch.js';
@@ -32,7 +33,7 @@ const sql = url
   ? await openDatabase({ url, schema: `bench_registry_${randomBytes(3).toString('hex')}` })
   : await openDatabase({ dataDir: dir, schema: 'registry' });
 await migrate(sql, migrations);
-const blobs = new BlobStore(join(dir, 'artifacts'));
+const blobs = fsBlobStore(join(dir, 'artifacts'));
 const quiet = { info() {}, warn() {}, error() {} };
 const server = await startGrpcServer({
   services: [
