@@ -120,11 +120,16 @@ export async function uploadArtifact(
 
 /**
  * FAILED_PRECONDITION naming the first blob of `artifact` the store does not hold: a version
- * is never registered over an artifact that cannot be downloaded whole.
+ * is never registered over an artifact that cannot be downloaded whole. `tx`: the
+ * transaction registering the version (a blob store in that database reads in it).
  */
-export async function checkBlobsStored(blobs: ArtifactBlobs, artifact: ArtifactRecord): Promise<void> {
+export async function checkBlobsStored(
+  blobs: ArtifactBlobs,
+  artifact: ArtifactRecord,
+  tx?: Sql,
+): Promise<void> {
   for (const file of artifact.files) {
-    if (!(await blobs.has(file.sha256)))
+    if (!(await blobs.has(file.sha256, { tx })))
       throw new BallastError(
         'failed_precondition',
         `artifact_digest: blob sha256:${file.sha256} (${file.path}) of artifact ${artifact.digest} is missing from the blob store; upload the artifact again`,

@@ -121,7 +121,7 @@ export function registryService(deps: RegistryDeps): ServiceImpl<typeof Registry
         await store.getModel(tx, model);
         const artifact = await store.findArtifact(tx, req.artifactDigest);
         if (!artifact) throw notUploaded(req.artifactDigest);
-        await checkBlobsStored(blobs, artifact);
+        await checkBlobsStored(blobs, artifact, tx);
         return store.insertVersion(tx, {
           model,
           artifactDigest: artifact.digest,

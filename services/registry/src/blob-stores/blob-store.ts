@@ -20,12 +20,12 @@ export interface ArtifactBlobs {
   readonly location: string;
   /** The largest blob this backend takes (undefined: only the artifact limit applies). */
   readonly maxBlobBytes?: number | undefined;
-  has(sha256: string): Promise<boolean>;
+  has(sha256: string, options?: { tx?: Sql | undefined }): Promise<boolean>;
   put(data: BlobSource, options?: PutOptions): Promise<BlobInfo>;
   get(sha256: string, options?: { chunkBytes?: number }): Promise<AsyncIterable<Uint8Array>>;
   /** The whole content, for small blobs only (model.json). */
   read(sha256: string): Promise<Buffer>;
-  delete(sha256: string, options?: { tx?: Sql }): Promise<boolean>;
+  delete(sha256: string, options?: { tx?: Sql | undefined }): Promise<boolean>;
 }
 
 /** The bytes of `source` in pieces of exactly `size` (the last one shorter), copying as little as it can. */

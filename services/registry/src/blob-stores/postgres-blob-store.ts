@@ -43,9 +43,11 @@ export class PostgresBlobStore implements ArtifactBlobs {
     readonly maxBlobBytes = DEFAULT_MAX_BLOB_BYTES,
   ) {}
 
-  async has(sha256: string): Promise<boolean> {
+  async has(sha256: string, options: { tx?: Sql | undefined } = {}): Promise<boolean> {
     assertDigest(sha256);
-    const { rows } = await this.sql().query(`SELECT 1 FROM blobs WHERE sha256 = $1`, [sha256]);
+    const { rows } = await (options.tx ?? this.sql()).query(`SELECT 1 FROM blobs WHERE sha256 = $1`, [
+      sha256,
+    ]);
     return rows.length > 0;
   }
 
@@ -102,7 +104,7 @@ export class PostgresBlobStore implements ArtifactBlobs {
     return Buffer.concat(parts);
   }
 
-  async delete(sha256: string, options: { tx?: Sql } = {}): Promise<boolean> {
+  async delete(sha256: string, options: { tx?: Sql | undefined } = {}): Promise<boolean> {
     assertDigest(sha256);
     const remove = async (tx: Sql) => {
       const { rows } = await tx.query<{ part_id: string }>(
