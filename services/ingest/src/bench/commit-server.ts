@@ -25,7 +25,9 @@ const sql = await openDatabase(
 await migrate(sql, migrations);
 const store = new IngestStore(() => sql);
 const dataset = await store.createDataset('bench', '', parseSchema(create(SchemaSchema, salesSchema())));
+const setupStart = performance.now();
 await insertSyntheticSales(sql, dataset.id, n);
+const setupS = (performance.now() - setupStart) / 1000;
 const server = await startGrpcServer({
   services: [serve(IngestService, ingestService({ db: () => sql, enqueue: async () => {} }))],
   host: '127.0.0.1',
@@ -49,6 +51,7 @@ process.on('message', (message: string) => {
     delay.disable();
     clearInterval(sampler);
     process.send?.({
+      setupS,
       loopMaxMs: delay.max / 1e6,
       loopP99Ms: delay.percentile(99) / 1e6,
       peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
