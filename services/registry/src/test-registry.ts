@@ -11,18 +11,21 @@ import {
   serve,
   startGrpcServer,
 } from '@ballast/grpc-kit';
-import { type BlobStore, migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
+import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
 import { Metadata } from '@grpc/grpc-js';
 import { type ArtifactLimits, DEFAULT_ARTIFACT_LIMITS } from './artifacts.js';
 import { ACTOR_HEADER, TEAM_TOKEN_HEADER, TeamAuth } from './auth.js';
+import type { ArtifactBlobs } from './blob-stores/blob-store.js';
 import { fsBlobStore } from './blob-stores/open-blob-store.js';
+import { PostgresBlobStore } from './blob-stores/postgres-blob-store.js';
 import { migrations } from './migrations.js';
 import { registryService } from './server.js';
 import { DeploymentFeed } from './watch.js';
 
 /**
  * A real registry for tests: the service's handlers on a grpc-js server over loopback, on
- * a real Postgres schema or a PGlite directory, with a blob store in a temp directory.
+ * a real Postgres schema or a PGlite directory, with a blob store in a temp directory (or,
+ * with blobStore 'postgres', in that database).
  */
 
 export const TEST_DATABASE_URL =
@@ -41,8 +44,8 @@ export interface TestRegistry {
   client: ServiceClient<typeof RegistryService>;
   address: string;
   sql: Sql;
-  blobs: BlobStore;
-  /** Every blob file currently stored. */
+  blobs: ArtifactBlobs;
+  /** The sha256 of every blob currently stored (a file's name, on fs). */
   blobFiles(): Promise<string[]>;
   /** Another client on the same server (e.g. one whose stream is dropped). */
   connect(): ServiceClient<typeof RegistryService>;
@@ -56,6 +59,8 @@ export async function startTestRegistry(
     watchPollMs?: number;
     /** team -> token; unset leaves writes open. */
     teams?: Record<string, string>;
+    /** Where blobs live (BALLAST_REGISTRY_BLOB_STORE); default fs, in the temp directory. */
+    blobStore?: 'fs' | 'postgres';
   } = {},
 ): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'ballast-registry-test-'));
@@ -65,7 +70,8 @@ export async function startTestRegistry(
       ? await openDatabase({ url: TEST_DATABASE_URL, schema })
       : await openDatabase({ dataDir: dir, schema: 'registry' });
   await migrate(sql, migrations);
-  const blobs = fsBlobStore(join(dir, 'artifacts'));
+  const blobs =
+    options.blobStore === 'postgres' ? new PostgresBlobStore(() => sql) : fsBlobStore(join(dir, 'artifacts'));
   const server: GrpcServer = await startGrpcServer({
     services: [
       serve(
@@ -100,6 +106,8 @@ export async function startTestRegistry(
     blobs,
     connect,
     async blobFiles() {
+      if (options.blobStore === 'postgres')
+        return (await sql.query<{ sha256: string }>(`SELECT sha256 FROM blobs`)).rows.map((r) => r.sha256);
       const root = join(dir, 'artifacts', 'sha256');
       const shards = await readdir(root).catch(() => [] as string[]);
       const files = await Promise.all(shards.map((s) => readdir(join(root, s)).catch(() => [] as string[])));
