@@ -65,11 +65,14 @@ const code = (promise: Promise<unknown>) =>
 describe('DynamicBatcher', () => {
   it('coalesces concurrent requests into one execution and splits the answers back', async () => {
     const model = doubler();
-    const batcher = new DynamicBatcher(layout, options(), model.run);
+    // A clock that stands still: arrivals 0 ms apart, closer than the 5 ms an execution takes.
+    const batcher = new DynamicBatcher(layout, options(), model.run, {}, 5, () => 0);
+    await batcher.submit(request([0, 0]));
+    await batcher.submit(request([0, 0]));
     const answers = await Promise.all(
       Array.from({ length: 5 }, (_, i) => batcher.submit(request([i, i + 0.5]))),
     );
-    expect(model.batches).toEqual([5]);
+    expect(model.batches).toEqual([1, 1, 5]);
     answers.forEach((answer, i) => {
       expect(Array.from(answer.outputs[0]?.data ?? [])).toEqual([i * 2, i * 2 + 1]);
       expect(answer.outputs[0]?.shape).toEqual([1, 2]);
@@ -77,11 +80,60 @@ describe('DynamicBatcher', () => {
     });
   });
 
+  it('sends a lone request to an idle model at once, in the same call, when nothing is likely to join it', async () => {
+    const model = doubler();
+    // No arrivals seen yet: nothing suggests another request is coming.
+    const batcher = new DynamicBatcher(layout, options(), model.run);
+    const first = batcher.submit(request([1, 1]));
+    expect(model.batches).toEqual([1]);
+    // What arrives while it runs forms the next batch (Triton's max_queue_delay 0).
+    const rest = Array.from({ length: 4 }, () => batcher.submit(request([2, 2])));
+    expect(model.batches).toEqual([1]);
+    await Promise.all([first, ...rest]);
+    expect(model.batches).toEqual([1, 4]);
+  });
+
+  it('under a latency objective, uses the tuned delay and batch size instead of the fixed knobs', async () => {
+    const model = doubler();
+    let now = 0;
+    const batcher = new DynamicBatcher(
+      layout,
+      options({
+        max_batch_size: 8,
+        max_queue_size: 1000,
+        max_queue_delay_microseconds: 60_000_000,
+        latency_objective_ms: 50,
+      }),
+      // Each execution takes 1 ms of the made-up clock.
+      async (inputs, rows) => {
+        now += 1;
+        return model.run(inputs, rows);
+      },
+      {},
+      1,
+      () => now,
+    );
+    // Nothing observed yet: the tuning says go at once, whatever max_queue_delay says.
+    expect(batcher.tuning).toEqual({ delayUs: 0, batchSize: 1 });
+    // Heavy traffic (arrivals 0.01 ms apart against 1 ms executions): batches of 8 fill in
+    // 0.07 ms and two of them run in 2 ms, well within 70% of 50 ms.
+    const queued: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) {
+      now += 0.01;
+      queued.push(batcher.submit(request([1, 1])));
+    }
+    await Promise.all(queued);
+    expect(batcher.tuning).toEqual({ delayUs: 70, batchSize: 8 });
+    const fixed = new DynamicBatcher(layout, options({ max_queue_delay_microseconds: 5 }), model.run);
+    expect(fixed.tuning).toEqual({ delayUs: 5, batchSize: 8 });
+  });
+
   it('never exceeds max_batch_size, and batches what arrives while a batch runs', async () => {
     const model = doubler();
     const batcher = new DynamicBatcher(layout, options({ max_batch_size: 4 }), model.run);
     await Promise.all(Array.from({ length: 10 }, (_, i) => batcher.submit(request([i, i]))));
-    expect(model.batches).toEqual([4, 4, 2]);
+    // The first goes alone to the idle model; the rest queue while it runs.
+    expect(model.batches).toEqual([1, 4, 4, 1]);
   });
 
   it('waits up to max_queue_delay for a fuller batch, and goes at once when a preferred size is reached', async () => {
@@ -211,7 +263,8 @@ describe('DynamicBatcher', () => {
     await Promise.all([batcher.submit(request([1, 1, 2, 2])), batcher.submit(request([3, 3]))]);
     await batcher.submit(request(Array.from({ length: 20 }, (_, i) => i)));
     const stats = batcher.stats;
-    expect(stats.executionCount).toBe(4);
+    // 2 rows alone (idle model), the 1 row queued meanwhile, then 10 rows as 4 + 4 + 2.
+    expect(stats.executionCount).toBe(5);
     expect(stats.inferenceCount).toBe(13);
     expect(stats.queue.count).toBe(5);
     expect(stats.computeInfer.count).toBe(5);
@@ -294,11 +347,13 @@ describe('DynamicBatcher', () => {
     );
     const tracer = trace.getTracer('test');
     const requests = [tracer.startSpan('request-a'), tracer.startSpan('request-b')];
-    const batcher = new DynamicBatcher(layout, options(), doubler().run);
+    // A standing clock: arrivals closer together than the 5 ms an execution takes, so they coalesce.
+    const batcher = new DynamicBatcher(layout, options(), doubler().run, {}, 5, () => 0);
+    await batcher.submit(request([9, 9]));
     const answers = await Promise.all(
       requests.map((span, i) => batcher.submit({ ...request([i, i]), spanContext: span.spanContext() })),
     );
-    const batch = exporter.getFinishedSpans().find((s) => s.name === 'inference.batch');
+    const batch = exporter.getFinishedSpans().findLast((s) => s.name === 'inference.batch');
     expect(batch?.links.map((l) => l.context.spanId).sort()).toEqual(
       requests.map((r) => r.spanContext().spanId).sort(),
     );

@@ -1,6 +1,7 @@
 import { BallastError } from '@ballast/grpc-kit';
 import { type Link, type SpanContext, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { NumericArray, OutputData, RunResult, TensorData } from './executor.js';
+import { QueueDelayTuner, type Tuning } from './queue-tuner.js';
 import { InferenceStatistics } from './statistics.js';
 
 /**
@@ -19,6 +20,12 @@ export interface BatcherOptions {
   max_queue_size: number;
   /** Longest expected wait a request may be accepted with (0: only its deadline bounds it). */
   default_timeout_microseconds: number;
+  /**
+   * A p99 latency objective (ms) for queue + execution: when set (> 0), the queue delay and
+   * the batch size waited for are tuned from it (queue-tuner.ts), and the two knobs above are
+   * not used.
+   */
+  latency_objective_ms?: number | undefined;
 }
 
 /** Per input: its dtype and the shape of one row (the dimensions after the batch one). */
@@ -80,6 +87,10 @@ export class DynamicBatcher {
   #scheduled = false;
   /** Moving average of one batch's execution, in ms (seeded by the warm-up). */
   #execMs: number;
+  /** Arrival and execution estimates; its tuning replaces the fixed knobs under a latency objective. */
+  readonly #tuner: QueueDelayTuner;
+  readonly #tuned: boolean;
+  readonly #fixed: Tuning;
 
   /** Cumulative counts and durations (Triton's ModelStatistics). */
   readonly stats = new InferenceStatistics();
@@ -90,8 +101,23 @@ export class DynamicBatcher {
     private readonly runBatch: BatchRun,
     private readonly hooks: BatcherHooks = {},
     initialExecMs = 0,
+    /** Milliseconds, performance.now() by default; tests pass their own. */
+    private readonly clock: () => number = () => performance.now(),
   ) {
     this.#execMs = initialExecMs;
+    const objective = options.latency_objective_ms ?? 0;
+    this.#tuned = objective > 0;
+    this.#tuner = new QueueDelayTuner(objective, options.max_batch_size);
+    const preferred = options.preferred_batch_size;
+    this.#fixed = {
+      delayUs: options.max_queue_delay_microseconds,
+      batchSize: preferred.length > 0 ? Math.max(...preferred) : options.max_batch_size,
+    };
+  }
+
+  /** The queue delay and batch size in force: the fixed knobs, or the tuner's current choice. */
+  get tuning(): Tuning {
+    return this.#tuned ? this.#tuner.tuning : this.#fixed;
   }
 
   get queuedRows(): number {
@@ -120,9 +146,10 @@ export class DynamicBatcher {
   submit(request: BatchRequest): Promise<BatchAnswer> {
     if (request.rows < 1)
       return Promise.reject(new BallastError('invalid_argument', 'a request needs at least one row'));
-    const now = performance.now();
+    const now = this.clock();
     const refused = this.#admit(request.rows, request.deadline, now);
     if (refused) return Promise.reject(refused);
+    this.#tuner.arrival(now, request.rows);
     if (request.rows > this.options.max_batch_size) return this.#submitSplit(request);
     return new Promise<BatchAnswer>((resolve, reject) => {
       this.#queue.push({ ...request, enqueuedAt: now, resolve, reject });
@@ -213,7 +240,7 @@ export class DynamicBatcher {
           deadline: request.deadline,
           signal: request.signal,
           spanContext: request.spanContext,
-          enqueuedAt: performance.now(),
+          enqueuedAt: this.clock(),
           split,
           resolve: (answer) => {
             if (split.failed) return;
@@ -231,21 +258,27 @@ export class DynamicBatcher {
     });
   }
 
-  /** `now`: dispatch synchronously (right after a batch returns, so the worker is not left idle). */
+  /**
+   * Dispatches the queue when its batch is due. `now`: synchronously (right after a batch
+   * returns, so the worker is not left idle). A lone request at an idle model also goes
+   * synchronously when arrivals are further apart than an execution (nothing is likely to join
+   * it: batching then costs nothing); otherwise setImmediate lets what arrives in the same
+   * turn of the event loop join it.
+   */
   #schedule(now = false): void {
     if (this.#running || this.#queue.length === 0) return;
-    const { max_batch_size, max_queue_delay_microseconds, preferred_batch_size } = this.options;
-    const full =
-      this.#queuedRows >= max_batch_size ||
-      (preferred_batch_size.length > 0 && this.#queuedRows >= Math.max(...preferred_batch_size));
+    const clock = this.clock();
+    if (this.#tuned) this.#tuner.retune(clock);
+    const { delayUs, batchSize } = this.tuning;
+    const full = this.#queuedRows >= Math.min(this.options.max_batch_size, batchSize);
     const oldest = this.#queue[0] as Waiting;
-    const waitedUs = (performance.now() - oldest.enqueuedAt) * 1000;
-    if (full || waitedUs >= max_queue_delay_microseconds) {
+    const waitedUs = (clock - oldest.enqueuedAt) * 1000;
+    if (full || waitedUs >= delayUs) {
       if (this.#timer) {
         clearTimeout(this.#timer);
         this.#timer = undefined;
       }
-      if (now) {
+      if (now || (this.#queue.length === 1 && !this.#scheduled && this.#tuner.gapMs >= this.#execMs)) {
         void this.#runNext();
         return;
       }
@@ -264,7 +297,7 @@ export class DynamicBatcher {
         this.#timer = undefined;
         this.#schedule();
       },
-      Math.max(0, (max_queue_delay_microseconds - waitedUs) / 1000),
+      Math.max(0, (delayUs - waitedUs) / 1000),
     );
   }
 
@@ -272,7 +305,7 @@ export class DynamicBatcher {
   #take(): Waiting[] {
     const batch: Waiting[] = [];
     let rows = 0;
-    const now = performance.now();
+    const now = this.clock();
     while (this.#queue.length > 0) {
       const next = this.#queue[0] as Waiting;
       if (next.split?.failed) {
@@ -319,7 +352,7 @@ export class DynamicBatcher {
       this.#schedule(true);
     };
     const rows = batch.reduce((sum, r) => sum + r.rows, 0);
-    const started = performance.now();
+    const started = this.clock();
     const links: Link[] = batch.flatMap((r) => (r.spanContext ? [{ context: r.spanContext }] : []));
     const span = tracer.startSpan('inference.batch', { links, attributes: { 'inference.batch_size': rows } });
     try {
@@ -340,11 +373,13 @@ export class DynamicBatcher {
         queueMs += started - request.enqueuedAt;
         this.hooks.onQueueWait?.((started - request.enqueuedAt) * 1000);
       }
-      const assembled = performance.now();
+      const assembled = this.clock();
       const result = await this.runBatch(inputs, rows);
-      const ran = performance.now();
+      const ran = this.clock();
       const elapsedMs = ran - started;
       this.#execMs = this.#execMs === 0 ? elapsedMs : this.#execMs * 0.8 + elapsedMs * 0.2;
+      this.#tuner.executed(rows, elapsedMs);
+      if (this.#tuned) for (const request of batch) this.#tuner.answered(ran - request.enqueuedAt);
       this.hooks.onBatch?.(rows, result.execUs);
       // What queued while this batch ran goes to the worker before this batch's answers are
       // sent, so the model runs while the event loop writes the responses.
@@ -375,7 +410,7 @@ export class DynamicBatcher {
         queueMs,
         assembled - started,
         ran - assembled,
-        performance.now() - ran,
+        this.clock() - ran,
       );
     } catch (error) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });

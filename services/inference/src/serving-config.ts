@@ -68,6 +68,13 @@ export function servingConfig(tags: Record<string, string>, defaults: ServingCon
         0,
         3_600_000_000,
       ),
+      // A p99 objective (ms) makes the batcher tune its own queue delay (queue-tuner.ts); 0: off.
+      latency_objective_ms: number(
+        tag('latency_objective_ms'),
+        defaults.batcher.latency_objective_ms ?? 0,
+        0,
+        3_600_000,
+      ),
     },
     canaryPercent: number(tag('canary_percent'), defaults.canaryPercent, 0, 100),
     shadow: (tag('shadow') ?? String(defaults.shadow)).trim().toLowerCase() === 'true',

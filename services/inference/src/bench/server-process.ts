@@ -47,6 +47,9 @@ if (mode === 'bare') {
       e ? reject(e) : resolve(p),
     ),
   );
+  process.on('message', (message) => {
+    if (message === 'exit') process.exit(0);
+  });
   console.log(JSON.stringify({ port }));
 } else {
   const backend = process.env.BALLAST_TF_BACKEND ?? 'wasm';
@@ -94,6 +97,10 @@ if (mode === 'bare') {
   server.setReady(true);
   const delay = monitorEventLoopDelay({ resolution: 5 });
   delay.enable();
-  process.on('message', () => process.send?.({ p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 }));
+  process.on('message', (message) => {
+    // 'exit': a clean exit, so that a --cpu-prof run writes its profile.
+    if (message === 'exit') process.exit(0);
+    process.send?.({ p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 });
+  });
   console.log(JSON.stringify({ port: server.port, backend: executor.backend?.backend }));
 }
