@@ -12,18 +12,15 @@ import { MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient, RpcError, type ServiceDesc } from '@ballast/grpc-kit';
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { suiteRecorder } from './report.js';
 import {
-  createTestDatabase,
   healthStatus,
   psqlValue,
   type ServiceProcess,
   ServingStatus,
-  startRedis,
   startService,
-  type TestRedis,
-  tearDown,
+  suiteParts,
   tempDir,
   waitHealth,
 } from './support.js';
@@ -66,16 +63,7 @@ const CASES: Case[] = [
   },
 ];
 
-let redis: TestRedis;
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-const procs: ServiceProcess[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  db = await createTestDatabase('startup');
-}, 60_000);
-
-afterAll(() => tearDown('startup', procs, redis, db));
+const parts = suiteParts('startup');
 
 /** A psql session holding the migration locks of `schemas` in an open transaction until release(). */
 async function holdMigrationLocks(url: string, schemas: string[]) {
@@ -121,14 +109,14 @@ async function outcome(call: () => Promise<unknown> | AsyncIterable<unknown>) {
 describe('services with a schema', () => {
   it('answer NOT_SERVING and UNAVAILABLE on every RPC until their migrations ran, then serve', async () => {
     const lock = await holdMigrationLocks(
-      db.url,
+      parts.db.url,
       CASES.map((c) => c.schema),
     );
     let released = false;
     try {
-      const env = { BALLAST_REDIS_URL: redis.url, BALLAST_DATABASE_URL: db.url };
+      const env = { BALLAST_REDIS_URL: parts.redis.url, BALLAST_DATABASE_URL: parts.db.url };
       for (const c of CASES) {
-        procs.push(
+        parts.procs.push(
           await startService(c.service, { ...env, BALLAST_DATA_DIR: tempDir(`startup-${c.service}`) }),
         );
       }
@@ -136,19 +124,19 @@ describe('services with a schema', () => {
       const waiting = () =>
         Number(
           psqlValue(
-            db.url,
+            parts.db.url,
             `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-             WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = '${db.name}'`,
+             WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = '${parts.db.name}'`,
           ),
         );
       for (let i = 0; i < 2_400 && waiting() < CASES.length; i++) {
-        for (const p of procs) if (!p.alive()) throw new Error(`${p.service} exited:\n${p.output()}`);
+        for (const p of parts.procs) if (!p.alive()) throw new Error(`${p.service} exited:\n${p.output()}`);
         await new Promise((r) => setTimeout(r, 50));
       }
       expect(waiting()).toBe(CASES.length);
       const before = [];
       for (const [i, c] of CASES.entries()) {
-        const proc = procs[i] as ServiceProcess;
+        const proc = parts.procs[i] as ServiceProcess;
         await waitHealth(proc, '', ServingStatus.SERVING); // listening: liveness answers
         const health = await healthStatus(proc.address, c.desc.typeName);
         const client = createClient(c.desc, { address: proc.address, deadlineMs: 10_000, retry: false });
@@ -168,7 +156,7 @@ describe('services with a schema', () => {
       released = true;
       const after = [];
       for (const [i, c] of CASES.entries()) {
-        const proc = procs[i] as ServiceProcess;
+        const proc = parts.procs[i] as ServiceProcess;
         const readyMs = await waitHealth(proc, c.desc.typeName, ServingStatus.SERVING);
         const client = createClient(c.desc, { address: proc.address, deadlineMs: 10_000, retry: false });
         const probe = await outcome(() => call(client, c.probe.method, c.probe.request));

@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServiceName } from '@ballast/config';
 import * as kit from '@ballast/grpc-kit/testing';
 import type { ChannelCredentials } from '@grpc/grpc-js';
+import { afterAll, beforeAll } from 'vitest';
 import { saveLog } from './report.js';
 
 export { createTestDatabase, freePort, healthStatus, ServingStatus } from '@ballast/grpc-kit/testing';
@@ -317,4 +318,28 @@ export async function tearDown(
     saveLog(`${label}-${proc.service}`, proc.output());
   }
   for (const closable of closables) await closable?.close();
+}
+
+export interface SuiteParts {
+  /** A redis-server of the suite's own. */
+  readonly redis: TestRedis;
+  /** A Postgres database of the suite's own. */
+  readonly db: kit.PostgresTestDatabase;
+  /** Processes the suite started: killed (their output saved) after it. */
+  readonly procs: ServiceProcess[];
+}
+
+/** Registers a suite's beforeAll (its own Redis and database) and afterAll (tearDown); read the parts in tests. */
+export function suiteParts(label: string): SuiteParts {
+  const parts = { procs: [] as ServiceProcess[] } as {
+    redis: TestRedis;
+    db: kit.PostgresTestDatabase;
+    procs: ServiceProcess[];
+  };
+  beforeAll(async () => {
+    parts.redis = await startRedis();
+    parts.db = await kit.createTestDatabase(label.replace(/-/g, '_'));
+  }, 60_000);
+  afterAll(() => tearDown(label, parts.procs, parts.redis, parts.db));
+  return parts;
 }

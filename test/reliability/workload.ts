@@ -249,3 +249,20 @@ export const demandView = {
     { name: 'promo', transform: { case: 'raw' as const, value: { field: 'promo' } } },
   ],
 };
+
+/** Feature statistics of values spread evenly over [lo, hi) (10 bins of 100), over all rows: a monitor baseline. */
+export function flatStatistics(feature: string, lo: number, hi: number, isLabel = false) {
+  const edges = Array.from({ length: 11 }, (_, i) => lo + ((hi - lo) * i) / 10);
+  return {
+    feature,
+    isLabel,
+    segment: '',
+    count: 1_000n,
+    nullCount: 0n,
+    mean: (lo + hi) / 2,
+    std: (hi - lo) / Math.sqrt(12),
+    min: lo,
+    max: hi,
+    histogram: { edges, counts: edges.slice(1).map(() => 100n) },
+  };
+}

@@ -7,8 +7,14 @@ import { runMain, runService, serve } from '@ballast/grpc-kit';
 import { connectRedis, createQueue, QueueNames } from '@ballast/queue';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
+import { Datasets } from './datasets.js';
 import { migrations } from './migrations.js';
 import { DEFAULT_LIMITS, ingestService } from './server.js';
+import { IngestStore } from './store.js';
+import { type Enqueue, Versions } from './versions.js';
+
+/** How often announcements left by a failed enqueue (Redis down mid-commit) are retried. */
+const ANNOUNCE_RETRY_MS = 30_000;
 
 runMain(async () => {
   const config = loadConfig({
@@ -28,11 +34,19 @@ runMain(async () => {
     schema: config.BALLAST_INGEST_DB_SCHEMA,
     migrations,
   });
+  // The job id makes a repeated commit (or announcement) of the same version enqueue it once.
+  const enqueue: Enqueue = (job) =>
+    materialize.add('materialize', job, { jobId: `${job.datasetName}.${job.datasetVersion}` });
+  const ingestStore = new IngestStore(() => store.sql);
+  const announcer = new Versions(ingestStore, new Datasets(ingestStore), enqueue);
+  const announcePending = async () => {
+    const queued = await announcer.announcePending();
+    if (queued > 0) log.info({ queued }, `queued ${queued} materialize job(s) a commit had not seen queued`);
+  };
+  let retryTimer: NodeJS.Timeout | undefined;
   const service = ingestService({
     db: () => store.sql,
-    // The job id makes a repeated commit of the same version enqueue it once.
-    enqueue: (job) =>
-      materialize.add('materialize', job, { jobId: `${job.datasetName}.${job.datasetVersion}` }),
+    enqueue,
     limits: { maxBatchRecords: config.BALLAST_INGEST_MAX_BATCH_RECORDS },
     log,
   });
@@ -51,8 +65,21 @@ runMain(async () => {
       { name: 'redis', check: () => redis.ping() },
       { name: 'database', check: () => store.ping() },
     ],
-    prepare: () => store.migrate(),
-    close: [() => materialize.close(), () => redis.disconnect(), () => store.close()],
+    prepare: async () => {
+      await store.migrate();
+      // Versions committed by a process that died before their job was queued: before serving.
+      await announcePending();
+      retryTimer ??= setInterval(
+        () => announcePending().catch((err) => log.warn({ err }, 'queueing pending announcements failed')),
+        ANNOUNCE_RETRY_MS,
+      ).unref();
+    },
+    close: [
+      () => clearInterval(retryTimer),
+      () => materialize.close(),
+      () => redis.disconnect(),
+      () => store.close(),
+    ],
     shutdownGraceMs: config.BALLAST_SHUTDOWN_GRACE_MS,
   });
 });

@@ -92,4 +92,20 @@ export const migrations: Migration[] = [
         SELECT d.id, (SELECT count(*) FROM records r WHERE r.dataset_id = d.id) FROM datasets d;
     `,
   },
+  {
+    // The outbox of version announcements (features.materialize jobs): a row is written in
+    // the transaction that inserts the version and deleted once the job is in the queue, so
+    // a process killed between the database commit and the enqueue leaves the row, and the
+    // next start enqueues it (the job id is deterministic: at most one job per version).
+    // Versions committed before this migration were announced when they were committed.
+    id: '0004_version_announcements',
+    sql: `
+      CREATE TABLE version_announcements (
+        dataset_id bigint NOT NULL REFERENCES datasets (id),
+        version_id text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (dataset_id, version_id)
+      );
+    `,
+  },
 ];

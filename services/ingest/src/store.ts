@@ -464,6 +464,11 @@ export class IngestStore {
           v.commitTraceparent,
         ],
       );
+      // In the same transaction: the version and its pending announcement exist together.
+      await tx.query('INSERT INTO version_announcements (dataset_id, version_id) VALUES ($1, $2)', [
+        datasetId,
+        v.id,
+      ]);
       return {
         number,
         id: v.id,
@@ -476,6 +481,27 @@ export class IngestStore {
         commitTraceparent: v.commitTraceparent,
       };
     });
+  }
+
+  /** Versions whose features.materialize job may not be queued yet (the outbox), oldest first. */
+  async pendingAnnouncements(
+    limit: number,
+  ): Promise<Array<{ datasetId: string; dataset: string; version: string }>> {
+    const { rows } = await this.sql.query<{ dataset_id: string; name: string; version_id: string }>(
+      `SELECT a.dataset_id, d.name, a.version_id FROM version_announcements a
+         JOIN datasets d ON d.id = a.dataset_id
+        ORDER BY a.created_at, a.dataset_id, a.version_id LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => ({ datasetId: String(r.dataset_id), dataset: r.name, version: r.version_id }));
+  }
+
+  /** The version's job is in the queue: its outbox row goes. */
+  async announced(datasetId: string, version: string): Promise<void> {
+    await this.sql.query('DELETE FROM version_announcements WHERE dataset_id = $1 AND version_id = $2', [
+      datasetId,
+      version,
+    ]);
   }
 }
 

@@ -163,10 +163,31 @@ export class Versions {
       );
       if (!inserted) continue; // another replica committed meanwhile: compare against its version
       this.datasets.invalidate(name);
+      // The outbox row written with the version stays until the job is queued: a crash or
+      // a Redis error here leaves it for announcePending (at the next start).
       await this.enqueue({ datasetName: name, datasetVersion: id });
+      await this.store.announced(entry.row.id, id);
       return { version: this.fromRow(inserted), created: true };
     }
     throw new Error(`commit of ${name} kept racing other commits`);
+  }
+
+  /**
+   * Enqueues the announcements a commit wrote but did not see queued (the process died, or
+   * Redis failed, between the commit and the enqueue), oldest first; returns how many. The
+   * job id is deterministic, so one that did reach the queue is not queued twice.
+   */
+  async announcePending(): Promise<number> {
+    let done = 0;
+    for (;;) {
+      const pending = await this.store.pendingAnnouncements(100);
+      for (const p of pending) {
+        await this.enqueue({ datasetName: p.dataset, datasetVersion: p.version });
+        await this.store.announced(p.datasetId, p.version);
+        done++;
+      }
+      if (pending.length < 100) return done;
+    }
   }
 
   private fromRow(row: VersionRow): DatasetVersion {
