@@ -11,8 +11,14 @@ import { InferenceService } from '@ballast/contracts/ballast/inference/v1/infere
 import { FieldType, IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient } from '@ballast/grpc-kit';
-import { connectRedis, createQueue, QueueNames, type TrainingRunJob, trainingJobId } from '@ballast/queue';
-import type { Redis } from 'ioredis';
+import {
+  connectRedis,
+  createQueue,
+  QueueNames,
+  type RedisConnection,
+  type TrainingRunJob,
+  trainingJobId,
+} from '@ballast/queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OtlpReceiver, type ReceivedSpan, SpanKind } from './otlp-receiver.js';
 import { eventually, type RunningProcess, startServiceProcess, waitServing } from './support.js';
@@ -74,7 +80,7 @@ function fromTraceparent(traceparent: string): string {
 }
 
 describe('the loop as one trace', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   let addresses: Record<'ingest' | 'feature' | 'registry' | 'inference', string>;
   let inferenceEnv: Record<string, string>;
 

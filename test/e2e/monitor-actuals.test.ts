@@ -4,9 +4,8 @@ import { join } from 'node:path';
 import { FieldType, IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { MonitorService, Task } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { createClient } from '@ballast/grpc-kit';
-import { connectRedis, createQueue, QueueNames } from '@ballast/queue';
+import { connectRedis, createQueue, QueueNames, type RedisConnection } from '@ballast/queue';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, type RunningProcess, startServiceProcess, waitServing } from './support.js';
 
@@ -35,7 +34,7 @@ function uniformStatistics(feature: string, isLabel: boolean) {
 }
 
 describe('actuals through ingest', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   let ingest: ReturnType<typeof createClient<typeof IngestService>>;
   let monitor: ReturnType<typeof createClient<typeof MonitorService>>;
 

@@ -8,8 +8,7 @@ import { InferenceService } from '@ballast/contracts/ballast/inference/v1/infere
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient } from '@ballast/grpc-kit';
 import { waitUntil } from '@ballast/grpc-kit/testing';
-import { connectRedis } from '@ballast/queue';
-import type { Redis } from 'ioredis';
+import { connectRedis, type RedisConnection } from '@ballast/queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { predictRequest, registerDemandModel } from '../reliability/workload.js';
 import { OtlpReceiver, type ReceivedSpan, SpanKind } from './otlp-receiver.js';
@@ -29,7 +28,7 @@ const MODEL = 'predict-trace-demand';
 const execFileAsync = promisify(execFile);
 
 describe('`ballast predict` with an OTLP endpoint', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   let registry: RunningProcess;
   let inference: RunningProcess;
 

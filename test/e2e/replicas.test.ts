@@ -6,10 +6,9 @@ import { InferenceService, VersionState } from '@ballast/contracts/ballast/infer
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient, RpcError, type ServiceClient } from '@ballast/grpc-kit';
 import { selectBackend } from '@ballast/ml';
-import { connectRedis } from '@ballast/queue';
+import { connectRedis, type RedisConnection } from '@ballast/queue';
 import { InterceptingCall, type Interceptor, Metadata, status } from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demandModel, FEATURES, registerAndPromote } from '../reliability/workload.js';
 import { eventually, type RunningProcess, startServiceProcess, waitServing } from './support.js';
@@ -108,7 +107,7 @@ function answeringReplica(seen: Map<number, { peer: string; retries: number }>):
 }
 
 describe('three inference replicas behind round robin', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   let registryProcess: RunningProcess;
   const replicas: RunningProcess[] = [];
   let expected: number[];

@@ -12,8 +12,14 @@ import {
 import { FieldType, IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { createClient } from '@ballast/grpc-kit';
-import { connectRedis, createQueue, QueueNames, type TrainingRunJob, trainingJobId } from '@ballast/queue';
-import type { Redis } from 'ioredis';
+import {
+  connectRedis,
+  createQueue,
+  QueueNames,
+  type RedisConnection,
+  type TrainingRunJob,
+  trainingJobId,
+} from '@ballast/queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, type RunningProcess, startServiceProcess, waitServing } from './support.js';
 
@@ -78,7 +84,7 @@ function salesColumns() {
 const spec = { hiddenUnits: [8], epochs: 8, batchSize: 32, learningRate: 0.01, seed: 11 };
 
 describe('training across real services', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   let addresses: Record<'ingest' | 'feature' | 'registry', string>;
   let trainerEnv: Record<string, string>;
   let datasetVersion: string;

@@ -1,5 +1,6 @@
 import { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 
 export interface Closable {
   close(): Promise<void>;
@@ -11,13 +12,15 @@ export interface Closable {
  * then queues and anything else with close(), then the Redis connections they shared.
  * Every resource is closed even if one fails; the failures are thrown together after.
  */
-export async function closeAll(resources: Iterable<Closable | Redis | null | undefined>): Promise<void> {
+export async function closeAll(
+  resources: Iterable<Closable | RedisConnection | null | undefined>,
+): Promise<void> {
   const workers: Closable[] = [];
   const others: Closable[] = [];
-  const connections: Redis[] = [];
+  const connections: RedisConnection[] = [];
   for (const resource of resources) {
     if (!resource) continue;
-    if (resource instanceof Redis) connections.push(resource);
+    if (resource instanceof Redis || resource instanceof Cluster) connections.push(resource);
     else if (resource instanceof Worker) workers.push(resource);
     else others.push(resource);
   }
@@ -36,7 +39,7 @@ export async function closeAll(resources: Iterable<Closable | Redis | null | und
     throw new AggregateError(errors, `closeAll: ${errors.length} resource(s) failed to close`);
 }
 
-async function quit(connection: Redis): Promise<void> {
+async function quit(connection: RedisConnection): Promise<void> {
   if (connection.status === 'end') return;
   // QUIT needs a live connection; one that is down or reconnecting would wait for Redis to
   // return (maxRetriesPerRequest: null), so it is dropped instead.

@@ -3,6 +3,20 @@ import type { DefaultJobOptions, KeepJobs } from 'bullmq';
 /** Redis key prefix; tests pass their own so they never touch a service's queues. */
 export const DEFAULT_PREFIX = 'ballast';
 
+/**
+ * The prefix BullMQ is given for queue `name`. BullMQ's scripts touch many keys of a queue at
+ * once, which Redis Cluster allows only within one hash slot; so on a cluster each queue gets
+ * a hash tag of its own, `<prefix>:{<name>}` (keys `ballast:{training.run}:training.run:wait`,
+ * ...): a queue's keys share a slot while different queues land on different slots, and the
+ * plain prefix still starts every key (SCAN MATCH ballast:* finds them). On one server the
+ * prefix is used as given, so the keys of an existing deployment stay where they are. A
+ * prefix that already holds a tag is the operator's choice and is kept. Producers and
+ * workers on the same Redis URL always agree, since both derive it from the same connection.
+ */
+export function queuePrefix(prefix: string, name: string, connection: { isCluster: boolean }): string {
+  return connection.isCluster && !/\{[^}]+\}/.test(prefix) ? `${prefix}:{${name}}` : prefix;
+}
+
 // Finished jobs stay in Redis for inspection but only the most recent ones: unbounded
 // completed/failed sets are how a queue slowly eats Redis memory. Failures are kept longer
 // because they are the ones someone goes looking for.

@@ -21,4 +21,7 @@ export function isQueueName(value: string): value is QueueName {
  * can cancel an active job only inside the worker process that runs it, so whoever wants a
  * job cancelled publishes its id here and every trainer checks whether it holds that job.
  */
-export const trainingCancelChannel = (prefix: string) => `${prefix}:training.run:cancel`;
+export const trainingCancelChannel = (prefix: string) =>
+  // Callers may hold the queue's own prefix, which on a cluster carries its hash tag
+  // (defaults.ts queuePrefix); the channel is named for the plain prefix either way.
+  `${prefix.replace(`:{${QueueNames.trainingRun}}`, '')}:training.run:cancel`;

@@ -6,16 +6,17 @@ import {
   type QueueOptions,
   type Telemetry,
 } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { DEFAULT_JOB_OPTIONS, DEFAULT_PREFIX, reportError } from './defaults.js';
+import type { RedisConnection } from './connection.js';
+import { DEFAULT_JOB_OPTIONS, DEFAULT_PREFIX, queuePrefix, reportError } from './defaults.js';
 import type { QueueName } from './names.js';
 import { type JobTypes, parsePayload } from './payloads.js';
+import { confirmReplicated } from './replication.js';
 import { queueTelemetry } from './telemetry.js';
 
 export interface CreateQueueOptions extends Omit<QueueOptions, 'connection' | 'prefix' | 'telemetry'> {
   /** A client from connectRedis. The queue uses it but never closes it. */
-  connection: Redis;
-  /** Redis key prefix; default 'ballast'. */
+  connection: RedisConnection;
+  /** Redis key prefix; default 'ballast' (on a cluster, with the queue's hash tag: queuePrefix). */
   prefix?: string;
   /** Defaults to the shared bullmq-otel telemetry; `false` turns tracing off. */
   telemetry?: Telemetry | false;
@@ -36,15 +37,31 @@ export class BallastQueue<N extends QueueName> extends Queue<
   string
 > {
   declare readonly name: N;
+  /** Set by createQueue: the connection whose replicas confirm each add (replication.ts). */
+  connection: RedisConnection | undefined;
 
+  /**
+   * Adds a job; with `?waitReplicas=N` in BALLAST_REDIS_URL, resolves only once N replicas
+   * hold it too, and rejects (NotReplicatedError) if they do not within REPLICA_WAIT_MS.
+   */
   override async add(jobName: string, data: JobTypes[N], opts?: JobsOptions): Promise<Job<JobTypes[N]>> {
-    return super.add(jobName, parsePayload(this.name, data), opts);
+    const job = await super.add(jobName, parsePayload(this.name, data), opts);
+    await this.#replicated();
+    return job;
   }
 
   override async addBulk(
     jobs: { name: string; data: JobTypes[N]; opts?: BulkJobOptions }[],
   ): Promise<Job<JobTypes[N]>[]> {
-    return super.addBulk(jobs.map((job) => ({ ...job, data: parsePayload(this.name, job.data) })));
+    const added = await super.addBulk(
+      jobs.map((job) => ({ ...job, data: parsePayload(this.name, job.data) })),
+    );
+    await this.#replicated();
+    return added;
+  }
+
+  async #replicated(): Promise<void> {
+    if (this.connection) await confirmReplicated(this.connection, this.toKey('meta'));
   }
 }
 
@@ -53,10 +70,11 @@ export function createQueue<N extends QueueName>(name: N, options: CreateQueueOp
   const queue = new BallastQueue<N>(name, {
     ...rest,
     connection,
-    prefix,
+    prefix: queuePrefix(prefix, name, connection),
     defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...defaultJobOptions },
     ...(telemetry === false ? {} : { telemetry: telemetry ?? queueTelemetry() }),
   });
+  queue.connection = connection;
   queue.on('error', onError ?? reportError('queue', name));
   return queue;
 }

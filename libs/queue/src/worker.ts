@@ -7,8 +7,8 @@ import {
   Worker,
   type WorkerOptions,
 } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { DEFAULT_PREFIX, KEEP_COMPLETED, KEEP_FAILED, reportError } from './defaults.js';
+import type { RedisConnection } from './connection.js';
+import { DEFAULT_PREFIX, KEEP_COMPLETED, KEEP_FAILED, queuePrefix, reportError } from './defaults.js';
 import type { QueueName } from './names.js';
 import { type JobTypes, parsePayload } from './payloads.js';
 import { queueTelemetry } from './telemetry.js';
@@ -24,10 +24,10 @@ export type JobProcessor<N extends QueueName, R = unknown> = (
 
 export interface CreateWorkerOptions extends Omit<WorkerOptions, 'connection' | 'prefix' | 'telemetry'> {
   /** A client from connectRedis. The worker duplicates it and never closes the original. */
-  connection: Redis;
+  connection: RedisConnection;
   /** Jobs processed at once by this worker; default 1. */
   concurrency?: number;
-  /** Redis key prefix; default 'ballast'. Must match the producers'. */
+  /** Redis key prefix; default 'ballast'. Must match the producers' (on a cluster, queuePrefix tags it alike). */
   prefix?: string;
   /** Defaults to the shared bullmq-otel telemetry; `false` turns tracing off. */
   telemetry?: Telemetry | false;
@@ -69,12 +69,13 @@ export function createWorker<N extends QueueName, R = unknown>(
 ): Worker<JobTypes[N], R, string> {
   const {
     connection,
-    prefix = DEFAULT_PREFIX,
+    prefix: basePrefix = DEFAULT_PREFIX,
     telemetry,
     onError,
     depthMetricMs = 15_000,
     ...rest
   } = options;
+  const prefix = queuePrefix(basePrefix, name, connection);
   // Job data is whatever JSON sits in Redis: any producer, any version, or a hand edit.
   // Checking it here fails a malformed job with a reason naming the field (and, being
   // unrecoverable, without retries) before the processor can act on it.

@@ -1,7 +1,6 @@
-import { createQueue, QueueNames } from '@ballast/queue';
+import { createQueue, QueueNames, type RedisConnection } from '@ballast/queue';
 import type { Sql } from '@ballast/storage';
 import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { AlertEngine } from './alerts.js';
 import type { MonitorDeps } from './deps.js';
 import { monitorMetrics } from './metrics.js';
@@ -22,7 +21,7 @@ import { BaselineCache, type BaselineResolver, startPredictionsWorker } from './
 export interface MonitorOptions {
   sql: () => Sql;
   /** For the worker and the training queue (a connectRedis client). */
-  connection: Redis;
+  connection: RedisConnection;
   /** BullMQ key prefix (tests use their own). */
   prefix?: string | undefined;
   settings?: Partial<MonitorSettings>;

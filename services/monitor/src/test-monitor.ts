@@ -15,10 +15,10 @@ import {
   type MonitorPredictionsJob,
   type PredictionRecord,
   QueueNames,
+  type RedisConnection,
 } from '@ballast/queue';
 import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
 import { create } from '@bufbuild/protobuf';
-import type { Redis } from 'ioredis';
 import { numericBaseline } from './histogram.js';
 import { migrations } from './migrations.js';
 import { createMonitor, type Monitor, type MonitorOptions } from './monitor.js';
@@ -38,7 +38,7 @@ export interface TestMonitor {
   monitor: Monitor;
   client: ServiceClient<typeof MonitorService>;
   sql: Sql;
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   predictions: BallastQueue<'monitor.predictions'>;
   /** Adds prediction jobs and waits until the worker has absorbed them and alerts are evaluated. */

@@ -1,8 +1,13 @@
 import { unavailable } from '@ballast/grpc-kit';
-import { createWorker, InvalidPayloadError, type JobOf, QueueNames } from '@ballast/queue';
+import {
+  createWorker,
+  InvalidPayloadError,
+  type JobOf,
+  QueueNames,
+  type RedisConnection,
+} from '@ballast/queue';
 import type { Sql } from '@ballast/storage';
 import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { MonitorMetrics } from './metrics.js';
 import type { ModelBaseline } from './model-baseline.js';
 import { getBaseline, putBaseline } from './store/baselines.js';
@@ -64,7 +69,7 @@ export class BaselineCache {
 export interface PredictionsWorkerOptions {
   sql: () => Sql;
   baselines: BaselineCache;
-  connection: Redis;
+  connection: RedisConnection;
   prefix?: string;
   concurrency?: number;
   autorun?: boolean;

@@ -1,5 +1,4 @@
-import { createWorker, DEFAULT_PREFIX, trainingCancelChannel } from '@ballast/queue';
-import type { Redis } from 'ioredis';
+import { createWorker, DEFAULT_PREFIX, type RedisConnection, trainingCancelChannel } from '@ballast/queue';
 import {
   type Progress,
   runTraining,
@@ -15,7 +14,7 @@ import {
  * attempt registered instead of training a second one.
  */
 export function trainingWorker(options: {
-  connection: Redis;
+  connection: RedisConnection;
   clients: TrainerClients;
   settings: TrainerSettings;
   concurrency?: number;
