@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { closeAll, connectRedis, createQueue, QueueNames } from '@ballast/queue';
 import { afterAll, describe, expect, it } from 'vitest';
 import { COMMANDS, commandHelp, isTracedRun } from './cli-commands.js';
@@ -51,6 +52,13 @@ describe('ballast --help', () => {
     const { code, stdout } = await run(['help']);
     expect(code).toBe(0);
     for (const name of names) expect(stdout).toMatch(new RegExp(`^  ${name}\\s`, 'm'));
+  });
+
+  it("matches the README's table of commands, one row each, in the same order", () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## The `ballast` CLI'));
+    const rows = [...section.matchAll(/^\| `([a-z]+)` \| /gm)].map((m) => m[1]);
+    expect(rows).toEqual(names);
   });
 
   it('refuses an unknown command with exit code 2', async () => {

@@ -171,7 +171,7 @@ export async function versionsCommand(args: string[], { env, print }: CommandIo)
     }
     printTable(
       print,
-      ['', 'WHAT', 'A', 'B'],
+      ['OF', 'WHAT', label(diff.a), label(diff.b)],
       [...diff.version, ...diff.fields].map((d) => [d.subject, d.what, d.a, d.b]),
       '  ',
     );
