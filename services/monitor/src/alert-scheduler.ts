@@ -14,11 +14,18 @@ export class EvaluationScheduler {
     private readonly evaluate: (model: string) => Promise<unknown>,
     /** Between two evaluations of one model while requests keep coming; 0: none. */
     private readonly minIntervalMs = 0,
+    /**
+     * Runs one evaluation of a model exclusively across replicas (store/evaluation-lock.ts);
+     * default: as is, for one process alone.
+     */
+    private readonly exclusive: (model: string, run: () => Promise<unknown>) => Promise<unknown> = (_, run) =>
+      run(),
   ) {}
 
   /**
    * Evaluates the model's rules; concurrent requests for one model coalesce (one runs, one
-   * more follows it), so a burst of absorbed jobs costs at most two evaluations.
+   * more follows it), so a burst of absorbed jobs costs at most two evaluations. Across
+   * replicas, `exclusive` makes them take turns.
    */
   soon(model: string): Promise<void> {
     const running = this.#running.get(model);
@@ -30,7 +37,7 @@ export class EvaluationScheduler {
       try {
         for (;;) {
           this.#again.delete(model);
-          await this.evaluate(model);
+          await this.exclusive(model, () => this.evaluate(model));
           if (!this.#again.has(model)) break;
           if (this.minIntervalMs > 0) await new Promise((r) => setTimeout(r, this.minIntervalMs));
         }

@@ -8,6 +8,7 @@ import { AlertSeries } from './alert-series.js';
 import type { MonitorMetrics } from './metrics.js';
 import type { Retrainer } from './retrain.js';
 import * as store from './store/alerts.js';
+import { withEvaluationLock } from './store/evaluation-lock.js';
 import type { BaselineCache } from './worker.js';
 
 export { DEFAULT_RULE_NAME } from './alert-rules.js';
@@ -50,7 +51,11 @@ export class AlertEngine {
     this.#now = options.now ?? Date.now;
     this.#series = new AlertSeries(options);
     this.#notifier = new AlertNotifier(options);
-    this.#scheduler = new EvaluationScheduler((model) => this.evaluateModel(model), options.minIntervalMs);
+    this.#scheduler = new EvaluationScheduler(
+      (model) => this.evaluateModel(model),
+      options.minIntervalMs,
+      (model, run) => withEvaluationLock(options.sql(), model, run),
+    );
   }
 
   async putRule(input: AlertRule | undefined): Promise<AlertRule> {
