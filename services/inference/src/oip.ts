@@ -4,11 +4,13 @@ import type {
   ModelInferRequest,
   ModelInferResponse_InferOutputTensor,
   ModelInferResponse_InferOutputTensorSchema,
+  ModelInferResponseSchema,
 } from '@ballast/contracts/inference/grpc_predict_v2_pb.js';
 import { invalidArgument } from '@ballast/grpc-kit';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { InputLayout } from './batcher.js';
 import type { NumericArray, OutputData } from './executor.js';
+import type { InferAnswer } from './infer-wire.js';
 import { checkValues, type ModelInputs, rowCapExceeded } from './inputs.js';
 import type { LoadedVersion } from './model-pool.js';
 import type { InputLimits } from './serving-config.js';
@@ -51,11 +53,17 @@ function product(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
-/** Copies little-endian bytes into a fresh, aligned typed array. */
+/**
+ * Little-endian bytes as a typed array: a view of the received message where its offset is
+ * aligned (the batcher copies it once, into the batch's buffer), else an aligned copy.
+ */
 function fromRaw(bytes: Uint8Array, dtype: 'float32' | 'int32'): NumericArray {
+  const Type = dtype === 'int32' ? Int32Array : Float32Array;
+  if (bytes.byteOffset % 4 === 0)
+    return new Type(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / 4);
   const copy = new Uint8Array(bytes.byteLength);
   copy.set(bytes);
-  return dtype === 'int32' ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer);
+  return new Type(copy.buffer);
 }
 
 /**
@@ -183,11 +191,8 @@ export function inferInputs(
 
 type OutputInit = MessageInitShape<typeof ModelInferResponse_InferOutputTensorSchema>;
 
-/** The response tensors: the requested outputs (all when none are named), typed or raw like the request. */
-export function inferOutputs(
-  request: ModelInferRequest,
-  outputs: OutputData[],
-): { outputs: OutputInit[]; rawOutputContents: Uint8Array[] } {
+/** The outputs a ModelInfer answers: those it names (all when none are named), with their OIP datatypes. */
+export function answeredOutputs(request: ModelInferRequest, outputs: OutputData[]): InferAnswer['outputs'] {
   const wanted =
     request.outputs.length === 0
       ? outputs
@@ -201,11 +206,18 @@ export function inferOutputs(
           }
           return found;
         });
-  const raw = request.rawInputContents.length > 0;
-  const tensors: OutputInit[] = wanted.map((output) => {
-    const datatype = oipDatatype(output.dtype);
-    const tensor: OutputInit = { name: output.name, datatype, shape: output.shape.map(BigInt) };
-    if (!raw) {
+  return wanted.map((output) => ({ ...output, datatype: oipDatatype(output.dtype) }));
+}
+
+/** The ModelInferResponse as a protobuf-es init (ModelStreamInfer's answers): typed or raw like the request. */
+export function inferResponseInit(answer: InferAnswer): MessageInitShape<typeof ModelInferResponseSchema> {
+  const outputs: OutputInit[] = answer.outputs.map((output) => {
+    const tensor: OutputInit = {
+      name: output.name,
+      datatype: output.datatype,
+      shape: output.shape.map(BigInt),
+    };
+    if (!answer.raw) {
       tensor.contents =
         output.data instanceof Int32Array
           ? { intContents: Array.from(output.data) }
@@ -213,10 +225,16 @@ export function inferOutputs(
     }
     return tensor;
   });
-  const rawOutputContents = raw
-    ? wanted.map((o) => new Uint8Array(o.data.buffer, o.data.byteOffset, o.data.byteLength))
+  const rawOutputContents = answer.raw
+    ? answer.outputs.map((o) => new Uint8Array(o.data.buffer, o.data.byteOffset, o.data.byteLength))
     : [];
-  return { outputs: tensors, rawOutputContents };
+  return {
+    modelName: answer.modelName,
+    modelVersion: answer.modelVersion,
+    id: answer.id,
+    outputs,
+    rawOutputContents,
+  };
 }
 
 export type { ModelInferResponse_InferOutputTensor };

@@ -2,18 +2,19 @@ import {
   type GetServingStatusResponseSchema,
   InferenceService,
   type PredictRequest,
-  type PredictResponseSchema,
+  PredictResponseSchema,
   type PredictStreamResponseSchema,
   VersionState,
 } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
 import {
   GRPCInferenceService,
   type ModelInferRequest,
-  type ModelInferResponseSchema,
+  ModelInferResponseSchema,
   type ModelStreamInferResponseSchema,
 } from '@ballast/contracts/inference/grpc_predict_v2_pb.js';
 import {
   BallastError,
+  encoded,
   failedPrecondition,
   invalidArgument,
   notFound,
@@ -27,11 +28,18 @@ import { status as Status } from '@grpc/grpc-js';
 import { answerConcurrently } from './answer-stream.js';
 import type { DeploymentFollower } from './deployments.js';
 import { rowEventTimes } from './event-times.js';
+import { decodeModelInferRequest, encodeModelInferResponse, type InferAnswer } from './infer-wire.js';
 import { rowCapExceeded, rowsToInputs } from './inputs.js';
 import type { ModelPool } from './model-pool.js';
-import { inferInputs, inferOutputs } from './oip.js';
+import { answeredOutputs, inferInputs, inferResponseInit } from './oip.js';
 import { modelConfig, modelMetadata, modelStatistics, parseVersion, repositoryIndex } from './oip-models.js';
 import type { OnlineFeatures } from './online-features.js';
+import {
+  decodePredictRequest,
+  encodePredictResponse,
+  type PredictAnswer,
+  predictResponseInit,
+} from './predict-wire.js';
 import type { PredictionLog } from './prediction-log.js';
 import type { Predictor } from './predictor.js';
 
@@ -46,8 +54,6 @@ export interface InferenceDeps {
   onlineFeatures?: OnlineFeatures | undefined;
   version?: string;
 }
-
-type PredictResponseInit = MessageInitShape<typeof PredictResponseSchema>;
 
 /**
  * Until the first registry snapshot has loaded, a model that is not here yet may well be on
@@ -124,7 +130,7 @@ async function predict(
   request: PredictRequest,
   signal: AbortSignal,
   deadline: Date | undefined,
-): Promise<PredictResponseInit> {
+): Promise<PredictAnswer> {
   if (!request.model) throw invalidArgument('model', 'is required');
   if (request.version < 0) throw invalidArgument('version', 'must be >= 0');
   const entities = request.entities?.entities ?? [];
@@ -157,24 +163,17 @@ async function predict(
     deadline,
   });
   const { answer } = outcome;
-  const predictions = Array.from({ length: rows.length }, (_, row) => ({
-    outputs: Object.fromEntries(
-      answer.outputs.map((output) => {
-        const size = output.data.length / rows.length;
-        return [output.name, { values: Array.from(output.data.subarray(row * size, (row + 1) * size)) }];
-      }),
-    ),
-  }));
   return {
     model: request.model,
     version: outcome.version.version,
     alias: outcome.alias,
     backend: deps.predictor.backend,
-    predictions,
+    rows: rows.length,
+    outputs: answer.outputs,
     timings: {
-      queueUs: BigInt(answer.queueUs),
-      computeUs: BigInt(answer.computeUs),
-      totalUs: BigInt(outcome.totalUs),
+      queueUs: answer.queueUs,
+      computeUs: answer.computeUs,
+      totalUs: outcome.totalUs,
       batchSize: answer.batchSize,
     },
     requestId: outcome.requestId,
@@ -183,8 +182,9 @@ async function predict(
 
 export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof InferenceService> {
   return {
-    predict(request, ctx) {
-      return predict(deps, request, ctx.signal, ctx.deadline);
+    async predict(request, ctx) {
+      const answer = await predict(deps, request, ctx.signal, ctx.deadline);
+      return encoded(PredictResponseSchema, encodePredictResponse(answer));
     },
     predictStream(requests, ctx) {
       // Requests run concurrently (they batch with each other); answers go out as they finish.
@@ -193,10 +193,10 @@ export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof Infere
         requests,
         async (message): Promise<Out> => {
           if (!message.request) throw invalidArgument('request', 'is required');
-          const response = await predict(deps, message.request, ctx.signal, undefined);
+          const answer = await predict(deps, message.request, ctx.signal, undefined);
           return {
-            requestId: String(response.requestId ?? message.request.requestId),
-            result: { case: 'response', value: response },
+            requestId: answer.requestId || message.request.requestId,
+            result: { case: 'response', value: predictResponseInit(answer) },
           };
         },
         (message, error): Out => {
@@ -258,7 +258,7 @@ async function modelInfer(
   request: ModelInferRequest,
   signal: AbortSignal,
   deadline: Date | undefined,
-): Promise<MessageInitShape<typeof ModelInferResponseSchema>> {
+): Promise<InferAnswer> {
   if (!request.modelName) throw invalidArgument('model_name', 'is required');
   const outcome = await servePredict(deps, {
     api: 'oip',
@@ -269,13 +269,12 @@ async function modelInfer(
     signal,
     deadline,
   });
-  const { outputs, rawOutputContents } = inferOutputs(request, outcome.answer.outputs);
   return {
     modelName: request.modelName,
     modelVersion: String(outcome.version.version),
     id: request.id,
-    outputs,
-    rawOutputContents,
+    outputs: answeredOutputs(request, outcome.answer.outputs),
+    raw: request.rawInputContents.length > 0,
   };
 }
 
@@ -299,14 +298,18 @@ export function oipService(deps: InferenceDeps): ServiceImpl<typeof GRPCInferenc
       extensions: ['model_configuration', 'statistics'],
     }),
     modelMetadata: (request) => modelMetadata(deps.pool, request),
-    modelInfer: (request, ctx) => modelInfer(deps, request, ctx.signal, ctx.deadline),
+    modelInfer: async (request, ctx) =>
+      encoded(
+        ModelInferResponseSchema,
+        encodeModelInferResponse(await modelInfer(deps, request, ctx.signal, ctx.deadline)),
+      ),
     // Triton's extensions.
     modelStreamInfer(requests, ctx) {
       type Out = MessageInitShape<typeof ModelStreamInferResponseSchema>;
       return answerConcurrently(
         requests,
         async (request): Promise<Out> => ({
-          inferResponse: await modelInfer(deps, request, ctx.signal, undefined),
+          inferResponse: inferResponseInit(await modelInfer(deps, request, ctx.signal, undefined)),
         }),
         (request, error): Out => {
           const status = toStatus(error);
@@ -327,6 +330,14 @@ export function oipService(deps: InferenceDeps): ServiceImpl<typeof GRPCInferenc
   };
 }
 
+/** Both APIs as a server registers them, with the direct request decoders of their hot methods. */
 export function inferenceServices(deps: InferenceDeps): ServiceRegistration[] {
-  return [serve(InferenceService, inferenceService(deps)), serve(GRPCInferenceService, oipService(deps))];
+  return [
+    serve(InferenceService, inferenceService(deps), {
+      requestDecoders: { predict: decodePredictRequest },
+    }),
+    serve(GRPCInferenceService, oipService(deps), {
+      requestDecoders: { modelInfer: decodeModelInferRequest, modelStreamInfer: decodeModelInferRequest },
+    }),
+  ];
 }
