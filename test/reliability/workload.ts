@@ -4,8 +4,9 @@ import { Aggregation, SourceFieldType } from '@ballast/contracts/ballast/feature
 import { FieldType } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { type RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import type { ServiceClient } from '@ballast/grpc-kit';
-import { artifactManifest, modelSignature, saveModelFiles, selectBackend } from '@ballast/ml';
+import { type ArtifactFile, modelSignature, saveModelFiles, selectBackend } from '@ballast/ml';
 import * as tf from '@tensorflow/tfjs';
+import { artifactUploadParts } from './support.js';
 
 export function salesSchema() {
   return {
@@ -90,24 +91,19 @@ export async function registerAndPromote(
   model: tf.LayersModel,
   options: { seed: number; reason: string },
 ): Promise<number> {
-  const files = await saveModelFiles(model);
-  const signature = modelSignature(model);
+  return registerFilesAndPromote(registry, name, await saveModelFiles(model), modelSignature(model), options);
+}
+
+/** registerAndPromote for artifact files as they are (a model.json written by hand included). */
+export async function registerFilesAndPromote(
+  registry: ServiceClient<typeof RegistryService>,
+  name: string,
+  files: ArtifactFile[],
+  signature: ReturnType<typeof modelSignature>,
+  options: { seed: number; reason: string },
+): Promise<number> {
   await registry.createModel({ name, task: Task.REGRESSION, ownerTeam: 'forecasting' });
-  const manifest = artifactManifest(files);
-  const uploaded = await registry.uploadArtifact(
-    (async function* () {
-      yield {
-        part: {
-          case: 'manifest' as const,
-          value: {
-            files: manifest.files.map((f) => ({ path: f.path, size: BigInt(f.size), sha256: f.sha256 })),
-          },
-        },
-      };
-      for (const f of files)
-        yield { part: { case: 'chunk' as const, value: { path: f.path, data: f.data } } };
-    })(),
-  );
+  const uploaded = await registry.uploadArtifact(artifactUploadParts(files));
   const spec = (s: (typeof signature.inputs)[number]) => ({
     name: s.name,
     dtype: s.dtype ?? '',

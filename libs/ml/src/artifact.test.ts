@@ -46,13 +46,18 @@ function sampleArtifact(): ArtifactFile[] {
 }
 
 describe('artifact.ts stays free of TensorFlow.js', () => {
-  it('imports only node built-ins and secure-json-parse', () => {
-    const source = readFileSync(new URL('./artifact.ts', import.meta.url), 'utf8');
-    const specifiers = [...source.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((match) => match[1]);
-    expect(specifiers.length).toBeGreaterThan(0);
-    expect(specifiers.filter((name) => !name?.startsWith('node:') && name !== 'secure-json-parse')).toEqual(
-      [],
-    );
+  it('imports only node built-ins and secure-json-parse (and its weight budget, which imports no more)', () => {
+    const LOCAL = ['./artifact.js', './weight-budget.js'];
+    for (const file of ['./artifact.ts', './weight-budget.ts']) {
+      const source = readFileSync(new URL(file, import.meta.url), 'utf8');
+      const specifiers = [...source.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((match) => match[1]);
+      expect(specifiers.length).toBeGreaterThan(0);
+      expect(
+        specifiers.filter(
+          (name) => !name?.startsWith('node:') && name !== 'secure-json-parse' && !LOCAL.includes(name ?? ''),
+        ),
+      ).toEqual([]);
+    }
   });
 });
 

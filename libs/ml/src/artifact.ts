@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import secureJsonParse from 'secure-json-parse';
+import { checkWeightBudget, type WeightBudget, weightBudgetFromEnv } from './weight-budget.js';
 
 /** One file of a model artifact, e.g. `model.json` or a weight shard. */
 export interface ArtifactFile {
@@ -293,7 +294,8 @@ function resolveWeightPath(folder: string, path: string): string | null {
   }
 }
 
-const BYTES_PER_ELEMENT: Record<string, number> = {
+/** Bytes per element of each fixed-size weight dtype. */
+export const BYTES_PER_ELEMENT: Readonly<Record<string, number>> = {
   float32: 4,
   int32: 4,
   bool: 1,
@@ -327,9 +329,13 @@ export interface CompleteArtifact {
  * every path valid and unique, every weight path resolved relative to model.json's folder
  * staying inside the artifact and present, no unreferenced files, and each group's shards
  * at least as long as its weights need. Throws {@link IncompleteArtifactError} listing
- * missing, extra and unsafe paths together, or {@link ArtifactError} for the rest.
+ * missing, extra and unsafe paths together, or {@link ArtifactError} for the rest, a
+ * model over the weight budget (weight-budget.ts) included.
  */
-export function checkArtifactComplete(files: readonly ArtifactFile[]): CompleteArtifact {
+export function checkArtifactComplete(
+  files: readonly ArtifactFile[],
+  budget: WeightBudget = weightBudgetFromEnv(),
+): CompleteArtifact {
   const byPath = new Map<string, Uint8Array>();
   files.forEach((file, index) => {
     validateArtifactPath(file.path, `files[${index}].path`);
@@ -345,6 +351,8 @@ export function checkArtifactComplete(files: readonly ArtifactFile[]): CompleteA
     throw new ArtifactError('files', 'one-model-json', `needs exactly one model.json (found ${found})`);
   }
   const model = parseModelJson(byPath.get(modelJsonPath)!, modelJsonPath);
+  // Before anything is allocated for it: a model.json can ask tfjs for terabytes.
+  checkWeightBudget(model, budget, modelJsonPath);
   const folder = posix.dirname(modelJsonPath);
   const missing: string[] = [];
   const unsafe: string[] = [];
@@ -378,3 +386,11 @@ export function checkArtifactComplete(files: readonly ArtifactFile[]): CompleteA
   });
   return { modelJsonPath, model, weightFiles };
 }
+
+export {
+  checkWeightBudget,
+  DEFAULT_WEIGHT_BUDGET,
+  WEIGHT_BUDGET_ENV,
+  type WeightBudget,
+  weightBudgetFromEnv,
+} from './weight-budget.js';

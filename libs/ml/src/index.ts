@@ -5,6 +5,8 @@ export {
   artifactManifest,
   type CompleteArtifact,
   checkArtifactComplete,
+  checkWeightBudget,
+  DEFAULT_WEIGHT_BUDGET,
   IncompleteArtifactError,
   MAX_ARTIFACT_PATH_BYTES,
   type ManifestEntry,
@@ -14,8 +16,11 @@ export {
   type ParsedModelJson,
   parseModelJson,
   validateArtifactPath,
+  WEIGHT_BUDGET_ENV,
+  type WeightBudget,
   type WeightGroup,
   type WeightSpec,
+  weightBudgetFromEnv,
 } from './artifact.js';
 export {
   BACKEND_PREFERENCES,

@@ -3,7 +3,7 @@
  * the registry, inference downloads and loads them. No file system, no HTTP loader.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type ArtifactFile, checkArtifactComplete } from './artifact.js';
+import { type ArtifactFile, checkArtifactComplete, type WeightBudget } from './artifact.js';
 
 /** A model Ballast can serve: trained here (layers) or converted from TensorFlow (graph). */
 export type TfModel = tf.LayersModel | tf.GraphModel;
@@ -57,11 +57,15 @@ export async function saveModelFiles(model: TfModel): Promise<ArtifactFile[]> {
  * Loads a model from artifact files: a tf.LayersModel for `layers-model` artifacts, a
  * tf.GraphModel for `graph-model` ones (tensorflowjs_converter output). The artifact is
  * validated with artifact.ts first, so unsafe or missing weight paths, extra files,
- * truncated shards and prototype-polluting JSON are refused with an ArtifactError before
- * tfjs parses anything. Weight shards are copied once into tfjs-owned buffers.
+ * truncated shards, prototype-polluting JSON and weights over the budget
+ * (BALLAST_MODEL_MAX_WEIGHT_BYTES, 1 GiB by default) are refused with an ArtifactError
+ * before tfjs parses anything. Weight shards are copied once into tfjs-owned buffers.
  */
-export async function loadModelFromFiles(files: readonly ArtifactFile[]): Promise<TfModel> {
-  const { model, weightFiles } = checkArtifactComplete(files);
+export async function loadModelFromFiles(
+  files: readonly ArtifactFile[],
+  budget?: WeightBudget,
+): Promise<TfModel> {
+  const { model, weightFiles } = checkArtifactComplete(files, budget);
   const byPath = new Map(files.map((file) => [file.path, file.data]));
   // Groups are concatenated in manifest order, shards within a group in path order: the
   // same layout tfjs's HTTP and file loaders build before decoding the weight specs.

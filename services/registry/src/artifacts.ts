@@ -6,7 +6,15 @@ import type {
   UploadArtifactRequest,
 } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { BallastError, invalidArgument, notFound } from '@ballast/grpc-kit';
-import { manifestDigest, parseModelJson, validateArtifactPath } from '@ballast/ml/artifact';
+import {
+  ArtifactError,
+  checkWeightBudget,
+  manifestDigest,
+  parseModelJson,
+  validateArtifactPath,
+  type WeightBudget,
+  weightBudgetFromEnv,
+} from '@ballast/ml/artifact';
 import { isSha256Hex, type Sql } from '@ballast/storage';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { ArtifactBlobs } from './blob-stores/blob-store.js';
@@ -47,6 +55,8 @@ export interface ArtifactLimits {
   maxChunkBytes: number;
   maxArtifactBytes: number;
   maxFiles: number;
+  /** The weights a model.json may declare or imply (default: BALLAST_MODEL_MAX_WEIGHT_BYTES, 1 GiB). */
+  weightBudget?: WeightBudget;
 }
 
 export const DEFAULT_ARTIFACT_LIMITS: ArtifactLimits = {
@@ -98,7 +108,7 @@ export async function uploadArtifact(
     const extra = await stream.next();
     if (!extra.done) throw invalidArgument('chunk', 'more data arrived after the last file of the manifest');
 
-    await checkModelJson(blobs, manifest.files);
+    await checkModelJson(blobs, manifest.files, limits.weightBudget ?? weightBudgetFromEnv());
     const totalBytes = manifest.files.reduce((sum, f) => sum + Number(f.size), 0);
     // Stored sorted by path, as the digest is computed, so downloads list files the same way.
     const files = [...manifest.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -256,15 +266,27 @@ async function* fileChunks(
   }
 }
 
-async function checkModelJson(blobs: ArtifactBlobs, files: ArtifactFile[]): Promise<void> {
+async function checkModelJson(
+  blobs: ArtifactBlobs,
+  files: ArtifactFile[],
+  budget: WeightBudget,
+): Promise<void> {
   const modelJson = files.find((f) => f.path === MODEL_JSON);
   if (!modelJson) throw invalidArgument('manifest.files', `must include ${MODEL_JSON}`);
-  let weightPaths: string[];
+  let parsed: ReturnType<typeof parseModelJson>;
   try {
-    weightPaths = parseModelJson(await blobs.read(modelJson.sha256)).weightPaths;
+    parsed = parseModelJson(await blobs.read(modelJson.sha256));
   } catch (err) {
     throw invalidArgument(MODEL_JSON, `is not a TF.js model.json: ${(err as Error).message}`);
   }
+  // The bound inference loads under: a model that would allocate more is refused here, once.
+  try {
+    checkWeightBudget(parsed, budget, MODEL_JSON);
+  } catch (err) {
+    if (!(err instanceof ArtifactError)) throw err;
+    throw invalidArgument(err.field, err.message.slice(err.field.length + 2));
+  }
+  const weightPaths = parsed.weightPaths;
   const present = new Set(files.map((f) => f.path));
   const missing = weightPaths.filter((p) => !present.has(p));
   if (missing.length > 0)

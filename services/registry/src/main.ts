@@ -4,6 +4,7 @@
 import { commonConfig, durationMs, int, loadConfig, serviceConfig, str } from '@ballast/config';
 import { RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
 import { runMain, runService, serve } from '@ballast/grpc-kit';
+import { weightBudgetFromEnv } from '@ballast/ml/artifact';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
 import { DEFAULT_ARTIFACT_LIMITS } from './artifacts.js';
@@ -26,6 +27,8 @@ runMain(async () => {
   });
   // A bad team name stops the start here, named in the message (parseTeamTokens).
   const teams = parseTeamTokens(config.BALLAST_REGISTRY_TEAM_TOKENS);
+  // BALLAST_MODEL_MAX_WEIGHT_BYTES: the weights an uploaded model.json may declare or imply.
+  const weightBudget = weightBudgetFromEnv();
   const log = createLogger({ service: 'registry', level: config.BALLAST_LOG_LEVEL });
   const store = openServiceStore({
     url: config.BALLAST_DATABASE_URL,
@@ -54,6 +57,7 @@ runMain(async () => {
             limits: {
               ...DEFAULT_ARTIFACT_LIMITS,
               maxArtifactBytes: config.BALLAST_REGISTRY_MAX_ARTIFACT_BYTES,
+              weightBudget,
             },
             watchPollMs: config.BALLAST_REGISTRY_WATCH_POLL_MS,
             auth: new TeamAuth(teams),
