@@ -18,6 +18,7 @@ import { Executor } from './executor.js';
 import { inferenceMetrics } from './metrics.js';
 import { ModelPool } from './model-pool.js';
 import { OnlineFeatures } from './online-features.js';
+import { packedLookupClient } from './packed-lookup.js';
 import { DEFAULT_PREDICTION_LOG, PredictionLog, predictionQueue, queueSink } from './prediction-log.js';
 import { Predictor } from './predictor.js';
 import { inferenceServices } from './server.js';
@@ -110,11 +111,13 @@ runMain(async () => {
   follower.start();
   const predictor = new Predictor(pool, predictionLog, metrics, log);
   // Connects on the first entity lookup: inference serves rows without the feature service.
-  const feature = createClient(FeatureService, {
+  const featureOptions = {
     address: config.BALLAST_FEATURE_ADDR,
     authToken: config.BALLAST_AUTH_TOKEN,
     maxMessageBytes: config.BALLAST_GRPC_MAX_MESSAGE_BYTES,
-  });
+  };
+  const feature = createClient(FeatureService, featureOptions);
+  const featureLookup = packedLookupClient(featureOptions);
 
   await runService({
     name: 'inference',
@@ -127,7 +130,7 @@ runMain(async () => {
         predictor,
         follower,
         predictionLog,
-        onlineFeatures: new OnlineFeatures(feature),
+        onlineFeatures: new OnlineFeatures(feature, featureLookup.lookup),
         ready: () => follower.synced,
       }),
       authToken: config.BALLAST_AUTH_TOKEN,
@@ -147,6 +150,7 @@ runMain(async () => {
       () => follower.stop(),
       () => registry.close(),
       () => feature.close(),
+      () => featureLookup.close(),
       () => predictionLog.close(),
       () => predictions.close(),
       () => executor.close(),

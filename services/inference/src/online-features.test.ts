@@ -16,6 +16,7 @@ import {
 import { create } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OnlineFeatures } from './online-features.js';
+import { packedLookupClient } from './packed-lookup.js';
 
 // A feature service over its real proto and a real grpc-js server, holding one view keyed on
 // (warehouse_id, sku) with two features and two stored entities.
@@ -54,6 +55,7 @@ describe('entity lookups through the feature service', () => {
   let server: GrpcServer;
   let client: ReturnType<typeof createClient<typeof FeatureService>>;
   let online: OnlineFeatures;
+  let packed: ReturnType<typeof packedLookupClient>;
   const view = { name: 'demand', version: 'v-hash' };
   const entity = (keys: Record<string, string>, segments: Record<string, string> = {}) =>
     create(EntityKeySchema, { keys, segments });
@@ -68,10 +70,12 @@ describe('entity lookups through the feature service', () => {
     });
     server.setReady(true);
     client = createClient(FeatureService, { address: `127.0.0.1:${server.port}`, retry: false });
-    online = new OnlineFeatures(client);
+    packed = packedLookupClient({ address: `127.0.0.1:${server.port}` });
+    online = new OnlineFeatures(client, packed.lookup);
   });
   afterAll(async () => {
     client.close();
+    packed.close();
     await server.shutdown();
   });
 

@@ -9,6 +9,7 @@ import {
 } from '@ballast/grpc-kit';
 import { create } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
+import type { PackedLookup } from './packed-lookup.js';
 
 /**
  * The feature service's refusals keep their meaning for the caller (an unknown view is
@@ -39,7 +40,11 @@ export interface ViewRef {
 export class OnlineFeatures {
   readonly #entityFields = new Map<string, Promise<string[]>>();
 
-  constructor(private readonly feature: ServiceClient<typeof FeatureService>) {}
+  constructor(
+    private readonly feature: ServiceClient<typeof FeatureService>,
+    /** GetOnlineFeatures answered as bytes and read directly (packed-lookup.ts). */
+    private readonly lookup: PackedLookup,
+  ) {}
 
   async rows(view: ViewRef, entities: readonly EntityKey[], deadline: Date | undefined): Promise<Row[]> {
     const timeoutMs = deadline ? Math.max(1, deadline.getTime() - Date.now()) : undefined;
@@ -64,26 +69,22 @@ export class OnlineFeatures {
         return value;
       });
     });
-    const answer = await this.feature.getOnlineFeatures(
+    const answer = await this.lookup(
       {
         view: view.name,
         viewVersion: view.version,
         entities: keys.map((values) => ({ values })),
         packed: true,
       },
-      options,
+      timeoutMs,
     );
     const width = answer.featureNames.length;
-    if (answer.packedValues.byteLength !== entities.length * width * 8) {
+    const { values } = answer;
+    if (values.length !== entities.length * width) {
       throw new Error(
-        `feature service answered ${answer.packedValues.byteLength} bytes of values for ${entities.length} entities x ${width} features`,
+        `feature service answered ${values.length * 8} bytes of values for ${entities.length} entities x ${width} features`,
       );
     }
-    // Copied into a buffer of its own: the bytes sit at any offset inside the received message
-    // (a Buffer's slice() would not copy), and a Float64Array needs its own aligned buffer.
-    const bytes = new Uint8Array(answer.packedValues.byteLength);
-    bytes.set(answer.packedValues);
-    const values = new Float64Array(bytes.buffer);
     return entities.map((entity, i) => {
       const label = keys[i]?.map((v, j) => `${fields[j]}=${v}`).join('/') ?? '';
       if (answer.statuses[i] === FieldStatus.NOT_FOUND) {
