@@ -1,7 +1,6 @@
 // More crashes (issue 17, item 9): kill -9 of ingest between a commit's database write and
 // its materialize job, kill -9 of monitor while it drains logged predictions. Each service
 // runs on a Redis of the test's own and a Postgres database of its own.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { createClient, RpcError } from '@ballast/grpc-kit';
@@ -18,6 +17,7 @@ import {
   suiteParts,
   tcpProxy,
   tempDir,
+  until,
   waitHealth,
 } from './support.js';
 import { flatStatistics, salesBatch, salesSchema } from './workload.js';
@@ -25,22 +25,6 @@ import { flatStatistics, salesBatch, salesSchema } from './workload.js';
 const record = suiteRecorder('crash-more', 'More crashes: ingest mid-commit, monitor mid-drain');
 
 const parts = suiteParts('crash-more');
-
-/** Polls `check` every 50 ms (at most `timeoutMs`), failing early if `proc` died. */
-async function until(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  proc?: ServiceProcess,
-  timeoutMs = 120_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (proc && !proc.alive()) throw new Error(`${proc.service} exited before ${what}:\n${proc.output()}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('ingest', () => {
   it('kill -9 between the version commit and its materialize job: after a restart both exist', async () => {

@@ -48,7 +48,17 @@ export function suiteRecorder(suite: string, title: string) {
   };
 }
 
-const ORDER = ['fuzz', 'security', 'crash', 'crash-more', 'dependencies', 'startup', 'models', 'audit'];
+const ORDER = [
+  'fuzz',
+  'security',
+  'crash',
+  'crash-more',
+  'dependencies',
+  'redis-lost',
+  'startup',
+  'models',
+  'audit',
+];
 
 /** What the figures do not show, so that nobody reads more into them than was measured. */
 const NOTES = [

@@ -343,3 +343,19 @@ export function suiteParts(label: string): SuiteParts {
   afterAll(() => tearDown(label, parts.procs, parts.redis, parts.db));
   return parts;
 }
+
+/** Polls `check` every 50 ms (at most `timeoutMs`), failing early if `proc` died. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  proc?: ServiceProcess,
+  timeoutMs = 120_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (proc && !proc.alive()) throw new Error(`${proc.service} exited before ${what}:\n${proc.output()}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
