@@ -380,6 +380,73 @@ export function k8sProblems(objects: readonly K8sObject[], options: K8sCheckOpti
   const redis = find('StatefulSet', 'redis');
   if (redis && !JSON.stringify(get(redis, 'spec', 'template')).includes('"--appendonly","yes"'))
     problems.push('redis: append-only file (--appendonly yes) is off');
+  problems.push(...replicaProblems(objects));
+  return problems;
+}
+
+/** The replicas a workload runs: its own count, or at least 2 when an HPA scales it. */
+function replicasOf(objects: readonly K8sObject[], o: K8sObject): number {
+  const scaled = objects.some(
+    (h) =>
+      h.kind === 'HorizontalPodAutoscaler' &&
+      get(h, 'spec', 'scaleTargetRef', 'name') === o.metadata.name &&
+      get(h, 'spec', 'scaleTargetRef', 'kind') === o.kind,
+  );
+  const replicas = get(o, 'spec', 'replicas');
+  const count = typeof replicas === 'number' ? replicas : 1;
+  return scaled ? Math.max(2, count) : count;
+}
+
+/**
+ * Replicated workloads: each Deployment or StatefulSet of 2+ pods has a PodDisruptionBudget
+ * selecting them; no budget forbids every voluntary disruption (a node could never drain);
+ * a Deployment of 2+ pods mounts no ReadWriteOnce claim (one node at most can mount it);
+ * and a replicated registry keeps its blobs in a shared store, not on its own disk.
+ */
+export function replicaProblems(objects: readonly K8sObject[]): string[] {
+  const problems: string[] = [];
+  const workloads = objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
+  for (const o of workloads) {
+    const id = `${o.kind}/${o.metadata.name}`;
+    const replicas = replicasOf(objects, o);
+    const labels = get(o, 'spec', 'template', 'metadata', 'labels');
+    const pdbs = objects.filter(
+      (p) => p.kind === 'PodDisruptionBudget' && matches(get(p, 'spec', 'selector', 'matchLabels'), labels),
+    );
+    if (replicas >= 2 && pdbs.length === 0)
+      problems.push(`${id}: ${replicas} replicas and no PodDisruptionBudget`);
+    for (const pdb of pdbs) {
+      const minAvailable = get(pdb, 'spec', 'minAvailable');
+      const maxUnavailable = get(pdb, 'spec', 'maxUnavailable');
+      if (
+        (typeof minAvailable === 'number' && minAvailable >= replicas && replicas > 0) ||
+        maxUnavailable === 0 ||
+        minAvailable === '100%' ||
+        maxUnavailable === '0%'
+      )
+        problems.push(
+          `PodDisruptionBudget/${pdb.metadata.name}: allows no disruption of ${id}'s ${replicas} pod(s), so no node can drain`,
+        );
+    }
+    if (o.kind !== 'Deployment' || replicas < 2) continue;
+    const volumes = (podSpec(o)?.volumes as Array<Record<string, unknown>> | undefined) ?? [];
+    for (const volume of volumes) {
+      const claim = get(volume, 'persistentVolumeClaim', 'claimName');
+      const pvc = objects.find((c) => c.kind === 'PersistentVolumeClaim' && c.metadata.name === claim);
+      const modes = (get(pvc, 'spec', 'accessModes') as string[] | undefined) ?? [];
+      if (pvc && modes.includes('ReadWriteOnce'))
+        problems.push(`${id}: ${replicas} replicas mount the ReadWriteOnce claim ${claim}`);
+    }
+  }
+  const registry = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'registry');
+  const registryConfig = objects.find(
+    (o) => o.kind === 'ConfigMap' && o.metadata.name === 'ballast-registry',
+  );
+  const blobStore = get(registryConfig, 'data', 'BALLAST_REGISTRY_BLOB_STORE');
+  if (registry && replicasOf(objects, registry) >= 2 && blobStore !== 'postgres' && blobStore !== 's3')
+    problems.push(
+      `registry: ${replicasOf(objects, registry)} replicas with BALLAST_REGISTRY_BLOB_STORE=${blobStore ?? 'fs'}: each would keep its own artifacts (use postgres or s3)`,
+    );
   return problems;
 }
 

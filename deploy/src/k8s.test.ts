@@ -16,8 +16,14 @@ const deployment = (objects: K8sObject[], name: string) =>
   };
 
 describe('kustomize overlays', () => {
-  it('has a base and the gpu and dev overlays, each with a kustomization.yaml', () => {
-    expect([...rendered.keys()]).toEqual(['base', 'overlays/dev', 'overlays/gpu']);
+  it('has a base and the dev, gpu, redis-cluster and redis-sentinel overlays, each with a kustomization.yaml', () => {
+    expect([...rendered.keys()]).toEqual([
+      'base',
+      'overlays/dev',
+      'overlays/gpu',
+      'overlays/redis-cluster',
+      'overlays/redis-sentinel',
+    ]);
     for (const objects of rendered.values()) expect(objects.length).toBeGreaterThan(20);
   });
 
@@ -34,6 +40,51 @@ describe('kustomize overlays', () => {
       expect(k8sProblems(objects, { gpu: name === 'overlays/gpu' })).toEqual([]);
     });
   }
+
+  for (const [name, objects] of rendered) {
+    if (name === 'overlays/dev') continue;
+    it(`${name}: registry, monitor and trainer run 2 replicas, the registry on the postgres blob store`, () => {
+      for (const service of ['registry', 'monitor', 'trainer'])
+        expect(deployment(objects, service).spec, service).toMatchObject({ replicas: 2 });
+      const config = objects.find((o) => o.metadata.name === 'ballast-registry') as K8sObject & {
+        data: object;
+      };
+      expect(config.data).toMatchObject({ BALLAST_REGISTRY_BLOB_STORE: 'postgres' });
+      expect(objects.filter((o) => o.kind === 'PersistentVolumeClaim')).toEqual([]);
+    });
+  }
+
+  it('dev overlay: one replica of each, with budgets that let a node drain', () => {
+    const dev = rendered.get('overlays/dev') ?? [];
+    for (const service of ['registry', 'monitor', 'trainer', 'ingest', 'feature'])
+      expect(deployment(dev, service).spec, service).toMatchObject({ replicas: 1 });
+  });
+
+  it('redis overlays: the single Redis gives way to a cluster or sentinels, named in BALLAST_REDIS_URL', () => {
+    const redisUrl = (objects: K8sObject[]) =>
+      (
+        objects.find((o) => o.metadata.name === 'ballast-common') as K8sObject & {
+          data: Record<string, string>;
+        }
+      ).data.BALLAST_REDIS_URL;
+    const cluster = rendered.get('overlays/redis-cluster') ?? [];
+    expect(cluster.some((o) => o.metadata.name === 'redis')).toBe(false);
+    expect(redisUrl(cluster)).toBe(
+      'redis+cluster://redis-cluster-0.redis-cluster:6379,redis-cluster-1.redis-cluster:6379,redis-cluster-2.redis-cluster:6379',
+    );
+    const nodes = cluster.find((o) => o.kind === 'StatefulSet' && o.metadata.name === 'redis-cluster');
+    expect(nodes?.spec).toMatchObject({ replicas: 6, serviceName: 'redis-cluster' });
+    const args = JSON.stringify(nodes?.spec);
+    for (const flag of ['--cluster-enabled yes', '--appendonly yes', '--maxmemory-policy noeviction'])
+      expect(args).toContain(flag);
+    expect(JSON.stringify(cluster.find((o) => o.kind === 'Job'))).toContain('--cluster-replicas 1');
+
+    const sentinel = rendered.get('overlays/redis-sentinel') ?? [];
+    expect(sentinel.some((o) => o.metadata.name === 'redis')).toBe(false);
+    expect(redisUrl(sentinel)).toMatch(
+      /^redis\+sentinel:\/\/([a-z0-9.-]+:26379,){2}[a-z0-9.-]+:26379\/mymaster$/,
+    );
+  });
 
   it('gpu overlay: inference and trainer ask for a GPU on GPU nodes; nothing else does', () => {
     const gpu = rendered.get('overlays/gpu') ?? [];
@@ -99,6 +150,35 @@ describe('the validators catch broken manifests', () => {
       'inference: readinessProbe does not probe the gRPC port 50054',
       'trainer: sets BALLAST_TRAINER_GPUS, which trainer does not read',
       'trainer: BALLAST_FEATURE_ADDR is "feature:50051", expected the headless Service feature:50052',
+    ]);
+  });
+
+  it('cross-checks: replicas without a budget, a budget that blocks drains, RWO volumes, a replicated registry on fs', () => {
+    const objects = clone();
+    objects.splice(
+      objects.findIndex((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name === 'trainer'),
+      1,
+    );
+    const monitorPdb = objects.find((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name === 'monitor');
+    (monitorPdb as K8sObject & { spec: Record<string, unknown> }).spec.minAvailable = 2;
+    const config = objects.find((o) => o.metadata.name === 'ballast-registry') as K8sObject & {
+      data: Record<string, string>;
+    };
+    delete config.data.BALLAST_REGISTRY_BLOB_STORE;
+    const registry = deployment(objects, 'registry').spec.template.spec as Record<string, unknown>;
+    registry.volumes = [{ name: 'artifacts', persistentVolumeClaim: { claimName: 'registry-artifacts' } }];
+    objects.push({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'registry-artifacts' },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '20Gi' } } },
+    } as K8sObject);
+    expect(k8sProblems(objects, { gpu: false })).toEqual([
+      'trainer: no PodDisruptionBudget selecting its pods',
+      'Deployment/registry: 2 replicas mount the ReadWriteOnce claim registry-artifacts',
+      "PodDisruptionBudget/monitor: allows no disruption of Deployment/monitor's 2 pod(s), so no node can drain",
+      'Deployment/trainer: 2 replicas and no PodDisruptionBudget',
+      'registry: 2 replicas with BALLAST_REGISTRY_BLOB_STORE=fs: each would keep its own artifacts (use postgres or s3)',
     ]);
   });
 

@@ -145,7 +145,9 @@ export function kustomizeBuild(dir: string): K8sObject[] {
     const body = asK8sObject(documents[0], patchFile);
     const index = objects.findIndex((o) => o.kind === body.kind && o.metadata.name === body.metadata.name);
     if (index < 0) throw new Error(`${patchFile}: patches ${objectId(body)}, which no resource defines`);
-    objects[index] = strategicMerge(objects[index], body) as K8sObject;
+    // `$patch: delete` removes the object, as kustomize's strategic merge does.
+    if ((body as { $patch?: unknown }).$patch === 'delete') objects.splice(index, 1);
+    else objects[index] = strategicMerge(objects[index], body) as K8sObject;
   }
 
   const images = k.images as Array<{ name: string; newName?: string; newTag?: string }> | undefined;

@@ -91,7 +91,8 @@ export const addrVariable = (peer: GrpcServiceName) => Object.keys(addrConfig(pe
 
 /**
  * Every variable a service reads: libs/config's commonConfig and serviceConfig(service), the
- * addrConfig peers and BALLAST_* names in its main.ts, the variables libs/telemetry and
+ * addrConfig peers and BALLAST_* names in its main.ts, the config fields its other modules
+ * declare (`BALLAST_X: str()...`), the variables libs/telemetry and
  * libs/grpc-kit read directly (BALLAST_SERVICE, BALLAST_TLS_*...), and the standard OTEL_* ones.
  */
 export function variablesReadBy(service: ServiceName): Set<string> {
@@ -102,6 +103,10 @@ export function variablesReadBy(service: ServiceName): Set<string> {
     ...OTEL_STANDARD_ENV,
   ]);
   for (const m of mainSource(service).matchAll(/\b(BALLAST_[A-Z0-9_]+)\b/g)) names.add(m[1] as string);
+  // Config shapes main.ts spreads in from the service's own modules (e.g. the registry's blobStoreConfig).
+  for (const file of sourceFiles(repoPath('services', service, 'src')))
+    for (const m of readFileSync(file, 'utf8').matchAll(/^\s*(BALLAST_[A-Z0-9_]+): [a-zA-Z]+\(/gm))
+      names.add(m[1] as string);
   for (const lib of ['telemetry', 'grpc-kit']) {
     for (const file of sourceFiles(repoPath('libs', lib, 'src'))) {
       for (const m of readFileSync(file, 'utf8').matchAll(/\benv\.(BALLAST_[A-Z0-9_]+)\b/g))
