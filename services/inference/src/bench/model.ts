@@ -4,10 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 export const FEATURES = 32;
 export const HIDDEN = (process.env.BENCH_HIDDEN ?? '1024,1024').split(',').map(Number);
 
-export function benchModel(): tf.LayersModel {
+export function benchModel(hidden = HIDDEN): tf.LayersModel {
   const input = tf.input({ shape: [FEATURES], name: 'features' });
   let x: tf.SymbolicTensor = input;
-  HIDDEN.forEach((units, i) => {
+  hidden.forEach((units, i) => {
     x = tf.layers
       .dense({
         units,

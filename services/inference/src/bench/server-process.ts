@@ -4,6 +4,10 @@ import {
   type PredictResponseSchema,
   PredictResponseSchema as ResponseSchema,
 } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
+import {
+  GRPCInferenceService,
+  ModelInferResponseSchema,
+} from '@ballast/contracts/inference/grpc_predict_v2_pb.js';
 import { serviceDefinition, startGrpcServer } from '@ballast/grpc-kit';
 import { saveModelFiles, selectBackend } from '@ballast/ml';
 import { artifactManifest } from '@ballast/ml/artifact';
@@ -35,13 +39,40 @@ if (mode === 'bare') {
     timings: { queueUs: 100n, computeUs: 100n, totalUs: 200n, batchSize: 1 },
   };
   const fixed = create(ResponseSchema, response);
-  const definition = serviceDefinition(InferenceService);
-  const server = new Server();
-  server.addService(definition, {
-    Predict: (_call: unknown, callback: (e: null, r: unknown) => void) => callback(null, fixed),
-    PredictStream: () => {},
-    GetServingStatus: () => {},
+  // ModelInfer answered with one fp32 value, typed or raw like the request.
+  const typed = create(ModelInferResponseSchema, {
+    modelName: 'bench',
+    modelVersion: '1',
+    outputs: [
+      { name: 'prediction', datatype: 'FP32', shape: [1n, 1n], contents: { fp32Contents: [0.123456] } },
+    ],
   });
+  const raw = create(ModelInferResponseSchema, {
+    modelName: 'bench',
+    modelVersion: '1',
+    outputs: [{ name: 'prediction', datatype: 'FP32', shape: [1n, 1n] }],
+    rawOutputContents: [new Uint8Array(new Float32Array([0.123456]).buffer)],
+  });
+  type Callback = (e: null, r: unknown) => void;
+  const unused = () => {};
+  const server = new Server();
+  server.addService(serviceDefinition(InferenceService), {
+    Predict: (_call: unknown, callback: Callback) => callback(null, fixed),
+    PredictStream: unused,
+    GetServingStatus: unused,
+  });
+  server.addService(
+    serviceDefinition(GRPCInferenceService),
+    Object.fromEntries(
+      GRPCInferenceService.methods.map((m) => [
+        m.name,
+        m.name === 'ModelInfer'
+          ? (call: { request: { rawInputContents: unknown[] } }, callback: Callback) =>
+              callback(null, call.request.rawInputContents.length > 0 ? raw : typed)
+          : unused,
+      ]),
+    ),
+  );
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) =>
       e ? reject(e) : resolve(p),
@@ -58,13 +89,14 @@ if (mode === 'bare') {
   const files = await saveModelFiles(model);
   const digest = artifactManifest(files).digest;
   const executor = await Executor.start(backend);
-  const config = (max: number, timeoutUs: number): ServingConfig => ({
+  const config = (max: number, timeoutUs: number, delayUs = 0, objectiveMs = 0): ServingConfig => ({
     batcher: {
       max_batch_size: max,
-      max_queue_delay_microseconds: 0,
-      preferred_batch_size: max > 1 ? [1, 8, 16, 32, 64].filter((s) => s <= max) : [],
+      max_queue_delay_microseconds: delayUs,
+      preferred_batch_size: [],
       max_queue_size: 4096,
       default_timeout_microseconds: timeoutUs,
+      latency_objective_ms: objectiveMs,
     },
     canaryPercent: 0,
     shadow: false,
@@ -73,18 +105,19 @@ if (mode === 'bare') {
   });
   const pool = new ModelPool(executor, config(64, 0), quiet);
   const timeoutUs = Number(process.env.BENCH_DEFAULT_TIMEOUT_US ?? 0);
-  for (const [name, max] of [
-    ['bench', 64],
-    ['bench-nobatch', 1],
-  ] as const) {
-    const loaded = await pool.load({
-      model: name,
-      version: 1,
-      digest,
-      files,
-      config: config(max, timeoutUs),
-    });
-    pool.setConfig(name, config(max, timeoutUs));
+  // bench: batched (Triton's default, no queue delay); bench-nobatch: batching off;
+  // bench-d<us>: a fixed queue delay; bench-tuned: the delay tuned from a p99 objective.
+  const objectiveMs = Number(process.env.BENCH_LATENCY_OBJECTIVE_MS ?? 20);
+  const delays = (process.env.BENCH_FIXED_DELAYS_US ?? '').split(',').filter(Boolean).map(Number);
+  const models: [string, ServingConfig][] = [
+    ['bench', config(64, timeoutUs)],
+    ['bench-nobatch', config(1, timeoutUs)],
+    ...delays.map((us): [string, ServingConfig] => [`bench-d${us}`, config(64, timeoutUs, us)]),
+    ['bench-tuned', config(64, timeoutUs, 0, objectiveMs)],
+  ];
+  for (const [name, served] of models) {
+    const loaded = await pool.load({ model: name, version: 1, digest, files, config: served });
+    pool.setConfig(name, served);
     pool.setAlias(name, 'production', loaded);
   }
   const predictor = new Predictor(pool, undefined, undefined, quiet);
