@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RegistryService, Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
@@ -10,6 +10,7 @@ import { migrate, openDatabase } from '@ballast/storage';
 import { DEFAULT_ARTIFACT_LIMITS } from '../artifacts.js';
 import { TeamAuth } from '../auth.js';
 import { fsBlobStore } from '../blob-stores/open-blob-store.js';
+import { PostgresBlobStore } from '../blob-stores/postgres-blob-store.js';
 import { migrations } from '../migrations.js';
 import { registryService } from '../server.js';
 import { DeploymentFeed } from '../watch.js';
@@ -21,11 +22,14 @@ import { DeploymentFeed } from '../watch.js';
  *  - GetVersionByAlias (what inference asks on every swap) at concurrency 1/16/64.
  * Client and server share this process, as a caller on the same host would share the cores.
  * PGlite by default; BALLAST_DATABASE_URL=postgres://... to measure on Postgres.
+ * BENCH_BLOB_STORE=postgres keeps the blobs in that database (the replicated registry's store)
+ * instead of a directory; its results go to registry-postgres-blobs.json.
  */
 const ARTIFACT_MB = Number(process.env.BENCH_ARTIFACT_MB ?? 64);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number);
 const CHUNK = 1024 * 1024;
+const BLOB_STORE = process.env.BENCH_BLOB_STORE === 'postgres' ? 'postgres' : 'fs';
 
 const dir = await mkdtemp(join(tmpdir(), 'ballast-registry-bench-'));
 const url = process.env.BALLAST_DATABASE_URL;
@@ -33,7 +37,8 @@ const sql = url
   ? await openDatabase({ url, schema: `bench_registry_${randomBytes(3).toString('hex')}` })
   : await openDatabase({ dataDir: dir, schema: 'registry' });
 await migrate(sql, migrations);
-const blobs = fsBlobStore(join(dir, 'artifacts'));
+const blobs =
+  BLOB_STORE === 'postgres' ? new PostgresBlobStore(() => sql) : fsBlobStore(join(dir, 'artifacts'));
 const quiet = { info() {}, warn() {}, error() {} };
 const server = await startGrpcServer({
   services: [
@@ -181,12 +186,17 @@ await sql.close();
 await rm(dir, { recursive: true, force: true });
 
 const backend = url ? 'postgres' : 'pglite';
-console.log(`registry artifact transfer, ${ARTIFACT_MB} MiB artifact, ${ROUNDS} rounds (median), ${backend}`);
+console.log(
+  `registry artifact transfer, ${ARTIFACT_MB} MiB artifact, ${ROUNDS} rounds (median), ${backend}, blobs on ${BLOB_STORE}`,
+);
 console.table(transferRows);
 console.log(`registry GetVersionByAlias over loopback, ${backend}`);
 console.table(aliasRows);
-const out = writeBenchResult(dirname(fileURLToPath(import.meta.url)), 'registry', {
+const name = BLOB_STORE === 'postgres' ? 'registry-postgres-blobs' : 'registry';
+const out = writeBenchResult(dirname(fileURLToPath(import.meta.url)), name, {
   backend,
+  blobStore: BLOB_STORE,
+  loadAverage: loadavg(),
   artifactMiB: ARTIFACT_MB,
   rounds: ROUNDS,
   windowMs: BENCH_WINDOW_MS,
