@@ -1,33 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { connectRedis } from '@ballast/queue';
-import type { Redis } from 'ioredis';
+import { connectRedis, type RedisConnection } from '@ballast/queue';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { NearCache } from './near-cache.js';
 import { type OnlineReadStats, OnlineStore, packVector } from './online.js';
 import { TEST_REDIS_URL } from './test-feature.js';
-import type { FeatureRows } from './transforms.js';
+import { lastValue, rowsOf } from './testing/online-rows.js';
 
 // Against the real Redis: invalidations are Redis's own pushes, connection loss is a real
 // CLIENT KILL. Each test has its own key prefix; the flush test uses a database no other
 // suite touches.
 const VIEW = 'v'.repeat(8);
 
-function rowsOf(entities: Record<string, [time: number, value: number]>): FeatureRows {
-  const keys = Object.keys(entities);
-  return {
-    featureNames: ['x'],
-    entityKeys: keys,
-    groupStarts: [...keys.map((_, i) => i), keys.length],
-    times: Float64Array.from(keys.map((k) => (entities[k] as [number, number])[0])),
-    values: Float64Array.from(keys.map((k) => (entities[k] as [number, number])[1])),
-  } as unknown as FeatureRows;
-}
-
-const lastValue = (buf: Buffer | null | undefined) => (buf ? buf.readDoubleLE(buf.length - 8) : null);
-
 describe('NearCache over real Redis', () => {
-  let redis: Redis;
-  let other: Redis;
+  let redis: RedisConnection;
+  let other: RedisConnection;
   const open: NearCache[] = [];
   beforeAll(() => {
     redis = connectRedis(TEST_REDIS_URL);

@@ -1,20 +1,27 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@ballast/queue';
+import { type Cluster, Redis } from 'ioredis';
+import { InvalidationTracker } from './invalidation-tracker.js';
 
 /**
  * Process-local copies of online vectors, kept right by Redis's server-assisted client-side
- * caching: a dedicated connection turns on CLIENT TRACKING in broadcast mode for the online
- * store's prefix, redirected to itself, and subscribes to `__redis__:invalidate`. Redis then
- * pushes the name of every key written, deleted or expired under the prefix (by any client,
- * in any process), and the copy is dropped.
+ * caching: CLIENT TRACKING in broadcast mode for the online store's prefix on a connection of
+ * its own (invalidation-tracker.ts), which Redis tells the name of every key written, deleted
+ * or expired under the prefix (by any client, in any process), and the copy is dropped. On
+ * Redis Cluster every master is tracked, each on its own connection: a key's invalidation
+ * comes from the master that holds its slot.
  *
  * Why this is safe:
  *  - A read that was in flight when an invalidation arrived may carry the old value, so every
  *    fill names the epoch it read in, and the epoch moves on with each invalidation: fills from
  *    an older epoch are not kept.
- *  - While the tracking connection is down, invalidations are lost: the cache empties and takes
- *    no fills until tracking is on again (reads go straight to Redis meanwhile). A connection
- *    that died without a word (no FIN) is not noticed at once, so a copy is also read again
- *    from Redis after `maxAgeMs` (10 s by default): the bound on staleness when all else fails.
+ *  - While a tracking connection is down, invalidations are lost: the cache empties and takes
+ *    no fills until every tracked server is tracking again (reads go to Redis meanwhile). A
+ *    connection that died without a word (no FIN) is not noticed at once, so a copy is also
+ *    read again from Redis after `maxAgeMs` (10 s by default): the bound on staleness when
+ *    all else fails.
+ *  - On a cluster, whenever the masters or the slot map change (a failover, a slot moved, a
+ *    node added or gone; ioredis refreshes its map on MOVED replies, lost nodes and every few
+ *    seconds), the cache empties and tracking follows the new masters before it serves again.
  *  - Writers in this process drop their keys themselves (`forget`) before they return, so a
  *    read that follows a write here never waits on the push. Another process's write is seen
  *    as soon as its invalidation arrives (one loopback or LAN hop).
@@ -24,55 +31,111 @@ export class NearCache {
   // By view version, then entity key: lookups use the entity key as the request gave it, with
   // no Redis key string built (and hashed) per entity.
   readonly #views = new Map<string, Map<string, { value: Buffer; until: number }>>();
-  readonly #conn: Redis;
+  // By server, `host:port`: one for a single server (or Sentinel's master), one per master of a cluster.
+  readonly #trackers = new Map<string, InvalidationTracker>();
   #epoch = 0;
-  #tracking = false;
   #closed = false;
-  #setup: Promise<void> | undefined;
+  #slotLayout = '';
+  #forgetCluster: (() => void) | undefined;
 
   private constructor(
-    redis: Redis,
     readonly prefix: string,
     readonly maxEntries: number,
     readonly maxAgeMs: number,
-  ) {
-    // Not the shared connection: a subscribed connection takes no other commands, and its
-    // tracking must be set up again by hand after every reconnect (before it subscribes).
-    this.#conn = redis.duplicate({
-      autoResubscribe: false,
-      lazyConnect: true,
-      // Named so an operator (or a test) can find it in CLIENT LIST.
-      connectionName: `ballast-near-cache:${prefix}`,
-    });
-    this.#conn.on('ready', () => void this.#track());
-    this.#conn.on('close', () => this.#untrack());
-    this.#conn.on('error', () => {}); // reconnects on its own; the shared connection reports outages
-    this.#conn.on('messageBuffer', (_channel: Buffer, keys: unknown) => this.#invalidated(keys));
-  }
+  ) {}
 
   /**
-   * A cache that starts empty and inactive, and turns on when its connection is up and
+   * A cache that starts empty and inactive, and turns on when its connections are up and
    * tracking (without holding up the caller: reads go to Redis until then). `prefix` is the
    * key prefix to track, colon included.
    */
-  static open(redis: Redis, prefix: string, maxEntries: number, maxAgeMs = 10_000): NearCache {
-    const cache = new NearCache(redis, prefix, maxEntries, maxAgeMs);
-    cache.#conn.connect().catch(() => {}); // retried by ioredis; 'ready' starts tracking
+  static open(redis: RedisConnection, prefix: string, maxEntries: number, maxAgeMs = 10_000): NearCache {
+    const cache = new NearCache(prefix, maxEntries, maxAgeMs);
+    if (redis.isCluster) cache.#followCluster(redis as Cluster);
+    else {
+      const conn = (redis as Redis).duplicate({
+        autoResubscribe: false,
+        lazyConnect: true,
+        connectionName: cache.#connectionName,
+      });
+      cache.#trackers.set('server', cache.#tracker(conn));
+    }
     return cache;
+  }
+
+  // Named so an operator (or a test) can find it in CLIENT LIST.
+  get #connectionName(): string {
+    return `ballast-near-cache:${this.prefix}`;
+  }
+
+  #tracker(conn: Redis): InvalidationTracker {
+    return new InvalidationTracker(conn, this.prefix, {
+      invalidated: (keys) => this.#invalidated(keys),
+      on: () => {
+        this.#epoch++;
+      },
+      off: () => this.#reset(),
+    });
+  }
+
+  #followCluster(cluster: Cluster): void {
+    const sync = () => this.#syncMasters(cluster);
+    for (const event of ['ready', 'refresh', '+node', '-node']) cluster.on(event, sync);
+    this.#forgetCluster = () => {
+      for (const event of ['ready', 'refresh', '+node', '-node']) cluster.off(event, sync);
+    };
+    if (cluster.status === 'ready') sync();
+  }
+
+  /** Tracks exactly the cluster's masters now; empties the cache if they or the slot map changed. */
+  #syncMasters(cluster: Cluster): void {
+    if (this.#closed) return;
+    const masters = new Map(
+      cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]),
+    );
+    let changed = false;
+    for (const [key, tracker] of this.#trackers) {
+      if (masters.has(key)) continue;
+      this.#trackers.delete(key);
+      tracker.close();
+      changed = true;
+    }
+    for (const [key, node] of masters) {
+      if (this.#trackers.has(key)) continue;
+      const conn = new Redis({
+        ...node.options,
+        autoResubscribe: false,
+        lazyConnect: true,
+        readOnly: false,
+        connectionName: this.#connectionName,
+      });
+      this.#trackers.set(key, this.#tracker(conn));
+      changed = true;
+    }
+    // Which master serves each slot, as ranges: a moved slot changes it.
+    const layout = slotLayout(cluster);
+    if (layout !== this.#slotLayout) {
+      this.#slotLayout = layout;
+      changed = true;
+    }
+    if (changed) this.#reset();
   }
 
   /** Resolves once tracking is on (tests and benchmarks wait for it; the service does not). */
   async tracking(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.#tracking) {
+    while (!this.active) {
       if (Date.now() > deadline) throw new Error(`client tracking not on after ${timeoutMs} ms`);
-      await (this.#setup ?? new Promise((resolve) => setTimeout(resolve, 20)));
+      const setup = [...this.#trackers.values()].find((t) => t.settingUp)?.settingUp;
+      await (setup ?? new Promise((resolve) => setTimeout(resolve, 20)));
     }
   }
 
-  /** Whether copies are served and kept: tracking is on and the cache is not closed. */
+  /** Whether copies are served and kept: every tracked server is tracking and the cache is open. */
   get active(): boolean {
-    return this.#tracking;
+    if (this.#closed || this.#trackers.size === 0) return false;
+    for (const tracker of this.#trackers.values()) if (!tracker.tracking) return false;
+    return true;
   }
 
   get size(): number {
@@ -104,7 +167,7 @@ export class NearCache {
     values: readonly (Buffer | null)[],
     now: number,
   ): void {
-    if (epoch !== this.#epoch || !this.#tracking) return;
+    if (epoch !== this.#epoch || !this.active) return;
     const until = now + this.maxAgeMs;
     let entries = this.#views.get(viewVersion);
     if (!entries) {
@@ -144,50 +207,22 @@ export class NearCache {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#untrack();
-    this.#conn.disconnect();
+    this.#forgetCluster?.();
+    for (const tracker of this.#trackers.values()) tracker.close();
+    this.#trackers.clear();
+    this.#reset();
   }
 
-  #track(): Promise<void> {
-    this.#setup ??= this.#turnOnTracking().finally(() => {
-      this.#setup = undefined;
-    });
-    return this.#setup;
-  }
-
-  async #turnOnTracking(): Promise<void> {
-    if (this.#tracking || this.#closed) return;
-    try {
-      const id = await this.#conn.client('ID');
-      await this.#conn.call(
-        'CLIENT',
-        'TRACKING',
-        'ON',
-        'REDIRECT',
-        String(id),
-        'BCAST',
-        'PREFIX',
-        this.prefix,
-      );
-      await this.#conn.subscribe('__redis__:invalidate');
-    } catch {
-      return; // the next 'ready' tries again; until then every read goes to Redis
-    }
-    if (this.#closed) return;
-    this.#epoch++;
-    this.#tracking = true;
-  }
-
-  #untrack(): void {
-    this.#tracking = false;
+  /** Empties the cache and refuses fills already in flight. */
+  #reset(): void {
     this.#epoch++;
     this.#views.clear();
   }
 
-  #invalidated(keys: unknown): void {
+  #invalidated(keys: Buffer[] | null): void {
     this.#epoch++;
     // A null payload means everything (FLUSHDB, FLUSHALL).
-    if (!Array.isArray(keys)) {
+    if (keys === null) {
       this.#views.clear();
       return;
     }
@@ -200,4 +235,17 @@ export class NearCache {
       entries?.delete(key.slice(colon + 1));
     }
   }
+}
+
+/** The slot map as `from-to=node` ranges of each slot's first (master) node. */
+function slotLayout(cluster: Cluster): string {
+  const ranges: string[] = [];
+  let start = 0;
+  for (let slot = 1; slot <= cluster.slots.length; slot++) {
+    const owner = cluster.slots[start]?.[0];
+    if (slot < cluster.slots.length && cluster.slots[slot]?.[0] === owner) continue;
+    ranges.push(`${start}-${slot - 1}=${owner}`);
+    start = slot;
+  }
+  return ranges.join(',');
 }

@@ -1,12 +1,14 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@ballast/queue';
 import type { NearCache } from './near-cache.js';
+import { mgetInOrder, writeEach } from './slot-batches.js';
 import type { FeatureRows } from './transforms.js';
 
 /**
  * The online store: each entity's latest vector per view version, one Redis string per
  * entity (`<prefix>:<view version>:<entity key>`), packed as
  * [u8 format = 1][u8 n][n bytes dataset version][f64 event time][f64 x features], little-endian.
- * Reads are one MGET of every key asked for, less those a NearCache (near-cache.ts) holds.
+ * Reads are one MGET of every key asked for, less those a NearCache (near-cache.ts) holds;
+ * on Redis Cluster, one MGET per hash slot, pipelined per node (slot-batches.ts).
  */
 export interface OnlineVector {
   eventTime: number;
@@ -85,7 +87,7 @@ export class OnlineStore {
   readonly #onRead: ((stats: OnlineReadStats) => void) | undefined;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisConnection,
     readonly prefix: string = DEFAULT_ONLINE_PREFIX,
     options: OnlineStoreOptions = {},
   ) {
@@ -107,28 +109,23 @@ export class OnlineStore {
     const groups = rows.groupStarts.length - 1;
     let written = 0;
     for (let at = 0; at < groups; at += WRITE_CHUNK) {
-      const pipeline = this.redis.pipeline();
       const entities: string[] = [];
+      const packed: Buffer[] = [];
       for (let g = at; g < Math.min(groups, at + WRITE_CHUNK); g++) {
         const last = (rows.groupStarts[g + 1] as number) - 1;
         const values = rows.values.subarray(last * width, (last + 1) * width);
-        const entity = rows.entityKeys[last] as string;
-        entities.push(entity);
-        pipeline.eval(
-          SET_IF_NOT_OLDER,
-          1,
-          this.key(viewVersion, entity),
-          packVector(datasetVersion, rows.times[last] as number, values),
-        );
+        entities.push(rows.entityKeys[last] as string);
+        packed.push(packVector(datasetVersion, rows.times[last] as number, values));
       }
-      const results = await pipeline.exec();
+      const keys = entities.map((entity) => this.key(viewVersion, entity));
+      // SET_IF_NOT_OLDER is safe to run twice, which a cluster retry may do (slot-batches.ts).
+      const results = await writeEach(this.redis, keys, (target, key, i) =>
+        target.eval(SET_IF_NOT_OLDER, 1, key, packed[i] as Buffer),
+      );
       // Here rather than on Redis's push, so a read that follows this write in this process
       // cannot see the old copy.
       this.cache?.forget(viewVersion, entities);
-      for (const [err, result] of results ?? []) {
-        if (err) throw err;
-        written += result as number;
-      }
+      for (const result of results) written += result as number;
     }
     return written;
   }
@@ -140,7 +137,10 @@ export class OnlineStore {
     const cache = this.cache;
     if (!cache?.active) {
       this.#onRead?.({ cached: 0, fetched: n });
-      return this.redis.mgetBuffer(entityKeys.map((k) => this.key(viewVersion, k)));
+      return mgetInOrder(
+        this.redis,
+        entityKeys.map((k) => this.key(viewVersion, k)),
+      );
     }
     const epoch = cache.epoch;
     const now = Date.now();
@@ -157,7 +157,10 @@ export class OnlineStore {
     }
     this.#onRead?.({ cached: n - missing.length, fetched: missing.length });
     if (missing.length === 0) return found;
-    const fetched = await this.redis.mgetBuffer(missing.map((k) => this.key(viewVersion, k)));
+    const fetched = await mgetInOrder(
+      this.redis,
+      missing.map((k) => this.key(viewVersion, k)),
+    );
     for (let j = 0; j < missing.length; j++) found[missingAt[j] as number] = fetched[j] ?? null;
     cache.fill(epoch, viewVersion, missing, fetched, now);
     return found;

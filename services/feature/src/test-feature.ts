@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { createClient, type GrpcServer, type ServiceClient, startGrpcServer } from '@ballast/grpc-kit';
-import { connectRedis, createQueue, QueueNames } from '@ballast/queue';
+import { connectRedis, createQueue, QueueNames, type RedisConnection } from '@ballast/queue';
 import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { Materializer } from './materialize.js';
 import { featureMetrics } from './metrics.js';
 import { migrations } from './migrations.js';
@@ -45,7 +44,7 @@ const quiet = {
 export interface TestFeature {
   client: ServiceClient<typeof FeatureService>;
   sql: Sql;
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   source: MemorySource;
   store: FeatureStore;

@@ -1,11 +1,23 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@ballast/queue';
+import type { Cluster, Redis } from 'ioredis';
 
-/** Deletes every key matching `pattern` (a test's or a benchmark's own prefix), by SCAN. */
-export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
+/**
+ * Deletes every key matching `pattern` (a test's or a benchmark's own prefix), by SCAN; on a
+ * cluster, on every master, one key at a time (a DEL of keys from several slots is refused).
+ */
+export async function deleteKeys(redis: RedisConnection, pattern: string): Promise<void> {
+  const servers = redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis];
+  for (const server of servers) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      if (redis.isCluster) {
+        const pipeline = server.pipeline();
+        for (const key of keys) pipeline.del(key);
+        await pipeline.exec();
+      } else await server.del(...keys);
+    } while (cursor !== '0');
+  }
 }
