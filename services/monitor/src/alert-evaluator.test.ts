@@ -122,4 +122,11 @@ describe('alert evaluator', () => {
     expect(fired(rule({ segment: '' }), series(data))).toEqual([['', 'fire']]);
     expect(fired(rule({ segment: 'w2' }), series(data))).toEqual([['w2', undefined]]);
   });
+
+  it('does not judge all rows under "*" when the segments are there but too small for a value', () => {
+    // The demo's first windows: every warehouse below its minimum sample, all rows above it.
+    const fired = (s: Series) => evaluate(rule(), s, new Map(), NOW).map((v) => v.segment);
+    expect(fired({ ...series({ '': [0.9, 0.9] }), segmented: true })).toEqual([]);
+    expect(fired({ ...series({ '': [0.9, 0.9] }), segmented: false })).toEqual(['']);
+  });
 });

@@ -28,6 +28,12 @@ export interface Point {
 export interface Series {
   points: Map<string, Point[]>;
   width: number;
+  /**
+   * Whether the data has segments, whatever had enough values to judge: segment windows too
+   * small for a verdict leave only all rows with points, and "*" must not judge all rows then.
+   * Unset: whether any segment has points.
+   */
+  segmented?: boolean;
 }
 
 export type Transition =
@@ -76,7 +82,7 @@ export function evaluate(
 ): Verdict[] {
   const { points, width } = series;
   const forMs = durationMs(rule.for, 0);
-  const segmented = [...points.keys()].some((s) => s !== '');
+  const segmented = series.segmented ?? [...points.keys()].some((s) => s !== '');
   const verdicts: Verdict[] = [];
   for (const segment of new Set([...points.keys(), ...open.keys()])) {
     if (!inScope(rule.segment, segment, segmented)) continue;

@@ -73,7 +73,7 @@ export class AlertSeries {
       list.push({ windowStart: timestampMs(w.windowStart as never), value, version: baseline.version });
       points.set(seg, list);
     }
-    return { points, width };
+    return { points, width, segmented: windows.some((w) => (w.segment ?? '') !== '') };
   }
 
   /**
@@ -139,7 +139,7 @@ export class AlertSeries {
       list.push({ windowStart: key.windowStart, value, version: key.version });
       points.set(key.segment, list);
     }
-    return { points, width };
+    return { points, width, segmented: [...merged.values()].some(({ key }) => key.segment !== '') };
   }
 }
 
