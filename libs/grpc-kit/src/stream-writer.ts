@@ -18,13 +18,18 @@ function encode(schema: DescMessage, message: object): Encoded {
 }
 
 /**
- * Writes a stream's messages while at most `limitBytes` wait for the transport; past that it
- * waits for writes to complete, which grpc-js reports only once HTTP/2 has sent them, so a
- * reader that stops reading stops the producer instead of filling the server's memory. One
- * message larger than the limit still goes, alone.
+ * Writes a stream's messages and asks the handler for the next only while it would fit:
+ * once the bytes waiting for the transport plus one more message like the last would pass
+ * `limitBytes`, it waits for writes to complete, which grpc-js reports only once HTTP/2 has
+ * sent them. So a reader that stops reading stops the producer instead of filling the
+ * server's memory, holding at most `limitBytes` of messages, or one message when they are
+ * as large as the limit (256 KiB chunks: the next is not produced, read or encoded until the
+ * previous has left). One message larger than the limit still goes, alone.
  */
 export class BoundedStreamWriter {
   #pending = 0;
+  /** The last message's size: what the next one is expected to need. */
+  #last = 0;
   #wake: (() => void) | undefined;
 
   constructor(
@@ -33,16 +38,21 @@ export class BoundedStreamWriter {
     private readonly limitBytes: number,
   ) {}
 
+  #room(): boolean {
+    return this.#pending === 0 || this.#pending + this.#last <= this.limitBytes;
+  }
+
   async write(message: object, signal: AbortSignal): Promise<void> {
     if (signal.aborted) throw signal.reason;
     const encoded = encode(this.schema, message);
     const size = encoded.bytes.byteLength;
     this.#pending += size;
+    this.#last = size;
     this.call.write(encoded, () => {
       this.#pending -= size;
-      if (this.#pending <= this.limitBytes) this.#wake?.();
+      if (this.#room()) this.#wake?.();
     });
-    if (this.#pending <= this.limitBytes) return;
+    if (this.#room()) return;
     await new Promise<void>((resolve, reject) => {
       // A cancelled call never completes its writes (grpc-js drops them): the signal ends the wait.
       const onAbort = () => {

@@ -95,6 +95,42 @@ describe('a response stream whose reader stops reading', () => {
   });
 });
 
+describe('a stream of messages as large as its buffer', () => {
+  it('does not ask the handler for the next message until the one in flight has left', async () => {
+    let produced = 0;
+    const address = await start(
+      {
+        ...echoService,
+        async *echoServerStream(request) {
+          for (let index = 0; index < request.repeat; index++) {
+            produced++;
+            yield { message: request.message, index };
+          }
+        },
+      },
+      { streamBufferBytes: 256 * 1024 },
+    );
+    const stream = h2(address).request(grpcHeaders('/ballast.testing.v1.EchoService/EchoServerStream'));
+    // Just under the 256 KiB bound, as DownloadArtifact's 256 KiB chunks are with their framing.
+    stream.end(
+      frame(
+        toBinary(
+          EchoServerStreamRequestSchema,
+          create(EchoServerStreamRequestSchema, { message: 'x'.repeat(256 * 1024 - 64), repeat: 8 }),
+        ),
+      ),
+    );
+    stream.pause();
+    // One message in flight (its first 64 KiB sent before the reader's window closed); a second
+    // one, which fitted "at most 256 KiB pending" before it was written, is not produced.
+    expect(await settled(() => produced)).toBe(1);
+    const ended = grpcStatus(stream);
+    stream.resume();
+    expect((await ended).code).toBe(status.OK);
+    expect(produced).toBe(8);
+  });
+});
+
 describe('calls and connections that never finish', () => {
   it('answers a unary call whose message never completes with DEADLINE_EXCEEDED from its first byte', async () => {
     const address = await start(echoService, { defaultDeadlineMs: 300 });

@@ -14,17 +14,22 @@ import { quantile, writeBenchResult } from '../testing/bench.js';
 
 /**
  * Clients that open a 32 MiB server stream and never read it (issue 17: 60 of them took the
- * registry from 484 to 1,104 MiB and a health check to 3 s). The echo server runs as its own
- * process so its RSS is its own; bounded: at most 500 readers, 200 health checks per step.
+ * registry from 484 to 1,104 MiB and a health check to 3 s). The server (stream-server.ts)
+ * runs as its own process so its RSS is its own, and answers a request of a few bytes with
+ * 256 KiB messages, as DownloadArtifact does (BENCH_ECHO_REQUEST=1: the request carries the
+ * message it echoes, as the first version of this bench did); bounded: at most 500 readers,
+ * 200 health checks per step.
  */
 const STEPS = (process.env.BENCH_STALLED ?? '60,500').split(',').map(Number);
 const MESSAGE_BYTES = Number(process.env.BENCH_MESSAGE_BYTES ?? 256 * 1024);
+const ECHO_REQUEST = process.env.BENCH_ECHO_REQUEST === '1';
 const STREAM_BYTES = 32 * 1024 * 1024;
 const STREAMS_PER_CONNECTION = 100;
 const here = dirname(fileURLToPath(import.meta.url));
 
-const child = spawn(process.execPath, [join(here, '..', 'testing', 'echo-main.js')], {
+const child = spawn(process.execPath, [join(here, 'stream-server.js')], {
   stdio: ['ignore', 'pipe', 'ignore'],
+  env: { ...process.env, BENCH_MESSAGE_BYTES: String(MESSAGE_BYTES) },
 });
 const [line] = (await once(child.stdout, 'data')) as [Buffer];
 const port = (JSON.parse(line.toString().split('\n')[0] ?? '{}') as { listening: number }).listening;
@@ -59,7 +64,7 @@ const body = (() => {
   const bytes = toBinary(
     EchoServerStreamRequestSchema,
     create(EchoServerStreamRequestSchema, {
-      message: 'x'.repeat(MESSAGE_BYTES - 16),
+      message: ECHO_REQUEST ? 'x'.repeat(MESSAGE_BYTES - 16) : '',
       repeat: STREAM_BYTES / MESSAGE_BYTES,
     }),
   );
@@ -108,12 +113,13 @@ health.close();
 child.kill('SIGTERM');
 
 console.log(
-  `stalled readers of a ${STREAM_BYTES / 1024 / 1024} MiB server stream in ${MESSAGE_BYTES / 1024} KiB messages (echo server process); health latency in ms; load average ${load.map((l) => l.toFixed(2)).join(' ')}`,
+  `stalled readers of a ${STREAM_BYTES / 1024 / 1024} MiB server stream in ${MESSAGE_BYTES / 1024} KiB messages (server process; request ${ECHO_REQUEST ? 'carrying the message it echoes' : 'of a few bytes'}); health latency in ms; load average ${load.map((l) => l.toFixed(2)).join(' ')}`,
 );
 console.table(rows.map((r) => ({ ...r, p50: r.p50.toFixed(2), p99: r.p99.toFixed(2) })));
 const out = writeBenchResult(here, 'grpc-kit-stalled-readers', {
   messageBytes: MESSAGE_BYTES,
   streamBytes: STREAM_BYTES,
+  request: ECHO_REQUEST ? 'carries the echoed message' : 'a few bytes',
   loadavg: load,
   rows,
 });
