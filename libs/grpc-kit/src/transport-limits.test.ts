@@ -56,78 +56,66 @@ async function settled(read: () => number, quietMs = 500): Promise<number> {
   }
 }
 
+/**
+ * An EchoServerStream of `repeat` messages of `messageBytes` (256 KiB stream buffer) whose
+ * reader has paused; `produced` counts the messages its handler has yielded.
+ */
+async function pausedStream(messageBytes: number, repeat: number) {
+  const counter = { produced: 0 };
+  const address = await start(
+    {
+      ...echoService,
+      async *echoServerStream(request) {
+        for (let index = 0; index < request.repeat; index++) {
+          counter.produced++;
+          yield { message: request.message, index };
+        }
+      },
+    },
+    { streamBufferBytes: 256 * 1024 },
+  );
+  const stream = h2(address).request(grpcHeaders('/ballast.testing.v1.EchoService/EchoServerStream'));
+  stream.end(
+    frame(
+      toBinary(
+        EchoServerStreamRequestSchema,
+        create(EchoServerStreamRequestSchema, { message: 'x'.repeat(messageBytes), repeat }),
+      ),
+    ),
+  );
+  stream.pause();
+  return { counter, stream };
+}
+
 describe('a response stream whose reader stops reading', () => {
   it('stops pulling from the handler once the bounded buffer is full', async () => {
-    let produced = 0;
-    const address = await start(
-      {
-        ...echoService,
-        async *echoServerStream(request) {
-          for (let index = 0; index < request.repeat; index++) {
-            produced++;
-            yield { message: request.message, index };
-          }
-        },
-      },
-      { streamBufferBytes: 256 * 1024 },
-    );
-    const stream = h2(address).request(grpcHeaders('/ballast.testing.v1.EchoService/EchoServerStream'));
-    stream.end(
-      frame(
-        toBinary(
-          EchoServerStreamRequestSchema,
-          create(EchoServerStreamRequestSchema, { message: 'x'.repeat(MiB - 64), repeat: 32 }),
-        ),
-      ),
-    );
     // The client never reads, so HTTP/2 flow control closes the window after 64 KiB. grpc-js
     // alone queued 16 messages (16 MiB here) per stream before reporting "full"; the kit
     // holds one 1 MiB message in flight and pulls nothing more from the handler.
-    stream.pause();
-    const stalled = await settled(() => produced);
+    const { counter, stream } = await pausedStream(MiB - 64, 32);
+    const produced = () => counter.produced;
+    const stalled = await settled(produced);
     expect(stalled).toBeGreaterThan(0);
     expect(stalled).toBeLessThanOrEqual(3);
     // Reading again resumes the stream to its end.
     const ended = grpcStatus(stream);
     stream.resume();
     expect((await ended).code).toBe(status.OK);
-    expect(produced).toBe(32);
+    expect(produced()).toBe(32);
   });
 });
 
 describe('a stream of messages as large as its buffer', () => {
   it('does not ask the handler for the next message until the one in flight has left', async () => {
-    let produced = 0;
-    const address = await start(
-      {
-        ...echoService,
-        async *echoServerStream(request) {
-          for (let index = 0; index < request.repeat; index++) {
-            produced++;
-            yield { message: request.message, index };
-          }
-        },
-      },
-      { streamBufferBytes: 256 * 1024 },
-    );
-    const stream = h2(address).request(grpcHeaders('/ballast.testing.v1.EchoService/EchoServerStream'));
     // Just under the 256 KiB bound, as DownloadArtifact's 256 KiB chunks are with their framing.
-    stream.end(
-      frame(
-        toBinary(
-          EchoServerStreamRequestSchema,
-          create(EchoServerStreamRequestSchema, { message: 'x'.repeat(256 * 1024 - 64), repeat: 8 }),
-        ),
-      ),
-    );
-    stream.pause();
+    const { counter, stream } = await pausedStream(256 * 1024 - 64, 8);
     // One message in flight (its first 64 KiB sent before the reader's window closed); a second
     // one, which fitted "at most 256 KiB pending" before it was written, is not produced.
-    expect(await settled(() => produced)).toBe(1);
+    expect(await settled(() => counter.produced)).toBe(1);
     const ended = grpcStatus(stream);
     stream.resume();
     expect((await ended).code).toBe(status.OK);
-    expect(produced).toBe(8);
+    expect(counter.produced).toBe(8);
   });
 });
 
