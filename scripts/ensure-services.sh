@@ -9,7 +9,9 @@ fail() {
   exit 2
 }
 
-for tool in redis-cli pg_isready psql; do
+# redis-server too: the Redis Cluster and Sentinel tests start their own servers on loopback
+# (@ballast/queue/testing), with redis-cli --cluster create; Sentinel is `redis-server --sentinel`.
+for tool in redis-cli redis-server pg_isready psql; do
   command -v "$tool" >/dev/null 2>&1 ||
     fail "the tests need Redis and PostgreSQL (and their clients); '$tool' is not installed: apt-get install redis-server postgresql"
 done

@@ -58,13 +58,14 @@ function portIsFree(port: number): Promise<boolean> {
 
 /**
  * `count` loopback ports that are free now, each with port + 10000 free too (a cluster node's
- * bus port). Drawn at random from 20000-29999, away from the ports the services and other
- * tests use.
+ * bus port). Drawn at random from 11000-19999 (bus ports 21000-29999): below Linux's
+ * ephemeral range (32768+), where an outgoing connection could take one meanwhile, and away
+ * from the ports the services (50051+, 9451+), Jaeger (16686) and other tests use.
  */
 export async function freePorts(count: number): Promise<number[]> {
   const ports: number[] = [];
   while (ports.length < count) {
-    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const port = 11_000 + Math.floor(Math.random() * 9_000);
     if (ports.includes(port)) continue;
     if ((await portIsFree(port)) && (await portIsFree(port + 10_000))) ports.push(port);
   }
