@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ServiceName } from '@ballast/config';
+import { envPrefix, isGrpcService, type ServiceName } from '@ballast/config';
 import { HealthCheckResponse_ServingStatus as ServingStatus } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import * as kit from '@ballast/grpc-kit/testing';
 
@@ -65,4 +65,45 @@ export function pythonHealthProbe(
     timeout: 30_000,
   });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+/** The six services as processes, in the order they need each other (the no-code quick start's suite). */
+export const SUITE = ['ingest', 'registry', 'feature', 'monitor', 'inference', 'trainer'] as const;
+
+/**
+ * Starts the six services, each knowing where the earlier ones are; `env` gains every
+ * service's ports and address, as the CLI (status) finds them.
+ */
+export async function startSuite(env: Record<string, string>): Promise<Record<string, RunningProcess>> {
+  const running: Record<string, RunningProcess> = {};
+  for (const service of SUITE) {
+    const proc = await startServiceProcess(service, env);
+    running[service] = proc;
+    const prefix = envPrefix(service);
+    env[`${prefix}_HTTP_PORT`] = String(proc.httpPort);
+    if (isGrpcService(service)) {
+      env[`${prefix}_GRPC_PORT`] = String(proc.grpcPort);
+      env[`${prefix}_ADDR`] = proc.address;
+    }
+  }
+  return running;
+}
+
+/** The built CLI as a child process in `cwd` with `env`: `cli` answers, `ok` must succeed (its stdout). */
+export function cliRunner(cliPath: string, cwd: string, env: () => Record<string, string>) {
+  const cli = (...args: string[]) => {
+    const result = spawnSync(process.execPath, [cliPath, ...args], {
+      encoding: 'utf8',
+      timeout: 240_000,
+      cwd,
+      env: { ...process.env, ...env() },
+    });
+    return { code: result.status, out: result.stdout, err: result.stderr };
+  };
+  const ok = (...args: string[]) => {
+    const r = cli(...args);
+    if (r.code !== 0) throw new Error(`ballast ${args.join(' ')} exited ${r.code}:\n${r.out}\n${r.err}`);
+    return r.out;
+  };
+  return { cli, ok };
 }
