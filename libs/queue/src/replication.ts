@@ -1,4 +1,7 @@
-import type { RedisConnection } from './connection.js';
+import type { Cluster, Redis } from 'ioredis';
+
+// connection.ts's RedisConnection, spelled out: connection.ts imports this module.
+type RedisConnection = Redis | Cluster;
 
 // The replicas a connection's producers wait for (BALLAST_REDIS_URL `?waitReplicas=N`), set by
 // connectRedis. Kept beside the client rather than on it: the client is ioredis's object.
