@@ -9,7 +9,15 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import secureJsonParse from 'secure-json-parse';
-import { checkWeightBudget, type WeightBudget, weightBudgetFromEnv } from './weight-budget.js';
+import { ArtifactError } from './artifact-error.js';
+import {
+  BYTES_PER_ELEMENT,
+  checkWeightBudget,
+  type WeightBudget,
+  weightBudgetFromEnv,
+} from './weight-budget.js';
+
+export { ArtifactError } from './artifact-error.js';
 
 /** One file of a model artifact, e.g. `model.json` or a weight shard. */
 export interface ArtifactFile {
@@ -36,22 +44,6 @@ export interface ArtifactManifest {
 /** A path's UTF-8 length limit: generous for `group1-shard12of40.bin` under a few folders,
  * short enough to embed in any object-store key. */
 export const MAX_ARTIFACT_PATH_BYTES = 512;
-
-/**
- * An artifact (or one of its paths) breaks a rule. `field` and `rule` map onto the
- * `ballast-field` / `ballast-rule` trailers of an INVALID_ARGUMENT status.
- */
-export class ArtifactError extends Error {
-  override readonly name: string = 'ArtifactError';
-
-  constructor(
-    readonly field: string,
-    readonly rule: string,
-    message: string,
-  ) {
-    super(`${field}: ${message}`);
-  }
-}
 
 /** The weight files model.json names do not match the artifact's files. */
 export class IncompleteArtifactError extends ArtifactError {
@@ -294,17 +286,6 @@ function resolveWeightPath(folder: string, path: string): string | null {
   }
 }
 
-/** Bytes per element of each fixed-size weight dtype. */
-export const BYTES_PER_ELEMENT: Readonly<Record<string, number>> = {
-  float32: 4,
-  int32: 4,
-  bool: 1,
-  complex64: 8,
-  float16: 2,
-  uint16: 2,
-  uint8: 1,
-};
-
 /** The bytes a group's weights need, or null when one of them has no fixed size (strings). */
 function groupByteLength(group: WeightGroup): number | null {
   let total = 0;
@@ -388,6 +369,7 @@ export function checkArtifactComplete(
 }
 
 export {
+  BYTES_PER_ELEMENT,
   checkWeightBudget,
   DEFAULT_WEIGHT_BUDGET,
   WEIGHT_BUDGET_ENV,

@@ -7,7 +7,29 @@
  * The budget counts what the weightsManifest declares and what the layers' configurations
  * imply (shapes propagated through the topology), and refuses the larger over the bound.
  */
-import { ArtifactError, BYTES_PER_ELEMENT, type ParsedModelJson } from './artifact.js';
+import { ArtifactError } from './artifact-error.js';
+
+/** Bytes per element of each fixed-size weight dtype. */
+export const BYTES_PER_ELEMENT: Readonly<Record<string, number>> = {
+  float32: 4,
+  int32: 4,
+  bool: 1,
+  complex64: 8,
+  float16: 2,
+  uint16: 2,
+  uint8: 1,
+};
+
+/** What the budget reads of a parsed model.json (artifact.ts's ParsedModelJson). */
+export interface BudgetedModel {
+  format: string;
+  json: {
+    modelTopology: Record<string, unknown>;
+    weightsManifest: Array<{
+      weights: Array<{ name: string; shape: number[]; dtype: string; quantization?: { dtype: string } }>;
+    }>;
+  };
+}
 
 export interface WeightBudget {
   /** Bytes of weights one model may declare or imply (float32: 4 per parameter). */
@@ -129,7 +151,7 @@ function firstInbound(nodes: unknown): string | undefined {
  * layer or weight and the bound. Graph models hold all their weights in the manifest.
  */
 export function checkWeightBudget(
-  model: ParsedModelJson,
+  model: BudgetedModel,
   budget: WeightBudget = weightBudgetFromEnv(),
   field = 'model.json',
 ): void {
