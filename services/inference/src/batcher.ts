@@ -384,6 +384,8 @@ export class DynamicBatcher {
       // What queued while this batch ran goes to the worker before this batch's answers are
       // sent, so the model runs while the event loop writes the responses.
       release();
+      // Each request's rows are views of the batch's output buffers (transferred back from the
+      // worker, owned here): no copy per request.
       let offset = 0;
       for (const request of batch) {
         const outputs = result.outputs.map((output) => {
@@ -392,7 +394,7 @@ export class DynamicBatcher {
             name: output.name,
             dtype: output.dtype,
             shape: [request.rows, ...output.shape.slice(1)],
-            data: output.data.slice(offset * rowSize, (offset + request.rows) * rowSize),
+            data: output.data.subarray(offset * rowSize, (offset + request.rows) * rowSize),
           };
         });
         offset += request.rows;
