@@ -1,14 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type Alert, AlertState, MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { createClient, type ServiceClient } from '@ballast/grpc-kit';
 import {
   createTestDatabase,
   type PostgresTestDatabase,
+  type Replicas,
   type ServiceProcess,
-  startServiceProcess,
+  startReplicas,
   waitUntil,
 } from '@ballast/grpc-kit/testing';
 import { connectRedis, createQueue, QueueNames } from '@ballast/queue';
@@ -31,36 +29,30 @@ describe('two monitor replicas on one Postgres and one Redis', () => {
   const predictions = createQueue(QueueNames.monitorPredictions, { connection: redis, prefix: PREFIX });
   const training = createQueue(QueueNames.trainingRun, { connection: redis, prefix: PREFIX });
   let db: PostgresTestDatabase;
-  const dirs: string[] = [];
-  const replicas: ServiceProcess[] = [];
+  let started: Replicas | undefined;
+  let replicas: ServiceProcess[] = [];
   let a: Client;
   let b: Client;
 
   beforeAll(async () => {
     db = await createTestDatabase('monitor_replicas');
-    for (let i = 0; i < 2; i++) {
-      const dataDir = await mkdtemp(join(tmpdir(), 'ballast-monitor-replica-'));
-      dirs.push(dataDir);
-      replicas.push(
-        await startServiceProcess({
-          package: '@ballast/monitor',
-          ready: MonitorService.typeName,
-          telemetry: false,
-          env: {
-            BALLAST_DATABASE_URL: db.url,
-            BALLAST_DATA_DIR: dataDir,
-            BALLAST_REDIS_URL: REDIS_URL,
-            BALLAST_MONITOR_QUEUE_PREFIX: PREFIX,
-            // Nobody there: the baseline is given, no registry or feature lookup is needed.
-            BALLAST_REGISTRY_ADDR: '127.0.0.1:1',
-            BALLAST_FEATURE_ADDR: '127.0.0.1:1',
-            BALLAST_MONITOR_WINDOW_MS: String(WINDOW),
-            BALLAST_MONITOR_WATCH_POLL_MS: '200',
-            BALLAST_MONITOR_EVALUATE_INTERVAL_MS: '0',
-          },
-        }),
-      );
-    }
+    started = await startReplicas(2, {
+      package: '@ballast/monitor',
+      ready: MonitorService.typeName,
+      telemetry: false,
+      env: {
+        BALLAST_DATABASE_URL: db.url,
+        BALLAST_REDIS_URL: REDIS_URL,
+        BALLAST_MONITOR_QUEUE_PREFIX: PREFIX,
+        // Nobody there: the baseline is given, no registry or feature lookup is needed.
+        BALLAST_REGISTRY_ADDR: '127.0.0.1:1',
+        BALLAST_FEATURE_ADDR: '127.0.0.1:1',
+        BALLAST_MONITOR_WINDOW_MS: String(WINDOW),
+        BALLAST_MONITOR_WATCH_POLL_MS: '200',
+        BALLAST_MONITOR_EVALUATE_INTERVAL_MS: '0',
+      },
+    });
+    replicas = started.replicas;
     [a, b] = replicas.map((r) =>
       createClient(MonitorService, { address: r.address, deadlineMs: 30_000 }),
     ) as [Client, Client];
@@ -69,14 +61,13 @@ describe('two monitor replicas on one Postgres and one Redis', () => {
   afterAll(async () => {
     a?.close();
     b?.close();
-    for (const replica of replicas) await replica.stop().catch(() => undefined);
+    await started?.stop();
     await predictions.obliterate({ force: true }).catch(() => {});
     await training.obliterate({ force: true }).catch(() => {});
     await predictions.close();
     await training.close();
     redis.disconnect();
     await db?.close();
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   });
 
   it('counts each prediction once, fires one alert, and streams it from the other replica', async () => {

@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   DeploymentAction,
   RegistryService,
@@ -10,8 +7,9 @@ import { createClient, type ServiceClient } from '@ballast/grpc-kit';
 import {
   createTestDatabase,
   type PostgresTestDatabase,
+  type Replicas,
   type ServiceProcess,
-  startServiceProcess,
+  startReplicas,
 } from '@ballast/grpc-kit/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { download, syntheticArtifact, upload, versionRequest } from './test-fixtures.js';
@@ -25,30 +23,24 @@ type Client = ServiceClient<typeof RegistryService>;
 
 describe('two registry replicas on one Postgres (BALLAST_REGISTRY_BLOB_STORE=postgres)', () => {
   let db: PostgresTestDatabase;
-  const dirs: string[] = [];
-  const replicas: ServiceProcess[] = [];
+  let started: Replicas | undefined;
+  let replicas: ServiceProcess[] = [];
   let a: Client;
   let b: Client;
 
   beforeAll(async () => {
     db = await createTestDatabase('registry_replicas');
-    for (let i = 0; i < 2; i++) {
-      const dataDir = await mkdtemp(join(tmpdir(), 'ballast-registry-replica-'));
-      dirs.push(dataDir);
-      replicas.push(
-        await startServiceProcess({
-          package: '@ballast/registry',
-          ready: REGISTRY,
-          telemetry: false,
-          env: {
-            BALLAST_DATABASE_URL: db.url,
-            BALLAST_DATA_DIR: dataDir,
-            BALLAST_REGISTRY_BLOB_STORE: 'postgres',
-            BALLAST_REGISTRY_WATCH_POLL_MS: '100',
-          },
-        }),
-      );
-    }
+    started = await startReplicas(2, {
+      package: '@ballast/registry',
+      ready: REGISTRY,
+      telemetry: false,
+      env: {
+        BALLAST_DATABASE_URL: db.url,
+        BALLAST_REGISTRY_BLOB_STORE: 'postgres',
+        BALLAST_REGISTRY_WATCH_POLL_MS: '100',
+      },
+    });
+    replicas = started.replicas;
     [a, b] = replicas.map((r) =>
       createClient(RegistryService, { address: r.address, deadlineMs: 60_000 }),
     ) as [Client, Client];
@@ -63,9 +55,8 @@ describe('two registry replicas on one Postgres (BALLAST_REGISTRY_BLOB_STORE=pos
   afterAll(async () => {
     a?.close();
     b?.close();
-    for (const replica of replicas) await replica.stop().catch(() => undefined);
+    await started?.stop();
     await db?.close();
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   });
 
   it('downloads from one replica, byte for byte, what was uploaded to the other', async () => {

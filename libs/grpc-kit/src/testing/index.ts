@@ -27,3 +27,4 @@ export {
 } from './process.js';
 export { grpcFrame, grpcHeaders, grpcStatus, rawSession } from './raw-http2.js';
 export { reflectionClient } from './reflection-client.js';
+export { type Replicas, startReplicas } from './replicas.js';
