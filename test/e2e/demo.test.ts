@@ -114,7 +114,6 @@ describe('ballast demo', () => {
     expect(stdout).toMatch(/v1 registered .*promotion: promoted/);
     // Polled, so an alert may be seen only after it resolved again.
     expect(stdout).toMatch(/forecast-error (FIRING|fired and resolved) on warehouse_id=W4/);
-    expect(stdout).toMatch(/demand-drift (FIRING|fired and resolved) on warehouse_id=W4/);
     expect(stdout).toMatch(/monitor queued retraining retrain-/);
     expect(stdout).toMatch(/v2 registered; gate: promoted/);
     expect(stdout).toContain('inference hot-swapped to v2');
@@ -134,6 +133,27 @@ describe('ballast demo', () => {
       expect(s).toBeLessThan(1.5 * b);
       expect(r).toBeLessThan(1.5 * b);
     }
+
+    // No false alert: every alert monitor raised (the demo lists them all from ListAlerts, not
+    // only those its polling saw) is on W4, which shifted. No other warehouse, and not "all
+    // rows", has an alert on v1 (before retraining) or v2 (after), or one still firing.
+    const alerts = stdout.slice(stdout.indexOf('alerts monitor raised for'));
+    expect(alerts).toMatch(
+      /^ {2}warehouse\s+on v1 \(before retraining\)\s+on v2 \(after retraining\)\s+firing now$/m,
+    );
+    for (const segment of ['W1', 'W2', 'W3', 'W5', 'W6', 'all rows'])
+      expect(alerts).toMatch(new RegExp(`^ {2}${segment}\\s+none\\s+none\\s+none$`, 'm'));
+    // W4's error alert, the one that retrains, is in the list. (Its drift alert needs 48 rows
+    // per warehouse in a 4-second window: on a loaded machine the served days come slower and
+    // a window may hold too few for a verdict, so it is not asserted.)
+    const w4 = (alerts.match(/^ {2}W4 +(.*)$/m)?.[1] ?? '').split(/ {2,}/);
+    expect(w4[0]).toMatch(/forecast-error \([\d.]+\)/);
+    // Nothing but the six warehouses and all rows: no segment the demand does not have.
+    const lines = alerts.split('\n');
+    const rows = lines.slice(2, lines.indexOf('', 2));
+    expect(rows.map((l) => l.trim().split(/\s{2,}/)[0]).sort()).toEqual(
+      ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'all rows'].sort(),
+    );
   }, 400_000);
 
   it('answers the CLI a newcomer uses next: status, jobs, alerts, predict (by features and by entity), trace, ingest, features apply', () => {

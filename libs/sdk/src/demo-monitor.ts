@@ -21,11 +21,18 @@ export interface Served {
 }
 
 /**
- * The demo's monitoring setup: drift per segment (largest feature PSI at the industry's
- * alert level, 0.25) and forecast error per segment, the error rule asking for a
- * retraining. Windows are short (seconds) because the demo plays weeks in seconds.
+ * The demo's monitoring setup: drift per segment and forecast error per segment, the error
+ * rule asking for a retraining. Windows are short (seconds) because the demo plays weeks in
+ * seconds.
+ *
+ * Drift is judged on the largest feature PSI above its sampling noise (monitor's psi_noise),
+ * not on PSI itself: a warehouse's window holds about a hundred rows, and at that size a bare
+ * PSI of 0.25 is mostly noise (seed 42 once fired it on W2 and W5, which never shift; the
+ * monitor bench's false-alert study finds it in every one of 20 seeds). The threshold is
+ * twice the industry's 0.25 above that noise, which a 20% price cut clears many times over.
  */
 export const DEMO_WINDOW_MS = 4_000;
+export const DRIFT_THRESHOLD = 0.5;
 
 export async function configureMonitor(
   clients: BallastClients,
@@ -36,8 +43,8 @@ export async function configureMonitor(
     rule: {
       model: p.model,
       name: 'demand-drift',
-      metric: AlertMetric.MAX_PSI,
-      threshold: 0.25,
+      metric: AlertMetric.PSI_ABOVE_NOISE,
+      threshold: DRIFT_THRESHOLD,
       segment: '*',
     },
   });
@@ -147,6 +154,37 @@ export async function watchForRetraining(
   throw new Error(
     `monitor asked for no retraining within ${p.timeoutMs / 1000}s; alerts seen: ${[...seen.keys()].join(', ') || 'none'}`,
   );
+}
+
+/** An alert's segment as the demo's table names it. */
+const segmentName = (segment: string) => segment.replace(/^warehouse_id=/, '') || 'all rows';
+
+/**
+ * Every alert monitor raised for the model (ListAlerts: one per rule, segment and firing
+ * episode, resolved ones included, so nothing is missed between two polls), per segment:
+ * the rules that fired on the first version (before retraining), on the retrained one, and
+ * those still firing. Every warehouse gets a row, and so does "all rows".
+ */
+export async function alertsBySegment(
+  clients: BallastClients,
+  p: { model: string; warehouses: readonly string[]; before: number; after: number },
+): Promise<string[][]> {
+  const { alerts } = await clients.monitor.listAlerts({ model: p.model });
+  const segments = [...new Set([...p.warehouses, 'all rows', ...alerts.map((a) => segmentName(a.segment))])];
+  const rules = (segment: string, keep: (a: Alert) => boolean) =>
+    [
+      ...new Set(
+        alerts
+          .filter((a) => segmentName(a.segment) === segment && keep(a))
+          .map((a) => `${a.rule} (${a.value.toFixed(2)})`),
+      ),
+    ].join(', ') || 'none';
+  return segments.map((segment) => [
+    segment,
+    rules(segment, (a) => a.version === p.before),
+    rules(segment, (a) => a.version === p.after),
+    rules(segment, (a) => a.state === AlertState.FIRING),
+  ]);
 }
 
 /** The dashboard of one model, on the monitor's HTTP port. */

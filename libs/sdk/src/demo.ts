@@ -13,12 +13,16 @@ import { type BallastClients, connect } from './clients.js';
 import { activeTraceLink } from './commands-data.js';
 import { demoTraceLines } from './demo-links.js';
 import {
+  alertsBySegment,
   configureMonitor,
+  DEMO_WINDOW_MS,
+  DRIFT_THRESHOLD,
   dashboardLink,
   type Served,
   setBaseline,
   watchForRetraining,
 } from './demo-monitor.js';
+import { table } from './output.js';
 import { DAY_MS, type DemandShift, referenceSales, type SaleRecord } from './reference-data.js';
 import { referenceDemandView, referenceSalesSchema, salesBatch } from './reference-workload.js';
 import { ensureSuite } from './suite.js';
@@ -151,7 +155,7 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
     await configureMonitor(clients, { model, view: model, errorThreshold });
     await setBaseline(clients, { model, version: v1.version, view: model });
     say(
-      `monitor: baseline v${v1.version} from its training statistics; alerts on PSI >= 0.25 and MAE >= ${errorThreshold} per warehouse (2x v${v1.version}'s worst holdout MAE), error alerts retrain`,
+      `monitor: baseline v${v1.version} from its training statistics; alerts on PSI above its sampling noise >= ${DRIFT_THRESHOLD} and MAE >= ${errorThreshold} per warehouse (2x v${v1.version}'s worst holdout MAE), error alerts retrain`,
     );
 
     const served: Served[] = [];
@@ -185,6 +189,25 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
 
     const errors = errorTable(served);
     printTable(print, errors, v1.version, retrained);
+    // Monitor judges a window once it closes: one more window, and the last forecasts' are in.
+    await sleep(2 * DEMO_WINDOW_MS);
+    print(`alerts monitor raised for ${model}, by warehouse (every one, from ListAlerts):`);
+    for (const line of table([
+      [
+        'warehouse',
+        `on v${v1.version} (before retraining)`,
+        `on v${retrained} (after retraining)`,
+        'firing now',
+      ],
+      ...(await alertsBySegment(clients, {
+        model,
+        warehouses: errors.map((e) => e.warehouse).filter((w) => w !== 'all'),
+        before: v1.version,
+        after: retrained,
+      })),
+    ]))
+      print(`  ${line}`);
+    print('');
     print(`dashboard: ${dashboardLink(env, model)}`);
     for (const line of demoTraceLines(env, activeTraceLink(env))) print(line);
     return {
