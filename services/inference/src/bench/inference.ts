@@ -1,7 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,7 +9,7 @@ import { GRPCInferenceService } from '@ballast/contracts/inference/grpc_predict_
 import { createClient, RpcError } from '@ballast/grpc-kit';
 import { quantile, writeBenchResult } from '@ballast/grpc-kit/testing';
 import { selectBackend } from '@ballast/ml';
-import { status } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status } from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
 import { benchModel, FEATURES, ROW } from './model.js';
 
@@ -21,7 +19,7 @@ import { benchModel, FEATURES, ROW } from './model.js';
  * in one run, every row with the machine's load average:
  * 1. small model (MLP 32 -> 64 -> 1): closed loop at each concurrency, Predict batched and
  *    with batching off, ModelInfer typed and raw, and Predict with tracing on (100% sampling,
- *    batch span processor exporting OTLP to a local sink), each against bare grpc-js;
+ *    batch span processor exporting OTLP/gRPC to a local sink), each against bare grpc-js;
  * 2. compute-bound model (32 -> 1024 -> 1024 -> 1): batched against bare and against the
  *    in-process compute limit (model.predict at batch 1 and 64);
  * 3. the queue-delay tuner: open loop at low, medium and high offered load, fixed queue
@@ -51,7 +49,7 @@ async function startServer(mode: string, env: Record<string, string> = {}, execA
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   for await (const line of lines) {
-    if (line.startsWith('{')) return { child, port: (JSON.parse(line) as { port: number }).port };
+    if (line.startsWith('{"port"')) return { child, port: (JSON.parse(line) as { port: number }).port };
   }
   throw new Error(`${mode} server exited before listening`);
 }
@@ -228,23 +226,37 @@ function callers(port: number, model: string) {
   };
 }
 
-/** An OTLP/HTTP endpoint that takes the traced server's span exports and drops them. */
+/** An OTLP/gRPC collector (the SDK's exporter speaks gRPC) that counts the traced server's exports and drops them. */
 async function otlpSink() {
   let exports = 0;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      exports++;
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    exports: () => exports,
-    close: () => server.close(),
-  };
+  const bytes = (b: Buffer) => b;
+  const server = new Server();
+  server.addService(
+    {
+      Export: {
+        path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: bytes,
+        requestDeserialize: bytes,
+        responseSerialize: bytes,
+        responseDeserialize: bytes,
+      },
+    },
+    {
+      // An empty ExportTraceServiceResponse: zero bytes.
+      Export: (_call: unknown, callback: (e: null, r: Buffer) => void) => {
+        exports++;
+        callback(null, Buffer.alloc(0));
+      },
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  return { port, exports: () => exports, close: () => server.forceShutdown() };
 }
 
 const ratio = (a: number | undefined, b: number | undefined) =>

@@ -23,7 +23,7 @@ const child = fork(join(here, 'server-process.js'), [mode], {
 });
 let port = 0;
 for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream })) {
-  if (line.startsWith('{')) {
+  if (line.startsWith('{"port"')) {
     port = (JSON.parse(line) as { port: number }).port;
     break;
   }
