@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { loadavg } from 'node:os';
-import { dirname } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { writeBenchResult } from '@ballast/grpc-kit/testing';
 import { connectRedis } from '@ballast/queue';
-import { migrate, openDatabase } from '@ballast/storage';
+import { migrate, openDatabase, type SqlKind } from '@ballast/storage';
 import { compileView, DAY_MS } from '../definition.js';
 import { Materializer } from '../materialize.js';
 import { migrations } from '../migrations.js';
@@ -22,12 +23,17 @@ import { DAY0, retailDefinition } from '../testing/retail.js';
  * size's time to the smallest's over the ratio of their rows (1.0 = linear), peak RSS, and
  * the event loop's longest delay while it ran (perf_hooks.monitorEventLoopDelay). Records
  * are generated page by page, 5,000 at a time as ingest's ReadVersion sends them, for 1,000
- * entities. Postgres from BALLAST_DATABASE_URL (default the local test database).
+ * entities. On each backend in BENCH_BACKENDS (default postgres,pglite): Postgres from
+ * BALLAST_DATABASE_URL (default the local test database), PGlite in a temporary directory
+ * (in this process, as the service embeds it). The materializer holds the version's records
+ * and rows in memory (records.ts RecordTable, transforms.ts FeatureRows), so peak RSS grows
+ * with the version: 10M records are not run by default. BENCH_RESULT names the results file.
  */
 const SIZES = (process.env.BENCH_MATERIALIZE_ROWS ?? '100000,1000000').split(',').map(Number);
 const ENTITIES = 1_000;
 const PAGE = 5_000;
 const url = process.env.BALLAST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const BACKENDS = (process.env.BENCH_BACKENDS ?? 'postgres,pglite').split(',') as SqlKind[];
 
 /** Entity-major pages of synthetic sales: entity e's day d is record e * days + d. */
 class SyntheticSource implements RecordSource {
@@ -64,18 +70,8 @@ class SyntheticSource implements RecordSource {
   }
 }
 
-const schema = `bench_materialize_${randomBytes(3).toString('hex')}`;
-const sql = await openDatabase({ url, schema });
-await migrate(sql, migrations);
-const redis = connectRedis();
-const prefix = `bench-materialize-${randomBytes(4).toString('hex')}`;
-const store = new FeatureStore(() => sql);
-const online = new OnlineStore(redis, prefix);
-const runs = new MaterializationRuns(() => sql);
-const view = compileView(retailDefinition());
-await store.applyView(view);
-
 interface Point {
+  backend: SqlKind;
   rows: number;
   seconds: number;
   rowsPerSecond: number;
@@ -84,50 +80,80 @@ interface Point {
   eventLoopP99DelayMs: number;
   loadAverage1m: number;
 }
-const points: Point[] = [];
-try {
-  for (const size of SIZES) {
-    const materializer = new Materializer({ store, online, source: new SyntheticSource(size), runs });
-    let peakRss = process.memoryUsage().rss;
-    const sampler = setInterval(() => {
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    }, 50);
-    const delay = monitorEventLoopDelay({ resolution: 10 });
-    delay.enable();
-    const t0 = performance.now();
-    const result = await materializer.run(view, `v${size}`);
-    const seconds = (performance.now() - t0) / 1000;
-    delay.disable();
-    clearInterval(sampler);
-    points.push({
-      rows: result.rows,
-      seconds: Math.round(seconds * 100) / 100,
-      rowsPerSecond: Math.round(result.rows / seconds),
-      peakRssMiB: Math.round(peakRss / 2 ** 20),
-      eventLoopMaxDelayMs: Math.round(delay.max / 1e5) / 10,
-      eventLoopP99DelayMs: Math.round(delay.percentile(99) / 1e5) / 10,
-      loadAverage1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
-    });
-    await sql.query('DELETE FROM rows WHERE dataset_version = $1', [`v${size}`]);
+
+async function runBackend(backend: SqlKind): Promise<Point[]> {
+  const schema = `bench_materialize_${randomBytes(3).toString('hex')}`;
+  const dataDir = backend === 'pglite' ? await mkdtemp(join(tmpdir(), 'ballast-materialize-bench-')) : '';
+  const sql = await openDatabase(backend === 'postgres' ? { url, schema } : { dataDir, schema });
+  await migrate(sql, migrations);
+  const redis = connectRedis();
+  const prefix = `bench-materialize-${randomBytes(4).toString('hex')}`;
+  const store = new FeatureStore(() => sql);
+  const online = new OnlineStore(redis, prefix);
+  const runs = new MaterializationRuns(() => sql);
+  const view = compileView(retailDefinition());
+  await store.applyView(view);
+  const points: Point[] = [];
+  try {
+    for (const size of SIZES) {
+      const materializer = new Materializer({ store, online, source: new SyntheticSource(size), runs });
+      let peakRss = process.memoryUsage().rss;
+      const sampler = setInterval(() => {
+        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      }, 50);
+      const delay = monitorEventLoopDelay({ resolution: 10 });
+      delay.enable();
+      const t0 = performance.now();
+      const result = await materializer.run(view, `v${size}`);
+      const seconds = (performance.now() - t0) / 1000;
+      delay.disable();
+      clearInterval(sampler);
+      points.push({
+        backend,
+        rows: result.rows,
+        seconds: Math.round(seconds * 100) / 100,
+        rowsPerSecond: Math.round(result.rows / seconds),
+        peakRssMiB: Math.round(peakRss / 2 ** 20),
+        eventLoopMaxDelayMs: Math.round(delay.max / 1e5) / 10,
+        eventLoopP99DelayMs: Math.round(delay.percentile(99) / 1e5) / 10,
+        loadAverage1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+      });
+      console.error(JSON.stringify(points.at(-1)));
+      await sql.query('DELETE FROM rows WHERE dataset_version = $1', [`v${size}`]);
+    }
+  } finally {
+    if (backend === 'postgres') await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await sql.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await deleteKeys(redis, `${prefix}*`);
+    redis.disconnect();
   }
-} finally {
-  await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await sql.close();
-  await deleteKeys(redis, `${prefix}*`);
-  redis.disconnect();
+  return points;
 }
 
-const first = points[0] as Point;
-const last = points.at(-1) as Point;
-const scaling = last.seconds / first.seconds / (last.rows / first.rows);
-console.table(points);
-console.log(`time ratio ${last.rows}/${first.rows} rows, per row: ${scaling.toFixed(2)} (1.00 = linear)`);
-const out = writeBenchResult(dirname(fileURLToPath(import.meta.url)), 'feature-materialize', {
-  cpus: (await import('node:os')).cpus().length,
-  database: 'postgres',
-  entities: ENTITIES,
-  pageRecords: PAGE,
-  points,
-  perRowTimeRatio: Math.round(scaling * 100) / 100,
+const points: Point[] = [];
+for (const backend of BACKENDS) points.push(...(await runBackend(backend)));
+
+const scaling = BACKENDS.map((backend) => {
+  const mine = points.filter((p) => p.backend === backend);
+  const first = mine[0] as Point;
+  const last = mine.at(-1) as Point;
+  return {
+    backend,
+    perRowTimeRatio: Math.round((last.seconds / first.seconds / (last.rows / first.rows)) * 100) / 100,
+  };
 });
+console.table(points);
+console.table(scaling);
+const out = writeBenchResult(
+  dirname(fileURLToPath(import.meta.url)),
+  process.env.BENCH_RESULT ?? 'feature-materialize',
+  {
+    cpus: (await import('node:os')).cpus().length,
+    entities: ENTITIES,
+    pageRecords: PAGE,
+    points,
+    scaling,
+  },
+);
 console.log(`wrote ${out}`);
