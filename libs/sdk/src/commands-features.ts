@@ -16,7 +16,7 @@ import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { withClients } from './clients.js';
 import { num } from './dataset-versions.js';
 import { knownViews } from './feature-views.js';
-import { runCell, stateName } from './materializations.js';
+import { stateCell, stateName } from './materializations.js';
 import { type CommandIo, printJson, printTable } from './output.js';
 import { about } from './rpc-errors.js';
 
@@ -145,9 +145,7 @@ export async function featuresCommand(args: string[], io: CommandIo): Promise<nu
               v.definition?.entityFields.join(',') || '-',
               String(v.featureNames.length),
               v.definition?.label?.name || '-',
-              run
-                ? `${run.datasetVersion.slice(0, 12)} ${runCell(run).slice(run.view.length + 1)}`
-                : 'none yet',
+              run ? `${run.datasetVersion.slice(0, 12)} ${stateCell(run)}` : 'none yet',
             ];
           }),
         );

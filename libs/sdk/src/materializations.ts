@@ -30,9 +30,12 @@ export function runLine(run: Materialization, dataset: string): string {
   return `${what} ${stateName(run.state)} (${detail})`;
 }
 
-/** A run's state in a table cell: `view succeeded`, `view failed: reason`. */
-export const runCell = (run: Materialization) =>
-  `${run.view} ${stateName(run.state)}${run.state === MaterializationState.FAILED ? `: ${run.reason}` : ''}`;
+/** A run's state, with a failure's reason: `succeeded`, `failed: reason`. */
+export const stateCell = (run: Materialization) =>
+  `${stateName(run.state)}${run.state === MaterializationState.FAILED ? `: ${run.reason}` : ''}`;
+
+/** A run in a table cell, naming its view: `view succeeded`, `view failed: reason`. */
+export const runCell = (run: Materialization) => `${run.view} ${stateCell(run)}`;
 
 /** The dataset each view version reads, looked up once per view version. */
 async function datasetsOf(feature: Feature, runs: readonly Materialization[]): Promise<Map<string, string>> {
