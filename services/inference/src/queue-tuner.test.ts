@@ -45,11 +45,11 @@ describe('QueueDelayTuner', () => {
   });
 
   it('settles for a smaller batch when a full one would not fit a tight objective', () => {
-    const tuner = new QueueDelayTuner(5, 64);
-    const now = replay(tuner, { gapMs: 0.1, count: 500, fixedMs: 1, perRowMs: 0.01 });
+    const tuner = new QueueDelayTuner(6, 64);
+    const now = replay(tuner, { gapMs: 0.2, count: 500, fixedMs: 1, perRowMs: 0.01 });
     const tuning = tuner.retune(now);
-    // 3.5 ms of budget: 8 rows fill in 0.7 ms and run twice in 2.16 ms; 16 rows would need 3.82.
-    expect(tuning).toEqual({ delayUs: 700, batchSize: 8 });
+    // 4.2 ms of budget: 8 rows fill in 1.4 ms and run twice in 2.16 ms; 16 rows would need 5.32.
+    expect(tuning).toEqual({ delayUs: 1400, batchSize: 8 });
   });
 
   it('shrinks its budget while the observed p99 misses the objective, and grows it back once under', () => {
@@ -70,6 +70,22 @@ describe('QueueDelayTuner', () => {
       tuner.retune(now);
     }
     expect(tuner.tuning.batchSize).toBe(64);
+  });
+
+  it('under overload waits for the batch that keeps up with arrivals, even past the objective', () => {
+    // 0.015 ms between arrivals against 1 ms + 0.01 ms per row: batches below 200 rows cannot
+    // keep up (64 rows take 1.64 ms and arrive in 0.96 ms), so the largest is due, although
+    // a 1 ms objective fits no batch at all, and although the observed p99 misses it.
+    const tuner = new QueueDelayTuner(1, 64);
+    const now = replay(tuner, { gapMs: 0.015, count: 2000, fixedMs: 1, perRowMs: 0.01 });
+    for (let i = 0; i < 512; i++) tuner.answered(50);
+    let tuning = tuner.retune(now);
+    for (let step = 1; step <= 10; step++) tuning = tuner.retune(now + step * 25);
+    expect(tuning).toEqual({ delayUs: 945, batchSize: 64 });
+    // At 0.2 ms between arrivals a batch of 8 keeps up (1.08 ms against 1.6 ms of arrivals).
+    const busy = new QueueDelayTuner(1, 64);
+    const later = replay(busy, { gapMs: 0.2, count: 2000, fixedMs: 1, perRowMs: 0.01 });
+    expect(busy.retune(later)).toEqual({ delayUs: 1400, batchSize: 8 });
   });
 
   it('retunes at most every 20 ms of its clock', () => {

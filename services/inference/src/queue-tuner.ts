@@ -12,7 +12,8 @@
  * - otherwise the largest B whose fill time (B − 1 arrivals) and executions fit the budget,
  *   waiting at most that fill time: fewer, fuller executions, which is what raises capacity.
  * The budget itself follows the latency actually observed: a p99 over the objective shrinks
- * it (multiplicatively), a p99 well under it lets it grow back.
+ * it (multiplicatively), a p99 well under it lets it grow back. Whatever the budget, the batch
+ * waited for is never smaller than the one that keeps up with arrivals (overload).
  *
  * Pure and clock-free: callers pass the time, so tests replay arrivals deterministically.
  */
@@ -121,6 +122,14 @@ export class QueueDelayTuner {
     return this.#tuning;
   }
 
+  /** The smallest batch size (a power of two, or the maximum) whose execution takes less than its arrivals. */
+  #keepingUp(gap: number): number {
+    let size = 1;
+    while (size < this.maxBatchSize && this.execMs(size) >= size * gap)
+      size = Math.min(size * 2, this.maxBatchSize);
+    return size;
+  }
+
   /** The setting for the current estimates (see the class comment). */
   plan(): Tuning {
     const budgetMs = this.objectiveMs * HEADROOM * this.#scale;
@@ -135,6 +144,11 @@ export class QueueDelayTuner {
       best = { delayUs: Math.round(fillMs * 1000), batchSize: size };
       if (size === this.maxBatchSize) break;
     }
+    // Never below the batch that keeps up with arrivals: under overload the objective cannot
+    // be met whatever the setting, and smaller batches would only lower capacity (the queue,
+    // and every request's wait, would grow without bound).
+    const needed = this.#keepingUp(gap);
+    if (best.batchSize < needed) best = { delayUs: Math.round((needed - 1) * gap * 1000), batchSize: needed };
     return best;
   }
 }
