@@ -11,7 +11,6 @@ import { describe, expect, it } from 'vitest';
 import { suiteRecorder } from './report.js';
 import {
   psqlValue,
-  type ServiceProcess,
   ServingStatus,
   startService,
   suiteParts,

@@ -10,15 +10,7 @@ import { createClient } from '@ballast/grpc-kit';
 import { connectRedis, createQueue, QueueNames, type TrainingRunJob } from '@ballast/queue';
 import { describe, expect, it } from 'vitest';
 import { suiteRecorder } from './report.js';
-import {
-  type ServiceProcess,
-  ServingStatus,
-  startService,
-  suiteParts,
-  tempDir,
-  until,
-  waitHealth,
-} from './support.js';
+import { ServingStatus, startService, suiteParts, tempDir, until, waitHealth } from './support.js';
 import { salesBatch, salesSchema } from './workload.js';
 
 const record = suiteRecorder(
