@@ -16,6 +16,7 @@ import {
   startTestFeature,
   type TestFeature,
 } from './test-feature.js';
+import { keysMatching } from './testing/redis-keys.js';
 import { batches, DAY0, retailDefinition, retailRecords } from './testing/retail.js';
 
 const V1 = 'a'.repeat(64);
@@ -95,7 +96,7 @@ describe.each(BACKENDS)('feature service on %s', (kind) => {
          WHERE view_version = $1 AND dataset_version = $2 ORDER BY event_time, entity_key`,
         [version, V2],
       );
-      const keys = (await f.redis.keys(`${f.prefix}:${version}:*`)).sort();
+      const keys = (await keysMatching(f.redis, `${f.prefix}:${version}:*`)).sort();
       const vectors = await Promise.all(keys.map((k) => f.redis.getBuffer(k)));
       return { rows, keys, vectors: vectors.map((v) => v?.toString('hex')) };
     };

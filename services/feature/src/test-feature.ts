@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { createClient, type GrpcServer, type ServiceClient, startGrpcServer } from '@ballast/grpc-kit';
-import { connectRedis, createQueue, QueueNames, type RedisConnection } from '@ballast/queue';
+import { connectRedis, createQueue, QueueNames, queuePrefix, type RedisConnection } from '@ballast/queue';
 import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
 import { QueueEvents } from 'bullmq';
 import { Materializer } from './materialize.js';
@@ -143,7 +143,11 @@ export async function materializeQueue(f: TestFeature) {
     prefix,
     telemetry: false,
   });
-  const events = new QueueEvents(QueueNames.featuresMaterialize, { connection: f.redis.duplicate(), prefix });
+  // A raw BullMQ object: it takes the prefix the queue really uses (tagged on a cluster).
+  const events = new QueueEvents(QueueNames.featuresMaterialize, {
+    connection: f.redis.duplicate(),
+    prefix: queuePrefix(prefix, QueueNames.featuresMaterialize, f.redis),
+  });
   await events.waitUntilReady();
   return {
     worker,
