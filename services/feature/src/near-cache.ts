@@ -107,6 +107,10 @@ export class NearCache {
         autoResubscribe: false,
         lazyConnect: true,
         readOnly: false,
+        // The cluster's own node connections do not reconnect (ioredis drops them and asks
+        // for the slot map again); a tracker does, or one dropped connection to a live
+        // master would keep the cache off until the next topology change.
+        retryStrategy: (times: number) => Math.min(100 * times, 2_000),
         connectionName: this.#connectionName,
       });
       this.#trackers.set(key, this.#tracker(conn));

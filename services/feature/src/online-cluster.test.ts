@@ -88,6 +88,19 @@ describe('the online store on Redis Cluster', () => {
       for (const e of changed) await other.set(store.key(VIEW, e), packVector('d9', 9, Float64Array.of(-1)));
       await vi.waitFor(() => expect(cache.size).toBe(ENTITIES - changed.length), { timeout: 10_000 });
       expect((await store.readPacked(VIEW, changed)).map(lastValue)).toEqual(changed.map(() => -1));
+      // A tracking connection dropped on a live master: the cache turns off, then back on.
+      const [master] = (redis as Cluster).nodes('master');
+      const list = String(await master?.client('LIST'));
+      const id = list
+        .split('\n')
+        .find((line) => line.includes(`name=ballast-near-cache:${prefix}:`))
+        ?.match(/\bid=(\d+)/)?.[1];
+      expect(id).toBeDefined();
+      await master?.client('KILL', 'ID', id as string);
+      await vi.waitFor(() => expect(cache.active).toBe(false));
+      await cache.tracking();
+      await store.readPacked(VIEW, changed);
+      expect(cache.get(VIEW, changed[0] as string, Date.now())).toBeDefined();
     } finally {
       await cache.close();
     }
