@@ -7,7 +7,6 @@ import { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb
 import { InferenceService } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
 import { MonitorService } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { createClient } from '@ballast/grpc-kit';
-import { type DriftInputs, readDriftInputs } from '@ballast/monitor';
 import { connectRedis } from '@ballast/queue';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +22,10 @@ import { cliRunner, eventually, type RunningProcess, startSuite } from './suppor
 const REDIS_URL = 'redis://127.0.0.1:6379/8';
 const require = createRequire(import.meta.url);
 const STOCKS = join(dirname(require.resolve('vega-datasets')), '..', 'data', 'stocks.csv');
-const SCIPY = join(dirname(require.resolve('@ballast/monitor/package.json')), 'src', 'scipy_reference.py');
+const MONITOR_DIR = dirname(require.resolve('@ballast/monitor/package.json'));
+const SCIPY = join(MONITOR_DIR, 'src', 'scipy_reference.py');
+/** Monitor's read-back of what it judged (services/monitor/src/drift-inputs.ts), as a process. */
+const DRIFT_INPUTS = join(MONITOR_DIR, 'dist', 'drift-inputs-main.js');
 const cliPath = join(dirname(require.resolve('@ballast/sdk/package.json')), 'dist', 'cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'ballast-real-data-e2e-'));
 const MODEL = 'stocks';
@@ -52,6 +54,22 @@ function priceAsOf(quotes: readonly Quote[], q: Quote, days: number): number | u
   for (const o of quotes)
     if (o.symbol === q.symbol && o.time <= cutoff && (!best || o.time > best.time)) best = o;
   return best?.price;
+}
+
+/** What GetDrift judged one feature of one window and segment on (monitor's DriftInputs). */
+interface DriftInputs {
+  windowStart: number;
+  referenceCounts: number[];
+  currentCounts: number[];
+  referenceSample: number[];
+  currentSample: number[];
+}
+
+function readDriftInputs(dataDir: string, segment: string, feature: string): DriftInputs[] {
+  const out = execFileSync(process.execPath, [DRIFT_INPUTS, dataDir, MODEL, '1', feature, segment], {
+    encoding: 'utf8',
+  });
+  return JSON.parse(out) as DriftInputs[];
 }
 
 function scipy<T>(cases: readonly unknown[]): T[] {
@@ -263,9 +281,7 @@ describe('real data (vega-datasets stocks) from the CLI, drift checked against s
     // What monitor judged on, read from its store once it has stopped (PGlite is one process's).
     await running.monitor?.stop();
     running.monitor = undefined;
-    const where = { dataDir: join(dir, 'data') };
-    const read = (segment: string, name: string) =>
-      readDriftInputs(where, { model: MODEL, version: 1, feature: name, segment });
+    const read = (segment: string, name: string) => readDriftInputs(join(dir, 'data'), segment, name);
 
     const reports: { segment: string; windowStart: number; features: FeatureDriftJson[] }[] = [
       ...history.map((w) => ({
@@ -283,7 +299,7 @@ describe('real data (vega-datasets stocks) from the CLI, drift checked against s
     ];
     const checks: { label: string; reported: FeatureDriftJson; inputs: DriftInputs }[] = [];
     for (const name of ['last_month', 'last_quarter']) {
-      const stored = { 'symbol=AAPL': await read('symbol=AAPL', name), '': await read('', name) };
+      const stored = { 'symbol=AAPL': read('symbol=AAPL', name), '': read('', name) };
       for (const report of reports) {
         const label = `${report.segment || 'all rows'} ${new Date(report.windowStart).toISOString()} ${name}`;
         const inputs = stored[report.segment as keyof typeof stored].find(
