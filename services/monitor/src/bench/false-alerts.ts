@@ -60,9 +60,16 @@ function statistics(feature: string, values: number[], segment: string) {
 const RULES = [
   { name: 'max PSI >= 0.25 (the demo before)', metric: AlertMetric.MAX_PSI, threshold: 0.25, windows: 1 },
   {
-    name: 'PSI above noise >= 0.25 (the demo now)',
+    name: 'PSI above noise >= 0.25 (the demo at first)',
     metric: AlertMetric.PSI_ABOVE_NOISE,
     threshold: 0.25,
+    windows: 1,
+  },
+  {
+    // libs/sdk's DRIFT_THRESHOLD: the demo's demand-drift rule.
+    name: 'PSI above noise >= 0.5 (the demo now)',
+    metric: AlertMetric.PSI_ABOVE_NOISE,
+    threshold: 0.5,
     windows: 1,
   },
   {
