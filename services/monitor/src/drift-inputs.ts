@@ -40,7 +40,12 @@ export async function readDriftInputs(
     const baseline = model && baselineFor(model, q.feature, q.segment);
     if (!model || !baseline) return [];
     const referenceSample = sampleFor(model, q.feature, q.segment) ?? [];
-    const windows = await readWindows(sql, { model: q.model, version: q.version, start: 0, segment: q.segment });
+    const windows = await readWindows(sql, {
+      model: q.model,
+      version: q.version,
+      start: 0,
+      segment: q.segment,
+    });
     return windows
       .filter((w) => w.feature === q.feature)
       .map((w) => ({
