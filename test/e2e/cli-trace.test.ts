@@ -124,7 +124,7 @@ describe('the ballast CLI', () => {
 
   it('exits 0 on --help, 2 on an unknown command', async () => {
     const help = await runCli(['models', '--help']);
-    expect([help.code, help.stdout.split('\n')[0]]).toEqual([0, 'Usage: ballast models [--json]']);
+    expect([help.code, help.stdout.split('\n')[0]]).toEqual([0, 'Usage: ballast models [list] [--json]']);
     const unknown = await runCli(['frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown command "frobnicate"');

@@ -281,7 +281,7 @@ describe('training across real services', () => {
       expect(cli('schedule', 'list').stdout).toMatch(/retrain-demand\s+0 3 \* \* \*\s+next \d{4}-/);
       expect(cli('schedule', 'remove', 'retrain-demand').status).toBe(0);
       expect(cli('schedule', 'list').stdout).not.toContain('retrain-demand');
-      expect(cli('models').stdout).toMatch(/demand\s+v2\s+candidate=v2 production=v2/);
+      expect(cli('models').stdout).toMatch(/demand\s+regression\s+v2\s+candidate=v2 production=v2/);
 
       // The gate refuses a retrained version that does not improve enough: it is registered
       // and made candidate, and production stays where it was.
