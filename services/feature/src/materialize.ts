@@ -4,6 +4,7 @@ import type { OnlineStore } from './online.js';
 import { type RecordSource, readTable } from './records.js';
 import type { MaterializationRun, MaterializationRuns } from './runs.js';
 import type { FeatureStore } from './store.js';
+import { materializeStreaming } from './stream.js';
 import { computeRowsSliced } from './transforms.js';
 
 export interface MaterializeResult {
@@ -31,7 +32,18 @@ export interface MaterializerDeps {
   runs: MaterializationRuns;
   /** Called once per run as it ends (the materializations metric). */
   onOutcome?: (outcome: MaterializeOutcome) => void;
+  /**
+   * 'stream' (the default): the version is staged in the offline store and computed a chunk
+   * at a time, in memory that does not grow with it (stream.ts). 'memory': read whole, then
+   * computed and written (the original path; it gives the same rows, vectors and counts).
+   */
+  mode?: 'stream' | 'memory';
+  /** Staged records read back per page in 'stream' mode (entity groups are never split). */
+  chunkRecords?: number | undefined;
 }
+
+/** Staged records per page: a few MiB of rows, and well under the loop's ~50 ms on either backend. */
+export const DEFAULT_CHUNK_RECORDS = { postgres: 5_000, pglite: 2_000 } as const;
 
 /** What a failed run records: the error's own message ("UNAVAILABLE: Connection dropped"). */
 export function failureReason(err: unknown): string {
@@ -42,7 +54,7 @@ export function failureReason(err: unknown): string {
  * Materialization: a dataset version's records -> the view's rows in the offline store
  * (replacing that version's rows) -> each entity's latest vector in the online store.
  * Every step is a function of the records and the definition, so re-running gives the
- * same rows and the same vectors.
+ * same rows and the same vectors, in either mode (MaterializerDeps.mode).
  */
 const tracer = trace.getTracer('@ballast/feature');
 
@@ -132,6 +144,14 @@ export class Materializer {
     progress: (fraction: number) => unknown,
     signal: AbortSignal | undefined,
   ): Promise<MaterializeResult> {
+    if (this.deps.mode !== 'memory') {
+      const { store } = this.deps;
+      return materializeStreaming(this.deps, view, datasetVersion, {
+        chunkRecords: this.deps.chunkRecords ?? DEFAULT_CHUNK_RECORDS[store.kind],
+        progress,
+        signal,
+      });
+    }
     const table = await readTable(this.deps.source, view.dataset, datasetVersion, view.fields, signal);
     await progress(0.4);
     const rows = await computeRowsSliced(view, table);

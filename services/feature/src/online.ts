@@ -30,7 +30,8 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1`;
 /** The first byte of every stored vector: its layout, above. */
 export const ONLINE_VECTOR_FORMAT = 1;
-const WRITE_CHUNK = 1_000;
+/** Entities per writePacked call. */
+export const WRITE_CHUNK = 1_000;
 
 export function packVector(datasetVersion: string, eventTime: number, values: Float64Array): Buffer {
   const version = Buffer.from(datasetVersion, 'utf8');
@@ -117,16 +118,30 @@ export class OnlineStore {
         entities.push(rows.entityKeys[last] as string);
         packed.push(packVector(datasetVersion, rows.times[last] as number, values));
       }
-      const keys = entities.map((entity) => this.key(viewVersion, entity));
-      // SET_IF_NOT_OLDER is safe to run twice, which a cluster retry may do (slot-batches.ts).
-      const results = await writeEach(this.redis, keys, (target, key, i) =>
-        target.eval(SET_IF_NOT_OLDER, 1, key, packed[i] as Buffer),
-      );
-      // Here rather than on Redis's push, so a read that follows this write in this process
-      // cannot see the old copy.
-      this.cache?.forget(viewVersion, entities);
-      for (const result of results) written += result as number;
+      written += await this.writePacked(viewVersion, entities, packed);
     }
+    return written;
+  }
+
+  /**
+   * Writes packed vectors (packVector) of these entities, each unless the store already
+   * holds a later one; returns the entities written. Callers pass at most a few thousand.
+   */
+  async writePacked(
+    viewVersion: string,
+    entities: readonly string[],
+    packed: readonly Buffer[],
+  ): Promise<number> {
+    const keys = entities.map((entity) => this.key(viewVersion, entity));
+    // SET_IF_NOT_OLDER is safe to run twice, which a cluster retry may do (slot-batches.ts).
+    const results = await writeEach(this.redis, keys, (target, key, i) =>
+      target.eval(SET_IF_NOT_OLDER, 1, key, packed[i] as Buffer),
+    );
+    // Here rather than on Redis's push, so a read that follows this write in this process
+    // cannot see the old copy.
+    this.cache?.forget(viewVersion, entities);
+    let written = 0;
+    for (const result of results) written += result as number;
     return written;
   }
 

@@ -54,6 +54,31 @@ export class RecordTable {
     this.length += batch.rowCount;
   }
 
+  /**
+   * Adopts columns already typed as append would make them (the staged records of a
+   * streaming materialization, stage.ts): numbers with NaN for null, strings with null.
+   */
+  static fromColumns(
+    fields: ReadonlyMap<string, SourceFieldType>,
+    length: number,
+    columns: ReadonlyMap<string, number[] | (string | null)[]>,
+  ): RecordTable {
+    const table = new RecordTable(fields);
+    for (const name of fields.keys()) {
+      const column = columns.get(name);
+      if (!column || column.length !== length) throw new Error(`column ${name} must hold ${length} values`);
+      if (table.strings.has(name)) table.strings.set(name, column as (string | null)[]);
+      else table.numbers.set(name, column as number[]);
+    }
+    table.length = length;
+    return table;
+  }
+
+  /** Whether a field is held as text (string, categorical) rather than as numbers. */
+  isText(field: string): boolean {
+    return this.strings.has(field);
+  }
+
   /** A numeric, bool or timestamp column (NaN = null). */
   numeric(field: string): readonly number[] {
     const column = this.numbers.get(field);

@@ -5,6 +5,7 @@ import {
 import type { Sql } from '@ballast/storage';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { CompiledView } from './definition.js';
+import { Stage } from './stage.js';
 import type { FeatureRows, Fit } from './transforms.js';
 
 /**
@@ -27,6 +28,14 @@ export interface Materialization {
   skipped: number;
   minEventTime: number | null;
   maxEventTime: number | null;
+  fit: Fit;
+}
+
+/** What a materialization records beside its rows (the row count and time range are counted as inserted). */
+export interface RowsSummary {
+  records: number;
+  entities: number;
+  skipped: number;
   fit: Fit;
 }
 
@@ -64,6 +73,10 @@ const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
 export class FeatureStore {
   constructor(private readonly sql: () => Sql) {}
+
+  get kind(): Sql['kind'] {
+    return this.sql().kind;
+  }
 
   /** Stores a view version; false when that exact version was already applied. */
   async applyView(view: CompiledView): Promise<{ created: boolean; createdAt: Date }> {
@@ -120,7 +133,23 @@ export class FeatureStore {
     rows: FeatureRows,
     summary: { records: number; entities: number },
   ): Promise<void> {
-    const width = rows.featureNames.length;
+    await this.replaceRows(view, datasetVersion, async (_tx, insert) => {
+      await insert(rows);
+      return { ...summary, skipped: rows.skipped, fit: rows.fit };
+    });
+  }
+
+  /**
+   * Replaces the rows of (view version, dataset version) with those `fill` inserts, part by
+   * part, and records the materialization, all in one transaction: a failure anywhere leaves
+   * the previous rows in place. `fill` runs its own reads on `tx` (on PGlite, the only
+   * connection, held for the whole transaction).
+   */
+  async replaceRows(
+    view: CompiledView,
+    datasetVersion: string,
+    fill: (tx: Sql, insert: (rows: FeatureRows) => Promise<void>) => Promise<RowsSummary>,
+  ): Promise<void> {
     const chunk = INSERT_CHUNK[this.sql().kind];
     await this.sql().transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${view.version}/${datasetVersion}`]);
@@ -128,41 +157,19 @@ export class FeatureStore {
         view.version,
         datasetVersion,
       ]);
-      for (let at = 0; at < rows.count; at += chunk) {
-        // PGlite runs each statement on this thread and its promises settle as microtasks,
-        // so without this the whole write (a million rows: minutes) holds the event loop.
-        await new Promise((resolve) => setImmediate(resolve));
-        const end = Math.min(rows.count, at + chunk);
-        const times: number[] = [];
-        const records: number[] = [];
-        const keys: string[] = [];
-        const segments: string[] = [];
-        const labels: (number | null)[] = [];
-        const features: string[] = [];
-        for (let i = at; i < end; i++) {
-          times.push(rows.times[i] as number);
-          records.push(rows.records[i] as number);
-          keys.push(rows.entityKeys[i] as string);
-          segments.push(rows.segments[i] as string);
-          const label = rows.labels[i] as number;
-          labels.push(Number.isNaN(label) ? null : label);
-          const slice = rows.values.slice(i * width, (i + 1) * width);
-          features.push(Buffer.from(slice.buffer).toString('hex'));
-        }
-        await tx.query(
-          `INSERT INTO rows (view_version, dataset_version, event_time, entity_key, record, segment, label, features)
-           SELECT $1, $2, t, k, r, s, l, decode(f, 'hex')
-           FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::float8[], $8::text[])
-             AS u(t, k, r, s, l, f)`,
-          [view.version, datasetVersion, times, keys, records, segments, labels, features],
-        );
-      }
+      let count = 0;
       let min = Number.POSITIVE_INFINITY;
       let max = Number.NEGATIVE_INFINITY;
-      for (const t of rows.times) {
-        if (t < min) min = t;
-        if (t > max) max = t;
-      }
+      const insert = async (rows: FeatureRows) => {
+        await insertRows(tx, view.version, datasetVersion, rows, chunk);
+        for (let i = 0; i < rows.count; i++) {
+          const t = rows.times[i] as number;
+          if (t < min) min = t;
+          if (t > max) max = t;
+        }
+        count += rows.count;
+      };
+      const summary = await fill(tx, insert);
       await tx.query(
         `INSERT INTO materializations
            (view_version, dataset_version, records, row_count, entities, skipped, min_event_time, max_event_time, fit)
@@ -175,15 +182,20 @@ export class FeatureStore {
           view.version,
           datasetVersion,
           summary.records,
-          rows.count,
+          count,
           summary.entities,
-          rows.skipped,
-          rows.count ? min : null,
-          rows.count ? max : null,
-          JSON.stringify(rows.fit),
+          summary.skipped,
+          count ? min : null,
+          count ? max : null,
+          JSON.stringify(summary.fit),
         ],
       );
     });
+  }
+
+  /** A staging area for one streaming materialization of `view` (stage.ts). */
+  stage(view: CompiledView): Promise<Stage> {
+    return Stage.create(this.sql, view);
   }
 
   async materialization(viewVersion: string, datasetVersion: string): Promise<Materialization | undefined> {
@@ -255,6 +267,45 @@ export class FeatureStore {
       after = [Number(last.event_time), last.entity_key, Number(last.record)];
       if (rows.length < batchSize) return;
     }
+  }
+}
+
+async function insertRows(
+  tx: Sql,
+  viewVersion: string,
+  datasetVersion: string,
+  rows: FeatureRows,
+  chunk: number,
+): Promise<void> {
+  const width = rows.featureNames.length;
+  for (let at = 0; at < rows.count; at += chunk) {
+    // PGlite runs each statement on this thread and its promises settle as microtasks,
+    // so without this the whole write (a million rows: minutes) holds the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    const end = Math.min(rows.count, at + chunk);
+    const times: number[] = [];
+    const records: number[] = [];
+    const keys: string[] = [];
+    const segments: string[] = [];
+    const labels: (number | null)[] = [];
+    const features: string[] = [];
+    for (let i = at; i < end; i++) {
+      times.push(rows.times[i] as number);
+      records.push(rows.records[i] as number);
+      keys.push(rows.entityKeys[i] as string);
+      segments.push(rows.segments[i] as string);
+      const label = rows.labels[i] as number;
+      labels.push(Number.isNaN(label) ? null : label);
+      const slice = rows.values.slice(i * width, (i + 1) * width);
+      features.push(Buffer.from(slice.buffer).toString('hex'));
+    }
+    await tx.query(
+      `INSERT INTO rows (view_version, dataset_version, event_time, entity_key, record, segment, label, features)
+       SELECT $1, $2, t, k, r, s, l, decode(f, 'hex')
+       FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::float8[], $8::text[])
+         AS u(t, k, r, s, l, f)`,
+      [viewVersion, datasetVersion, times, keys, records, segments, labels, features],
+    );
   }
 }
 

@@ -118,6 +118,57 @@ function calendarValue(part: CalendarPart, ms: number, holidays: ReadonlySet<str
   }
 }
 
+/**
+ * Fits learnt before a pass over part of the rows (streaming materialization, stream.ts):
+ * the vocabularies and the standardizations already known are used as they are; a
+ * standardization not known yet accumulates into `sums`, which the caller carries from one
+ * part to the next in row order, so the sums come out bit for bit as over all rows at once.
+ */
+export interface FitPlan {
+  fit: Fit;
+  sums: Map<string, StandardSums>;
+}
+
+/** A standardization's running sums over the fit window's non-null inputs. */
+export interface StandardSums {
+  sum: number;
+  sumSq: number;
+  n: number;
+}
+
+export function standardization(s: StandardSums): { mean: number; std: number; count: number } {
+  const mean = s.n > 0 ? s.sum / s.n : Number.NaN;
+  const std = s.n > 0 ? Math.sqrt(Math.max(0, s.sumSq / s.n - mean * mean)) : Number.NaN;
+  return { mean, std, count: s.n };
+}
+
+/** Each record's canonical entity key, or null where it is skipped (a null entity field or event time). */
+export function rowKeys(view: CompiledView, table: RecordTable): (string | null)[] {
+  const time = table.numeric(view.eventTimeField);
+  const keyColumns = view.entityFields.map((f) => table.text(f));
+  const out: (string | null)[] = new Array(table.length);
+  for (let i = 0; i < table.length; i++) {
+    const parts: string[] = [];
+    let ok = !Number.isNaN(time[i] as number);
+    for (const column of keyColumns) {
+      const v = column[i] ?? null;
+      if (v === null) ok = false;
+      else parts.push(v);
+    }
+    out[i] = ok ? entityKey(parts) : null;
+  }
+  return out;
+}
+
+/** A vocabulary from category counts: the `max` most frequent (ties by value), sorted. */
+export function rankVocabulary(counts: ReadonlyMap<string, number>, max: number): string[] {
+  const ranked = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return ranked
+    .slice(0, max > 0 ? max : undefined)
+    .map(([v]) => v)
+    .sort();
+}
+
 function vocabulary(
   values: readonly (string | null)[],
   inFit: (row: number) => boolean,
@@ -127,11 +178,7 @@ function vocabulary(
   values.forEach((v, row) => {
     if (v !== null && inFit(row)) counts.set(v, (counts.get(v) ?? 0) + 1);
   });
-  const ranked = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  return ranked
-    .slice(0, max > 0 ? max : undefined)
-    .map(([v]) => v)
-    .sort();
+  return rankVocabulary(counts, max);
 }
 
 /** The rows, computed in one go (tests, small tables). */
@@ -151,8 +198,9 @@ export async function computeRowsSliced(
   view: CompiledView,
   table: RecordTable,
   sliceMs = 20,
+  plan?: FitPlan,
 ): Promise<FeatureRows> {
-  const steps = computeSteps(view, table);
+  const steps = computeSteps(view, table, plan);
   let sliceStart = performance.now();
   for (;;) {
     const step = steps.next();
@@ -165,7 +213,7 @@ export async function computeRowsSliced(
 }
 
 /** computeRows as a generator: it yields at points where pausing is safe (between groups, features, slices of rows). */
-function* computeSteps(view: CompiledView, table: RecordTable): Generator<void, FeatureRows> {
+function* computeSteps(view: CompiledView, table: RecordTable, plan?: FitPlan): Generator<void, FeatureRows> {
   const { groups, groupKeys, starts, count, skipped } = yield* layout(view, table);
   const width = view.featureNames.length;
   const values = new Float64Array(count * width);
@@ -188,7 +236,7 @@ function* computeSteps(view: CompiledView, table: RecordTable): Generator<void, 
     labelColumn(g, labelField, view.label.leadDays, labels, starts[k] as number);
   }
 
-  const fit: Fit = { vocabularies: {}, standardization: {} };
+  const fit: Fit = plan?.fit ?? { vocabularies: {}, standardization: {} };
   const single = new Map<string, Float64Array>();
   let col = 0;
   const scratch = new Float64Array(count);
@@ -239,7 +287,8 @@ function* computeSteps(view: CompiledView, table: RecordTable): Generator<void, 
       }
       case 'encoding': {
         const column = perRow(table.text(feature.field));
-        const vocab = vocabulary(column, inFit, feature.maxCategories);
+        const known = plan?.fit.vocabularies[feature.name];
+        const vocab = known ?? vocabulary(column, inFit, feature.maxCategories);
         fit.vocabularies[feature.name] = vocab;
         const index = new Map(vocab.map((v, k) => [v, k]));
         if (!feature.oneHot) {
@@ -261,20 +310,25 @@ function* computeSteps(view: CompiledView, table: RecordTable): Generator<void, 
       }
       case 'standardize': {
         const input = single.get(feature.input) as Float64Array;
-        let sum = 0;
-        let sumSq = 0;
-        let n = 0;
-        for (let i = 0; i < count; i++) {
-          const x = input[i] as number;
-          if (!Number.isNaN(x) && inFit(i)) {
-            sum += x;
-            sumSq += x * x;
-            n++;
+        let params = plan?.fit.standardization[feature.name];
+        if (!params) {
+          // Continues the sums of earlier parts (a plan's), in row order.
+          const sums = plan?.sums.get(feature.name) ?? { sum: 0, sumSq: 0, n: 0 };
+          let { sum, sumSq, n } = sums;
+          for (let i = 0; i < count; i++) {
+            const x = input[i] as number;
+            if (!Number.isNaN(x) && inFit(i)) {
+              sum += x;
+              sumSq += x * x;
+              n++;
+            }
           }
+          Object.assign(sums, { sum, sumSq, n });
+          params = standardization(sums);
+          if (plan) plan.sums.set(feature.name, sums);
+          else fit.standardization[feature.name] = params;
         }
-        const mean = n > 0 ? sum / n : Number.NaN;
-        const std = n > 0 ? Math.sqrt(Math.max(0, sumSq / n - mean * mean)) : Number.NaN;
-        fit.standardization[feature.name] = { mean, std, count: n };
+        const { mean, std } = params;
         for (let i = 0; i < count; i++) {
           const centred = (input[i] as number) - mean;
           scratch[i] = std > 0 ? centred / std : centred;
