@@ -65,7 +65,7 @@ const code = (promise: Promise<unknown>) =>
 describe('DynamicBatcher', () => {
   it('coalesces concurrent requests into one execution and splits the answers back', async () => {
     const model = doubler();
-    // A clock that stands still: arrivals 0 ms apart, closer than the 5 ms an execution takes.
+    // A clock that stands still: arrivals 0 ms apart, no further apart than an execution takes.
     const batcher = new DynamicBatcher(layout, options(), model.run, {}, 5, () => 0);
     await batcher.submit(request([0, 0]));
     await batcher.submit(request([0, 0]));
@@ -291,20 +291,26 @@ describe('DynamicBatcher', () => {
   it('sheds at once when the expected wait exceeds the deadline or default_timeout', async () => {
     const model = doubler();
     model.hold();
+    let now = 0;
     const slow = new DynamicBatcher(
       layout,
       options({ max_batch_size: 1, default_timeout_microseconds: 60_000 }),
       model.run,
       {},
       50,
+      () => now,
     );
     // Idle: admitted whatever the estimate, so the estimate keeps learning.
     expect(slow.expectedWaitMs(1)).toBe(0);
     const running = slow.submit(request([1, 1]));
     await tick();
-    expect(slow.expectedWaitMs(1)).toBe(25);
+    expect(slow.running).toBe(true);
+    // What is left of the running batch (50 ms estimated, 20 of them run)...
+    now = 20;
+    expect(slow.expectedWaitMs(1)).toBe(30);
     const queued = slow.submit(request([2, 2]));
-    expect(slow.expectedWaitMs(1)).toBe(75);
+    // ...plus a whole batch per batch queued ahead: 80 ms, past the 60 ms default_timeout.
+    expect(slow.expectedWaitMs(1)).toBe(80);
     expect(await code(slow.submit(request([3, 3])))).toBe('resource_exhausted');
     // Its deadline cannot fit the wait plus its own execution.
     const byDeadline = new DynamicBatcher(layout, options(), model.run, {}, 50);
@@ -347,7 +353,7 @@ describe('DynamicBatcher', () => {
     );
     const tracer = trace.getTracer('test');
     const requests = [tracer.startSpan('request-a'), tracer.startSpan('request-b')];
-    // A standing clock: arrivals closer together than the 5 ms an execution takes, so they coalesce.
+    // A standing clock: arrivals no further apart than an execution takes, so they coalesce.
     const batcher = new DynamicBatcher(layout, options(), doubler().run, {}, 5, () => 0);
     await batcher.submit(request([9, 9]));
     const answers = await Promise.all(

@@ -2,6 +2,7 @@ import { BallastError } from '@ballast/grpc-kit';
 import { type Link, type SpanContext, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { NumericArray, OutputData, RunResult, TensorData } from './executor.js';
 import { QueueDelayTuner, type Tuning } from './queue-tuner.js';
+import { ServiceTime } from './service-time.js';
 import { InferenceStatistics } from './statistics.js';
 
 /**
@@ -83,10 +84,12 @@ export class DynamicBatcher {
   readonly #queue: Waiting[] = [];
   #queuedRows = 0;
   #running = false;
+  /** When the running batch started (clock ms). */
+  #runningSince = 0;
   #timer: NodeJS.Timeout | undefined;
   #scheduled = false;
-  /** Moving average of one batch's execution, in ms (seeded by the warm-up). */
-  #execMs: number;
+  /** How long a batch keeps the model busy (the worker's execution and the hop; seeded by the warm-up). */
+  readonly #service: ServiceTime;
   /** Arrival and execution estimates; its tuning replaces the fixed knobs under a latency objective. */
   readonly #tuner: QueueDelayTuner;
   readonly #tuned: boolean;
@@ -104,7 +107,7 @@ export class DynamicBatcher {
     /** Milliseconds, performance.now() by default; tests pass their own. */
     private readonly clock: () => number = () => performance.now(),
   ) {
-    this.#execMs = initialExecMs;
+    this.#service = new ServiceTime(initialExecMs);
     const objective = options.latency_objective_ms ?? 0;
     this.#tuned = objective > 0;
     this.#tuner = new QueueDelayTuner(objective, options.max_batch_size);
@@ -124,18 +127,27 @@ export class DynamicBatcher {
     return this.#queuedRows;
   }
 
-  get estimatedExecMs(): number {
-    return this.#execMs;
+  /** Whether a batch is on the model worker now. */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** One batch from its start to its answer, in ms: the worker's execution plus the hop (service-time.ts). */
+  get estimatedBatchMs(): number {
+    return this.#service.batchMs;
   }
 
   /**
-   * How long a request arriving now would wait before its batch starts, in ms: half the batch
-   * running (on average), plus a full execution per batch queued ahead of it. An idle batcher
-   * admits anything, so the estimate always has fresh executions to learn from.
+   * How long a request arriving at `now` would wait before its batch starts, in ms: what is
+   * left of the batch running (its estimate less the time it has run), plus a batch per batch
+   * queued ahead of it. An idle batcher admits anything, so the estimate always has fresh
+   * executions to learn from.
    */
-  expectedWaitMs(rows: number): number {
+  expectedWaitMs(rows: number, now = this.clock()): number {
+    const batchMs = this.#service.batchMs;
     const batchesAhead = Math.ceil((this.#queuedRows + rows) / this.options.max_batch_size) - 1;
-    return (this.#running ? this.#execMs / 2 : 0) + Math.max(0, batchesAhead) * this.#execMs;
+    const left = this.#running ? Math.max(0, batchMs - (now - this.#runningSince)) : 0;
+    return left + Math.max(0, batchesAhead) * batchMs;
   }
 
   /**
@@ -173,12 +185,13 @@ export class DynamicBatcher {
     }
     // Queue time (its first batch's) is bounded by default_timeout; the wait for its last
     // batch plus that batch's execution by the deadline.
-    const waitMs = this.expectedWaitMs(pieces === 1 ? rows : max_batch_size);
-    const lastMs = pieces === 1 ? waitMs : this.expectedWaitMs(rows);
+    const waitMs = this.expectedWaitMs(pieces === 1 ? rows : max_batch_size, now);
+    const lastMs = pieces === 1 ? waitMs : this.expectedWaitMs(rows, now);
+    const runMs = this.#service.batchMs;
     const timeoutMs =
       default_timeout_microseconds > 0 ? default_timeout_microseconds / 1000 : Number.POSITIVE_INFINITY;
     const leftMs = deadline - now;
-    if (waitMs <= timeoutMs && lastMs + this.#execMs <= leftMs) return undefined;
+    if (waitMs <= timeoutMs && lastMs + runMs <= leftMs) return undefined;
     this.hooks.onShed?.('expected_wait');
     const limit =
       waitMs > timeoutMs
@@ -187,7 +200,7 @@ export class DynamicBatcher {
     const run = pieces === 1 ? '' : ` for the last of its ${pieces} batches`;
     return new BallastError(
       'resource_exhausted',
-      `overloaded: expected wait ${lastMs.toFixed(1)} ms${run} (+ ${this.#execMs.toFixed(1)} ms to run) does not fit the ${limit}; retry with backoff`,
+      `overloaded: expected wait ${lastMs.toFixed(1)} ms${run} (+ ${runMs.toFixed(1)} ms to run) does not fit the ${limit}; retry with backoff`,
     );
   }
 
@@ -278,7 +291,10 @@ export class DynamicBatcher {
         clearTimeout(this.#timer);
         this.#timer = undefined;
       }
-      if (now || (this.#queue.length === 1 && !this.#scheduled && this.#tuner.gapMs >= this.#execMs)) {
+      if (
+        now ||
+        (this.#queue.length === 1 && !this.#scheduled && this.#tuner.gapMs > this.#service.batchMs)
+      ) {
         void this.#runNext();
         return;
       }
@@ -353,6 +369,7 @@ export class DynamicBatcher {
     };
     const rows = batch.reduce((sum, r) => sum + r.rows, 0);
     const started = this.clock();
+    this.#runningSince = started;
     const links: Link[] = batch.flatMap((r) => (r.spanContext ? [{ context: r.spanContext }] : []));
     const span = tracer.startSpan('inference.batch', { links, attributes: { 'inference.batch_size': rows } });
     try {
@@ -377,8 +394,9 @@ export class DynamicBatcher {
       const result = await this.runBatch(inputs, rows);
       const ran = this.clock();
       const elapsedMs = ran - started;
-      this.#execMs = this.#execMs === 0 ? elapsedMs : this.#execMs * 0.8 + elapsedMs * 0.2;
-      this.#tuner.executed(rows, elapsedMs);
+      this.#service.record(elapsedMs, result.execUs / 1000);
+      // The tuner fits the same service time: a stall of the event loop is not execution.
+      this.#tuner.executed(rows, Math.min(elapsedMs, result.execUs / 1000 + this.#service.hopMs));
       if (this.#tuned) for (const request of batch) this.#tuner.answered(ran - request.enqueuedAt);
       this.hooks.onBatch?.(rows, result.execUs);
       // What queued while this batch ran goes to the worker before this batch's answers are
