@@ -30,9 +30,16 @@ export interface Served {
  * PSI of 0.25 is mostly noise (seed 42 once fired it on W2 and W5, which never shift; the
  * monitor bench's false-alert study finds it in every one of 20 seeds). The threshold is
  * twice the industry's 0.25 above that noise, which a 20% price cut clears many times over.
+ *
+ * And it must hold for two windows in a row. A window of six days (48 rows per warehouse, what
+ * a loaded machine fits in 4 seconds) can leave a price bin holding 12% of the training rows
+ * empty by chance; PSI's log term makes one empty bin worth ~0.8, far above the chi-square
+ * noise bound (seed 42's W3, days 86-91: 0.61 above noise; CI fired on it once). The next
+ * window's rows are new draws, so a chance bin does not repeat; a shift does.
  */
 export const DEMO_WINDOW_MS = 4_000;
 export const DRIFT_THRESHOLD = 0.5;
+export const DRIFT_WINDOWS = 2;
 
 export async function configureMonitor(
   clients: BallastClients,
@@ -45,6 +52,7 @@ export async function configureMonitor(
       name: 'demand-drift',
       metric: AlertMetric.PSI_ABOVE_NOISE,
       threshold: DRIFT_THRESHOLD,
+      for: durationFromMs(DRIFT_WINDOWS * DEMO_WINDOW_MS),
       segment: '*',
     },
   });

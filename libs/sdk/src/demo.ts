@@ -17,6 +17,7 @@ import {
   configureMonitor,
   DEMO_WINDOW_MS,
   DRIFT_THRESHOLD,
+  DRIFT_WINDOWS,
   dashboardLink,
   type Served,
   setBaseline,
@@ -155,7 +156,7 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
     await configureMonitor(clients, { model, view: model, errorThreshold });
     await setBaseline(clients, { model, version: v1.version, view: model });
     say(
-      `monitor: baseline v${v1.version} from its training statistics; alerts on PSI above its sampling noise >= ${DRIFT_THRESHOLD} and MAE >= ${errorThreshold} per warehouse (2x v${v1.version}'s worst holdout MAE), error alerts retrain`,
+      `monitor: baseline v${v1.version} from its training statistics; alerts on PSI above its sampling noise >= ${DRIFT_THRESHOLD} for ${DRIFT_WINDOWS} windows and MAE >= ${errorThreshold} per warehouse (2x v${v1.version}'s worst holdout MAE), error alerts retrain`,
     );
 
     const served: Served[] = [];
