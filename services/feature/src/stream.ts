@@ -40,6 +40,24 @@ export interface StreamDeps {
 
 const yieldLoop = () => new Promise((resolve) => setImmediate(resolve));
 
+/** The features `names` are computed from, themselves included. */
+export function inputsOf(view: CompiledView, names: Iterable<string>): Set<string> {
+  const byName = new Map(view.features.map((f) => [f.name, f]));
+  const out = new Set<string>();
+  const visit = (name: string) => {
+    const feature = byName.get(name);
+    if (!feature || out.has(name)) return;
+    out.add(name);
+    if (feature.kind === 'ratio') {
+      visit(feature.numerator);
+      visit(feature.denominator);
+    }
+    if (feature.kind === 'standardize') visit(feature.input);
+  };
+  for (const name of names) visit(name);
+  return out;
+}
+
 /** How many standardizations each standardization's input goes through first (0: none). */
 export function standardizeLevels(view: CompiledView): Map<string, number> {
   const depth = new Map<string, number>();
@@ -119,7 +137,8 @@ export async function materializeStreaming(
     const levels = standardizeLevels(view);
     const passes = levels.size ? Math.max(...levels.values()) + 2 : 1;
     for (let level = 0; level < passes - 1; level++) {
-      const plan: FitPlan = { fit, sums: new Map() };
+      const summed = [...levels].filter(([, at]) => at === level).map(([name]) => name);
+      const plan: FitPlan = { fit, sums: new Map(), only: inputsOf(view, summed) };
       let done = 0;
       for await (const chunk of stage.chunks(undefined, chunkRecords, signal)) {
         await computeRowsSliced(view, chunk.table, 20, plan);

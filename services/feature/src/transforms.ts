@@ -127,6 +127,11 @@ function calendarValue(part: CalendarPart, ms: number, holidays: ReadonlySet<str
 export interface FitPlan {
   fit: Fit;
   sums: Map<string, StandardSums>;
+  /**
+   * A pass that only sums: computes just these features (the standardizations summed and
+   * their inputs); the others, the label and the segments are left empty.
+   */
+  only?: ReadonlySet<string>;
 }
 
 /** A standardization's running sums over the fit window's non-null inputs. */
@@ -232,6 +237,7 @@ function* computeSteps(view: CompiledView, table: RecordTable, plan?: FitPlan): 
   const labels = new Float64Array(count);
   const labelField = table.numeric(view.label.field);
   for (const [k, g] of groups.entries()) {
+    if (plan?.only) break;
     if (k % 256 === 0) yield;
     labelColumn(g, labelField, view.label.leadDays, labels, starts[k] as number);
   }
@@ -339,7 +345,8 @@ function* computeSteps(view: CompiledView, table: RecordTable, plan?: FitPlan): 
   }
   for (const feature of view.features) {
     yield;
-    yield* compute(feature);
+    if (!plan?.only || plan.only.has(feature.name)) yield* compute(feature);
+    else col += feature.kind === 'encoding' && feature.oneHot ? feature.maxCategories : 1;
   }
 
   const entityKeys: string[] = new Array(count);
@@ -348,7 +355,7 @@ function* computeSteps(view: CompiledView, table: RecordTable, plan?: FitPlan): 
   });
   const segmentColumns = view.segmentFields.map((f) => table.text(f));
   const segments: string[] = new Array(count);
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < count && !plan?.only; i++) {
     if (i % SLICE_ROWS === 0) yield;
     const r = rowRecord[i] as number;
     segments[i] = JSON.stringify(segmentColumns.map((c) => c[r] ?? null));

@@ -19,21 +19,24 @@ import { DAY0, retailDefinition } from '../testing/retail.js';
 
 /**
  * Materialize end to end (records -> rows -> offline store -> online store) at each size in
- * BENCH_MATERIALIZE_ROWS (default 100,000 and 1,000,000): rows/s, the ratio of the largest
- * size's time to the smallest's over the ratio of their rows (1.0 = linear), peak RSS, and
- * the event loop's longest delay while it ran (perf_hooks.monitorEventLoopDelay). Records
- * are generated page by page, 5,000 at a time as ingest's ReadVersion sends them, for 1,000
- * entities. On each backend in BENCH_BACKENDS (default postgres,pglite): Postgres from
- * BALLAST_DATABASE_URL (default the local test database), PGlite in a temporary directory
- * (in this process, as the service embeds it). The materializer holds the version's records
- * and rows in memory (records.ts RecordTable, transforms.ts FeatureRows), so peak RSS grows
- * with the version: 10M records are not run by default. BENCH_RESULT names the results file.
+ * BENCH_MATERIALIZE_ROWS (default 100,000 and 1,000,000): records/s, the ratio of the largest
+ * size's time to the smallest's over the ratio of their rows (1.0 = linear), peak RSS of this
+ * process (which is the feature process: the materializer, and PGlite, run in it as in the
+ * service; Postgres's own processes are not counted), sampled every 50 ms per size, and the
+ * kernel's lifetime peak (maxRSS), and the event loop's longest delay while it ran
+ * (perf_hooks.monitorEventLoopDelay). Records are generated page by page, 5,000 at a time as
+ * ingest's ReadVersion sends them, for 1,000 entities. On each backend in BENCH_BACKENDS
+ * (default postgres,pglite): Postgres from BALLAST_DATABASE_URL (default the local test
+ * database), PGlite in a temporary directory. BENCH_MATERIALIZE_MODE: stream (default: staged
+ * in the offline store, computed a chunk at a time, stream.ts) or memory (the version read
+ * whole, so peak RSS grows with it: ~862 MiB at 1M). BENCH_RESULT names the results file.
  */
 const SIZES = (process.env.BENCH_MATERIALIZE_ROWS ?? '100000,1000000').split(',').map(Number);
 const ENTITIES = 1_000;
 const PAGE = 5_000;
 const url = process.env.BALLAST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'postgres,pglite').split(',') as SqlKind[];
+const MODE = (process.env.BENCH_MATERIALIZE_MODE ?? 'stream') as 'stream' | 'memory';
 
 /** Entity-major pages of synthetic sales: entity e's day d is record e * days + d. */
 class SyntheticSource implements RecordSource {
@@ -72,12 +75,20 @@ class SyntheticSource implements RecordSource {
 
 interface Point {
   backend: SqlKind;
+  mode: 'stream' | 'memory';
+  records: number;
   rows: number;
   seconds: number;
-  rowsPerSecond: number;
+  /** Until the records were read (and, streaming, staged): progress 0.4. */
+  readSeconds: number;
+  recordsPerSecond: number;
   peakRssMiB: number;
+  /** The process's peak RSS since it started (getrusage), all sizes so far. */
+  maxRssMiB: number;
   eventLoopMaxDelayMs: number;
   eventLoopP99DelayMs: number;
+  /** 1-minute load average as the size started and as it ended (the machine is shared). */
+  loadAverage1mBefore: number;
   loadAverage1m: number;
 }
 
@@ -96,26 +107,43 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
   const points: Point[] = [];
   try {
     for (const size of SIZES) {
-      const materializer = new Materializer({ store, online, source: new SyntheticSource(size), runs });
+      const materializer = new Materializer({
+        store,
+        online,
+        source: new SyntheticSource(size),
+        runs,
+        mode: MODE,
+      });
       let peakRss = process.memoryUsage().rss;
       const sampler = setInterval(() => {
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
       }, 50);
       const delay = monitorEventLoopDelay({ resolution: 10 });
       delay.enable();
+      const loadBefore = Math.round((loadavg()[0] ?? 0) * 100) / 100;
       const t0 = performance.now();
-      const result = await materializer.run(view, `v${size}`);
+      let readAt = 0;
+      const result = await materializer.run(view, `v${size}`, {
+        progress: (fraction) => {
+          if (fraction >= 0.4 && !readAt) readAt = performance.now();
+        },
+      });
       const seconds = (performance.now() - t0) / 1000;
       delay.disable();
       clearInterval(sampler);
       points.push({
         backend,
+        mode: MODE,
+        records: result.records,
         rows: result.rows,
         seconds: Math.round(seconds * 100) / 100,
-        rowsPerSecond: Math.round(result.rows / seconds),
+        readSeconds: Math.round(readAt - t0) / 1000,
+        recordsPerSecond: Math.round(result.records / seconds),
         peakRssMiB: Math.round(peakRss / 2 ** 20),
+        maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
         eventLoopMaxDelayMs: Math.round(delay.max / 1e5) / 10,
         eventLoopP99DelayMs: Math.round(delay.percentile(99) / 1e5) / 10,
+        loadAverage1mBefore: loadBefore,
         loadAverage1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
       });
       console.error(JSON.stringify(points.at(-1)));
@@ -140,7 +168,8 @@ const scaling = BACKENDS.map((backend) => {
   const last = mine.at(-1) as Point;
   return {
     backend,
-    perRowTimeRatio: Math.round((last.seconds / first.seconds / (last.rows / first.rows)) * 100) / 100,
+    perRecordTimeRatio:
+      Math.round((last.seconds / first.seconds / (last.records / first.records)) * 100) / 100,
   };
 });
 console.table(points);
@@ -150,6 +179,7 @@ const out = writeBenchResult(
   process.env.BENCH_RESULT ?? 'feature-materialize',
   {
     cpus: (await import('node:os')).cpus().length,
+    mode: MODE,
     entities: ENTITIES,
     pageRecords: PAGE,
     points,
