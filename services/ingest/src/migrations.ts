@@ -108,4 +108,13 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    // A dataset's records in arrival order, which is the order the table stores them in: a
+    // commit reads them this way (every table page once, in order) and sorts them by event
+    // id itself (event-id-sort.ts), instead of walking the primary key, whose order is
+    // unrelated to storage and cost a random page read per record once the table outgrew
+    // the buffer cache. seq only grows, so inserts land at the index's right edge.
+    id: '0005_records_arrival_index',
+    sql: 'CREATE INDEX records_arrival ON records (dataset_id, seq);',
+  },
 ];

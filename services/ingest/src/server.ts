@@ -3,6 +3,7 @@ import { invalidArgument, type ServiceImpl } from '@ballast/grpc-kit';
 import type { Sql } from '@ballast/storage';
 import { CommitOperations } from './commit-operations.js';
 import { Datasets } from './datasets.js';
+import type { EventIdSortOptions } from './event-id-sort.js';
 import { Intake } from './intake.js';
 import { IngestStore } from './store.js';
 import type { Limits } from './validation.js';
@@ -18,6 +19,8 @@ export interface IngestDeps {
   limits?: Partial<Limits>;
   /** Where a commit that failed with no caller waiting logs an unexpected error. */
   log?: { error(obj: object, msg?: string): void };
+  /** How commits sort records by event id (defaults in event-id-sort.ts; tests make runs small). */
+  commitSort?: EventIdSortOptions;
 }
 
 /** WaitOperation's wait when the request sets none, and the most it may ask for. */
@@ -31,7 +34,7 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
   const store = new IngestStore(deps.db);
   const datasets = new Datasets(store);
   const intake = new Intake(store, datasets, { ...DEFAULT_LIMITS, ...deps.limits });
-  const versions = new Versions(store, datasets, deps.enqueue);
+  const versions = new Versions(store, datasets, deps.enqueue, deps.commitSort);
   const operations = new CommitOperations(versions, deps.log);
   return {
     createDataset: async (req) => ({ dataset: await datasets.create(req) }),

@@ -370,6 +370,26 @@ export class IngestStore {
     return rows.map((r): RecordRow => ({ eventId: r.event_id, seq: r.seq, source: r.source, data: r.data }));
   }
 
+  /**
+   * One page of the records sealed by `watermark`, in arrival (seq) order after `afterSeq`:
+   * the order the table stores them, so a commit's scan reads each table page once. The plan
+   * is pinned to the arrival index for the same reason as recordPage's.
+   */
+  async arrivalPage(datasetId: string, watermark: string, afterSeq: string, limit: number) {
+    const { rows } = await this.sql.transaction(async (tx) => {
+      await tx.exec(
+        'SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off',
+      );
+      return tx.query<{ event_id: string; seq: string; source: string; data: string }>(
+        `SELECT event_id, seq, source, data::text AS data FROM records
+         WHERE dataset_id = $1 AND seq > $2 AND seq <= $3
+         ORDER BY seq LIMIT $4`,
+        [datasetId, afterSeq, watermark, limit],
+      );
+    });
+    return rows.map((r): RecordRow => ({ eventId: r.event_id, seq: r.seq, source: r.source, data: r.data }));
+  }
+
   /** Violations quarantined between two quarantine watermarks (for a version's quality report). */
   async quarantinedBetween(datasetId: string, after: string, upTo: string) {
     const { rows } = await this.sql.query<{ violations: QuarantineRow['violations'] }>(

@@ -7,7 +7,7 @@ import { createClient, type ServiceClient, serve, startGrpcServer } from '@balla
 import { connectRedis, createQueue, QueueNames } from '@ballast/queue';
 import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
 import { migrations } from './migrations.js';
-import { ingestService } from './server.js';
+import { type IngestDeps, ingestService } from './server.js';
 import type { Limits } from './validation.js';
 
 export const TEST_DATABASE_URL =
@@ -58,7 +58,11 @@ export interface TestIngest {
 }
 
 /** The ingest service on a loopback port over a fresh database, with a real BullMQ queue. */
-export async function startTestIngest(kind: SqlKind, limits?: Partial<Limits>): Promise<TestIngest> {
+export async function startTestIngest(
+  kind: SqlKind,
+  limits?: Partial<Limits>,
+  commitSort?: IngestDeps['commitSort'],
+): Promise<TestIngest> {
   const db = await openTestDatabase(kind);
   await migrate(db.sql, migrations);
   const redis = connectRedis();
@@ -76,6 +80,7 @@ export async function startTestIngest(kind: SqlKind, limits?: Partial<Limits>): 
           enqueue: (job) =>
             queue.add('materialize', job, { jobId: `${job.datasetName}.${job.datasetVersion}` }),
           ...(limits ? { limits } : {}),
+          ...(commitSort ? { commitSort } : {}),
         }),
       ),
     ],

@@ -8,6 +8,7 @@ import { failedPrecondition, invalidArgument, notFound } from '@ballast/grpc-kit
 import { create, fromJson, type JsonValue, type MessageInitShape, toJson } from '@bufbuild/protobuf';
 import { ContentHash } from './content-hash.js';
 import type { DatasetEntry, Datasets } from './datasets.js';
+import { EventIdSort, type EventIdSortOptions } from './event-id-sort.js';
 import { VersionAccumulator, type VersionStats } from './quality.js';
 import { fieldTypeOf, type StoredSchema } from './schema.js';
 import type { IngestStore, VersionRow } from './store.js';
@@ -60,6 +61,8 @@ export class Versions {
     private readonly store: IngestStore,
     private readonly datasets: Datasets,
     private readonly enqueue: Enqueue,
+    /** How a commit sorts records by event id (run size, fan-in, where run files go). */
+    private readonly sortOptions: EventIdSortOptions = {},
   ) {}
 
   /** The record watermark a commit started now would seal. */
@@ -69,9 +72,12 @@ export class Versions {
   }
 
   /**
-   * One commit, in one pass over the records in event-id order, in bounded pages: time and
-   * memory grow linearly with the records (the accumulator keeps per-field counters and at
-   * most MAX_DISTINCT values per field), and the event loop runs between pages.
+   * One commit, in two passes over the records sealed by the watermark, both in bounded
+   * pages: the first reads them in storage (arrival) order into an external sort by event id
+   * (event-id-sort.ts), the second takes them in event-id order into the content hash and
+   * the summaries. Time grows linearly with the records, memory is bounded (a sort run, and
+   * the accumulator's per-field counters with at most MAX_DISTINCT values per field), and
+   * the event loop runs between pages. Progress counts each pass as half of the records.
    */
   async commitNow(name: string, traceparent: string, progress: CommitProgress): Promise<CommitResult> {
     this.datasets.invalidate(name);
@@ -90,28 +96,40 @@ export class Versions {
       let maxTime: string | undefined;
       let minMs = Number.POSITIVE_INFINITY;
       let maxMs = Number.NEGATIVE_INFINITY;
-      let after: string | undefined;
-      for (;;) {
-        await yieldToLoop();
-        const rows = await this.store.recordPage(entry.row.id, marks.records, after, page);
-        for (const row of rows) {
-          hash.add(row.eventId, row.data);
-          const data = JSON.parse(row.data) as Record<string, unknown>;
-          accumulator.add(row.source, data, BigInt(row.seq) > previousMark);
-          const t = data[timeField] as string;
-          const ms = Date.parse(t);
-          if (ms < minMs) {
-            minMs = ms;
-            minTime = t;
-          }
-          if (ms > maxMs) {
-            maxMs = ms;
-            maxTime = t;
-          }
+      const sort = new EventIdSort(this.sortOptions);
+      try {
+        let read = 0;
+        let after = '0';
+        for (;;) {
+          await yieldToLoop();
+          const rows = await this.store.arrivalPage(entry.row.id, marks.records, after, page);
+          await sort.add(rows);
+          read += rows.length;
+          progress.read(Math.floor(read / 2));
+          if (rows.length < page) break;
+          after = (rows.at(-1) as { seq: string }).seq;
         }
-        progress.read(hash.count);
-        if (rows.length < page) break;
-        after = (rows.at(-1) as { eventId: string }).eventId;
+        for await (const rows of sort.sorted()) {
+          await yieldToLoop();
+          for (const row of rows) {
+            hash.add(row.eventId, row.data);
+            const data = JSON.parse(row.data) as Record<string, unknown>;
+            accumulator.add(row.source, data, BigInt(row.seq) > previousMark);
+            const t = data[timeField] as string;
+            const ms = Date.parse(t);
+            if (ms < minMs) {
+              minMs = ms;
+              minTime = t;
+            }
+            if (ms > maxMs) {
+              maxMs = ms;
+              maxTime = t;
+            }
+          }
+          progress.read(Math.floor((read + hash.count) / 2));
+        }
+      } finally {
+        await sort.dispose();
       }
       if (hash.count === 0) {
         throw failedPrecondition(`dataset ${name} has no accepted records to commit`);

@@ -1,0 +1,73 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ContentHash } from './content-hash.js';
+import { BACKENDS, startTestIngest, type TestIngest } from './test-support.js';
+import { salesBatch, salesRows, salesSchema } from './testing/sales.js';
+import { insertSyntheticSales } from './testing/synthetic.js';
+
+/**
+ * A commit reads records in arrival order and sorts them by event id through run files
+ * (event-id-sort.ts). With runs this small every commit here spills dozens of runs and
+ * merges them in rounds, and the version must still be named by the hash of its records in
+ * event-id order, as the database's "C" order of the primary key lists them.
+ */
+describe.each(BACKENDS)('commit through spilled sort runs on %s', (kind) => {
+  let t: TestIngest;
+  let directory: string;
+
+  /** The content hash of the dataset's records up to `records`, in the database's key order. */
+  const expectedId = async (dataset: string, records: number) => {
+    const { rows } = await t.sql.query<{ event_id: string; data: string }>(
+      `SELECT r.event_id, r.data::text AS data FROM records r JOIN datasets d ON d.id = r.dataset_id
+       WHERE d.name = $1 ORDER BY r.event_id COLLATE "C"`,
+      [dataset],
+    );
+    expect(rows).toHaveLength(records);
+    const hash = new ContentHash();
+    for (const r of rows) hash.add(r.event_id, r.data);
+    return hash.digest();
+  };
+
+  beforeAll(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'ballast-commit-sort-test-'));
+    t = await startTestIngest(kind, undefined, { runSize: 150, fanIn: 4, directory });
+  }, 120_000);
+  afterAll(async () => {
+    await t?.close();
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it('names the version by the event-id-order hash, counts what each version added, and leaves no run file', async () => {
+    await t.client.createDataset({ name: 'sorted', schema: salesSchema() });
+    const { rows } = await t.sql.query<{ id: string }>("SELECT id FROM datasets WHERE name = 'sorted'");
+    // md5 event ids: their order is unrelated to arrival order.
+    await insertSyntheticSales(t.sql, (rows[0] as { id: string }).id, 3_000);
+
+    const { operation } = await t.client.commitVersion({ dataset: 'sorted', returnOperation: true });
+    let done = operation;
+    while (!done?.done) {
+      ({ operation: done } = await t.client.waitOperation({
+        id: operation?.id ?? '',
+        timeout: { seconds: 5n },
+      }));
+    }
+    expect(done).toMatchObject({ errorCode: 0, created: true, recordsDone: 3_000n, recordsTotal: 3_000n });
+    expect(done.version).toMatchObject({ number: 1n, recordCount: 3_000n, addedCount: 3_000n });
+    expect(done.version?.id).toBe(await expectedId('sorted', 3_000));
+
+    // Records arriving later sort in among the earlier ones; only they count as added.
+    await t.client.ingestBatch({ batch: salesBatch('sorted', 'late', salesRows('w9', 0, 400)) });
+    const second = await t.client.commitVersion({ dataset: 'sorted' });
+    expect(second.version).toMatchObject({ number: 2n, recordCount: 3_400n, addedCount: 400n });
+    expect(second.version?.id).toBe(await expectedId('sorted', 3_400));
+    const w9 = second.version?.quality?.volume.find((v) => v.dimension === 'warehouse_id' && v.key === 'w9');
+    expect(w9?.count).toBe(400n);
+
+    const again = await t.client.commitVersion({ dataset: 'sorted' });
+    expect(again).toMatchObject({ created: false });
+    expect(again.version?.id).toBe(second.version?.id);
+    expect(await readdir(directory)).toEqual([]);
+  });
+});

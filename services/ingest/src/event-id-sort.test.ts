@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { codePointKey, EventIdSort, type SortRecord } from './event-id-sort.js';
+
+const bytewise = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+/** Event ids whose UTF-16 order differs from their UTF-8 byte order, and awkward bytes. */
+const AWKWARD = ['a', 'a\t', 'a\nb', '\u{1F600}', '\uE000', '\uFFFD', 'ß', 'z', '\u{10FFFF}x', 'é\u0000'];
+
+function records(count: number): SortRecord[] {
+  return Array.from({ length: count }, (_, i) => ({
+    eventId: i < AWKWARD.length ? (AWKWARD[i] as string) : randomBytes(6).toString('base64'),
+    seq: String(i + 1),
+    source: i % 2 ? 'w1' : 'ünïcode\tsource',
+    data: JSON.stringify({ i, text: 'line\nbreak \u{1F600}' }),
+  }));
+}
+
+async function drain(sort: EventIdSort): Promise<SortRecord[]> {
+  const out: SortRecord[] = [];
+  for await (const batch of sort.sorted()) out.push(...batch);
+  return out;
+}
+
+describe('codePointKey', () => {
+  it('orders ids as their UTF-8 bytes do', () => {
+    const ids = [...AWKWARD, 'abc', 'abd', '\uD7FF', '\u{10000}'];
+    const byKey = [...ids].sort((a, b) => (codePointKey(a) < codePointKey(b) ? -1 : 1));
+    expect(byKey).toEqual([...ids].sort(bytewise));
+    // Plain JS order gets it wrong (U+E000 after U+1F600), which is why the key exists.
+    expect([...ids].sort()).not.toEqual([...ids].sort(bytewise));
+  });
+});
+
+describe('EventIdSort', () => {
+  let directory: string;
+  beforeEach(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'ballast-sort-test-'));
+  });
+  afterEach(async () => {
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it('sorts in memory, with no file, when the records fit one run', async () => {
+    const input = records(500);
+    const sort = new EventIdSort({ runSize: 1_000, directory });
+    await sort.add(input);
+    const out = await drain(sort);
+    expect(sort.runCount).toBe(0);
+    expect(await readdir(directory)).toEqual([]);
+    expect(out.map((r) => r.eventId)).toEqual(input.map((r) => r.eventId).sort(bytewise));
+  });
+
+  it('merges spilled runs, in rounds past the fan-in, into event-id order with every field intact', async () => {
+    const input = records(5_000);
+    const sort = new EventIdSort({ runSize: 97, fanIn: 4, directory });
+    for (let i = 0; i < input.length; i += 333) await sort.add(input.slice(i, i + 333));
+    expect(sort.runCount).toBe(Math.floor(5_000 / 97));
+    const out = await drain(sort);
+    const expected = [...input].sort((a, b) => bytewise(a.eventId, b.eventId));
+    expect(out).toEqual(expected);
+    await sort.dispose();
+    expect(await readdir(directory)).toEqual([]);
+  });
+
+  it('reads back a record larger than a read block', async () => {
+    const big = { eventId: 'm', seq: '7', source: 's', data: JSON.stringify({ x: 'é'.repeat(100_000) }) };
+    const sort = new EventIdSort({ runSize: 2, directory });
+    await sort.add([{ ...big, eventId: 'z' }, big, { ...big, eventId: 'a', data: '{}' }]);
+    const out = await drain(sort);
+    expect(out.map((r) => r.eventId)).toEqual(['a', 'm', 'z']);
+    expect(out[1]).toEqual(big);
+    await sort.dispose();
+  });
+
+  it('removes its run files when disposed before the merge ends', async () => {
+    const sort = new EventIdSort({ runSize: 10, directory });
+    await sort.add(records(100));
+    for await (const _ of sort.sorted()) break;
+    expect((await readdir(directory)).length).toBe(1);
+    await sort.dispose();
+    expect(await readdir(directory)).toEqual([]);
+  });
+});

@@ -1,0 +1,324 @@
+import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** One record as a commit reads it: what the content hash and the version summary need. */
+export interface SortRecord {
+  eventId: string;
+  seq: string;
+  source: string;
+  data: string;
+}
+
+export interface EventIdSortOptions {
+  /**
+   * Records sorted in memory at a time (one run). Sorting one run holds the event loop for
+   * ~25 ms at 50k records on a quiet machine; memory is about a kilobyte a record.
+   */
+  runSize?: number;
+  /**
+   * Runs merged at once (one open file and read buffer each); more runs are merged in rounds,
+   * each an extra pass over the records. The defaults merge 25.6M records in one round.
+   */
+  fanIn?: number;
+  /** Where run files go (a fresh folder under it, removed by dispose); the OS temp folder by default. */
+  directory?: string;
+}
+
+const DEFAULTS = { runSize: 50_000, fanIn: 512 };
+/** Records handed to the caller at a time from the merge (the caller yields the loop between). */
+const BATCH = 2_000;
+/** Bytes read from a run file at a time (times fanIn is the merge's read buffering). */
+const READ_BLOCK = 64 * 1024;
+const WRITE_BLOCK = 1024 * 1024;
+const HEADER = 16;
+
+/**
+ * A key whose UTF-16 order (JS's `<`) is the event id's code-point order, which is the
+ * bytewise UTF-8 order of the "C" collation and of the content hash. The two differ only
+ * where surrogates (characters past U+FFFF) meet U+E000..U+FFFF, so only ids holding such
+ * characters are rewritten: U+E000..U+FFFF move down by 0x800 and surrogates up by 0x2000,
+ * which puts every character past U+FFFF above every other.
+ */
+export function codePointKey(id: string): string {
+  if (!/[\uD800-\uFFFF]/.test(id)) return id;
+  let out = '';
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    out += String.fromCharCode(c >= 0xe000 ? c - 0x800 : c >= 0xd800 ? c + 0x2000 : c);
+  }
+  return out;
+}
+
+interface Keyed {
+  key: string;
+  record: SortRecord;
+}
+
+const byKey = (a: Keyed, b: Keyed) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Puts a version's records in event-id order with bounded memory, as an external merge sort:
+ * records come in the order the table stores them (arrival order), runs of `runSize` are
+ * sorted in memory and written to temporary files, and the runs are merged. A commit used to
+ * walk the primary key instead, and since event ids are unrelated to arrival order each
+ * record was a read of a random table page: once the table outgrew the database's buffer
+ * cache (128 MB by default on both backends) every record cost a page read, and the commit
+ * grew faster than its records. Here every record is read from the table once, in storage
+ * order, and written and read back once (twice past runSize * fanIn records).
+ */
+export class EventIdSort {
+  private readonly runSize: number;
+  private readonly fanIn: number;
+  private readonly parent: string;
+  private folder: string | undefined;
+  private pending: Keyed[] = [];
+  private runs: string[] = [];
+  private named = 0;
+
+  constructor(options: EventIdSortOptions = {}) {
+    this.runSize = options.runSize ?? DEFAULTS.runSize;
+    this.fanIn = Math.max(2, options.fanIn ?? DEFAULTS.fanIn);
+    this.parent = options.directory ?? tmpdir();
+  }
+
+  /** Run files written so far (for tests and progress). */
+  get runCount(): number {
+    return this.runs.length;
+  }
+
+  async add(records: readonly SortRecord[]): Promise<void> {
+    for (const record of records) {
+      this.pending.push({ key: codePointKey(record.eventId), record });
+      if (this.pending.length >= this.runSize) await this.spill();
+    }
+  }
+
+  /**
+   * The records in event-id order, in batches. A version that fits one run is sorted in
+   * memory and never touches the disk.
+   */
+  async *sorted(): AsyncGenerator<SortRecord[]> {
+    if (this.runs.length === 0) {
+      const run = this.takeSorted();
+      for (let i = 0; i < run.length; i += BATCH) yield run.slice(i, i + BATCH).map((k) => k.record);
+      return;
+    }
+    if (this.pending.length > 0) await this.spill();
+    while (this.runs.length > this.fanIn) {
+      // Too many runs to hold one read buffer each: merge them in groups into longer runs.
+      const next: string[] = [];
+      for (let i = 0; i < this.runs.length; i += this.fanIn) {
+        const group = this.runs.slice(i, i + this.fanIn);
+        next.push(await this.writeRun(merge(group)));
+        await Promise.all(group.map((path) => rm(path, { force: true })));
+      }
+      this.runs = next;
+    }
+    yield* merge(this.runs);
+  }
+
+  /** Removes the run files; call it whether or not the sort finished. */
+  async dispose(): Promise<void> {
+    this.pending = [];
+    this.runs = [];
+    if (this.folder) await rm(this.folder, { recursive: true, force: true });
+    this.folder = undefined;
+  }
+
+  private takeSorted(): Keyed[] {
+    const run = this.pending;
+    this.pending = [];
+    run.sort(byKey);
+    return run;
+  }
+
+  private async spill(): Promise<void> {
+    const run = this.takeSorted();
+    await yieldToLoop();
+    this.runs.push(await this.writeRun(batches(run)));
+  }
+
+  private async writeRun(source: AsyncIterable<SortRecord[]> | Iterable<SortRecord[]>): Promise<string> {
+    this.folder ??= await mkdtemp(join(this.parent, 'ballast-commit-'));
+    const path = join(this.folder, `run-${this.named++}`);
+    const file = await open(path, 'w');
+    try {
+      const writer = new RunWriter(file);
+      for await (const batch of source) {
+        for (const record of batch) {
+          const full = writer.write(record);
+          if (full) await full;
+        }
+      }
+      await writer.flush();
+    } finally {
+      await file.close();
+    }
+    return path;
+  }
+}
+
+function* batches(run: Keyed[]): Iterable<SortRecord[]> {
+  for (let i = 0; i < run.length; i += BATCH) yield run.slice(i, i + BATCH).map((k) => k.record);
+}
+
+/**
+ * Run files hold records back to back: four 32-bit lengths (event id, seq, source, data, in
+ * UTF-8 bytes) and then the four strings, so any text round-trips unchanged.
+ */
+class RunWriter {
+  private buffer = Buffer.allocUnsafe(WRITE_BLOCK);
+  private used = 0;
+
+  constructor(private readonly file: FileHandle) {}
+
+  /** Resolves at once unless the buffer had to be written out. */
+  write(r: SortRecord): Promise<void> | undefined {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit, so this bound never overflows.
+    const most = HEADER + 3 * (r.eventId.length + r.seq.length + r.source.length + r.data.length);
+    if (this.used + most > this.buffer.length) return this.flush().then(() => this.put(r, most));
+    this.put(r, most);
+    return undefined;
+  }
+
+  private put(r: SortRecord, most: number): void {
+    if (most > this.buffer.length) this.buffer = Buffer.allocUnsafe(most);
+    const b = this.buffer;
+    const start = this.used;
+    let at = start + HEADER;
+    const id = b.write(r.eventId, at, 'utf8');
+    at += id;
+    const seq = b.write(r.seq, at, 'latin1'); // digits only
+    at += seq;
+    const source = b.write(r.source, at, 'utf8');
+    at += source;
+    const data = b.write(r.data, at, 'utf8');
+    b.writeUInt32LE(id, start);
+    b.writeUInt32LE(seq, start + 4);
+    b.writeUInt32LE(source, start + 8);
+    b.writeUInt32LE(data, start + 12);
+    this.used = at + data;
+  }
+
+  async flush(): Promise<void> {
+    if (this.used > 0) await this.file.write(this.buffer, 0, this.used);
+    this.used = 0;
+  }
+}
+
+/** Reads a run file back in blocks, decoding every whole record a block completes. */
+class RunReader {
+  private rest: Buffer = Buffer.alloc(0);
+  private ended = false;
+  private queue: Keyed[] = [];
+  private at = 0;
+
+  private constructor(private readonly file: FileHandle) {}
+
+  static async open(path: string): Promise<RunReader> {
+    const reader = new RunReader(await open(path, 'r'));
+    await reader.fill();
+    return reader;
+  }
+
+  /** The next record, or undefined at the end. */
+  get head(): Keyed | undefined {
+    return this.queue[this.at];
+  }
+
+  /** Moves past the head; resolves once a new head is decoded (or the file has ended). */
+  advance(): Promise<void> | undefined {
+    this.at++;
+    return this.at < this.queue.length ? undefined : this.fill();
+  }
+
+  async close(): Promise<void> {
+    await this.file.close();
+  }
+
+  private async fill(): Promise<void> {
+    this.queue = [];
+    this.at = 0;
+    while (this.queue.length === 0 && !this.ended) {
+      const block = Buffer.allocUnsafe(Math.max(READ_BLOCK, this.wanted()));
+      const { bytesRead } = await this.file.read(block, 0, block.length, null);
+      if (bytesRead === 0) {
+        if (this.rest.length > 0) throw new Error('run file ends inside a record');
+        this.ended = true;
+        return;
+      }
+      const data = this.rest.length > 0 ? Buffer.concat([this.rest, block.subarray(0, bytesRead)]) : block;
+      const end = this.rest.length + bytesRead;
+      let at = 0;
+      while (end - at >= HEADER) {
+        const a = at + HEADER + data.readUInt32LE(at);
+        const b = a + data.readUInt32LE(at + 4);
+        const c = b + data.readUInt32LE(at + 8);
+        const d = c + data.readUInt32LE(at + 12);
+        if (d > end) break;
+        const eventId = data.toString('utf8', at + HEADER, a);
+        const record = {
+          eventId,
+          seq: data.toString('latin1', a, b),
+          source: data.toString('utf8', b, c),
+          data: data.toString('utf8', c, d),
+        };
+        this.queue.push({ key: codePointKey(eventId), record });
+        at = d;
+      }
+      this.rest = Buffer.from(data.subarray(at, end));
+    }
+  }
+
+  /** Bytes the partial record at the end needs, so a record larger than a block still reads. */
+  private wanted(): number {
+    if (this.rest.length < HEADER) return 0;
+    let size = HEADER;
+    for (let i = 0; i < 4; i++) size += this.rest.readUInt32LE(4 * i);
+    return size;
+  }
+}
+
+/** K-way merge of sorted run files through a binary heap of their heads. */
+async function* merge(paths: readonly string[]): AsyncGenerator<SortRecord[]> {
+  const readers = await Promise.all(paths.map((path) => RunReader.open(path)));
+  try {
+    const heap = readers.filter((r) => r.head !== undefined);
+    const before = (a: RunReader, b: RunReader) => (a.head as Keyed).key < (b.head as Keyed).key;
+    const down = (from: number) => {
+      let i = from;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < heap.length && before(heap[l] as RunReader, heap[m] as RunReader)) m = l;
+        if (r < heap.length && before(heap[r] as RunReader, heap[m] as RunReader)) m = r;
+        if (m === i) return;
+        [heap[i], heap[m]] = [heap[m] as RunReader, heap[i] as RunReader];
+        i = m;
+      }
+    };
+    for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i);
+    let batch: SortRecord[] = [];
+    while (heap.length > 0) {
+      const top = heap[0] as RunReader;
+      batch.push((top.head as Keyed).record);
+      const refill = top.advance();
+      if (refill) await refill;
+      if (top.head === undefined) {
+        heap[0] = heap[heap.length - 1] as RunReader;
+        heap.pop();
+      }
+      down(0);
+      if (batch.length >= BATCH) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+  } finally {
+    await Promise.all(readers.map((r) => r.close()));
+  }
+}
