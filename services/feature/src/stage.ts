@@ -66,6 +66,9 @@ export class Stage {
         entity_key text COLLATE "C" PRIMARY KEY,
         vector bytea NOT NULL
       );`);
+    // PGlite runs a statement on this thread: one CREATE INDEX over a million records would
+    // hold the event loop for seconds, so there the index is kept up insert by insert.
+    if (sql().kind === 'pglite') await stage.createIndex();
     return stage;
   }
 
@@ -108,8 +111,12 @@ export class Stage {
     }
   }
 
-  /** Once every record is staged: the index the row-order pages walk (cheaper built once than kept up). */
+  /** Once every record is staged: the index the row-order pages walk (on Postgres, cheaper built once than kept up). */
   async index(): Promise<void> {
+    if (this.sql().kind === 'postgres') await this.createIndex();
+  }
+
+  private async createIndex(): Promise<void> {
     await this.sql().exec(
       `CREATE INDEX "${this.table}_order" ON "${this.table}" (entity_key, event_time, record)`,
     );
