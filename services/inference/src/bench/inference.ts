@@ -9,9 +9,11 @@ import { GRPCInferenceService } from '@ballast/contracts/inference/grpc_predict_
 import { createClient, RpcError } from '@ballast/grpc-kit';
 import { quantile, writeBenchResult } from '@ballast/grpc-kit/testing';
 import { selectBackend } from '@ballast/ml';
-import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
 import { benchModel, FEATURES, ROW } from './model.js';
+import { otlpSink, tracingEnv } from './otlp-sink.js';
+import { mainThreadCpuMs } from './thread-cpu.js';
 
 /**
  * `npm run bench`: Ballast's inference server against a bare grpc-js server answering the
@@ -26,20 +28,39 @@ import { benchModel, FEATURES, ROW } from './model.js';
  *    delays swept against the delay tuned from a p99 objective;
  * 4. a 3x spike on a server that sheds what it cannot serve in time.
  * Servers are child processes; this process generates the load; all share the cores.
- * BENCH_SHORT=1: sub-second windows (a smoke run, not figures); BENCH_WINDOW_MS sets the window.
+ * Every row is printed as it is measured, with the 1-minute load average, and the whole run is
+ * written as JSON (test/bench/results/<BENCH_RESULT>.json).
+ *
+ * Knobs, for short forms on a shared machine:
+ * - BENCH_SHORT=1: 600 ms windows (a smoke run, not figures); BENCH_WINDOW_MS sets the window;
+ * - BENCH_CONCURRENCY: the closed-loop concurrency list (1,4,16,64,256);
+ * - BENCH_SECTIONS: which sections run, of small,large,tuner,spike (all); without `small`, the
+ *   tuner's and the spike's rates come from a short capacity probe;
+ * - BENCH_OPEN_SECONDS: each open-loop run (2 windows, at least 1 s);
+ * - BENCH_TRACE_ROUNDS: untraced and traced windows alternated this many times per concurrency
+ *   (3; the ratio is the medians', so one noisy window cannot make it);
+ * - BENCH_LATENCY_OBJECTIVE_MS (20), BENCH_DEFAULT_TIMEOUT_US (5000), BALLAST_TF_BACKEND (wasm),
+ *   BENCH_RESULT (inference).
+ * Each Ballast row also has the server's main-thread CPU per call (Linux), steadier than
+ * throughput when other processes share the cores.
  */
 const here = dirname(fileURLToPath(import.meta.url));
 const SHORT = process.env.BENCH_SHORT === '1';
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? (SHORT ? 600 : 3_000));
 const WARMUP_MS = Math.min(500, WINDOW_MS);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,4,16,64,256').split(',').map(Number);
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'small,large,tuner,spike').split(','));
+const OPEN_SECONDS = Number(process.env.BENCH_OPEN_SECONDS ?? Math.max(1, (WINDOW_MS * 2) / 1000));
+const TRACE_ROUNDS = Math.max(1, Number(process.env.BENCH_TRACE_ROUNDS ?? 3));
 const BACKEND = process.env.BALLAST_TF_BACKEND ?? 'wasm';
+const RESULT = process.env.BENCH_RESULT ?? 'inference';
 const SMALL = [64];
 const LARGE = [1024, 1024];
 const OBJECTIVE_MS = Number(process.env.BENCH_LATENCY_OBJECTIVE_MS ?? 20);
 const FIXED_DELAYS_US = [0, 500, 2_000, 8_000];
 
 const load1 = () => Math.round((loadavg()[0] ?? 0) * 100) / 100;
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1] ?? 0;
 
 async function startServer(mode: string, env: Record<string, string> = {}, execArgv: string[] = []) {
   const child = fork(join(here, 'server-process.js'), [mode], {
@@ -67,10 +88,19 @@ interface Point {
   p99_us: number;
   errors: number;
   load_average: number;
+  /** The server's main-thread CPU per call answered, µs (Linux; null when unknown). */
+  server_cpu_us_per_call: number | null;
 }
 
-/** Closed loop: a warm-up, then one window of `concurrency` callers each calling again as soon as answered. */
-async function closedLoop(call: () => Promise<unknown>, concurrency: number): Promise<Point> {
+/**
+ * Closed loop: a warm-up, then one window of `concurrency` callers each calling again as soon
+ * as answered. `serverPid`: the server whose main-thread CPU is read around the window.
+ */
+async function closedLoop(
+  call: () => Promise<unknown>,
+  concurrency: number,
+  serverPid?: number,
+): Promise<Point> {
   const loadAverage = load1();
   let errors = 0;
   const run = async (ms: number) => {
@@ -94,7 +124,9 @@ async function closedLoop(call: () => Promise<unknown>, concurrency: number): Pr
   };
   await run(WARMUP_MS);
   errors = 0;
+  const cpuBefore = mainThreadCpuMs(serverPid);
   const { latencies, seconds } = await run(WINDOW_MS);
+  const cpuAfter = mainThreadCpuMs(serverPid);
   latencies.sort((a, b) => a - b);
   return {
     concurrency,
@@ -103,6 +135,10 @@ async function closedLoop(call: () => Promise<unknown>, concurrency: number): Pr
     p99_us: Math.round(quantile(latencies, 0.99)),
     errors,
     load_average: loadAverage,
+    server_cpu_us_per_call:
+      cpuBefore === undefined || cpuAfter === undefined || latencies.length === 0
+        ? null
+        : Math.round(((cpuAfter - cpuBefore) * 1000) / latencies.length),
   };
 }
 
@@ -226,230 +262,294 @@ function callers(port: number, model: string) {
   };
 }
 
-/** An OTLP/gRPC collector (the SDK's exporter speaks gRPC) that counts the traced server's exports and drops them. */
-async function otlpSink() {
-  let exports = 0;
-  const bytes = (b: Buffer) => b;
-  const server = new Server();
-  server.addService(
-    {
-      Export: {
-        path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: bytes,
-        requestDeserialize: bytes,
-        responseSerialize: bytes,
-        responseDeserialize: bytes,
-      },
-    },
-    {
-      // An empty ExportTraceServiceResponse: zero bytes.
-      Export: (_call: unknown, callback: (e: null, r: Buffer) => void) => {
-        exports++;
-        callback(null, Buffer.alloc(0));
-      },
-    },
-  );
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) =>
-      e ? reject(e) : resolve(p),
-    ),
-  );
-  return { port, exports: () => exports, close: () => server.forceShutdown() };
-}
-
-const ratio = (a: number | undefined, b: number | undefined) =>
+const ratio = (a: number | undefined | null, b: number | undefined | null) =>
   a && b ? Math.round((a / b) * 100) / 100 : null;
 const startedAt = new Date().toISOString();
 const loadBefore = loadavg();
 const cpuStart = process.cpuUsage();
-
-// 1. Small model: every variant at each concurrency, back to back.
 const small = { BENCH_HIDDEN: SMALL.join(',') };
-const sink = await otlpSink();
-const bare = await startServer('bare');
-const ballast = await startServer('ballast', small);
-const telemetryRegister = fileURLToPath(import.meta.resolve('@ballast/telemetry/register'));
-const traced = await startServer(
-  'ballast',
-  {
-    ...small,
-    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink.port}`,
-    OTEL_TRACES_SAMPLER: 'always_on',
-    OTEL_SERVICE_NAME: 'ballast-inference-bench',
-  },
-  ['--import', telemetryRegister],
-);
-const bareCalls = callers(bare.port, 'bench');
-const batchedCalls = callers(ballast.port, 'bench');
-const offCalls = callers(ballast.port, 'bench-nobatch');
-const tracedCalls = callers(traced.port, 'bench');
-const variants = {
-  bare_predict: bareCalls.predict,
-  batched_predict: batchedCalls.predict,
-  off_predict: offCalls.predict,
-  traced_predict: tracedCalls.predict,
-  bare_infer_typed: bareCalls.typed,
-  batched_infer_typed: batchedCalls.typed,
-  bare_infer_raw: bareCalls.raw,
-  batched_infer_raw: batchedCalls.raw,
-};
-const smallRows: Record<string, Point>[] = [];
-for (const concurrency of CONCURRENCY) {
-  const row: Record<string, Point> = {};
-  for (const [name, call] of Object.entries(variants)) {
-    row[name] = await closedLoop(call, concurrency);
+const per = (row: Record<string, Point>, name: string) => row[name]?.throughput_per_s;
+
+/**
+ * 1. Small model: every variant at each concurrency, back to back; then the untraced and traced
+ * servers alternated TRACE_ROUNDS times, since their ratio is the one a 10% target is set on.
+ */
+async function smallSection() {
+  const sink = await otlpSink();
+  const bare = await startServer('bare');
+  const ballast = await startServer('ballast', small);
+  const telemetryRegister = fileURLToPath(import.meta.resolve('@ballast/telemetry/register'));
+  const traced = await startServer('ballast', { ...small, ...tracingEnv(sink.port) }, [
+    '--import',
+    telemetryRegister,
+  ]);
+  const bareCalls = callers(bare.port, 'bench');
+  const batchedCalls = callers(ballast.port, 'bench');
+  const offCalls = callers(ballast.port, 'bench-nobatch');
+  const tracedCalls = callers(traced.port, 'bench');
+  const variants: [string, () => Promise<unknown>, number | undefined][] = [
+    ['bare_predict', bareCalls.predict, undefined],
+    ['batched_predict', batchedCalls.predict, ballast.child.pid],
+    ['off_predict', offCalls.predict, ballast.child.pid],
+    ['traced_predict', tracedCalls.predict, traced.child.pid],
+    ['bare_infer_typed', bareCalls.typed, undefined],
+    ['batched_infer_typed', batchedCalls.typed, ballast.child.pid],
+    ['bare_infer_raw', bareCalls.raw, undefined],
+    ['batched_infer_raw', batchedCalls.raw, ballast.child.pid],
+  ];
+  const rows: Record<string, Point>[] = [];
+  const tracing: { c: number; untraced: Point[]; traced: Point[] }[] = [];
+  for (const concurrency of CONCURRENCY) {
+    const row: Record<string, Point> = {};
+    for (const [name, call, pid] of variants) {
+      const point = await closedLoop(call, concurrency, pid);
+      row[name] = point;
+      console.error(
+        `small ${name} c=${concurrency}: ${point.throughput_per_s}/s p99 ${point.p99_us} us` +
+          `${point.server_cpu_us_per_call === null ? '' : `, server ${point.server_cpu_us_per_call} us CPU/call`} (load ${point.load_average})`,
+      );
+    }
+    const pair = {
+      c: concurrency,
+      untraced: [row.batched_predict as Point],
+      traced: [row.traced_predict as Point],
+    };
+    for (let round = 1; round < TRACE_ROUNDS; round++) {
+      // Alternate which goes first, so that a trend in the machine's load favours neither.
+      const order = round % 2 === 1 ? (['traced', 'untraced'] as const) : (['untraced', 'traced'] as const);
+      for (const side of order) {
+        const point =
+          side === 'traced'
+            ? await closedLoop(tracedCalls.predict, concurrency, traced.child.pid)
+            : await closedLoop(batchedCalls.predict, concurrency, ballast.child.pid);
+        pair[side].push(point);
+        console.error(
+          `small ${side}_predict c=${concurrency} (round ${round + 1}): ${point.throughput_per_s}/s, server ${point.server_cpu_us_per_call} us CPU/call (load ${point.load_average})`,
+        );
+      }
+    }
+    tracing.push(pair);
+    rows.push(row);
+  }
+  for (const c of [bareCalls, batchedCalls, offCalls, tracedCalls]) c.close();
+  const spansExported = sink.exports();
+  await Promise.all([stop(bare.child), stop(ballast.child), stop(traced.child)]);
+  sink.close();
+  const table = rows.map((row, i) => {
+    const pair = tracing[i] as (typeof tracing)[number];
+    const tracedRate = median(pair.traced.map((p) => p.throughput_per_s));
+    const untracedRate = median(pair.untraced.map((p) => p.throughput_per_s));
+    const cpu = (points: Point[]) => median(points.map((p) => p.server_cpu_us_per_call ?? 0)) || null;
+    return {
+      c: row.bare_predict?.concurrency,
+      load: row.bare_predict?.load_average,
+      bare: per(row, 'bare_predict'),
+      batched: per(row, 'batched_predict'),
+      'batched/bare': ratio(per(row, 'batched_predict'), per(row, 'bare_predict')),
+      'off/bare': ratio(per(row, 'off_predict'), per(row, 'bare_predict')),
+      'typed/bare': ratio(per(row, 'batched_infer_typed'), per(row, 'bare_infer_typed')),
+      'raw/bare': ratio(per(row, 'batched_infer_raw'), per(row, 'bare_infer_raw')),
+      // Medians of TRACE_ROUNDS alternated windows each.
+      'traced/batched': ratio(tracedRate, untracedRate),
+      'cpu/call batched|traced us': `${cpu(pair.untraced)}|${cpu(pair.traced)}`,
+      'cpu traced/batched': ratio(cpu(pair.traced), cpu(pair.untraced)),
+      'batched p99 us': row.batched_predict?.p99_us,
+      'bare p99 us': row.bare_predict?.p99_us,
+    };
+  });
+  return { rows, tracing, table, spansExported };
+}
+
+/** 2. Compute-bound model: batched against bare and against the compute limit. */
+async function largeSection() {
+  const compute = await computeLimit(LARGE);
+  const largeBare = await startServer('bare');
+  const large = await startServer('ballast', { BENCH_HIDDEN: LARGE.join(',') });
+  const largeBareCalls = callers(largeBare.port, 'bench');
+  const largeCalls = callers(large.port, 'bench');
+  const rows = [];
+  for (const concurrency of [1, 64, 256].filter((c) => CONCURRENCY.includes(c))) {
+    const b = await closedLoop(largeBareCalls.predict, concurrency);
+    const batched = await closedLoop(largeCalls.predict, concurrency, large.child.pid);
+    const at64 = compute.find((r) => r.batch_size === 64)?.rows_per_s ?? 0;
+    const at1 = compute.find((r) => r.batch_size === 1)?.predict_us ?? 0;
+    // At concurrency 1: one bare round trip plus one batch-1 predict per call.
+    const limit = concurrency === 1 ? 1e6 / (b.p50_us + at1) : Math.min(b.throughput_per_s, at64);
+    rows.push({
+      c: concurrency,
+      load: batched.load_average,
+      bare: b.throughput_per_s,
+      batched: batched.throughput_per_s,
+      limit: Math.round(limit),
+      'batched/limit': ratio(batched.throughput_per_s, limit),
+    });
     console.error(
-      `small ${name} c=${concurrency}: ${row[name].throughput_per_s}/s (load ${row[name].load_average})`,
+      `large c=${concurrency}: ${batched.throughput_per_s}/s, limit ${Math.round(limit)} (load ${batched.load_average})`,
     );
   }
-  smallRows.push(row);
+  largeBareCalls.close();
+  largeCalls.close();
+  await Promise.all([stop(largeBare.child), stop(large.child)]);
+  return { compute, table: rows };
 }
-for (const c of [bareCalls, batchedCalls, offCalls, tracedCalls]) c.close();
-const spansExported = sink.exports();
-await Promise.all([stop(bare.child), stop(ballast.child), stop(traced.child)]);
-sink.close();
-const per = (row: Record<string, Point>, name: string) => row[name]?.throughput_per_s;
-const smallTable = smallRows.map((row) => ({
-  c: row.bare_predict?.concurrency,
-  load: row.bare_predict?.load_average,
-  bare: per(row, 'bare_predict'),
-  batched: per(row, 'batched_predict'),
-  'batched/bare': ratio(per(row, 'batched_predict'), per(row, 'bare_predict')),
-  'off/bare': ratio(per(row, 'off_predict'), per(row, 'bare_predict')),
-  'typed/bare': ratio(per(row, 'batched_infer_typed'), per(row, 'bare_infer_typed')),
-  'raw/bare': ratio(per(row, 'batched_infer_raw'), per(row, 'bare_infer_raw')),
-  'traced/batched': ratio(per(row, 'traced_predict'), per(row, 'batched_predict')),
-  'batched p99 us': row.batched_predict?.p99_us,
-  'bare p99 us': row.bare_predict?.p99_us,
-}));
 
-// 2. Compute-bound model: batched against bare and against the compute limit.
-const compute = await computeLimit(LARGE);
-const largeBare = await startServer('bare');
-const large = await startServer('ballast', { BENCH_HIDDEN: LARGE.join(',') });
-const largeBareCalls = callers(largeBare.port, 'bench');
-const largeCalls = callers(large.port, 'bench');
-const largeRows = [];
-for (const concurrency of [1, 64, 256].filter((c) => CONCURRENCY.includes(c))) {
-  const b = await closedLoop(largeBareCalls.predict, concurrency);
-  const batched = await closedLoop(largeCalls.predict, concurrency);
-  const at64 = compute.find((r) => r.batch_size === 64)?.rows_per_s ?? 0;
-  const at1 = compute.find((r) => r.batch_size === 1)?.predict_us ?? 0;
-  // At concurrency 1: one bare round trip plus one batch-1 predict per call.
-  const limit = concurrency === 1 ? 1e6 / (b.p50_us + at1) : Math.min(b.throughput_per_s, at64);
-  largeRows.push({
-    c: concurrency,
-    load: batched.load_average,
-    bare: b.throughput_per_s,
-    batched: batched.throughput_per_s,
-    limit: Math.round(limit),
-    'batched/limit': ratio(batched.throughput_per_s, limit),
-  });
-  console.error(`large c=${concurrency}: ${batched.throughput_per_s}/s, limit ${Math.round(limit)}`);
-}
-largeBareCalls.close();
-largeCalls.close();
-await Promise.all([stop(largeBare.child), stop(large.child)]);
-
-// 3. The tuner: fixed delays swept against the tuned one, at three offered loads.
-const tuning = await startServer('ballast', {
-  ...small,
-  BENCH_FIXED_DELAYS_US: FIXED_DELAYS_US.join(','),
-  BENCH_LATENCY_OBJECTIVE_MS: String(OBJECTIVE_MS),
-});
-const capacity = Math.max(...smallRows.map((r) => per(r, 'batched_predict') ?? 0));
-const openSeconds = Math.max(1, (WINDOW_MS * 2) / 1000);
-const settings = [...FIXED_DELAYS_US.map((us) => `bench-d${us}`), 'bench-tuned'];
-const tunerRows = [];
-for (const [level, share] of [
-  ['low', 0.2],
-  ['medium', 0.6],
-  ['high', 1.0],
-] as const) {
-  const rate = Math.max(50, Math.round(capacity * share));
-  const points: Record<string, OpenPoint> = {};
-  for (const model of settings) {
-    const calls = callers(tuning.port, model);
-    await openLoop(calls.predict, rate, Math.min(0.5, openSeconds / 2));
-    points[model] = await openLoop(calls.predict, rate, openSeconds);
-    calls.close();
-  }
-  const fixed = FIXED_DELAYS_US.map((us) => points[`bench-d${us}`] as OpenPoint);
-  const within = fixed.filter((p) => p.p99_us <= OBJECTIVE_MS * 1000 && p.other_errors === 0);
-  const best = Math.max(...(within.length > 0 ? within : fixed).map((p) => p.ok_per_s));
-  const tuned = points['bench-tuned'] as OpenPoint;
-  tunerRows.push({
-    load: level,
-    rate,
-    load_average: tuned.load_average,
-    ...Object.fromEntries(
-      FIXED_DELAYS_US.map((us, i) => [`d${us}us ok/s|p99`, `${fixed[i]?.ok_per_s}|${fixed[i]?.p99_us}`]),
-    ),
-    'tuned ok/s|p99': `${tuned.ok_per_s}|${tuned.p99_us}`,
-    'tuned/best fixed': ratio(tuned.ok_per_s, best),
-    objective_met: tuned.p99_us <= OBJECTIVE_MS * 1000,
-  });
+/** The batched server's best closed-loop rate: the small section's, or a short probe of its own. */
+async function capacityOf(smallTable: { batched?: number | undefined }[] | undefined) {
+  if (smallTable && smallTable.length > 0) return Math.max(...smallTable.map((r) => r.batched ?? 0));
+  const server = await startServer('ballast', small);
+  const calls = callers(server.port, 'bench');
+  const point = await closedLoop(calls.predict, Math.max(...CONCURRENCY));
+  calls.close();
+  await stop(server.child);
   console.error(
-    `tuner ${level} (${rate}/s): tuned ${tuned.ok_per_s}/s p99 ${tuned.p99_us} us; best fixed ${best}/s`,
+    `capacity probe c=${point.concurrency}: ${point.throughput_per_s}/s (load ${point.load_average})`,
   );
+  return point.throughput_per_s;
 }
-await stop(tuning.child);
 
-// 4. A 3x spike on a server that sheds what it cannot serve in time.
-const shedding = await startServer('ballast', {
-  ...small,
-  BENCH_DEFAULT_TIMEOUT_US: process.env.BENCH_DEFAULT_TIMEOUT_US ?? '5000',
-});
-const spikeCalls = callers(shedding.port, 'bench');
-const baseRate = Math.max(50, Math.round(capacity / 3));
-const unloaded = await openLoop(spikeCalls.predict, baseRate, openSeconds);
-const spike = await openLoop(spikeCalls.predict, baseRate * 3, openSeconds);
-spikeCalls.close();
-await stop(shedding.child);
+/** 3. The tuner: fixed delays swept against the tuned one, at three offered loads. */
+async function tunerSection(capacity: number) {
+  const tuning = await startServer('ballast', {
+    ...small,
+    BENCH_FIXED_DELAYS_US: FIXED_DELAYS_US.join(','),
+    BENCH_LATENCY_OBJECTIVE_MS: String(OBJECTIVE_MS),
+  });
+  const settings = [...FIXED_DELAYS_US.map((us) => `bench-d${us}`), 'bench-tuned'];
+  const rows = [];
+  for (const [level, share] of [
+    ['low', 0.2],
+    ['medium', 0.6],
+    ['high', 1.0],
+  ] as const) {
+    const rate = Math.max(50, Math.round(capacity * share));
+    const points: Record<string, OpenPoint> = {};
+    for (const model of settings) {
+      const calls = callers(tuning.port, model);
+      await openLoop(calls.predict, rate, Math.min(0.5, OPEN_SECONDS / 2));
+      points[model] = await openLoop(calls.predict, rate, OPEN_SECONDS);
+      calls.close();
+    }
+    const fixed = FIXED_DELAYS_US.map((us) => points[`bench-d${us}`] as OpenPoint);
+    const within = fixed.filter((p) => p.p99_us <= OBJECTIVE_MS * 1000 && p.other_errors === 0);
+    const best = Math.max(...(within.length > 0 ? within : fixed).map((p) => p.ok_per_s));
+    const tuned = points['bench-tuned'] as OpenPoint;
+    rows.push({
+      load: level,
+      rate,
+      load_average: tuned.load_average,
+      ...Object.fromEntries(
+        FIXED_DELAYS_US.map((us, i) => [`d${us}us ok/s|p99`, `${fixed[i]?.ok_per_s}|${fixed[i]?.p99_us}`]),
+      ),
+      'tuned ok/s|p99': `${tuned.ok_per_s}|${tuned.p99_us}`,
+      'tuned/best fixed': ratio(tuned.ok_per_s, best),
+      objective_met: tuned.p99_us <= OBJECTIVE_MS * 1000,
+    });
+    console.error(
+      `tuner ${level} (${rate}/s): tuned ${tuned.ok_per_s}/s p99 ${tuned.p99_us} us; best fixed ${best}/s (load ${tuned.load_average})`,
+    );
+  }
+  await stop(tuning.child);
+  return { objectiveMs: OBJECTIVE_MS, fixedDelaysUs: FIXED_DELAYS_US, table: rows };
+}
+
+/** 4. A 3x spike on a server that sheds what it cannot serve in time. */
+async function spikeSection(capacity: number) {
+  const shedding = await startServer('ballast', {
+    ...small,
+    BENCH_DEFAULT_TIMEOUT_US: process.env.BENCH_DEFAULT_TIMEOUT_US ?? '5000',
+  });
+  const spikeCalls = callers(shedding.port, 'bench');
+  const baseRate = Math.max(50, Math.round(capacity / 3));
+  // A warm-up at the base rate first: the channel's first calls otherwise reach the server as
+  // one burst when it connects, and the unloaded phase would start with a spike of its own.
+  await openLoop(spikeCalls.predict, baseRate, Math.min(0.5, OPEN_SECONDS / 2));
+  const unloaded = await openLoop(spikeCalls.predict, baseRate, OPEN_SECONDS);
+  const spike = await openLoop(spikeCalls.predict, baseRate * 3, OPEN_SECONDS);
+  for (const [phase, p] of [
+    ['unloaded', unloaded],
+    ['spike', spike],
+  ] as const) {
+    console.error(
+      `spike ${phase} (${p.rate_per_s}/s): ${p.ok} ok, ${p.shed} shed, ${p.other_errors} other, p99 ${p.p99_us} us (load ${p.load_average})`,
+    );
+  }
+  spikeCalls.close();
+  await stop(shedding.child);
+  return { unloaded, spike };
+}
+
+const smallResult = SECTIONS.has('small') ? await smallSection() : undefined;
+const largeResult = SECTIONS.has('large') ? await largeSection() : undefined;
+const needCapacity = SECTIONS.has('tuner') || SECTIONS.has('spike');
+const capacity = needCapacity ? await capacityOf(smallResult?.table) : 0;
+const tunerResult = SECTIONS.has('tuner') ? await tunerSection(capacity) : undefined;
+const spikeResult = SECTIONS.has('spike') ? await spikeSection(capacity) : undefined;
 const cpu = process.cpuUsage(cpuStart);
 
+const minOf = (values: (number | null | undefined)[] | undefined) =>
+  values && values.length > 0 ? Math.min(...values.map((v) => v ?? 0)) : null;
+const smallTable = smallResult?.table;
 const targets = {
-  min_small_batched_vs_bare: Math.min(...smallTable.map((r) => r['batched/bare'] ?? 0)),
-  min_small_typed_vs_bare: Math.min(...smallTable.map((r) => r['typed/bare'] ?? 0)),
-  min_small_raw_vs_bare: Math.min(...smallTable.map((r) => r['raw/bare'] ?? 0)),
-  min_traced_vs_untraced: Math.min(...smallTable.map((r) => r['traced/batched'] ?? 0)),
-  min_large_vs_limit: Math.min(...largeRows.map((r) => r['batched/limit'] ?? 0)),
-  min_tuned_vs_best_fixed: Math.min(...tunerRows.map((r) => r['tuned/best fixed'] ?? 0)),
-  tuned_objective_met: tunerRows.every((r) => r.objective_met),
-  spike_p99_vs_unloaded: ratio(spike.p99_us, unloaded.p99_us),
-  spike_refusals_only_resource_exhausted: spike.other_errors === 0,
+  min_small_batched_vs_bare: minOf(smallTable?.map((r) => r['batched/bare'])),
+  min_small_typed_vs_bare: minOf(smallTable?.map((r) => r['typed/bare'])),
+  min_small_raw_vs_bare: minOf(smallTable?.map((r) => r['raw/bare'])),
+  min_traced_vs_untraced: minOf(smallTable?.map((r) => r['traced/batched'])),
+  max_traced_cpu_cost: smallTable ? Math.max(...smallTable.map((r) => r['cpu traced/batched'] ?? 0)) : null,
+  min_large_vs_limit: minOf(largeResult?.table.map((r) => r['batched/limit'])),
+  min_tuned_vs_best_fixed: minOf(tunerResult?.table.map((r) => r['tuned/best fixed'])),
+  tuned_objective_met: tunerResult ? tunerResult.table.every((r) => r.objective_met) : null,
+  spike_p99_vs_unloaded: spikeResult ? ratio(spikeResult.spike.p99_us, spikeResult.unloaded.p99_us) : null,
+  spike_unloaded_refused: spikeResult ? spikeResult.unloaded.shed + spikeResult.unloaded.other_errors : null,
+  spike_refusals_only_resource_exhausted: spikeResult ? spikeResult.spike.other_errors === 0 : null,
 };
 console.log(
-  `Ballast inference benchmark (${BACKEND}; ${SHORT ? 'SHORT smoke run' : 'full'}, ${WINDOW_MS} ms windows; started ${startedAt}, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')})`,
+  `Ballast inference benchmark (${BACKEND}; ${SHORT ? 'SHORT smoke run' : 'full'}, ${WINDOW_MS} ms windows, sections ${[...SECTIONS].join(',')}; started ${startedAt}, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')})`,
 );
-console.log(
-  `1. small model ${FEATURES} -> ${SMALL.join(' -> ')} -> 1, calls/s (tracing: ${spansExported} OTLP exports)`,
-);
-console.table(smallTable);
-console.log(`2. compute-bound model ${FEATURES} -> ${LARGE.join(' -> ')} -> 1`, compute);
-console.table(largeRows);
-console.log(
-  `3. queue delay tuned from a p99 objective of ${OBJECTIVE_MS} ms against fixed delays (open loop)`,
-);
-console.table(tunerRows);
-console.log('4. 3x spike', { unloaded, spike });
+if (smallResult) {
+  console.log(
+    `1. small model ${FEATURES} -> ${SMALL.join(' -> ')} -> 1, calls/s (tracing: ${smallResult.spansExported} OTLP exports; traced/batched and CPU: medians of ${TRACE_ROUNDS} alternated windows)`,
+  );
+  console.table(smallResult.table);
+}
+if (largeResult) {
+  console.log(`2. compute-bound model ${FEATURES} -> ${LARGE.join(' -> ')} -> 1`, largeResult.compute);
+  console.table(largeResult.table);
+}
+if (tunerResult) {
+  console.log(
+    `3. queue delay tuned from a p99 objective of ${OBJECTIVE_MS} ms against fixed delays (open loop, capacity ${capacity}/s)`,
+  );
+  console.table(tunerResult.table);
+}
+if (spikeResult) console.log(`4. 3x spike (base rate capacity/3, capacity ${capacity}/s)`, spikeResult);
 console.log('targets', targets);
 console.log(
-  `load generator CPU: user ${(cpu.user / 1e6).toFixed(1)}s, system ${(cpu.system / 1e6).toFixed(1)}s`,
+  `load generator CPU: user ${(cpu.user / 1e6).toFixed(1)}s, system ${(cpu.system / 1e6).toFixed(1)}s; load average now ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
 );
-const out = writeBenchResult(here, 'inference', {
+const out = writeBenchResult(here, RESULT, {
   backend: BACKEND,
   short: SHORT,
   windowMs: WINDOW_MS,
+  openSeconds: OPEN_SECONDS,
+  traceRounds: TRACE_ROUNDS,
+  concurrency: CONCURRENCY,
+  sections: [...SECTIONS],
   startedAt,
   // The machine's load average (1, 5, 15 min) before and after; each row has its own 1-minute one.
   loadAverage: { before: loadBefore, after: loadavg() },
-  small: { model: { features: FEATURES, hidden: SMALL }, rows: smallRows, table: smallTable, spansExported },
-  large: { model: { features: FEATURES, hidden: LARGE }, compute, table: largeRows },
-  tuner: { objectiveMs: OBJECTIVE_MS, fixedDelaysUs: FIXED_DELAYS_US, table: tunerRows },
-  spike: { unloaded, spike },
+  small: smallResult && {
+    model: { features: FEATURES, hidden: SMALL },
+    rows: smallResult.rows,
+    tracing: smallResult.tracing,
+    table: smallResult.table,
+    spansExported: smallResult.spansExported,
+  },
+  large: largeResult && { model: { features: FEATURES, hidden: LARGE }, ...largeResult },
+  tuner: tunerResult,
+  spike: spikeResult,
+  capacity,
   targets,
   loadGeneratorCpu: cpu,
 });

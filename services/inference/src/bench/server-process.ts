@@ -14,6 +14,7 @@ import { artifactManifest } from '@ballast/ml/artifact';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { Executor } from '../executor.js';
+import { inferenceMetrics } from '../metrics.js';
 import { ModelPool } from '../model-pool.js';
 import { Predictor } from '../predictor.js';
 import { inferenceServices } from '../server.js';
@@ -25,6 +26,11 @@ import { benchModel } from './model.js';
  * event loop: `ballast` (the inference server with the bench model served twice, batched and
  * unbatched) or `bare` (a bare grpc-js server answering Predict with a response of the same
  * size at once). Prints {"port": N} when listening.
+ *
+ * The inference server records its metrics as main.ts does (a service always serves /metrics),
+ * so that a row with tracing on differs from its untraced row by tracing alone: without them,
+ * the SDK that tracing starts turned grpc-kit's per-call metrics on in the traced server only.
+ * BENCH_METRICS=0 leaves the service's own metrics out.
  */
 const mode = process.argv[2] ?? 'ballast';
 const quiet = { info() {}, warn() {}, error() {} };
@@ -103,7 +109,8 @@ if (mode === 'bare') {
     allowNonFinite: false,
     maxRowsPerRequest: DEFAULT_MAX_ROWS_PER_REQUEST,
   });
-  const pool = new ModelPool(executor, config(64, 0), quiet);
+  const metrics = process.env.BENCH_METRICS === '0' ? undefined : inferenceMetrics();
+  const pool = new ModelPool(executor, config(64, 0), quiet, metrics);
   const timeoutUs = Number(process.env.BENCH_DEFAULT_TIMEOUT_US ?? 0);
   // bench: batched (Triton's default, no queue delay); bench-nobatch: batching off;
   // bench-d<us>: a fixed queue delay; bench-tuned: the delay tuned from a p99 objective.
@@ -120,7 +127,7 @@ if (mode === 'bare') {
     pool.setConfig(name, served);
     pool.setAlias(name, 'production', loaded);
   }
-  const predictor = new Predictor(pool, undefined, undefined, quiet);
+  const predictor = new Predictor(pool, undefined, metrics, quiet);
   const server = await startGrpcServer({
     services: inferenceServices({ pool, predictor, ready: () => true }),
     host: '127.0.0.1',
