@@ -42,11 +42,12 @@ export class BallastQueue<N extends QueueName> extends Queue<
 
   /**
    * Adds a job; with `?waitReplicas=N` in BALLAST_REDIS_URL, resolves only once N replicas
-   * hold it too, and rejects (NotReplicatedError) if they do not within REPLICA_WAIT_MS.
+   * hold it too, and rejects (NotReplicatedError) if they do not within REPLICA_WAIT_MS, or
+   * if the master that answers does not hold it (replication.ts).
    */
   override async add(jobName: string, data: JobTypes[N], opts?: JobsOptions): Promise<Job<JobTypes[N]>> {
     const job = await super.add(jobName, parsePayload(this.name, data), opts);
-    await this.#replicated();
+    await this.#replicated([job]);
     return job;
   }
 
@@ -56,12 +57,14 @@ export class BallastQueue<N extends QueueName> extends Queue<
     const added = await super.addBulk(
       jobs.map((job) => ({ ...job, data: parsePayload(this.name, job.data) })),
     );
-    await this.#replicated();
+    await this.#replicated(added);
     return added;
   }
 
-  async #replicated(): Promise<void> {
-    if (this.connection) await confirmReplicated(this.connection, this.toKey('meta'));
+  async #replicated(jobs: readonly Job<JobTypes[N]>[]): Promise<void> {
+    if (!this.connection) return;
+    const keys = jobs.flatMap((job) => (job.id === undefined ? [] : [this.toKey(job.id)]));
+    await confirmReplicated(this.connection, keys, this.toKey('replication-check'));
   }
 }
 
