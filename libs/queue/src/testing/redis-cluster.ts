@@ -1,5 +1,4 @@
 import {
-  freePorts,
   infoFields,
   killRedisServer,
   makeDir,
@@ -7,6 +6,7 @@ import {
   redisCli,
   removeDir,
   startRedisServer,
+  startRedisServerOnFreePort,
   waitFor,
 } from './redis-servers.js';
 
@@ -44,27 +44,33 @@ export interface RedisClusterOptions {
 export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<LocalRedisCluster> {
   const { masters = 3, replicasPerMaster = 1, nodeTimeoutMs = 1_000 } = options;
   const dir = await makeDir('redis-cluster');
-  const ports = await freePorts(masters * (1 + replicasPerMaster));
   const servers = new Map<number, RedisProcess>();
   const stop = async () => {
     await Promise.all([...servers.values()].map(killRedisServer));
     await removeDir(dir);
   };
-  const start = (port: number) =>
-    startRedisServer(port, dir, [
-      '--cluster-enabled',
-      'yes',
-      '--cluster-config-file',
-      `nodes-${port}.conf`,
-      '--cluster-node-timeout',
-      String(nodeTimeoutMs),
-      // A replica takes over however long it was cut off: tests kill masters on purpose.
-      '--cluster-replica-validity-factor',
-      '0',
-    ]);
+  const nodeArgs = (port: number) => [
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    `nodes-${port}.conf`,
+    '--cluster-node-timeout',
+    String(nodeTimeoutMs),
+    // A replica takes over however long it was cut off: tests kill masters on purpose.
+    '--cluster-replica-validity-factor',
+    '0',
+  ];
+  let ports: number[] = [];
   try {
-    const started = await Promise.all(ports.map(start));
-    for (const server of started) servers.set(server.port, server);
+    // Each started on its own so that one which finds its port taken draws another; the
+    // ones already up are still stopped if another fails for good.
+    await Promise.all(
+      Array.from({ length: masters * (1 + replicasPerMaster) }, async () => {
+        const server = await startRedisServerOnFreePort(dir, nodeArgs);
+        servers.set(server.port, server);
+      }),
+    );
+    ports = [...servers.keys()];
     await redisCli(
       ports[0] as number,
       '--cluster',
@@ -79,20 +85,36 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     throw err;
   }
   const live = () => [...servers.keys()];
+  // Settled means every live node tells the same story: cluster_state ok, the same masters
+  // serving the same slots, every one of them live and not failing, every replica's link up.
+  // Checking each node's own view is what catches the moments after a kill (the dead master
+  // still owns its slots until a replica takes over) and after a restart (the node comes back
+  // believing it still owns them, until the others tell it otherwise).
   const settled = async (timeoutMs = 60_000) => {
     await waitFor(
       'the cluster to settle',
       async () => {
+        const maps = new Set<string>();
         for (const port of live()) {
           if (infoFields(await redisCli(port, 'cluster', 'info')).get('cluster_state') !== 'ok') return false;
-          // A master that still holds slots but is (perhaps) failing has not been replaced yet.
-          const nodes = clusterNodes(await redisCli(port, 'cluster', 'nodes'));
-          if (nodes.some((n) => n.ranges.length > 0 && n.flags.some((f) => f.startsWith('fail'))))
-            return false;
+          const owners = clusterNodes(await redisCli(port, 'cluster', 'nodes')).filter(
+            (n) => n.ranges.length > 0,
+          );
+          if (owners.length !== masters) return false;
+          for (const owner of owners) {
+            if (!servers.has(owner.port) || !owner.flags.includes('master')) return false;
+            if (owner.flags.some((f) => f.startsWith('fail'))) return false;
+          }
+          maps.add(
+            owners
+              .map((o) => `${o.port}:${o.ranges.map(([from, to]) => `${from}-${to}`).join(',')}`)
+              .sort()
+              .join(' '),
+          );
           const info = infoFields(await redisCli(port, 'info', 'replication'));
           if (info.get('role') === 'slave' && info.get('master_link_status') !== 'up') return false;
         }
-        return true;
+        return maps.size === 1;
       },
       timeoutMs,
     );
@@ -122,7 +144,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     },
     async restart(port) {
       if (servers.has(port) || !ports.includes(port)) throw new Error(`node ${port} is running or unknown`);
-      servers.set(port, await start(port));
+      servers.set(port, await startRedisServer(port, dir, nodeArgs(port)));
     },
     settled,
     stop,

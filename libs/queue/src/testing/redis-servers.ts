@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,20 +56,25 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
+// Ports this process has handed out. Servers started at once (a cluster's six) would
+// otherwise be able to draw the same port, both seeing it free before either binds it. Never
+// given back: a test run starts a few dozen servers out of 9,000 ports.
+const handedOut = new Set<number>();
+
 /**
- * `count` loopback ports that are free now, each with port + 10000 free too (a cluster node's
- * bus port). Drawn at random from 11000-19999 (bus ports 21000-29999): below Linux's
- * ephemeral range (32768+), where an outgoing connection could take one meanwhile, and away
- * from the ports the services (50051+, 9451+), Jaeger (16686) and other tests use.
+ * A loopback port that is free now, with port + 10000 free too (a cluster node's bus port).
+ * Drawn at random from 11000-19999 (bus ports 21000-29999): below Linux's ephemeral range
+ * (32768+), where an outgoing connection could take one meanwhile, and away from the ports
+ * the services (50051+, 9451+), Jaeger (16686) and other tests use. Free now is not free
+ * later: another process may bind it first, which startRedisServerOnFreePort answers.
  */
-export async function freePorts(count: number): Promise<number[]> {
-  const ports: number[] = [];
-  while (ports.length < count) {
+export async function freePort(): Promise<number> {
+  for (;;) {
     const port = 11_000 + Math.floor(Math.random() * 9_000);
-    if (ports.includes(port)) continue;
-    if ((await portIsFree(port)) && (await portIsFree(port + 10_000))) ports.push(port);
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    if ((await portIsFree(port)) && (await portIsFree(port + 10_000))) return port;
   }
-  return ports;
 }
 
 export interface RedisProcess {
@@ -87,15 +92,26 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/** Thrown by startRedisServer when the server could not bind its port (or bus port). */
+export class PortTakenError extends Error {
+  constructor(readonly port: number) {
+    super(`port ${port} (or its cluster bus port) was taken before redis-server could bind it`);
+    this.name = 'PortTakenError';
+  }
+}
+
 /**
  * Starts `redis-server <args>` on `port` in `dir` (nothing saved to disk) and resolves once
- * it answers PING.
+ * it answers, and answers as itself: INFO's process_id is the child's pid. A PONG alone
+ * could come from another process's server that took the port between the check and the
+ * bind (another test's cluster); ours then exits, and this throws PortTakenError.
  */
 export async function startRedisServer(
   port: number,
   dir: string,
   args: readonly string[],
 ): Promise<RedisProcess> {
+  const logfile = join(dir, `redis-${port}.log`);
   const child = spawn(
     'redis-server',
     [
@@ -113,7 +129,7 @@ export async function startRedisServer(
       '--loglevel',
       'warning',
       '--logfile',
-      `redis-${port}.log`,
+      logfile,
     ],
     { stdio: 'ignore' },
   );
@@ -122,11 +138,44 @@ export async function startRedisServer(
   void exited.then(() => {
     gone = true;
   });
-  await waitFor(`redis-server on port ${port}`, async () => {
-    if (gone) throw new Error(`redis-server on port ${port} exited; see ${join(dir, `redis-${port}.log`)}`);
-    return (await redisCli(port, 'ping')).trim() === 'PONG';
-  });
+  try {
+    // Ends when ours answers, or when it has exited (reported below, not waited out).
+    await waitFor(`redis-server on port ${port}`, async () => {
+      if (gone) return true;
+      const info = infoFields(await redisCli(port, 'info', 'server'));
+      return info.get('process_id') === String(child.pid);
+    });
+  } catch (err) {
+    child.kill('SIGKILL');
+    await exited;
+    throw err;
+  }
+  if (gone) {
+    const log = await readFile(logfile, 'utf8').catch(() => '');
+    if (/address already in use/i.test(log)) throw new PortTakenError(port);
+    throw new Error(`redis-server on port ${port} exited; see ${logfile}`);
+  }
   return { port, child, exited };
+}
+
+/**
+ * Starts a server on a port from freePort, drawing another while the one drawn turns out
+ * taken (PortTakenError). `args` gets the port, for options that name it (a node's
+ * nodes.conf, a sentinel's own configuration file).
+ */
+export async function startRedisServerOnFreePort(
+  dir: string,
+  args: (port: number) => readonly string[] | Promise<readonly string[]>,
+  tries = 5,
+): Promise<RedisProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return await startRedisServer(port, dir, await args(port));
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || attempt >= tries) throw err;
+    }
+  }
 }
 
 /** Kills a server at once (SIGKILL: no shutdown, no last words) and waits for it to be gone. */
