@@ -6,6 +6,7 @@ import { QueueNames } from './names.js';
 import { createQueue } from './queue.js';
 import { createQueueTelemetry } from './telemetry.js';
 import { testPrefix } from './test-support.js';
+import { waitFor } from './testing/index.js';
 import { createWorker } from './worker.js';
 
 // BullMQ records queue depth through its telemetry's meter; this meter keeps what it is given
@@ -57,9 +58,8 @@ describe('queue depth', () => {
             g.attributes['bullmq.queue.name'] === QueueNames.trainingRun &&
             g.attributes['bullmq.queue.jobs.state'] === 'delayed',
         );
-      for (let i = 0; i < 100 && !delayed().some((g) => g.value === 3); i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      // Waits on the gauge itself (a first count on a loaded machine can take a while).
+      await waitFor('a delayed gauge of 3', async () => delayed().some((g) => g.value === 3));
       expect(delayed().at(-1)?.value).toBe(3);
       const states = new Set(gauges.map((g) => g.attributes['bullmq.queue.jobs.state']));
       expect([...states].sort()).toEqual(

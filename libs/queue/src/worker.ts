@@ -1,5 +1,6 @@
 import {
   type Job,
+  type Meter,
   type Processor,
   Queue,
   type QueueOptions,
@@ -42,13 +43,38 @@ export interface CreateWorkerOptions extends Omit<WorkerOptions, 'connection' | 
 
 const DEPTH_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed'] as const;
 
+/** A meter whose gauges stop recording once `stopped()` says so. */
+function untilStopped(meter: Meter, stopped: () => boolean): Meter {
+  return {
+    createCounter: (...args) => meter.createCounter(...args),
+    createHistogram: (...args) => meter.createHistogram(...args),
+    createGauge: (...args) => {
+      const gauge = meter.createGauge(...args);
+      return {
+        record: (...values) => {
+          if (!stopped()) gauge.record(...values);
+        },
+      };
+    },
+  };
+}
+
 /**
  * Records the queue's depth by state every `intervalMs` through BullMQ's own
  * recordJobCountsMetric, until the worker closes. A failed count (Redis away) is skipped:
  * the gauge keeps its last value, and the worker's own error handler reports the outage.
  */
 function recordDepth(worker: Worker, name: string, queueOptions: QueueOptions, intervalMs: number) {
-  const queue = new Queue(name, queueOptions);
+  let stopped = false;
+  // A count already on its way when the worker closes would otherwise still be recorded
+  // after close: recordJobCountsMetric reads Redis first and records after.
+  const { telemetry } = queueOptions;
+  const queue = new Queue(name, {
+    ...queueOptions,
+    ...(telemetry?.meter
+      ? { telemetry: { ...telemetry, meter: untilStopped(telemetry.meter, () => stopped) } }
+      : {}),
+  });
   queue.on('error', () => {});
   const tick = () => {
     queue.recordJobCountsMetric(...DEPTH_STATES).catch(() => {});
@@ -57,6 +83,7 @@ function recordDepth(worker: Worker, name: string, queueOptions: QueueOptions, i
   timer.unref();
   tick();
   worker.once('closing', () => {
+    stopped = true;
     clearInterval(timer);
     queue.close().catch(() => {});
   });
