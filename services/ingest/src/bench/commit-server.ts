@@ -14,8 +14,8 @@ import { insertSyntheticSales } from '../testing/synthetic.js';
  * The service side of the commit benchmark, as its own process (forked by commit.ts) so that
  * the event-loop delay it measures is the service's alone: a dataset of N synthetic sales
  * records (written by SQL, which is not what is measured), the ingest service on a loopback
- * port, and over IPC: 'measure' starts the delay histogram and the RSS sampler, 'report'
- * sends what they saw.
+ * port, and over IPC: 'measure' starts the delay histogram, the RSS sampler and the CPU
+ * clock, 'report' sends what they saw.
  */
 const [backend, count, location, schema] = process.argv.slice(2) as [SqlKind, string, string, string];
 const n = Number(count);
@@ -39,10 +39,12 @@ server.setReady(true);
 const delay = monitorEventLoopDelay({ resolution: 1 });
 let peakRss = 0;
 let sampler: NodeJS.Timeout | undefined;
+let cpuFrom = process.cpuUsage();
 process.on('message', (message: string) => {
   if (message === 'measure') {
     delay.reset();
     delay.enable();
+    cpuFrom = process.cpuUsage();
     peakRss = process.memoryUsage.rss();
     sampler = setInterval(() => {
       peakRss = Math.max(peakRss, process.memoryUsage.rss());
@@ -50,8 +52,10 @@ process.on('message', (message: string) => {
   } else if (message === 'report') {
     delay.disable();
     clearInterval(sampler);
+    const cpu = process.cpuUsage(cpuFrom);
     process.send?.({
       setupS,
+      cpuS: (cpu.user + cpu.system) / 1e6,
       loopMaxMs: delay.max / 1e6,
       loopP99Ms: delay.percentile(99) / 1e6,
       peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,

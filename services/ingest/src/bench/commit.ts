@@ -23,7 +23,10 @@ import { openDatabase, type SqlKind } from '@ballast/storage';
  * 10x per 10x rows), the peak RSS of the service and of this process, the service's
  * event-loop max and p99 delay during the commit, and the latency of health checks (and
  * GetDataset calls, BENCH_PROBE_GETDATASET=1) made back to back, 20 ms apart, while it
- * runs; a failed probe is counted, not fatal. BENCH_RESULT names the results file.
+ * runs; a failed probe is counted, not fatal. Also the service process's CPU time during the
+ * commit (user + system) and its ratio between sizes: on a shared, loaded machine wall time
+ * follows the load, CPU time much less (the database's own CPU is not in it). BENCH_RESULT
+ * names the results file.
  */
 const here = dirname(fileURLToPath(import.meta.url));
 const SIZES = (process.env.BENCH_COMMIT_SIZES ?? '100000,1000000').split(',').map(Number);
@@ -41,6 +44,7 @@ const progress = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Report {
   setupS: number;
+  cpuS: number;
   loopMaxMs: number;
   loopP99Ms: number;
   peakRssMb: number;
@@ -107,6 +111,7 @@ async function run(backend: SqlKind, n: number) {
       setup_s: round(report.setupS, 1),
       commit_s: round(seconds, 2),
       records_per_s: Math.round(n / seconds),
+      service_cpu_s: round(report.cpuS, 2),
       peak_rss_mb: Math.round(report.peakRssMb),
       bench_peak_rss_mb: Math.round(ownRss / 2 ** 20),
       loop_max_ms: round(report.loopMaxMs),
@@ -149,6 +154,7 @@ const ratios = BACKENDS.flatMap((backend) => {
       sizes: `${r.records}/${prev.records}`,
       rows_ratio: r.records / prev.records,
       time_ratio: round(r.commit_s / prev.commit_s, 2),
+      cpu_ratio: round(r.service_cpu_s / prev.service_cpu_s, 2),
     };
   });
 });
