@@ -62,14 +62,15 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   ];
   let ports: number[] = [];
   try {
-    // Each started on its own so that one which finds its port taken draws another; the
-    // ones already up are still stopped if another fails for good.
-    await Promise.all(
+    // Each started on its own so that one which finds its port taken draws another. All are
+    // waited for before a failure is thrown, so that stop() finds every one that did start.
+    const starts = await Promise.allSettled(
       Array.from({ length: masters * (1 + replicasPerMaster) }, async () => {
         const server = await startRedisServerOnFreePort(dir, nodeArgs);
         servers.set(server.port, server);
       }),
     );
+    for (const start of starts) if (start.status === 'rejected') throw start.reason;
     ports = [...servers.keys()];
     await redisCli(
       ports[0] as number,

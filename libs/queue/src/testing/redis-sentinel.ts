@@ -37,7 +37,7 @@ export async function startRedisSentinel(masterName = 'ballast'): Promise<LocalR
     await Promise.all([...servers.values()].map(killRedisServer));
     await removeDir(dir);
   };
-  const started = async (server: RedisProcess) => {
+  const started = (server: RedisProcess) => {
     servers.set(server.port, server);
     return server.port;
   };
@@ -45,8 +45,8 @@ export async function startRedisSentinel(masterName = 'ballast'): Promise<LocalR
   let replicaPort: number;
   let sentinelPort: number;
   try {
-    masterPort = await started(await startRedisServerOnFreePort(dir, () => []));
-    replicaPort = await started(
+    masterPort = started(await startRedisServerOnFreePort(dir, () => []));
+    replicaPort = started(
       await startRedisServerOnFreePort(dir, () => ['--replicaof', '127.0.0.1', String(masterPort)]),
     );
     await waitFor('the replica to sync', async () => {
@@ -69,7 +69,7 @@ export async function startRedisSentinel(masterName = 'ballast'): Promise<LocalR
       );
       return [conf, '--sentinel'];
     };
-    sentinelPort = await started(await startRedisServerOnFreePort(dir, sentinelConf));
+    sentinelPort = started(await startRedisServerOnFreePort(dir, sentinelConf));
     // Ready means able to fail over: the sentinel only promotes a replica it is connected to
     // and has read INFO from, with its link to the master up. Listed is not enough: a
     // failover started before that is aborted (-failover-abort-no-good-slave) and retried
@@ -115,7 +115,8 @@ export async function startRedisSentinel(masterName = 'ballast'): Promise<LocalR
  * entries one after another (each starting with `name`): a map per entry.
  */
 function sentinelEntries(text: string): Map<string, string>[] {
-  const lines = text.split(/\r?\n/).filter((line) => line.length > 0);
+  // An empty line is an empty value (a runid not known yet), not a separator.
+  const lines = text.replace(/\r?\n$/, '').split(/\r?\n/);
   const entries: Map<string, string>[] = [];
   for (let i = 0; i + 1 < lines.length; i += 2) {
     const [field, value] = [lines[i] as string, lines[i + 1] as string];
