@@ -1,12 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { envPrefix, isGrpcService } from '@ballast/config';
 import { connectRedis } from '@ballast/queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, type RunningProcess, startServiceProcess } from './support.js';
+import { cliRunner, eventually, type RunningProcess, startSuite } from './support.js';
 
 // The README's quick start for your own data, with no code: `schema infer` on a real public
 // data set (vega-datasets' Seattle weather, 1,461 days), `apply`, `ingest --commit`, `train`,
@@ -25,22 +23,7 @@ describe('the no-code quick start on Seattle weather', () => {
   const running: RunningProcess[] = [];
   let env: Record<string, string>;
   let redis: ReturnType<typeof connectRedis>;
-
-  const cli = (...args: string[]) => {
-    const result = spawnSync(process.execPath, [cliPath, ...args], {
-      encoding: 'utf8',
-      timeout: 240_000,
-      cwd: dir,
-      env: { ...process.env, ...env },
-    });
-    return { code: result.status, out: result.stdout, err: result.stderr };
-  };
-  /** Runs a command that must succeed; its stdout. */
-  const ok = (...args: string[]) => {
-    const r = cli(...args);
-    if (r.code !== 0) throw new Error(`ballast ${args.join(' ')} exited ${r.code}:\n${r.out}\n${r.err}`);
-    return r.out;
-  };
+  const { cli, ok } = cliRunner(cliPath, dir, () => env);
 
   beforeAll(async () => {
     redis = connectRedis(REDIS_URL);
@@ -51,18 +34,7 @@ describe('the no-code quick start on Seattle weather', () => {
       BALLAST_REDIS_URL: REDIS_URL,
       BALLAST_TF_BACKEND: 'wasm',
     };
-    // In the order they need each other: each started knowing where the earlier ones are.
-    for (const service of ['ingest', 'registry', 'feature', 'monitor', 'inference', 'trainer'] as const) {
-      const proc = await startServiceProcess(service, env);
-      running.push(proc);
-      // Where the CLI (status) finds it too.
-      const prefix = envPrefix(service);
-      env[`${prefix}_HTTP_PORT`] = String(proc.httpPort);
-      if (isGrpcService(service)) {
-        env[`${prefix}_GRPC_PORT`] = String(proc.grpcPort);
-        env[`${prefix}_ADDR`] = proc.address;
-      }
-    }
+    running.push(...Object.values(await startSuite(env)));
     await eventually(async () => (cli('status').code === 0 ? true : undefined), 'the suite ready', 900);
   }, 240_000);
 

@@ -70,9 +70,13 @@ export async function waitForTraining(
   pollMs = 250,
 ): Promise<TrainingResult> {
   for (;;) {
+    // State first, then the job: a job read before its state could have completed in between,
+    // its state 'completed' and its return value still unset in the copy read (a loaded
+    // machine made `ballast train --wait` print "Cannot read properties of null").
+    const state = await queue.getJobState(jobId);
     const job = await queue.getJob(jobId);
-    if (!job) throw new Error(`training job ${jobId} is not in the queue (removed, or never added)`);
-    const state = await job.getState();
+    if (!job || state === 'unknown')
+      throw new Error(`training job ${jobId} is not in the queue (removed, or never added)`);
     if (state === 'completed') return job.returnvalue as TrainingResult;
     if (state === 'failed' && job.attemptsMade >= (job.opts.attempts ?? 1))
       throw new Error(`training job ${jobId} failed: ${job.failedReason}`);
