@@ -39,6 +39,9 @@ import { mainThreadCpuMs } from './thread-cpu.js';
  * - BENCH_OPEN_SECONDS: each open-loop run (2 windows, at least 1 s);
  * - BENCH_TRACE_ROUNDS: untraced and traced windows alternated this many times per concurrency
  *   (3; the ratio is the medians', so one noisy window cannot make it);
+ * - BENCH_TRACE_BREAKDOWN=1: a third server in that alternation, with the telemetry preload
+ *   and OTEL_TRACES_SAMPLER=always_off: what the instrumentation costs before any span is
+ *   sampled, recorded or exported (the rest of the traced row's cost is sampling and export);
  * - BENCH_LATENCY_OBJECTIVE_MS (20), BENCH_DEFAULT_TIMEOUT_US (5000), BALLAST_TF_BACKEND (wasm),
  *   BENCH_RESULT (inference).
  * Each Ballast row also has the server's main-thread CPU per call (Linux), steadier than
@@ -52,6 +55,7 @@ const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,4,16,64,256').split(','
 const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'small,large,tuner,spike').split(','));
 const OPEN_SECONDS = Number(process.env.BENCH_OPEN_SECONDS ?? Math.max(1, (WINDOW_MS * 2) / 1000));
 const TRACE_ROUNDS = Math.max(1, Number(process.env.BENCH_TRACE_ROUNDS ?? 3));
+const TRACE_BREAKDOWN = process.env.BENCH_TRACE_BREAKDOWN === '1';
 const BACKEND = process.env.BALLAST_TF_BACKEND ?? 'wasm';
 const RESULT = process.env.BENCH_RESULT ?? 'inference';
 const SMALL = [64];
@@ -283,6 +287,14 @@ async function smallSection() {
     '--import',
     telemetryRegister,
   ]);
+  const unsampled = TRACE_BREAKDOWN
+    ? await startServer(
+        'ballast',
+        { ...small, ...tracingEnv(sink.port), OTEL_TRACES_SAMPLER: 'always_off' },
+        ['--import', telemetryRegister],
+      )
+    : undefined;
+  const unsampledCalls = unsampled ? callers(unsampled.port, 'bench') : undefined;
   const bareCalls = callers(bare.port, 'bench');
   const batchedCalls = callers(ballast.port, 'bench');
   const offCalls = callers(ballast.port, 'bench-nobatch');
@@ -298,7 +310,7 @@ async function smallSection() {
     ['batched_infer_raw', batchedCalls.raw, ballast.child.pid],
   ];
   const rows: Record<string, Point>[] = [];
-  const tracing: { c: number; untraced: Point[]; traced: Point[] }[] = [];
+  const tracing: { c: number; untraced: Point[]; traced: Point[]; unsampled: Point[] }[] = [];
   for (const concurrency of CONCURRENCY) {
     const row: Record<string, Point> = {};
     for (const [name, call, pid] of variants) {
@@ -313,15 +325,23 @@ async function smallSection() {
       c: concurrency,
       untraced: [row.batched_predict as Point],
       traced: [row.traced_predict as Point],
+      unsampled: [] as Point[],
     };
-    for (let round = 1; round < TRACE_ROUNDS; round++) {
-      // Alternate which goes first, so that a trend in the machine's load favours neither.
-      const order = round % 2 === 1 ? (['traced', 'untraced'] as const) : (['untraced', 'traced'] as const);
+    const sides = {
+      untraced: { call: batchedCalls.predict, pid: ballast.child.pid },
+      traced: { call: tracedCalls.predict, pid: traced.child.pid },
+      ...(unsampled && unsampledCalls
+        ? { unsampled: { call: unsampledCalls.predict, pid: unsampled.child.pid } }
+        : {}),
+    };
+    const names = Object.keys(sides) as (keyof typeof pair & keyof typeof sides)[];
+    for (let round = unsampled ? 0 : 1; round < TRACE_ROUNDS; round++) {
+      // Alternate the order, so that a trend in the machine's load favours none of them.
+      const order = round % 2 === 1 ? [...names].reverse() : names;
       for (const side of order) {
-        const point =
-          side === 'traced'
-            ? await closedLoop(tracedCalls.predict, concurrency, traced.child.pid)
-            : await closedLoop(batchedCalls.predict, concurrency, ballast.child.pid);
+        if (round === 0 && side !== 'unsampled') continue;
+        const { call, pid } = sides[side] as { call: () => Promise<unknown>; pid: number | undefined };
+        const point = await closedLoop(call, concurrency, pid);
         pair[side].push(point);
         console.error(
           `small ${side}_predict c=${concurrency} (round ${round + 1}): ${point.throughput_per_s}/s, server ${point.server_cpu_us_per_call} us CPU/call (load ${point.load_average})`,
@@ -331,9 +351,9 @@ async function smallSection() {
     tracing.push(pair);
     rows.push(row);
   }
-  for (const c of [bareCalls, batchedCalls, offCalls, tracedCalls]) c.close();
+  for (const c of [bareCalls, batchedCalls, offCalls, tracedCalls, unsampledCalls]) c?.close();
   const spansExported = sink.exports();
-  await Promise.all([stop(bare.child), stop(ballast.child), stop(traced.child)]);
+  await Promise.all([bare, ballast, traced, unsampled].map((s) => (s ? stop(s.child) : undefined)));
   sink.close();
   const table = rows.map((row, i) => {
     const pair = tracing[i] as (typeof tracing)[number];
@@ -353,6 +373,12 @@ async function smallSection() {
       'traced/batched': ratio(tracedRate, untracedRate),
       'cpu/call batched|traced us': `${cpu(pair.untraced)}|${cpu(pair.traced)}`,
       'cpu traced/batched': ratio(cpu(pair.traced), cpu(pair.untraced)),
+      ...(unsampled
+        ? {
+            'unsampled/batched': ratio(median(pair.unsampled.map((p) => p.throughput_per_s)), untracedRate),
+            'cpu unsampled/batched': ratio(cpu(pair.unsampled), cpu(pair.untraced)),
+          }
+        : {}),
       'batched p99 us': row.batched_predict?.p99_us,
       'bare p99 us': row.bare_predict?.p99_us,
     };
