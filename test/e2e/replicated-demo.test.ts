@@ -1,0 +1,376 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { ServiceName } from '@ballast/config';
+import { MaterializationState } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import {
+  createTestDatabase,
+  type PostgresTestDatabase,
+  type ServiceProcess,
+} from '@ballast/grpc-kit/testing';
+import { connectRedis, createQueue, QueueNames, type RedisConnection } from '@ballast/queue';
+import { type LocalRedisCluster, startRedisCluster } from '@ballast/queue/testing';
+import { connect, listTrainingJobs } from '@ballast/sdk';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type ReplicatedSuite, restartReplica, startReplicatedSuite } from './replicated-suite.js';
+
+// `ballast demo --seed 42`, unchanged, against suites this test starts itself (the demo finds
+// them answering and starts none): two replicas of every service on one Postgres database, one
+// Redis DB (14, flushed) and the registry's Postgres blob store, with one replica of each
+// service SIGKILLed and restarted while the demo plays; and one replica of each on a real
+// local Redis Cluster (3 masters + 3 replicas). Either way the demo's story must read as it
+// does on one process each (demo.test.ts): W4's error jumps and recovers, no false alert,
+// every forecast joined once, one retraining for the one trigger, versions 1 and 2 only.
+
+const REDIS_URL = process.env.BALLAST_TEST_REPLICATED_REDIS_URL ?? 'redis://127.0.0.1:6379/14';
+const cliPath = join(
+  dirname(createRequire(import.meta.url).resolve('@ballast/sdk/package.json')),
+  'dist',
+  'cli.js',
+);
+/** The demo takes ~80 s on an idle machine; twelve services and kills on two shared cores take several times that. */
+const DEMO_TIMEOUT_MS = 15 * 60_000;
+const FORECASTS = { 'before shift': 10 * 48, 'after shift': 22 * 48, 'after retraining': 14 * 48 };
+
+/** The demo's stdout as it comes, and a way to wait for a line of it. */
+class DemoRun {
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<number | null>;
+  readonly #waiters: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+
+  constructor(readonly child: ChildProcess) {
+    child.stdout?.on('data', (chunk) => {
+      this.stdout += chunk;
+      for (const w of [...this.#waiters]) {
+        const match = this.stdout.match(w.pattern);
+        if (match) {
+          this.#waiters.splice(this.#waiters.indexOf(w), 1);
+          w.resolve(match);
+        }
+      }
+    });
+    child.stderr?.on('data', (chunk) => {
+      this.stderr += chunk;
+    });
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** The first match of `pattern` in the output, once printed; undefined if the demo exits first. */
+  until(pattern: RegExp): Promise<RegExpMatchArray | undefined> {
+    const now = this.stdout.match(pattern);
+    if (now) return Promise.resolve(now);
+    return Promise.race([
+      new Promise<RegExpMatchArray>((resolve) => this.#waiters.push({ pattern, resolve })),
+      this.exited.then(() => this.stdout.match(pattern) ?? undefined),
+    ]);
+  }
+}
+
+function startDemo(env: Record<string, string>): DemoRun {
+  return new DemoRun(
+    spawn(process.execPath, [cliPath, 'demo', '--seed', '42'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+}
+
+/** The final table's row for a warehouse: MAE before the shift, after it, after retraining. */
+function row(output: string, warehouse: string): [number, number, number] {
+  const match = output.match(new RegExp(`^\\s+${warehouse}\\s+([\\d.]+)\\s+([\\d.]+)\\s+([\\d.]+)`, 'm'));
+  if (!match) throw new Error(`no row for ${warehouse} in:\n${output}`);
+  return [Number(match[1]), Number(match[2]), Number(match[3])];
+}
+
+/**
+ * What the demo's story must say whatever runs it (the rules of demo.test.ts, not its numbers):
+ * the suite that answered was used, the loop closed, every forecast of every phase was made by
+ * one version and joined with its actual once, W4's error jumped and recovered while the
+ * others barely moved, and no alert fired anywhere but W4.
+ */
+function expectTheStory(stdout: string): string {
+  expect(stdout).not.toContain('no suite answers');
+  expect(stdout).toMatch(
+    /ingested 80 days: 3840 accepted, 12 quarantined \(6x units: min, 6x warehouse_id: allowed_values\), 96 duplicates dropped/,
+  );
+  expect(stdout).toMatch(/v1 registered .*promotion: promoted/);
+  expect(stdout).toMatch(/forecast-error (FIRING|fired and resolved) on warehouse_id=W4/);
+  expect(stdout).toMatch(/v2 registered; gate: promoted/);
+  expect(stdout).toContain('inference hot-swapped to v2');
+  for (const [phase, count] of Object.entries(FORECASTS)) {
+    const line = stdout.match(
+      new RegExp(`\\(${phase}\\): (\\d+) forecasts by (v[\\d, v]+); actuals joined (\\d+), unmatched (\\d+)`),
+    );
+    expect({ phase, line: line?.slice(1) }).toEqual({
+      phase,
+      line: [String(count), phase === 'after retraining' ? 'v2' : 'v1', String(count), '0'],
+    });
+  }
+
+  const [before, shifted, retrained] = row(stdout, 'W4');
+  expect(shifted).toBeGreaterThan(5 * before);
+  expect(retrained).toBeLessThan(shifted / 2);
+  for (const w of ['W1', 'W2', 'W3', 'W5', 'W6']) {
+    const [b, s, r] = row(stdout, w);
+    expect(s).toBeLessThan(1.5 * b);
+    expect(r).toBeLessThan(1.5 * b);
+  }
+
+  const alerts = stdout.slice(stdout.indexOf('alerts monitor raised for'));
+  expect(alerts).toMatch(
+    /^ {2}warehouse\s+on v1 \(before retraining\)\s+on v2 \(after retraining\)\s+firing now$/m,
+  );
+  for (const segment of ['W1', 'W2', 'W3', 'W5', 'W6', 'all rows'])
+    expect(alerts).toMatch(new RegExp(`^ {2}${segment}\\s+none\\s+none\\s+none$`, 'm'));
+  const w4 = (alerts.match(/^ {2}W4 +(.*)$/m)?.[1] ?? '').split(/ {2,}/);
+  expect(w4[0]).toMatch(/forecast-error \([\d.]+\)/);
+  const lines = alerts.split('\n');
+  const rows = lines.slice(2, lines.indexOf('', 2));
+  expect(rows.map((l) => l.trim().split(/\s{2,}/)[0]).sort()).toEqual(
+    ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'all rows'].sort(),
+  );
+  const model = stdout.match(/story (\S+):/)?.[1];
+  expect(model).toBeDefined();
+  return `demand-${model}`;
+}
+
+/**
+ * What the services hold after the demo, asked through the suite itself: training ran once per
+ * trigger (the first model's job and one retraining, each completed once, nothing failed or
+ * left queued), the registry numbered versions 1 and 2 only, every commit was materialized
+ * once, and monitor absorbed each logged prediction record once.
+ */
+async function expectRanOnce(env: Record<string, string>, redis: RedisConnection, model: string) {
+  const queue = createQueue(QueueNames.trainingRun, { connection: redis });
+  const clients = connect(env, { deadlineMs: 30_000 });
+  try {
+    const jobs = await listTrainingJobs(queue, 50);
+    expect(jobs.map((j) => j.state).sort()).toEqual(['completed', 'completed']);
+    expect(jobs.map((j) => j.result?.version).sort()).toEqual([1, 2]);
+    const retrain = jobs.find((j) => j.id.startsWith('retrain-'));
+    expect(retrain?.result?.promotion).toBe('promoted');
+
+    const { alerts } = await clients.monitor.listAlerts({ model });
+    const triggers = [...new Set(alerts.map((a) => a.retrainJobId).filter(Boolean))];
+    expect(triggers).toEqual([retrain?.id]);
+
+    const { versions } = await clients.registry.listModelVersions({ model });
+    expect(versions.map((v) => v.version).sort()).toEqual([1, 2]);
+    expect(versions.find((v) => v.version === 2)?.lineage?.trainingJobId).toBe(retrain?.id);
+
+    // Four commits (history, then one per served phase), each materialized by one run.
+    const { materializations } = await clients.feature.listMaterializations({ view: model });
+    expect(
+      materializations.map((m) => ({ state: MaterializationState[m.state], attempts: m.attempts })),
+    ).toEqual(Array(4).fill({ state: 'SUCCEEDED', attempts: 1 }));
+
+    // Each day's Predict holds all six warehouses; the log splits it into one record per
+    // warehouse: 46 served days x 6 records, absorbed once each (a re-run job is a duplicate).
+    const { counters } = await clients.monitor.getMonitorStatus({});
+    const count = (name: string) => Number(counters[name] ?? 0n);
+    expect({
+      absorbed: count('absorbed_records'),
+      unknownModel: count('unknown_model_records'),
+      malformed: count('malformed_records') + count('malformed_jobs'),
+      failedJobs: count('failed_jobs'),
+      unmatched: count('unmatched_actuals'),
+    }).toEqual({ absorbed: 46 * 6, unknownModel: 0, malformed: 0, failedJobs: 0, unmatched: 0 });
+  } finally {
+    clients.close();
+    await queue.close();
+  }
+}
+
+/** One replica SIGKILLed and restarted while the demo plays, after the demo line that names a quiet moment for it. */
+interface Kill {
+  service: ServiceName;
+  after: RegExp;
+  /** The replica to kill (default the first). */
+  pick?: (replicas: ServiceProcess[], demo: DemoRun) => ServiceProcess | undefined;
+}
+
+interface Killed {
+  service: ServiceName;
+  victim: string;
+  atLine: string;
+  signal: NodeJS.Signals | null;
+  /** For the trainer: the retraining job's state when its runner was killed. */
+  jobState?: string;
+  restarted: boolean;
+  /** Starts it took (more than one only when a build elsewhere had a dist file away). */
+  restartTries?: number;
+}
+
+describe('the demo on two replicas of every service, one of each killed while it plays', () => {
+  let db: PostgresTestDatabase;
+  let redis: RedisConnection;
+  let suite: ReplicatedSuite | undefined;
+  let demo: DemoRun | undefined;
+  const dataDir = mkdtempSync(join(tmpdir(), 'ballast-replicated-demo-'));
+
+  beforeAll(async () => {
+    redis = connectRedis(REDIS_URL);
+    await redis.flushdb();
+    db = await createTestDatabase('replicated_demo');
+    suite = await startReplicatedSuite({
+      replicas: 2,
+      redisUrl: REDIS_URL,
+      databaseUrl: db.url,
+      env: {
+        // The trainer says which job it runs (debug: progress per epoch), so the one running
+        // the retraining is the one killed; a dead trainer's job is taken up once its lock
+        // (20 s here, 60 s by default) runs out.
+        trainer: { BALLAST_LOG_LEVEL: 'debug', BALLAST_TRAINER_LOCK_MS: '20000' },
+      },
+    });
+  }, 600_000);
+
+  afterEach((context) => {
+    if (context.task.result?.state === 'fail') {
+      console.error(`--- demo stdout\n${demo?.stdout}\n--- demo stderr\n${demo?.stderr}`);
+      console.error(suite?.output(4_000));
+    }
+  });
+
+  afterAll(async () => {
+    demo?.child.kill('SIGKILL');
+    await suite?.stop();
+    await redis?.flushdb();
+    redis?.disconnect();
+    await db?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it(
+    'tells the same story: MAE jumps in W4 and recovers, no false alert, every forecast joined once, one retraining',
+    async () => {
+      if (!suite) throw new Error('no suite');
+      const { replicas } = suite;
+      // Each kill comes when the demo has no call of its own in flight to that service (its
+      // non-idempotent calls, IngestBatch or RecordActuals, are not retried), while the rest
+      // of the loop is busy: round robin must leave the dead replica, queue work must move to
+      // the survivor, watch streams must reconnect, and the restarted replica must rejoin.
+      const plan: Kill[] = [
+        // History ingested: the commit's materialization is next, with one feature worker.
+        { service: 'feature', after: /ingested 80 days/ },
+        // v1 trains (reading the dataset through ingest's reads) while an ingest replica is gone.
+        { service: 'ingest', after: /training demand-\S+ \(job/ },
+        // Inference follows the registry's WatchDeployments: half its streams break here, and
+        // the hot swap to v2 later must still reach both inference replicas.
+        { service: 'registry', after: /inference serves demand-/ },
+        // The shift is about to be served: one monitor must absorb, evaluate and retrain alone.
+        { service: 'monitor', after: /W4 changes/ },
+        // The trainer running the retraining, mid-epochs: the survivor takes the stalled job up
+        // and must register v2 once.
+        {
+          service: 'trainer',
+          after: /retraining: training/,
+          pick: (list, run) => {
+            const job = run.stdout.match(/monitor queued retraining (retrain-\S+)/)?.[1];
+            return job ? list.find((r) => r.output().includes(`"jobId":"${job}"`)) : undefined;
+          },
+        },
+        // v2 is promoted: the restarted inference must come up serving it.
+        { service: 'inference', after: /v2 registered; gate:/ },
+      ];
+      const env = { ...suite.clientEnv, BALLAST_DATA_DIR: dataDir, BALLAST_TF_BACKEND: 'wasm' };
+      const run = startDemo(env);
+      demo = run;
+      const killed: Killed[] = [];
+      const kills = (async () => {
+        for (const step of plan) {
+          const line = await run.until(step.after);
+          if (!line) return;
+          const list = replicas[step.service];
+          const victim = step.pick ? step.pick(list, run) : list[0];
+          if (!victim) throw new Error(`no ${step.service} replica to kill after "${line[0]}"`);
+          let jobState: string | undefined;
+          if (step.service === 'trainer') {
+            const job = run.stdout.match(/monitor queued retraining (retrain-\S+)/)?.[1] ?? '';
+            const queue = createQueue(QueueNames.trainingRun, { connection: redis });
+            jobState = await (await queue.getJob(job))?.getState();
+            await queue.close();
+          }
+          await victim.kill('SIGKILL');
+          const entry: Killed = {
+            service: step.service,
+            victim: victim.address,
+            atLine: line[0],
+            signal: victim.child.signalCode,
+            restarted: false,
+            ...(jobState ? { jobState } : {}),
+          };
+          killed.push(entry);
+          entry.restartTries = await restartReplica(victim);
+          entry.restarted = victim.alive();
+        }
+      })();
+      const code = await run.exited;
+      await kills.finally(() => console.log(`replicated demo kills: ${JSON.stringify(killed)}`));
+      console.log(run.stdout);
+      expect({ code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+
+      // Every planned kill happened while the demo ran, and every victim came back.
+      expect(killed.map((k) => [k.service, k.signal, k.restarted])).toEqual(
+        plan.map((p) => [p.service, 'SIGKILL', true]),
+      );
+      // The trainer killed was running the retraining at the time.
+      expect(killed.find((k) => k.service === 'trainer')?.jobState).toBe('active');
+
+      const model = expectTheStory(run.stdout);
+      await expectRanOnce(env, redis, model);
+    },
+    DEMO_TIMEOUT_MS,
+  );
+});
+
+describe('the demo on a local Redis Cluster (3 masters + 3 replicas)', () => {
+  let db: PostgresTestDatabase;
+  let cluster: LocalRedisCluster;
+  let redis: RedisConnection;
+  let suite: ReplicatedSuite | undefined;
+  let demo: DemoRun | undefined;
+  const dataDir = mkdtempSync(join(tmpdir(), 'ballast-cluster-demo-'));
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    redis = connectRedis(cluster.url);
+    db = await createTestDatabase('cluster_demo');
+    suite = await startReplicatedSuite({ replicas: 1, redisUrl: cluster.url, databaseUrl: db.url });
+  }, 600_000);
+
+  afterEach((context) => {
+    if (context.task.result?.state === 'fail') {
+      console.error(`--- demo stdout\n${demo?.stdout}\n--- demo stderr\n${demo?.stderr}`);
+      console.error(suite?.output(4_000));
+    }
+  });
+
+  afterAll(async () => {
+    demo?.child.kill('SIGKILL');
+    await suite?.stop();
+    redis?.disconnect();
+    await cluster?.stop();
+    await db?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it(
+    'runs unchanged: the same story, one retraining, versions 1 and 2',
+    async () => {
+      if (!suite) throw new Error('no suite');
+      const env = { ...suite.clientEnv, BALLAST_DATA_DIR: dataDir, BALLAST_TF_BACKEND: 'wasm' };
+      const run = startDemo(env);
+      demo = run;
+      const code = await run.exited;
+      console.log(run.stdout);
+      expect({ code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+      const model = expectTheStory(run.stdout);
+      await expectRanOnce(env, redis, model);
+    },
+    DEMO_TIMEOUT_MS,
+  );
+});
