@@ -21,10 +21,11 @@ const row = { features: Object.fromEntries(FEATURES.map((f, i) => [f, i + 1])) }
 beforeAll(async () => {
   t = await startTestInference();
   // One row per batch, so that whatever arrives while a batch runs waits for it; a request
-  // may wait up to 20 ms before its batch starts.
+  // may wait up to 100 ms before its batch starts (far above a batch here, even on a loaded
+  // machine, where a hop to the worker and back can take 10-20 ms).
   t.registry.tags.set('steady', {
     'inference.max_batch_size': '1',
-    'inference.default_timeout_microseconds': '20000',
+    'inference.default_timeout_microseconds': '100000',
   });
   t.registry.addVersion('steady', 1, await demandModelFiles(5));
   t.registry.setAlias('steady', 'production', 1);
@@ -61,7 +62,7 @@ describe('load shedding', () => {
       const answer = run(key, inputs);
       if (!stalled) {
         stalled = true;
-        stall(2_000);
+        stall(4_000);
       }
       return answer;
     };
@@ -71,8 +72,8 @@ describe('load shedding', () => {
       t.executor.run = run;
     }
     expect(stalled).toBe(true);
-    // Then two callers, each calling again when answered: every request is served in a
-    // millisecond or two, a tenth of what it may wait, so none may be refused.
+    // Then two callers, each calling again when answered: each waits for at most one batch,
+    // a small part of what it may wait, so none may be refused.
     const answers: string[] = [];
     await Promise.all(
       [0, 1].map(async () => {
@@ -80,11 +81,11 @@ describe('load shedding', () => {
       }),
     );
     expect(answers.filter((a) => a !== 'OK')).toEqual([]);
-    expect(batcher.estimatedBatchMs).toBeLessThan(1_000);
+    expect(batcher.estimatedBatchMs).toBeLessThan(2_000);
   });
 
   it('still refuses an overload with RESOURCE_EXHAUSTED, and answers every request it accepts', async () => {
-    // 600 requests at once, one row per batch: most of them could not start within 20 ms.
+    // 600 requests at once, one row per batch: most of them could not start within 100 ms.
     const answers = await Promise.all(Array.from({ length: 600 }, predict));
     const refused = answers.filter((a) => a !== 'OK');
     expect(refused.length).toBeGreaterThan(0);
