@@ -50,6 +50,18 @@ describe('queues through Redis Sentinel', () => {
     await sentinel?.stop();
   });
 
+  it('follows failovers without ioredis failoverDetector, and reconnects on READONLY', () => {
+    const { options } = connection as Redis;
+    // With it, a +switch-master announced while the client asks a sentinel for the master
+    // ended the connection for good (every later add: 'Connection is closed.'); the failover
+    // test below met it under load. Socket closes and READONLY replies are what it follows.
+    expect(options.failoverDetector).toBeFalsy();
+    expect(
+      options.reconnectOnError?.(new Error("READONLY You can't write against a read only replica.")),
+    ).toBe(2);
+    expect(options.reconnectOnError?.(new Error('ERR unknown command'))).toBe(false);
+  });
+
   it('acknowledges a job only when the master that answers holds it', async () => {
     const prefix = testPrefix();
     const queue = createQueue(QueueNames.trainingRun, { connection, prefix, telemetry: false });
