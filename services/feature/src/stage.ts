@@ -9,7 +9,8 @@ import type { FeatureRows } from './transforms.js';
  * A dataset version's records staged in the offline store, so that a streaming
  * materialization (stream.ts) holds a few thousand records at a time instead of the version.
  * One unlogged table per run (a crash loses nothing that the run would keep; the table is
- * dropped when the run ends, failed or not) holding each valid record's entity key, event
+ * dropped when the run ends, failed or not, or by a later run's sweep once a day old if the
+ * process died) holding each valid record's entity key, event
  * time, position in the version (ingest order) and declared fields: numbers as float64s
  * (NaN = null) in one bytea, text as a JSON array (JSON escapes NUL, which text refuses).
  * Read back in the view's row order, entity key (byte order, "C") then event time then
@@ -19,6 +20,9 @@ import type { FeatureRows } from './transforms.js';
 
 /** Staged rows per INSERT: PGlite runs each statement on the service's thread (see store.ts). */
 const INSERT_CHUNK = { pglite: 500, postgres: 5_000 } as const;
+
+/** A stage older than this belongs to a run that died (sweep). */
+const STALE_MS = 24 * 3_600_000;
 
 interface StagedRow {
   entity_key: string;
@@ -53,7 +57,9 @@ export class Stage {
   }
 
   static async create(sql: () => Sql, view: CompiledView): Promise<Stage> {
+    await Stage.sweep(sql());
     const stage = new Stage(sql, view, `stage_${randomBytes(8).toString('hex')}`);
+    // The comment is the time it was made, by which sweep finds the stages of dead runs.
     await sql().exec(`
       CREATE UNLOGGED TABLE "${stage.table}" (
         entity_key text COLLATE "C" NOT NULL,
@@ -65,11 +71,29 @@ export class Stage {
       CREATE UNLOGGED TABLE "${stage.table}_latest" (
         entity_key text COLLATE "C" PRIMARY KEY,
         vector bytea NOT NULL
-      );`);
+      );
+      COMMENT ON TABLE "${stage.table}" IS '${Date.now()}';`);
     // PGlite runs a statement on this thread: one CREATE INDEX over a million records would
     // hold the event loop for seconds, so there the index is kept up insert by insert.
     if (sql().kind === 'pglite') await stage.createIndex();
     return stage;
+  }
+
+  /**
+   * Drops the stages of runs that ended without dropping their own (the process was
+   * killed): those made more than `maxAgeMs` ago, a day by default, far longer than a run.
+   */
+  static async sweep(sql: Sql, maxAgeMs = STALE_MS): Promise<string[]> {
+    const { rows } = await sql.query<{ name: string; made: string | null }>(
+      `SELECT c.relname AS name, obj_description(c.oid, 'pg_class') AS made
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname ~ '^stage_[0-9a-f]{16}$'`,
+    );
+    const stale = rows.filter((r) => !(Number(r.made) > Date.now() - maxAgeMs)).map((r) => r.name);
+    for (const name of stale) {
+      await sql.exec(`DROP TABLE IF EXISTS "${name}"; DROP TABLE IF EXISTS "${name}_latest";`);
+    }
+    return stale;
   }
 
   /**

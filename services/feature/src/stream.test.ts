@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CompiledView, compileView, DAY_MS } from './definition.js';
 import { Materializer } from './materialize.js';
 import { MemorySource, type RecordSource, type SourceBatch, type SourceValue } from './records.js';
+import { Stage } from './stage.js';
 import { BACKENDS, startTestFeature, type TestFeature } from './test-feature.js';
 import { batches, DAY0, random, retailDefinition, retailRecords } from './testing/retail.js';
 
@@ -179,6 +180,18 @@ describe.each(BACKENDS)('streaming materialization on %s', (kind) => {
     expect(run).toMatchObject({ state: 'failed', reason: 'UNAVAILABLE: Connection dropped' });
     expect((await snapshot(f, view)).rows).toEqual(memory.rows);
     expect(await stageTables(f)).toEqual([]);
+  });
+
+  it('drops a stage left by a run that died once it is a day old, and no other', async () => {
+    const dead = await f.store.stage(view);
+    const live = await f.store.stage(view);
+    await f.sql.exec(`COMMENT ON TABLE "${dead.table}" IS '${Date.now() - 25 * 3_600_000}'`);
+    expect((await stageTables(f)).sort()).toEqual(
+      [dead.table, `${dead.table}_latest`, live.table, `${live.table}_latest`].sort(),
+    );
+    expect(await Stage.sweep(f.sql)).toEqual([dead.table]);
+    expect((await stageTables(f)).sort()).toEqual([live.table, `${live.table}_latest`].sort());
+    await live.drop();
   });
 
   it('stops on abort while writing rows, and keeps the previous rows', async () => {
