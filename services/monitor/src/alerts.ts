@@ -138,6 +138,12 @@ export class AlertEngine {
         this.#notifier.publish(t.alert, rule);
       } else if (t?.kind === 'update') {
         await store.updateAlert(sql(), t.alert);
+        if (!retrainAsked(t.alert, rule)) await this.retrain(t.alert, rule);
+      } else if (!t && verdict.firing) {
+        // A firing alert whose retraining was never asked for: the replica that fired it died
+        // between storing it and asking (the request is per alert, so asking again is safe).
+        const current = open.get(verdict.segment);
+        if (current && !retrainAsked(current, rule)) await this.retrain(current, rule);
       } else if (t?.kind === 'resolve') {
         await store.updateAlert(sql(), t.alert);
         changed.push(t.alert);
@@ -157,4 +163,9 @@ export class AlertEngine {
     this.options.metrics?.retrains.add(1, { model: rule.model, outcome: outcome.outcome });
     await store.updateAlert(this.options.sql(), alert);
   }
+}
+
+/** Whether a firing alert's retraining was decided: asked for, skipped with a reason, or not wanted. */
+function retrainAsked(alert: Alert, rule: AlertRule): boolean {
+  return !rule.retrain || alert.retrainJobId !== '' || alert.retrainSkipped !== '';
 }

@@ -511,6 +511,54 @@ describe('monitor', () => {
     }
   });
 
+  it('asks for the retraining of a firing alert whose replica stored it and died before asking', async () => {
+    const other = await startTestMonitor('postgres', {
+      settings: {
+        windowMs: WINDOW,
+        retrain: { enabled: true, cooldownMs: 600_000, maxPerWindow: 2, rateWindowMs: 86_400_000 },
+      },
+      lineage: async () => ({ version: 1, featureView: 'demand_view' }),
+    });
+    try {
+      const model = 'gale';
+      await other.client.setBaseline({ model, version: 1, statistics: retailStatistics() });
+      const rule = {
+        model,
+        name: 'psi',
+        metric: AlertMetric.MAX_PSI,
+        threshold: 0.2,
+        segment: 'warehouse_id=w3',
+        retrain: true,
+      };
+      await other.client.putAlertRule({ rule });
+      await other.client.putAlertRule({ rule: { ...rule, name: DEFAULT_RULE_NAME, threshold: 99 } });
+      // The alert is stored, then the process "dies" where it would have asked.
+      const retrainer = other.monitor.retrainer;
+      const request = retrainer.request.bind(retrainer);
+      retrainer.request = async () => {
+        throw new Error('the process died here');
+      };
+      await other.log([traffic(T0, 200, 100, ['w3'], model)]).catch(() => {});
+      await other.monitor.alerts.idle().catch(() => {});
+      const [stored] = (await other.client.listAlerts({ model })).alerts.filter((a) => a.rule === 'psi');
+      expect(stored).toMatchObject({ state: AlertState.FIRING, retrainJobId: '', retrainSkipped: '' });
+      expect(await other.monitor.trainingQueue.getJobs(['waiting'])).toHaveLength(0);
+      // The next evaluation, by this replica or another, finds it firing with nothing asked.
+      retrainer.request = request;
+      await other.log([traffic(T0 + WINDOW, 200, 101, ['w3'], model)]);
+      const [asked] = (await other.client.listAlerts({ model })).alerts.filter((a) => a.rule === 'psi');
+      expect(asked).toMatchObject({
+        id: stored?.id,
+        state: AlertState.FIRING,
+        retrainJobId: `retrain-${stored?.id}`,
+      });
+      const jobs = await other.monitor.trainingQueue.getJobs(['waiting']);
+      expect(jobs.map((j) => j.id)).toEqual([`retrain-${stored?.id}`]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('skips and counts malformed jobs, records that do not fit and unknown models, and refuses bad requests', async () => {
     const raw = new Queue('monitor.predictions', { connection: m.redis, prefix: m.prefix });
     try {
