@@ -1,4 +1,5 @@
-import { type RpcError, status } from '@grpc/grpc-js';
+import type { RpcError } from '@ballast/grpc-kit';
+import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   demandModelFiles,
