@@ -6,7 +6,7 @@ import {
   Task,
 } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import type { BallastQueue } from '@ballast/queue';
-import { durationFromMs } from '@bufbuild/protobuf/wkt';
+import { durationFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import type { BallastClients } from './clients.js';
 import { localEndpoints } from './health.js';
 import { waitForTraining } from './training.js';
@@ -173,9 +173,15 @@ const segmentName = (segment: string) => segment.replace(/^warehouse_id=/, '') |
  * the rules that fired on the first version (before retraining), on the retrained one, and
  * those still firing. Every warehouse gets a row, and so does "all rows".
  */
+/**
+ * The model's alerts per segment: raised before the retrained version took over, after it,
+ * and firing now. Before or after is when the alert fired, not its version: a firing alert
+ * takes the version of its latest window, so an alert v1 raised that still held in v2's first
+ * window would otherwise be listed as v2's.
+ */
 export async function alertsBySegment(
   clients: BallastClients,
-  p: { model: string; warehouses: readonly string[]; before: number; after: number },
+  p: { model: string; warehouses: readonly string[]; swappedAt: number },
 ): Promise<string[][]> {
   const { alerts } = await clients.monitor.listAlerts({ model: p.model });
   const segments = [...new Set([...p.warehouses, 'all rows', ...alerts.map((a) => segmentName(a.segment))])];
@@ -189,11 +195,13 @@ export async function alertsBySegment(
     ].join(', ') || 'none';
   return segments.map((segment) => [
     segment,
-    rules(segment, (a) => a.version === p.before),
-    rules(segment, (a) => a.version === p.after),
+    rules(segment, (a) => firedAt(a) < p.swappedAt),
+    rules(segment, (a) => firedAt(a) >= p.swappedAt),
     rules(segment, (a) => a.state === AlertState.FIRING),
   ]);
 }
+
+const firedAt = (a: Alert) => (a.firedAt ? timestampMs(a.firedAt) : 0);
 
 /** The dashboard of one model, on the monitor's HTTP port. */
 export function dashboardLink(env: NodeJS.ProcessEnv, model: string): string {

@@ -185,6 +185,7 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
     });
     await setBaseline(clients, { model, version: retrained, view: model });
     await waitServing(clients, model, retrained, 60_000);
+    const swappedAt = Date.now();
     say(`inference hot-swapped to v${retrained}`);
     await serve('after retraining', AFTER_RETRAINING);
 
@@ -203,8 +204,7 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
       ...(await alertsBySegment(clients, {
         model,
         warehouses: errors.map((e) => e.warehouse).filter((w) => w !== 'all'),
-        before: v1.version,
-        after: retrained,
+        swappedAt,
       })),
     ]))
       print(`  ${line}`);
