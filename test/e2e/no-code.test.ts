@@ -242,7 +242,7 @@ describe('the no-code quick start on Seattle weather', () => {
     // The commit's features.materialize job fails on the broken view: background work nobody
     // waits on, so jobs, status and the dataset name it.
     const failed =
-      /^materialize seattle_weather@[0-9a-f]{12} failed: dataset field wind does not match the view's source: declared STRING, got number .*\(view seattle_weather_broken, job /m;
+      /^materialize seattle_weather@[0-9a-f]{12} failed: dataset field wind does not match the view's source: declared STRING, got number .*\(view seattle_weather_broken, job seattle_weather\.[0-9a-f]{64}, 1 attempt\)$/m;
     await eventually(
       async () => (failed.test(ok('jobs')) ? true : undefined),
       'the failed materialization in jobs',

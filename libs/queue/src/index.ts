@@ -1,3 +1,5 @@
+/** Thrown by a job that retrying cannot fix: BullMQ fails it at once, skipping its attempts. */
+export { UnrecoverableError } from 'bullmq';
 export { type Closable, closeAll } from './close.js';
 export {
   connectRedis,

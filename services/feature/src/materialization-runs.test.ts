@@ -135,3 +135,43 @@ describe('a background Materialize that succeeds', () => {
     expect(again.run).toMatchObject({ state: MaterializationState.SUCCEEDED, attempts: 2, trigger: 'rpc' });
   });
 });
+
+describe('a materialize job over a version the view cannot read', () => {
+  let f: TestFeature;
+  beforeAll(async () => {
+    f = await startTestFeature('pglite');
+    // price is declared FLOAT; one record carries it as text, as a CSV with a stray cell would.
+    const records = retailRecords({ warehouses: 1, skus: 2, days: 5 });
+    records[3] = { ...records[3], price: 'n/a' };
+    f.source.put('sales', VERSION, batches(records));
+    await f.client.applyFeatureView({ definition: retailDefinition() });
+  });
+  afterAll(async () => {
+    await f?.close();
+  });
+
+  it('fails at once, not once per attempt, and its run stays FAILED with the reason', async () => {
+    const { queue, events, close } = await materializeQueue(f);
+    try {
+      const job = await queue.add(
+        'commit',
+        { datasetName: 'sales', datasetVersion: VERSION },
+        { attempts: 3, backoff: { type: 'fixed', delay: 10 } },
+      );
+      await expect(job.waitUntilFinished(events, 30_000)).rejects.toThrow(
+        /dataset field price does not match the view's source: declared FLOAT, got string "n\/a"/,
+      );
+      expect((await queue.getJob(job.id as string))?.attemptsMade).toBe(1);
+      const { materializations } = await f.client.listMaterializations({ datasetVersion: VERSION });
+      expect(materializations).toHaveLength(1);
+      expect(materializations[0]).toMatchObject({
+        state: MaterializationState.FAILED,
+        attempts: 1,
+        trigger: `job ${job.id}`,
+      });
+      expect(materializations[0]?.reason).toMatch(/^dataset field price does not match/);
+    } finally {
+      await close();
+    }
+  });
+});

@@ -1,4 +1,5 @@
-import { type CreateWorkerOptions, createWorker, QueueNames } from '@ballast/queue';
+import { BallastError } from '@ballast/grpc-kit';
+import { type CreateWorkerOptions, createWorker, QueueNames, UnrecoverableError } from '@ballast/queue';
 import type { Materializer } from './materialize.js';
 import type { FeatureStore } from './store.js';
 import type { Views } from './views.js';
@@ -26,11 +27,13 @@ export function materializeWorker(
       const result: MaterializeJobResult = { views: [] };
       for (const [k, entry] of stored.entries()) {
         const { view } = deps.views.compiled(entry);
-        const done = await deps.materializer.run(view, datasetVersion, {
-          progress: (fraction) => job.updateProgress(Math.round(((k + fraction) / stored.length) * 100)),
-          signal,
-          trigger: `job ${job.id}`,
-        });
+        const done = await failOnceIfPermanent(
+          deps.materializer.run(view, datasetVersion, {
+            progress: (fraction) => job.updateProgress(Math.round(((k + fraction) / stored.length) * 100)),
+            signal,
+            trigger: `job ${job.id}`,
+          }),
+        );
         result.views.push({
           name: view.name,
           version: view.version,
@@ -43,4 +46,23 @@ export function materializeWorker(
     },
     { ...options, concurrency: 1 },
   );
+}
+
+/**
+ * A run that failed on the data or the view (a field of the wrong type, a version the view
+ * cannot read) fails the same way on every attempt: the job fails at once, so its run stays
+ * FAILED with its reason instead of flipping back to RUNNING for two more doomed attempts.
+ * Anything else (ingest unreachable, the database) keeps BullMQ's retries.
+ */
+async function failOnceIfPermanent<T>(run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } catch (err) {
+    if (
+      err instanceof BallastError &&
+      (err.code === 'failed_precondition' || err.code === 'invalid_argument')
+    )
+      throw new UnrecoverableError(err.message);
+    throw err;
+  }
 }
