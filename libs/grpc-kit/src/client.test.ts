@@ -1,6 +1,13 @@
-import { type handleUnaryCall, Metadata, Server, ServerCredentials, status } from '@grpc/grpc-js';
+import {
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  Metadata,
+  Server,
+  ServerCredentials,
+  status,
+} from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channelTarget, createClient, type RpcError, serviceConfig } from './client.js';
+import { channelTarget, createClient, type RpcError, readAll, serviceConfig } from './client.js';
 import { serviceDefinition } from './definition.js';
 import { type GrpcServer, serve, startGrpcServer } from './server.js';
 import { EchoService, echoService } from './testing/echo.js';
@@ -140,6 +147,68 @@ describe('a call the server fails after sending its headers', () => {
     } finally {
       idempotent.close();
       plain.close();
+    }
+  });
+});
+
+describe('a stream read whose server fails it after some messages', () => {
+  // A replica SIGKILLed mid-stream: messages arrived, then UNAVAILABLE. Each request's
+  // message says how many reads fail ("fail 1", "fail 9") and with what ("code 5").
+  let server: Server;
+  let port = 0;
+  const reads = new Map<string, number>();
+  beforeAll(async () => {
+    server = new Server();
+    const flaky: handleServerStreamingCall<
+      { message: string; repeat: number },
+      { message: string; index: number }
+    > = (call) => {
+      const { message, repeat } = call.request;
+      const read = (reads.get(message) ?? 0) + 1;
+      reads.set(message, read);
+      const failing = read <= Number(message.match(/fail (\d+)/)?.[1] ?? 0);
+      for (let index = 0; index < (failing ? 2 : repeat); index++) call.write({ message: `${read}`, index });
+      if (failing)
+        call.emit('error', {
+          code: Number(message.match(/code (\d+)/)?.[1] ?? status.UNAVAILABLE),
+          details: 'gone',
+        });
+      else call.end();
+    };
+    server.addService(serviceDefinition(EchoService), { echoServerStream: flaky });
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+  });
+  afterAll(() => server.forceShutdown());
+
+  it('is read again from the start on UNAVAILABLE, keeping only the read that ended', async () => {
+    const echo = createClient(EchoService, { address: `127.0.0.1:${port}` });
+    try {
+      const got = await readAll(() => echo.echoServerStream({ message: 'fail 2', repeat: 5 }));
+      expect(got.map((m) => [m.message, m.index])).toEqual([0, 1, 2, 3, 4].map((i) => ['3', i]));
+      expect(reads.get('fail 2')).toBe(3);
+    } finally {
+      echo.close();
+    }
+  });
+
+  it('gives up after its restarts, and never repeats a read that failed otherwise', async () => {
+    const echo = createClient(EchoService, { address: `127.0.0.1:${port}` });
+    try {
+      const gone = (await readAll(() => echo.echoServerStream({ message: 'fail 9', repeat: 5 }), {
+        restarts: 2,
+        backoffMs: 1,
+      }).catch((e: unknown) => e)) as RpcError;
+      expect([gone.code, reads.get('fail 9')]).toEqual([status.UNAVAILABLE, 3]);
+      const missing = (await readAll(() =>
+        echo.echoServerStream({ message: `fail 9 code ${status.NOT_FOUND}`, repeat: 5 }),
+      ).catch((e: unknown) => e)) as RpcError;
+      expect([missing.code, reads.get(`fail 9 code ${status.NOT_FOUND}`)]).toEqual([status.NOT_FOUND, 1]);
+    } finally {
+      echo.close();
     }
   });
 });

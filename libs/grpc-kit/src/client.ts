@@ -133,6 +133,33 @@ async function* messages<T>(
   }
 }
 
+/** Restarts of a stream read by {@link readAll} after UNAVAILABLE. */
+const STREAM_RESTARTS = 3;
+
+/**
+ * An idempotent (NO_SIDE_EFFECTS) server stream read to its end, started again from the
+ * beginning when it fails UNAVAILABLE: a replica SIGKILLed mid-stream fails the call after
+ * messages arrived, which neither grpc-js (the call is committed) nor the unary retry above
+ * can repeat, and only a caller that keeps nothing of a failed read can. `open` starts the
+ * call (round robin then picks a live replica); what a failed read delivered is dropped.
+ * Any other error, or UNAVAILABLE past `restarts`, is thrown.
+ */
+export async function readAll<T>(
+  open: () => AsyncIterable<T>,
+  { restarts = STREAM_RESTARTS, backoffMs = COMMITTED_RETRY_BACKOFF_MS } = {},
+): Promise<T[]> {
+  for (let attempt = 0; ; attempt++) {
+    const read: T[] = [];
+    try {
+      for await (const message of open()) read.push(message);
+      return read;
+    } catch (err) {
+      if (!(err instanceof RpcError) || err.code !== status.UNAVAILABLE || attempt >= restarts) throw err;
+      await sleep(backoffMs * 4 ** attempt);
+    }
+  }
+}
+
 async function pump<T>(
   source: AsyncIterable<T>,
   sink: ClientWritableStream<T> | ClientDuplexStream<T, unknown>,

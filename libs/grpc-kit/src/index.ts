@@ -1,4 +1,11 @@
-export { type ClientOptions, channelTarget, createClient, RpcError, serviceConfig } from './client.js';
+export {
+  type ClientOptions,
+  channelTarget,
+  createClient,
+  RpcError,
+  readAll,
+  serviceConfig,
+} from './client.js';
 export {
   type DefinitionOptions,
   methodDefinition,
