@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -83,5 +85,47 @@ describe('EventIdSort', () => {
     expect((await readdir(directory)).length).toBe(1);
     await sort.dispose();
     expect(await readdir(directory)).toEqual([]);
+  });
+});
+
+describe('EventIdSort.sweep', () => {
+  it("removes the run folders of commits whose process died, and this pid's own from before it started, not a live one's", async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'ballast-sweep-test-'));
+    try {
+      // A process that has exited: its pid is free (reuse within this test is not a concern).
+      const child = spawn(process.execPath, ['-e', '0']);
+      const dead = child.pid as number;
+      await once(child, 'exit');
+      const live = process.ppid;
+      const names = [
+        `ballast-commit-${dead}-aaaaaa`,
+        `ballast-commit-${process.pid}-bbbbbb`,
+        `ballast-commit-${live}-cccccc`,
+        'ballast-commit-notapid',
+        'other-folder',
+      ];
+      for (const name of names) {
+        await mkdir(join(parent, name));
+        await writeFile(join(parent, name, 'run-0'), 'records');
+      }
+      expect((await EventIdSort.sweep(parent)).sort()).toEqual([names[0], names[1]].sort());
+      expect((await readdir(parent)).sort()).toEqual([names[2], names[3], names[4]].sort());
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('names its folders after its process, so a later sweep can tell', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'ballast-sweep-test-'));
+    try {
+      const sort = new EventIdSort({ runSize: 2, directory });
+      await sort.add(records(5));
+      expect(await readdir(directory)).toEqual([
+        expect.stringMatching(new RegExp(`^ballast-commit-${process.pid}-`)),
+      ]);
+      await sort.dispose();
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 });

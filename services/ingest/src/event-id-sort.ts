@@ -1,4 +1,4 @@
-import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -70,7 +70,39 @@ const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
  * grew faster than its records. Here every record is read from the table once, in storage
  * order, and written and read back once (twice past runSize * fanIn records).
  */
+/** Run folders are `ballast-commit-<pid>-<random>`: the pid tells a dead commit's from a live one's. */
+const FOLDER_PREFIX = 'ballast-commit-';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, owned by someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export class EventIdSort {
+  /**
+   * Removes the run folders of commits whose process is gone: a commit that ends, well or
+   * not, removes its own, but a process killed mid-commit (SIGKILL, OOM, power) leaves them,
+   * up to the version's size on disk. Run at start-up, before any commit of this process: a
+   * folder with this process's pid is a dead predecessor's (a container restarts as pid 1).
+   * Returns the folders removed.
+   */
+  static async sweep(parent: string = tmpdir()): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      const pid = Number(name.slice(FOLDER_PREFIX.length).split('-')[0]);
+      if (!name.startsWith(FOLDER_PREFIX) || !Number.isInteger(pid) || pid <= 0) continue;
+      if (pid !== process.pid && alive(pid)) continue;
+      await rm(join(parent, name), { recursive: true, force: true });
+      removed.push(name);
+    }
+    return removed;
+  }
+
   private readonly runSize: number;
   private readonly fanIn: number;
   private readonly parent: string;
@@ -149,7 +181,7 @@ export class EventIdSort {
   }
 
   private async writeRun(source: AsyncIterable<SortRecord[]> | Iterable<SortRecord[]>): Promise<string> {
-    this.folder ??= await mkdtemp(join(this.parent, 'ballast-commit-'));
+    this.folder ??= await mkdtemp(join(this.parent, `${FOLDER_PREFIX}${process.pid}-`));
     const path = join(this.folder, `run-${this.named++}`);
     const file = await open(path, 'w');
     try {
