@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServiceName } from '@ballast/config';
 import { MaterializationState } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import { readAll } from '@ballast/grpc-kit';
 import {
   createTestDatabase,
   type PostgresTestDatabase,
@@ -16,14 +17,15 @@ import { type LocalRedisCluster, startRedisCluster } from '@ballast/queue/testin
 import { type BallastClients, connect, listTrainingJobs } from '@ballast/sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { expectDemoStory } from './demo-story.js';
+import { ReadLoad, type ReadLoadReport } from './read-load.js';
 import { type ReplicatedSuite, restartReplica, startReplicatedSuite } from './replicated-suite.js';
 
 // `ballast demo --seed 42`, unchanged, against suites this test starts itself (the demo finds
 // them answering and starts none): two replicas of every service on one Postgres database, one
 // Redis DB (14, flushed) and the registry's Postgres blob store, with one replica of each
-// service SIGKILLed and restarted while the demo plays (three of them while the demo's own
-// calls to that service are in flight); and one replica of each on a real
-// local Redis Cluster (3 masters + 3 replicas). Either way the demo's story must read as it
+// service SIGKILLed and restarted while the demo plays, each under load (ingest, monitor and
+// inference under the demo's own calls, feature and registry under the test's reads, the
+// trainer running the retraining); and one replica of each on a real local Redis Cluster (3 masters + 3 replicas). Either way the demo's story must read as it
 // does on one process each (demo.test.ts): W4's error jumps and recovers, no false alert,
 // every forecast joined once, one retraining for the one trigger, versions 1 and 2 only.
 
@@ -206,6 +208,11 @@ interface Kill {
   before?: RegExp;
   /** The replica to kill (default the first). */
   pick?: (replicas: ServiceProcess[], demo: DemoRun) => ServiceProcess | undefined;
+  /**
+   * For a kill under load the demo does not make: a round of reads an outside caller makes
+   * of the service, run in two lanes from before the kill until the replica is back.
+   */
+  load?: (clients: BallastClients, model: string) => () => Promise<unknown>;
 }
 
 interface Killed {
@@ -220,11 +227,43 @@ interface Killed {
   restarted: boolean;
   /** Starts it took (more than one only when a build elsewhere had a dist file away). */
   restartTries?: number;
+  /** For a kill under the test's own reads: how they went. */
+  load?: ReadLoadReport;
 }
+
+const modelOf = (run: DemoRun) => `demand-${run.stdout.match(/story (\S+):/)?.[1]}`;
+
+/**
+ * What a dashboard or a training notebook reads of feature: the demo's view, its runs, and
+ * the training set of its latest materialized version, read whole as a stream.
+ */
+const featureReads = (c: BallastClients, name: string) => async () => {
+  const { view } = await c.feature.getFeatureView({ name });
+  const { materializations } = await c.feature.listMaterializations({
+    view: name,
+    state: MaterializationState.SUCCEEDED,
+  });
+  const datasetVersion = materializations[0]?.datasetVersion;
+  if (!view || !datasetVersion) throw new Error(`${name} has no materialized version to read`);
+  const set = await readAll(() =>
+    c.feature.getTrainingSet({ view: name, viewVersion: view.version, datasetVersion }),
+  );
+  if (!set.some((m) => m.part.case === 'batch')) throw new Error(`${name}'s training set came without rows`);
+};
+
+/** What a deployment tool reads of the registry: the model, its versions, v1's artifact, whole. */
+const registryReads = (c: BallastClients, name: string) => async () => {
+  await c.registry.getModel({ name });
+  const { versions } = await c.registry.listModelVersions({ model: name });
+  const digest = versions.find((v) => v.version === 1)?.artifactDigest;
+  if (!digest) throw new Error(`${name} has no v1 to download`);
+  const parts = await readAll(() => c.registry.downloadArtifact({ digest }));
+  if (!parts.some((m) => m.part.case === 'chunk')) throw new Error(`${name} v1 came without bytes`);
+};
 
 /** Resolves once an alert on the demo's model has queued a retraining, or once the demo prints `stop`. */
 async function retrainQueued(clients: BallastClients, run: DemoRun, stop: RegExp) {
-  const model = `demand-${run.stdout.match(/story (\S+):/)?.[1]}`;
+  const model = modelOf(run);
   while (!stop.test(run.stdout) && run.child.exitCode === null) {
     const found = await clients.monitor.listAlerts({ model }).catch(() => undefined);
     if (found?.alerts.some((a) => a.retrainJobId)) return;
@@ -296,11 +335,12 @@ describe('the demo on two replicas of every service, one of each killed while it
       // of the loop is busy: round robin must leave the dead replica, queue work must move to
       // the survivor, watch streams must reconnect, and the restarted replica must rejoin.
       // Ingest, monitor and inference are killed under load, while the demo's own calls to
-      // them flow (IngestBatch; RecordActuals every 250 ms; Predict every 250 ms), which the SDK retries on the other replica (clients.ts says why each repeat
-      // is safe). Feature, registry and trainer are killed while the demo has no call of its
-      // own to them in flight: its feature call is a GetTrainingSet stream and the trainer's
-      // registry calls (CreateModelVersion, UploadArtifact) are not retried, so a kill there
-      // fails the call, by design; they are killed while their queue work or watch streams run.
+      // them flow (IngestBatch; RecordActuals every 250 ms; Predict every 250 ms), which the
+      // SDK retries on the other replica (clients.ts says why each repeat is safe). Feature
+      // and registry are killed under reads of the test's own, as an outside caller makes
+      // them (unary reads, which the kit retries, and whole stream reads, which readAll
+      // starts again), besides their queue work and watch streams: the demo's calls to them
+      // are few and short. The trainer is killed running the retraining.
       //
       // What holds: the demo exits 0, every forecast of every phase is answered by its
       // phase's version, the MAE table and the alerts read as on one replica, every actual is
@@ -315,10 +355,10 @@ describe('the demo on two replicas of every service, one of each killed while it
         { service: 'ingest', after: /feature view demand-/, before: /ingested 80 days/ },
         // v1 is trained; the next commit's materialization must go to the survivor or the
         // restarted replica.
-        { service: 'feature', after: /v1 registered/ },
+        { service: 'feature', after: /v1 registered/, load: featureReads },
         // Inference follows the registry's WatchDeployments: half its streams break here, and
         // the hot swap to v2 later must still reach both inference replicas.
-        { service: 'registry', after: /served days 80-89/ },
+        { service: 'registry', after: /served days 80-89/, load: registryReads },
         // The shift is served and its actuals are recorded, every 250 ms. Once W4's error
         // alert has fired and its retraining is queued: an alert is stored before its
         // retraining is asked for, and a monitor killed in between leaves it firing with no
@@ -351,6 +391,7 @@ describe('the demo on two replicas of every service, one of each killed while it
       ];
       const env = { ...suite.clientEnv, BALLAST_DATA_DIR: dataDir, BALLAST_TF_BACKEND: 'wasm' };
       const watcher = connect(env, { deadlineMs: 10_000 });
+      const reader = connect(env, { deadlineMs: 30_000 });
       const run = startDemo(env);
       demo = run;
       const killed: Killed[] = [];
@@ -370,7 +411,9 @@ describe('the demo on two replicas of every service, one of each killed while it
             await queue.close();
           }
           const underLoad = step.before ? !step.before.test(run.stdout) : undefined;
-          await victim.kill('SIGKILL');
+          const load = step.load ? new ReadLoad(step.load(reader, modelOf(run))) : undefined;
+          if (load) await load.during(() => victim.kill('SIGKILL'));
+          else await victim.kill('SIGKILL');
           const entry: Killed = {
             service: step.service,
             victim: victim.address,
@@ -383,11 +426,17 @@ describe('the demo on two replicas of every service, one of each killed while it
           killed.push(entry);
           entry.restartTries = await restartReplica(victim);
           entry.restarted = victim.alive();
+          if (load) {
+            // Reads go on a moment with the replica back, so some reach it.
+            await sleep(1_000);
+            entry.load = await load.stop();
+          }
         }
       })();
       const code = await run.exited;
       await kills.finally(() => {
         watcher.close();
+        reader.close();
         console.log(`replicated demo kills: ${JSON.stringify(killed)}`);
       });
       console.log(run.stdout);
@@ -403,6 +452,25 @@ describe('the demo on two replicas of every service, one of each killed while it
         ['monitor', true],
         ['inference', true],
       ]);
+      // The kills under the test's reads: reads were in flight at the kill, went on after it,
+      // and none failed.
+      expect(
+        killed
+          .filter((k) => k.load)
+          .map((k) => ({
+            service: k.service,
+            inFlightAtKill: k.load?.inFlightAtKill,
+            readAfterKill: (k.load?.okAfterKill ?? 0) > 0,
+            failures: k.load?.failures,
+          })),
+      ).toEqual(
+        ['feature', 'registry'].map((service) => ({
+          service,
+          inFlightAtKill: 2,
+          readAfterKill: true,
+          failures: [],
+        })),
+      );
       // The trainer killed was running the retraining at the time.
       expect(killed.find((k) => k.service === 'trainer')?.jobState).toBe('active');
 

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VersionState } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
 import { Task } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
+import { readAll } from '@ballast/grpc-kit';
 import {
   connectRedis,
   createQueue,
@@ -432,12 +433,16 @@ async function trainingRows(
   let names: string[] = [];
   let entityNames: string[] = [];
   const rows: FeatureRow[] = [];
-  for await (const message of clients.feature.getTrainingSet({
-    view,
-    viewVersion: found?.version ?? '',
-    datasetVersion,
-    timeRange: { startTime: timestampFromMs(range.from), endTime: timestampFromMs(range.to) },
-  })) {
+  // Read whole, and again from the start if a feature replica dies mid-stream.
+  const messages = await readAll(() =>
+    clients.feature.getTrainingSet({
+      view,
+      viewVersion: found?.version ?? '',
+      datasetVersion,
+      timeRange: { startTime: timestampFromMs(range.from), endTime: timestampFromMs(range.to) },
+    }),
+  );
+  for (const message of messages) {
     if (message.part.case === 'header') {
       names = message.part.value.featureNames;
       entityNames = message.part.value.entityFields;

@@ -1,5 +1,5 @@
 import type { ModelVersion, RegistryService } from '@ballast/contracts/ballast/registry/v1/registry_pb.js';
-import { RpcError, type ServiceClient } from '@ballast/grpc-kit';
+import { RpcError, readAll, type ServiceClient } from '@ballast/grpc-kit';
 import { type ArtifactFile, artifactManifest, loadModelFromFiles } from '@ballast/ml';
 import { status } from '@grpc/grpc-js';
 import type * as tf from '@tensorflow/tfjs';
@@ -49,7 +49,7 @@ async function download(
   digest: string,
 ): Promise<ArtifactFile[]> {
   const chunks = new Map<string, Buffer[]>();
-  for await (const message of registry.downloadArtifact({ digest })) {
+  for (const message of await readAll(() => registry.downloadArtifact({ digest }))) {
     if (message.part.case === 'manifest')
       for (const file of message.part.value.files) chunks.set(file.path, []);
     else if (message.part.case === 'chunk')

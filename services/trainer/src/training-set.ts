@@ -1,5 +1,5 @@
 import type { FeatureService } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
-import type { ServiceClient } from '@ballast/grpc-kit';
+import { readAll, type ServiceClient } from '@ballast/grpc-kit';
 import { UnrecoverableError } from 'bullmq';
 
 /**
@@ -40,15 +40,20 @@ export async function readTrainingSet(
   const labels: number[] = [];
   const holdout: number[] = [];
   const segments: string[] = [];
-  for await (const message of feature.getTrainingSet(
-    {
-      view: request.view,
-      viewVersion: request.viewVersion,
-      datasetVersion: request.datasetVersion,
-      ...(request.validationFraction ? { validationFraction: request.validationFraction } : {}),
-    },
-    { signal: request.signal },
-  )) {
+  // Read whole, and again from the start if the feature replica serving it dies mid-stream,
+  // rather than spending one of the job's attempts.
+  const messages = await readAll(() =>
+    feature.getTrainingSet(
+      {
+        view: request.view,
+        viewVersion: request.viewVersion,
+        datasetVersion: request.datasetVersion,
+        ...(request.validationFraction ? { validationFraction: request.validationFraction } : {}),
+      },
+      { signal: request.signal },
+    ),
+  );
+  for (const message of messages) {
     if (message.part.case === 'header') header = message.part.value;
     else if (message.part.case === 'batch') {
       const batch = message.part.value;
