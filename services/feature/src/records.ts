@@ -1,5 +1,6 @@
 import { SourceFieldType } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import { failedPrecondition } from '@ballast/grpc-kit';
+import { yieldToLoop } from './event-loop.js';
 
 /**
  * Records as the transform engine reads them: columnar batches from any source (ingest's
@@ -118,7 +119,7 @@ export async function readTable(
   const table = new RecordTable(fields);
   for await (const batch of source.read(dataset, version, signal)) {
     table.append(batch);
-    await new Promise((resolve) => setImmediate(resolve));
+    await yieldToLoop();
   }
   return table;
 }

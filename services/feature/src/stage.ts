@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Sql } from '@ballast/storage';
 import type { CompiledView } from './definition.js';
+import { yieldToLoop } from './event-loop.js';
 import { packVector } from './online.js';
 import { RecordTable } from './records.js';
 import type { FeatureRows } from './transforms.js';
@@ -18,8 +19,8 @@ import type { FeatureRows } from './transforms.js';
  * rows are committed and the online store can take them.
  */
 
-/** Staged rows per INSERT: PGlite runs each statement on the service's thread (see store.ts). */
-const INSERT_CHUNK = { pglite: 500, postgres: 5_000 } as const;
+/** Staged rows per INSERT: each is built and serialized on the service's thread (see store.ts). */
+const INSERT_CHUNK = { pglite: 500, postgres: 1_000 } as const;
 
 /** A stage older than this belongs to a run that died (sweep). */
 const STALE_MS = 24 * 3_600_000;
@@ -37,8 +38,6 @@ export interface StagedChunk {
   table: RecordTable;
   records: Int32Array;
 }
-
-const yieldLoop = () => new Promise((resolve) => setImmediate(resolve));
 
 export class Stage {
   private readonly numericFields: string[] = [];
@@ -131,7 +130,7 @@ export class Stage {
          FROM unnest($1::text[], $2::float8[], $3::bigint[], $4::text[], $5::text[]) AS u(k, t, r, n, s)`,
         [k, t, r, n, s],
       );
-      await yieldLoop();
+      await yieldToLoop();
     }
   }
 
@@ -176,7 +175,7 @@ export class Stage {
       if (last) return;
       const tail = rows[rows.length - 1] as StagedRow;
       after = [tail.entity_key, tail.event_time, tail.record];
-      await yieldLoop();
+      await yieldToLoop();
     }
   }
 
@@ -247,7 +246,7 @@ export class Stage {
       }
       if (rows.length < size) return;
       after = (rows[rows.length - 1] as { entity_key: string }).entity_key;
-      await yieldLoop();
+      await yieldToLoop();
     }
   }
 

@@ -5,6 +5,7 @@ import {
 import type { Sql } from '@ballast/storage';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { CompiledView } from './definition.js';
+import { yieldToLoop } from './event-loop.js';
 import { Stage } from './stage.js';
 import type { FeatureRows, Fit } from './transforms.js';
 
@@ -59,9 +60,11 @@ export interface RowQuery {
 /**
  * Rows per offline insert. PGlite runs each statement on the service's own thread, so its
  * statements stay small enough to leave the event loop free within tens of milliseconds
- * (5,000 rows took seconds on a loaded machine); Postgres chunks only cost round trips.
+ * (5,000 rows took seconds on a loaded machine). On Postgres a statement's cost on this
+ * thread is building and serializing its arrays (node-postgres escapes each element): up to
+ * ~34 ms at 5,000 rows on a quiet machine.
  */
-const INSERT_CHUNK = { pglite: 500, postgres: 5_000 } as const;
+const INSERT_CHUNK = { pglite: 500, postgres: 1_000 } as const;
 
 function toFloats(bytes: Uint8Array): Float64Array {
   const copy = new Uint8Array(bytes.byteLength);
@@ -281,7 +284,7 @@ async function insertRows(
   for (let at = 0; at < rows.count; at += chunk) {
     // PGlite runs each statement on this thread and its promises settle as microtasks,
     // so without this the whole write (a million rows: minutes) holds the event loop.
-    await new Promise((resolve) => setImmediate(resolve));
+    await yieldToLoop();
     const end = Math.min(rows.count, at + chunk);
     const times: number[] = [];
     const records: number[] = [];

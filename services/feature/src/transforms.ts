@@ -1,5 +1,6 @@
 import { CalendarPart } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import type { CompiledFeature, CompiledView } from './definition.js';
+import { yieldToLoop } from './event-loop.js';
 import { type EntityRows, labelColumn, lagColumn, rollingColumn } from './point-in-time.js';
 import type { RecordTable } from './records.js';
 
@@ -211,7 +212,7 @@ export async function computeRowsSliced(
     const step = steps.next();
     if (step.done) return step.value;
     if (performance.now() - sliceStart >= sliceMs) {
-      await new Promise((resolve) => setImmediate(resolve));
+      await yieldToLoop();
       sliceStart = performance.now();
     }
   }

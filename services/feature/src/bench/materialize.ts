@@ -73,6 +73,30 @@ class SyntheticSource implements RecordSource {
   }
 }
 
+/**
+ * How late a 10 ms interval's ticks come while the work runs. perf_hooks' histogram (its
+ * values include its 10 ms resolution) read ~10 ms throughout some runs whose other runs, in
+ * the same process, showed pauses; a timer in the process itself is the plain measure.
+ */
+function lateTicks(intervalMs: number) {
+  const late: number[] = [];
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    late.push(Math.max(0, now - last - intervalMs));
+    last = now;
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      late.sort((a, b) => a - b);
+      const at = (q: number) =>
+        Math.round((late[Math.min(late.length - 1, Math.floor(q * late.length))] ?? 0) * 10) / 10;
+      return { max: at(1), p99: at(0.99) };
+    },
+  };
+}
+
 interface Point {
   backend: SqlKind;
   mode: 'stream' | 'memory';
@@ -87,6 +111,9 @@ interface Point {
   maxRssMiB: number;
   eventLoopMaxDelayMs: number;
   eventLoopP99DelayMs: number;
+  /** The same seen by a 10 ms setInterval in this process: how late each tick came (what a health check would wait). */
+  timerLateMaxMs: number;
+  timerLateP99Ms: number;
   /** 1-minute load average as the size started and as it ended (the machine is shared). */
   loadAverage1mBefore: number;
   loadAverage1m: number;
@@ -113,6 +140,7 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
         source: new SyntheticSource(size),
         runs,
         mode: MODE,
+        chunkRecords: process.env.BENCH_CHUNK_RECORDS ? Number(process.env.BENCH_CHUNK_RECORDS) : undefined,
       });
       let peakRss = process.memoryUsage().rss;
       const sampler = setInterval(() => {
@@ -120,6 +148,7 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
       }, 50);
       const delay = monitorEventLoopDelay({ resolution: 10 });
       delay.enable();
+      const timer = lateTicks(10);
       const loadBefore = Math.round((loadavg()[0] ?? 0) * 100) / 100;
       const t0 = performance.now();
       let readAt = 0;
@@ -130,6 +159,7 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
       });
       const seconds = (performance.now() - t0) / 1000;
       delay.disable();
+      const late = timer.stop();
       clearInterval(sampler);
       points.push({
         backend,
@@ -143,6 +173,8 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
         maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
         eventLoopMaxDelayMs: Math.round(delay.max / 1e5) / 10,
         eventLoopP99DelayMs: Math.round(delay.percentile(99) / 1e5) / 10,
+        timerLateMaxMs: late.max,
+        timerLateP99Ms: late.p99,
         loadAverage1mBefore: loadBefore,
         loadAverage1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
       });
