@@ -15,6 +15,19 @@ import type { HandlerContext } from './types.js';
 
 const log = { info: () => {}, warn: () => {}, error: () => {} };
 
+/**
+ * Echo handlers on a bare grpc-js server on a loopback port: for failures the kit's own
+ * server never produces (a status after response headers, a stream cut after messages).
+ */
+function serveRaw(server: Server, handlers: Parameters<Server['addService']>[1]): Promise<number> {
+  server.addService(serviceDefinition(EchoService), handlers);
+  return new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+}
+
 describe('channelTarget', () => {
   it('uses DNS for one address and a static IP list for several', () => {
     expect(channelTarget('registry:50053')).toBe('dns:registry:50053');
@@ -123,12 +136,7 @@ describe('a call the server fails after sending its headers', () => {
         callback({ code: status.UNAVAILABLE, details: 'going away' });
       } else callback(null, { message: `ok:${call.request.message}` });
     };
-    server.addService(serviceDefinition(EchoService), { echo: committedThenGone });
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) =>
-        err ? reject(err) : resolve(p),
-      ),
-    );
+    port = await serveRaw(server, { echo: committedThenGone });
   });
   afterAll(() => server.forceShutdown());
 
@@ -175,12 +183,7 @@ describe('a stream read whose server fails it after some messages', () => {
         });
       else call.end();
     };
-    server.addService(serviceDefinition(EchoService), { echoServerStream: flaky });
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) =>
-        err ? reject(err) : resolve(p),
-      ),
-    );
+    port = await serveRaw(server, { echoServerStream: flaky });
   });
   afterAll(() => server.forceShutdown());
 

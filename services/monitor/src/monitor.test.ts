@@ -39,6 +39,27 @@ async function rejection(call: Promise<unknown>): Promise<{ code: number; detail
   throw new Error('expected the call to fail');
 }
 
+/** Retraining on: at most one per 10 minutes and two a day. */
+const RETRAIN_SETTINGS = {
+  windowMs: WINDOW,
+  retrain: { enabled: true, cooldownMs: 600_000, maxPerWindow: 2, rateWindowMs: 86_400_000 },
+};
+
+/** A baseline for `model` and a rule that retrains it on PSI over 0.2 in w3 (the default rule set out of reach). */
+async function retrainOnW3Drift(monitor: TestMonitor, model: string): Promise<void> {
+  await monitor.client.setBaseline({ model, version: 1, statistics: retailStatistics() });
+  const rule = {
+    model,
+    name: 'psi',
+    metric: AlertMetric.MAX_PSI,
+    threshold: 0.2,
+    segment: 'warehouse_id=w3',
+    retrain: true,
+  };
+  await monitor.client.putAlertRule({ rule });
+  await monitor.client.putAlertRule({ rule: { ...rule, name: DEFAULT_RULE_NAME, threshold: 99 } });
+}
+
 function bySegment(windows: WindowDrift[], start: number): Map<string, WindowDrift> {
   return new Map(
     windows.filter((w) => timestampMs(w.windowStart as never) === start).map((w) => [w.segment, w]),
@@ -441,10 +462,7 @@ describe('monitor', () => {
   it('retrains at most once per cooldown and never twice for one alert', async () => {
     let now = T0;
     const other = await startTestMonitor('postgres', {
-      settings: {
-        windowMs: WINDOW,
-        retrain: { enabled: true, cooldownMs: 600_000, maxPerWindow: 2, rateWindowMs: 86_400_000 },
-      },
+      settings: RETRAIN_SETTINGS,
       now: () => now,
       lineage: async () => ({
         version: 1,
@@ -454,17 +472,7 @@ describe('monitor', () => {
     });
     try {
       const model = 'storm';
-      await other.client.setBaseline({ model, version: 1, statistics: retailStatistics() });
-      const rule = {
-        model,
-        name: 'psi',
-        metric: AlertMetric.MAX_PSI,
-        threshold: 0.2,
-        segment: 'warehouse_id=w3',
-        retrain: true,
-      };
-      await other.client.putAlertRule({ rule });
-      await other.client.putAlertRule({ rule: { ...rule, name: DEFAULT_RULE_NAME, threshold: 99 } });
+      await retrainOnW3Drift(other, model);
       // Drift in w3, then none (resolves), then drift again in w3 within and after the cooldown.
       const episode = async (w: number, shifted: string[]) => {
         await other.log([traffic(T0 + w * WINDOW, 200, 100 + w, shifted, model)]);
@@ -513,25 +521,12 @@ describe('monitor', () => {
 
   it('asks for the retraining of a firing alert whose replica stored it and died before asking', async () => {
     const other = await startTestMonitor('postgres', {
-      settings: {
-        windowMs: WINDOW,
-        retrain: { enabled: true, cooldownMs: 600_000, maxPerWindow: 2, rateWindowMs: 86_400_000 },
-      },
+      settings: RETRAIN_SETTINGS,
       lineage: async () => ({ version: 1, featureView: 'demand_view' }),
     });
     try {
       const model = 'gale';
-      await other.client.setBaseline({ model, version: 1, statistics: retailStatistics() });
-      const rule = {
-        model,
-        name: 'psi',
-        metric: AlertMetric.MAX_PSI,
-        threshold: 0.2,
-        segment: 'warehouse_id=w3',
-        retrain: true,
-      };
-      await other.client.putAlertRule({ rule });
-      await other.client.putAlertRule({ rule: { ...rule, name: DEFAULT_RULE_NAME, threshold: 99 } });
+      await retrainOnW3Drift(other, model);
       // The alert is stored, then the process "dies" where it would have asked.
       const retrainer = other.monitor.retrainer;
       const request = retrainer.request.bind(retrainer);
