@@ -56,17 +56,24 @@ describe('EventIdSort', () => {
     expect(out.map((r) => r.eventId)).toEqual(input.map((r) => r.eventId).sort(bytewise));
   });
 
-  it('merges spilled runs, in rounds past the fan-in, into event-id order with every field intact', async () => {
-    const input = records(5_000);
-    const sort = new EventIdSort({ runSize: 97, fanIn: 4, directory });
-    for (let i = 0; i < input.length; i += 333) await sort.add(input.slice(i, i + 333));
-    expect(sort.runCount).toBe(Math.floor(5_000 / 97));
-    const out = await drain(sort);
-    const expected = [...input].sort((a, b) => bytewise(a.eventId, b.eventId));
-    expect(out).toEqual(expected);
-    await sort.dispose();
-    expect(await readdir(directory)).toEqual([]);
-  });
+  // Fan-ins of 4 and 7 merge groups of every size from 1 to 7, powers of two and not.
+  it.each([
+    { runSize: 97, fanIn: 4 },
+    { runSize: 13, fanIn: 7 },
+  ])(
+    'merges spilled runs, in rounds past the fan-in, into event-id order with every field intact ($runSize, $fanIn)',
+    async ({ runSize, fanIn }) => {
+      const input = records(5_000);
+      const sort = new EventIdSort({ runSize, fanIn, directory });
+      for (let i = 0; i < input.length; i += 333) await sort.add(input.slice(i, i + 333));
+      expect(sort.runCount).toBe(Math.floor(5_000 / runSize));
+      const out = await drain(sort);
+      const expected = [...input].sort((a, b) => bytewise(a.eventId, b.eventId));
+      expect(out).toEqual(expected);
+      await sort.dispose();
+      expect(await readdir(directory)).toEqual([]);
+    },
+  );
 
   it('reads back a record larger than a read block', async () => {
     const big = { eventId: 'm', seq: '7', source: 's', data: JSON.stringify({ x: 'é'.repeat(100_000) }) };
