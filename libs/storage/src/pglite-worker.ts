@@ -82,11 +82,10 @@ function runner(db: PGlite, tx: number | undefined): PGlite | Transaction {
 /** Opens a transaction that stays open until its `end` request; replies once it has begun. */
 function begin(db: PGlite, id: number): void {
   let begun = false;
-  let finish: (commit: boolean) => void = () => undefined;
   const settled = db.transaction(
     (tx) =>
       new Promise<void>((resolve, reject) => {
-        finish = (commit) => (commit ? resolve() : reject(ROLLBACK));
+        const finish = (commit: boolean) => (commit ? resolve() : reject(ROLLBACK));
         transactions.set(id, { tx, finish, settled });
         begun = true;
         send({ id, ok: true });
