@@ -107,6 +107,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ...(options.authToken ? [authInterceptor(options.authToken)] : []),
   ];
   const server = new Server({
+    // Channelz keeps per-call bookkeeping that no Ballast tool reads (no channelz service is
+    // registered): about 5 us of every call's CPU in inference's profile.
+    'grpc.enable_channelz': 0,
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
     ...grpcServerChannelOptions(limits),

@@ -27,6 +27,12 @@ export interface BatcherOptions {
    * not used.
    */
   latency_objective_ms?: number | undefined;
+  /**
+   * The batch runs on this thread (a dense chain, dense-chain.ts), not on the model worker: a
+   * lone request then gains nothing from going at once, and always gathers what else arrives
+   * in the same turn of the event loop.
+   */
+  inline?: boolean | undefined;
 }
 
 /** Per input: its dtype and the shape of one row (the dimensions after the batch one). */
@@ -275,8 +281,9 @@ export class DynamicBatcher {
    * Dispatches the queue when its batch is due. `now`: synchronously (right after a batch
    * returns, so the worker is not left idle). A lone request at an idle model also goes
    * synchronously when arrivals are further apart than an execution (nothing is likely to join
-   * it: batching then costs nothing); otherwise setImmediate lets what arrives in the same
-   * turn of the event loop join it.
+   * it: batching then costs nothing), unless the model runs inline (the hand-off gains nothing
+   * there, and one batch per request would pay the per-batch work per request); otherwise
+   * setImmediate lets what arrives in the same turn of the event loop join it.
    */
   #schedule(now = false): void {
     if (this.#running || this.#queue.length === 0) return;
@@ -293,7 +300,10 @@ export class DynamicBatcher {
       }
       if (
         now ||
-        (this.#queue.length === 1 && !this.#scheduled && this.#tuner.gapMs > this.#service.batchMs)
+        (!this.options.inline &&
+          this.#queue.length === 1 &&
+          !this.#scheduled &&
+          this.#tuner.gapMs > this.#service.batchMs)
       ) {
         void this.#runNext();
         return;

@@ -13,10 +13,23 @@ export interface OutputData extends TensorData {
   dtype: string;
 }
 
+/** One dense layer of a model that is a chain of them (dense-chain.ts runs it inline). */
+export interface DenseLayerData {
+  inputSize: number;
+  units: number;
+  /** [inputSize, units], row-major, as TensorFlow.js holds it. */
+  kernel: Float32Array;
+  bias: Float32Array | null;
+  /** Keras' name: linear, relu, sigmoid, softmax, ... */
+  activation: string;
+}
+
 export interface LoadResult {
   signature: ModelSignature;
   /** model.json userDefinedMetadata (layers models), for feature names. */
   metadata: unknown;
+  /** The layers, when the model is a chain of dense (and dropout) layers on one float32 input. */
+  dense: DenseLayerData[] | null;
 }
 
 export type WorkerRequest =

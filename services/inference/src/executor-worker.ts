@@ -11,7 +11,13 @@ import {
   type TfModel,
 } from '@ballast/ml';
 import * as tf from '@tensorflow/tfjs';
-import type { OutputData, TensorData, WorkerRequest, WorkerResponse } from './executor-protocol.js';
+import type {
+  DenseLayerData,
+  OutputData,
+  TensorData,
+  WorkerRequest,
+  WorkerResponse,
+} from './executor-protocol.js';
 
 const models = new Map<string, TfModel>();
 const port = parentPort;
@@ -64,6 +70,54 @@ async function run(key: string, inputs: TensorData[]): Promise<OutputData[]> {
   }
 }
 
+/** Keras' activations that dense-chain.ts implements (kept here so the worker does not import it). */
+const INLINE_ACTIVATIONS = new Set([
+  'linear',
+  'relu',
+  'relu6',
+  'sigmoid',
+  'tanh',
+  'elu',
+  'selu',
+  'softplus',
+  'softmax',
+]);
+
+/**
+ * The model's dense layers, when it is exactly a chain of them (dropout, an identity at
+ * inference, may sit between) from one float32 [batch, n] input to its one output; null for
+ * anything else (graph models, other layers, branches, other activations).
+ */
+function denseChain(m: TfModel): DenseLayerData[] | null {
+  if (!(m instanceof tf.LayersModel) || m.inputs.length !== 1 || m.outputs.length !== 1) return null;
+  const input = m.inputs[0] as tf.SymbolicTensor;
+  if (input.shape.length !== 2 || input.dtype !== 'float32') return null;
+  let current = input;
+  const layers: DenseLayerData[] = [];
+  for (const layer of m.layers) {
+    const kind = layer.getClassName();
+    if (kind === 'InputLayer') continue;
+    // A chain: every layer reads exactly what the layer before it produced.
+    if (layer.inboundNodes.length !== 1 || layer.input !== current) return null;
+    current = layer.output as tf.SymbolicTensor;
+    if (kind === 'Dropout') continue;
+    if (kind !== 'Dense') return null;
+    const activation = String(layer.getConfig().activation ?? 'linear');
+    if (!INLINE_ACTIVATIONS.has(activation)) return null;
+    const [kernel, bias] = layer.getWeights();
+    if (kernel?.shape.length !== 2) return null;
+    const [inputSize, units] = kernel.shape as [number, number];
+    layers.push({
+      inputSize,
+      units,
+      kernel: Float32Array.from(kernel.dataSync()),
+      bias: bias ? Float32Array.from(bias.dataSync()) : null,
+      activation,
+    });
+  }
+  return current === m.outputs[0] && layers.length > 0 ? layers : null;
+}
+
 async function warmup(key: string, sizes: number[]): Promise<number> {
   const signature = modelSignature(model(key));
   for (const size of sizes) {
@@ -87,7 +141,7 @@ async function handle(message: WorkerRequest): Promise<unknown> {
       const loaded = await loadModelFromFiles(message.files);
       models.set(message.key, loaded);
       const metadata = loaded instanceof tf.LayersModel ? (loaded.getUserDefinedMetadata() ?? null) : null;
-      return { signature: modelSignature(loaded), metadata };
+      return { signature: modelSignature(loaded), metadata, dense: denseChain(loaded) };
     }
     case 'warmup':
       return warmup(message.key, message.sizes);

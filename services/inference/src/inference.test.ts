@@ -52,13 +52,47 @@ describe('Predict', () => {
     const response = await t.client.predict({ model: 'demand', rows: ROWS.map(named), requestId: 'r-1' });
     expect(response.version).toBe(1);
     expect(response.alias).toBe('production');
-    expect(response.backend).toBe('wasm');
+    // A chain of dense layers this small runs inline (dense-chain.ts).
+    expect(response.backend).toBe('js');
     expect(response.requestId).toBe('r-1');
     const got = response.predictions.map((p) => p.outputs.prediction?.values[0] ?? Number.NaN);
     const want = referencePredict(v1, ROWS);
     for (const [i, value] of (got ?? []).entries()) expect(value).toBeCloseTo(want[i] ?? Number.NaN, 4);
     expect(response.timings?.batchSize).toBeGreaterThanOrEqual(ROWS.length);
     expect(response.timings?.totalUs).toBeGreaterThan(0n);
+  });
+
+  it('runs the same model on the worker when inline is off or over its bound, with the same answers', async () => {
+    // 0: inline off; 1 us: no batch of 32 rows runs that fast, so the bound sends it to the worker.
+    for (const [name, bound] of [
+      ['demand-worker', '0'],
+      ['demand-bound', '1'],
+    ] as const) {
+      t.registry.tags.set(name, { 'inference.inline_max_us': bound });
+      t.registry.addVersion(name, 1, v1Files);
+      t.registry.setAlias(name, 'production', 1);
+    }
+    await eventually(
+      () =>
+        t.pool.find('demand-worker')?.aliases.get('production') &&
+        t.pool.find('demand-bound')?.aliases.get('production'),
+      'worker copies loaded',
+    );
+    const inline = await t.client.predict({ model: 'demand', rows: ROWS.map(named) });
+    for (const name of ['demand-worker', 'demand-bound']) {
+      const worker = await t.client.predict({ model: name, rows: ROWS.map(named) });
+      expect(worker.backend).toBe('wasm');
+      for (const [i, p] of worker.predictions.entries()) {
+        const value = p.outputs.prediction?.values[0] ?? Number.NaN;
+        expect(
+          Math.abs(value - (inline.predictions[i]?.outputs.prediction?.values[0] ?? Number.NaN)),
+        ).toBeLessThan(1e-5);
+      }
+      const config = await t.oip.modelConfig({ name, version: '' });
+      expect(config.config?.parameters.engine?.stringValue).toBe('wasm');
+    }
+    const config = await t.oip.modelConfig({ name: 'demand', version: '' });
+    expect(config.config?.parameters.engine?.stringValue).toBe('js');
   });
 
   it('takes whole per-row inputs by input name too', async () => {

@@ -22,7 +22,12 @@ import { packedLookupClient } from './packed-lookup.js';
 import { DEFAULT_PREDICTION_LOG, PredictionLog, predictionQueue, queueSink } from './prediction-log.js';
 import { Predictor } from './predictor.js';
 import { inferenceServices } from './server.js';
-import { DEFAULT_MAX_ROWS_PER_REQUEST, parseSizes, type ServingConfig } from './serving-config.js';
+import {
+  DEFAULT_INLINE_MAX_US,
+  DEFAULT_MAX_ROWS_PER_REQUEST,
+  parseSizes,
+  type ServingConfig,
+} from './serving-config.js';
 
 runMain(async () => {
   const config = loadConfig({
@@ -45,6 +50,8 @@ runMain(async () => {
     BALLAST_INFERENCE_MAX_ROWS_PER_REQUEST: int({ min: 1, max: 10_000_000 }).default(
       DEFAULT_MAX_ROWS_PER_REQUEST,
     ),
+    /** Dense-chain models whose full batch runs within this many us run inline (0: always on the worker). */
+    BALLAST_INFERENCE_INLINE_MAX_US: int({ min: 0, max: 1_000_000 }).default(DEFAULT_INLINE_MAX_US),
     /** Percent of requests written to the prediction log (0-100). */
     BALLAST_INFERENCE_LOG_SAMPLE_PERCENT: int({ min: 0, max: 100 }).default(100),
     BALLAST_INFERENCE_LOG_BUFFER: int({ min: 1 }).default(DEFAULT_PREDICTION_LOG.maxBuffer),
@@ -71,6 +78,7 @@ runMain(async () => {
     shadow: false,
     allowNonFinite: false,
     maxRowsPerRequest: config.BALLAST_INFERENCE_MAX_ROWS_PER_REQUEST,
+    inlineMaxUs: config.BALLAST_INFERENCE_INLINE_MAX_US,
   };
   const pool = new ModelPool(executor, defaults, log, metrics);
 

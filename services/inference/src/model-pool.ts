@@ -1,8 +1,10 @@
 import { notFound, unavailable } from '@ballast/grpc-kit';
 import type { ModelSignature } from '@ballast/ml';
 import type { SpanContext } from '@opentelemetry/api';
-import { type BatcherHooks, DynamicBatcher, type InputLayout } from './batcher.js';
+import { type BatcherHooks, type BatchRun, DynamicBatcher, type InputLayout } from './batcher.js';
+import { DenseChain } from './dense-chain.js';
 import type { Executor } from './executor.js';
+import type { DenseLayerData } from './executor-protocol.js';
 import type { InferenceMetrics } from './metrics.js';
 import type { ServingConfig } from './serving-config.js';
 
@@ -29,6 +31,8 @@ export class LoadedVersion {
     readonly featureNames: Map<string, string[]>,
     readonly batcher: DynamicBatcher,
     readonly loadMs: number,
+    /** What runs it: `js` (inline on the event loop, dense-chain.ts) or the worker's TensorFlow.js backend. */
+    readonly engine: string,
     /** The feature view (name and version) it was trained on, from its lineage: entity lookups read it. */
     readonly featureView?: { name: string; version: string } | undefined,
   ) {}
@@ -224,7 +228,7 @@ export class ModelPool {
     entry.loading.add(spec.version);
     let loaded = false;
     try {
-      const { signature, metadata } = await this.executor.load(key, spec.files);
+      const { signature, metadata, dense } = await this.executor.load(key, spec.files);
       loaded = true;
       const layout = inputLayout(signature);
       const featureNames = featureNamesOf(metadata, layout);
@@ -234,7 +238,15 @@ export class ModelPool {
       const sizes = options.preferred_batch_size.length > 0 ? options.preferred_batch_size : [1];
       const warmStart = performance.now();
       await this.executor.warmup(key, [...new Set([...sizes, options.max_batch_size])]);
-      const warmMs = (performance.now() - warmStart) / (sizes.length + 1);
+      let warmMs = (performance.now() - warmStart) / (sizes.length + 1);
+      const inline = dense
+        ? await this.#inlineChain(spec, key, dense, layout, signature, options.max_batch_size)
+        : undefined;
+      let run: BatchRun = (inputs) => this.executor.run(key, inputs);
+      if (inline) {
+        run = inline.run;
+        warmMs = inline.fullBatchUs / 1000;
+      }
       const labels = { model: spec.model, version: String(spec.version) };
       const hooks: BatcherHooks = {
         onBatch: (rows, execUs) => {
@@ -246,8 +258,8 @@ export class ModelPool {
       };
       const batcher = new DynamicBatcher(
         layout,
-        options,
-        (inputs) => this.executor.run(key, inputs),
+        inline ? { ...options, inline: true } : options,
+        run,
         hooks,
         warmMs,
       );
@@ -262,12 +274,19 @@ export class ModelPool {
         featureNames,
         batcher,
         loadMs,
+        inline ? 'js' : this.backend,
         spec.featureView,
       );
       entry.versions.set(spec.version, version);
       this.metrics?.loadSeconds.record(loadMs / 1000, { model: spec.model, result: 'ok' });
       this.log.info(
-        { model: spec.model, version: spec.version, digest: spec.digest, loadMs: Math.round(loadMs) },
+        {
+          model: spec.model,
+          version: spec.version,
+          digest: spec.digest,
+          loadMs: Math.round(loadMs),
+          engine: version.engine,
+        },
         'model version loaded and warmed up',
       );
       return version;
@@ -281,6 +300,61 @@ export class ModelPool {
     } finally {
       entry.loading.delete(spec.version);
     }
+  }
+
+  /**
+   * Whether a dense-chain model runs inline: only when a full batch takes at most the model's
+   * `inlineMaxUs` on this event loop, and only when its answers match the worker's
+   * TensorFlow.js on the same pseudo-random batch (a relative 1e-4: float32 sums in another
+   * order). Otherwise (and when it says why) the model stays on the worker.
+   */
+  async #inlineChain(
+    spec: LoadSpec,
+    key: string,
+    dense: DenseLayerData[],
+    layout: InputLayout[],
+    signature: ModelSignature,
+    maxBatch: number,
+  ): Promise<{ run: BatchRun; fullBatchUs: number } | undefined> {
+    const boundUs = spec.config.inlineMaxUs;
+    const input = layout[0];
+    if (boundUs <= 0 || layout.length !== 1 || !input || input.dtype !== 'float32') return undefined;
+    const where = { model: spec.model, version: spec.version };
+    let chain: DenseChain;
+    try {
+      chain = new DenseChain(dense);
+    } catch (error) {
+      this.log.warn(
+        { ...where, error: String(error) },
+        'dense chain not runnable inline; the model worker runs it',
+      );
+      return undefined;
+    }
+    if (chain.inputSize !== input.rowSize || signature.outputs.length !== 1) return undefined;
+    const batch = pseudoRandomBatch(maxBatch * chain.inputSize);
+    const fullBatchUs = medianRunUs(chain, batch, maxBatch);
+    if (fullBatchUs > boundUs) return undefined;
+    const expected = await this.executor.run(key, [
+      { shape: [maxBatch, chain.inputSize], data: batch.slice() },
+    ]);
+    const reference = expected.outputs[0]?.data;
+    const actual = chain.run(batch, maxBatch);
+    const mismatch = reference ? firstMismatch(actual, reference) : 0;
+    if (mismatch !== undefined) {
+      this.log.warn(
+        { ...where, index: mismatch, inline: actual[mismatch], worker: reference?.[mismatch] },
+        'the inline dense chain does not match TensorFlow.js; the model worker runs it',
+      );
+      return undefined;
+    }
+    const output = { name: signature.outputs[0]?.name ?? 'output_0', dtype: 'float32' };
+    const run: BatchRun = (inputs, rows) => {
+      const started = performance.now();
+      const data = chain.run(inputs[0]?.data as Float32Array, rows);
+      const execUs = Math.round((performance.now() - started) * 1000);
+      return Promise.resolve({ outputs: [{ ...output, shape: [rows, chain.outputSize], data }], execUs });
+    };
+    return { run, fullBatchUs };
   }
 
   /** A version refused at load: kept for health details, counted, logged. The current version keeps serving. */
@@ -408,6 +482,39 @@ export class ModelPool {
       if (entry) this.#dispose(entry, version);
     }
   }
+}
+
+/** Values in [-2, 2) from a fixed linear congruential sequence: the same check at every load. */
+function pseudoRandomBatch(size: number): Float32Array {
+  const values = new Float32Array(size);
+  let state = 12345;
+  for (let i = 0; i < size; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    values[i] = (state / 2 ** 32) * 4 - 2;
+  }
+  return values;
+}
+
+/** A full batch's time inline, us: the median of 7 runs after 3 that let the JIT compile the loops. */
+function medianRunUs(chain: DenseChain, batch: Float32Array, rows: number): number {
+  for (let i = 0; i < 3; i++) chain.run(batch, rows);
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const started = performance.now();
+    chain.run(batch, rows);
+    times.push((performance.now() - started) * 1000);
+  }
+  return times.sort((a, b) => a - b)[3] as number;
+}
+
+/** The first index where the two differ by more than 1e-4 relative (absolute below 1), or undefined. */
+function firstMismatch(actual: ArrayLike<number>, expected: ArrayLike<number>): number | undefined {
+  if (actual.length !== expected.length) return 0;
+  for (let i = 0; i < actual.length; i++) {
+    const e = expected[i] as number;
+    if (!(Math.abs((actual[i] as number) - e) <= 1e-4 * Math.max(1, Math.abs(e)))) return i;
+  }
+  return undefined;
 }
 
 /** 0-100: random per request, or fixed per entity key (sticky: an entity always gets the same answer source). */

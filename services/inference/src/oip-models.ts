@@ -110,7 +110,11 @@ export function modelConfig(
           },
         },
       },
-      parameters: { max_rows_per_request: { stringValue: String(entry.config.maxRowsPerRequest) } },
+      parameters: {
+        max_rows_per_request: { stringValue: String(entry.config.maxRowsPerRequest) },
+        // `js`: a dense chain run inline on the event loop; else the worker's TensorFlow.js backend.
+        engine: { stringValue: version.engine },
+      },
     },
   };
 }

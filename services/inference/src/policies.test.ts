@@ -201,9 +201,12 @@ describe('prediction log', () => {
 
 describe('overload', () => {
   it('sheds with RESOURCE_EXHAUSTED at once when the expected wait exceeds what a request may wait', async () => {
+    // On the model worker (inline_max_us 0): inline, this small model answers each request
+    // before the next is read, so no queue forms to shed from.
     t.registry.tags.set('slow', {
       'inference.default_timeout_microseconds': '1',
       'inference.max_batch_size': '1',
+      'inference.inline_max_us': '0',
     });
     t.registry.addVersion('slow', 1, await demandModelFiles(3, 256));
     t.registry.setAlias('slow', 'production', 1);
@@ -221,7 +224,11 @@ describe('overload', () => {
   });
 
   it('sheds a burst beyond max_queue_size with RESOURCE_EXHAUSTED and answers every accepted request', async () => {
-    t.registry.tags.set('small', { 'inference.max_queue_size': '2', 'inference.max_batch_size': '1' });
+    t.registry.tags.set('small', {
+      'inference.max_queue_size': '2',
+      'inference.max_batch_size': '1',
+      'inference.inline_max_us': '0',
+    });
     t.registry.addVersion('small', 1, await demandModelFiles(4, 256));
     t.registry.setAlias('small', 'production', 1);
     await eventually(() => t.pool.find('small')?.aliases.get('production'), 'small loaded');

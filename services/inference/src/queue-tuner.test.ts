@@ -110,6 +110,7 @@ describe('inference.latency_objective_ms', () => {
     shadow: false,
     allowNonFinite: false,
     maxRowsPerRequest: 1000,
+    inlineMaxUs: 0,
   };
 
   it('comes from the model tag, off (0) by default and for values that do not parse', () => {

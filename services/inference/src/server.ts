@@ -167,7 +167,7 @@ async function predict(
     model: request.model,
     version: outcome.version.version,
     alias: outcome.alias,
-    backend: deps.predictor.backend,
+    backend: outcome.version.engine,
     rows: rows.length,
     outputs: answer.outputs,
     timings: {

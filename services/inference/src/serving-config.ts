@@ -14,7 +14,16 @@ export interface ServingConfig {
    * of more than max_batch_size rows run as several batches and are answered as one.
    */
   maxRowsPerRequest: number;
+  /**
+   * A model that is a chain of dense layers runs inline on the event loop (dense-chain.ts) when
+   * a batch of max_batch_size rows takes at most this many microseconds there; 0: always on
+   * the model worker.
+   */
+  inlineMaxUs: number;
 }
+
+/** The default bound for inline execution (BALLAST_INFERENCE_INLINE_MAX_US): 0.5 ms per full batch. */
+export const DEFAULT_INLINE_MAX_US = 500;
 
 /** The default row cap per request (BALLAST_INFERENCE_MAX_ROWS_PER_REQUEST). */
 export const DEFAULT_MAX_ROWS_PER_REQUEST = 100_000;
@@ -83,5 +92,6 @@ export function servingConfig(tags: Record<string, string>, defaults: ServingCon
     maxRowsPerRequest: Math.floor(
       number(tag('max_rows_per_request'), defaults.maxRowsPerRequest, 1, 10_000_000),
     ),
+    inlineMaxUs: number(tag('inline_max_us'), defaults.inlineMaxUs, 0, 1_000_000),
   };
 }

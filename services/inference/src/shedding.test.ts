@@ -23,10 +23,12 @@ beforeAll(async () => {
   t = await startTestInference();
   // One row per batch, so that whatever arrives while a batch runs waits for it; a request
   // may wait up to 100 ms before its batch starts (far above a batch here, even on a loaded
-  // machine, where a hop to the worker and back can take 10-20 ms).
+  // machine, where a hop to the worker and back can take 10-20 ms). On the model worker
+  // (inline_max_us 0), whose hop is what a stall distorts.
   t.registry.tags.set('steady', {
     'inference.max_batch_size': '1',
     'inference.default_timeout_microseconds': '100000',
+    'inference.inline_max_us': '0',
   });
   t.registry.addVersion('steady', 1, await demandModelFiles(5));
   t.registry.setAlias('steady', 'production', 1);

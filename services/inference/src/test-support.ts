@@ -27,7 +27,7 @@ import {
 } from './prediction-log.js';
 import { Predictor } from './predictor.js';
 import { inferenceServices } from './server.js';
-import { DEFAULT_MAX_ROWS_PER_REQUEST, type ServingConfig } from './serving-config.js';
+import { DEFAULT_INLINE_MAX_US, DEFAULT_MAX_ROWS_PER_REQUEST, type ServingConfig } from './serving-config.js';
 import { TestRegistry } from './test-registry.js';
 
 export const FEATURES = ['price', 'promo', 'temperature'];
@@ -83,6 +83,7 @@ export const DEFAULTS: ServingConfig = {
   shadow: false,
   allowNonFinite: false,
   maxRowsPerRequest: DEFAULT_MAX_ROWS_PER_REQUEST,
+  inlineMaxUs: DEFAULT_INLINE_MAX_US,
 };
 
 export interface TestInference {

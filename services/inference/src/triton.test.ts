@@ -212,7 +212,7 @@ describe('a Triton client outside Node', () => {
       max_queue_delay_microseconds: 100,
       max_queue_size: 1024,
       timeout_action: 'REJECT',
-      parameters: { max_rows_per_request: '20000' },
+      parameters: { max_rows_per_request: '20000', engine: 'js' },
     });
     // One request of 5,000 rows, split into batches of max_batch_size, answered whole and in order.
     expect(seen.infer.id).toBe('big');

@@ -18,7 +18,11 @@ import { inferenceMetrics } from '../metrics.js';
 import { ModelPool } from '../model-pool.js';
 import { Predictor } from '../predictor.js';
 import { inferenceServices } from '../server.js';
-import { DEFAULT_MAX_ROWS_PER_REQUEST, type ServingConfig } from '../serving-config.js';
+import {
+  DEFAULT_INLINE_MAX_US,
+  DEFAULT_MAX_ROWS_PER_REQUEST,
+  type ServingConfig,
+} from '../serving-config.js';
 import { benchModel } from './model.js';
 
 /**
@@ -108,6 +112,8 @@ if (mode === 'bare') {
     shadow: false,
     allowNonFinite: false,
     maxRowsPerRequest: DEFAULT_MAX_ROWS_PER_REQUEST,
+    // BENCH_INLINE_MAX_US=0: every model on the worker (the default: the service's).
+    inlineMaxUs: Number(process.env.BENCH_INLINE_MAX_US ?? DEFAULT_INLINE_MAX_US),
   });
   const metrics = process.env.BENCH_METRICS === '0' ? undefined : inferenceMetrics();
   const pool = new ModelPool(executor, config(64, 0), quiet, metrics);
