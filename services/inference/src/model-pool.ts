@@ -495,9 +495,15 @@ function pseudoRandomBatch(size: number): Float32Array {
   return values;
 }
 
-/** A full batch's time inline, us: the median of 7 runs after 3 that let the JIT compile the loops. */
+/**
+ * A full batch's time inline, us: the median of 7 runs, after 20 ms (or 200 runs) of warm-up,
+ * since V8 compiles the loops to machine code only once they have run for a while: timed
+ * cold, a batch measured several times its steady cost (and a loaded process, such as one
+ * that also traces, put a small model over the bound).
+ */
 function medianRunUs(chain: DenseChain, batch: Float32Array, rows: number): number {
-  for (let i = 0; i < 3; i++) chain.run(batch, rows);
+  const warmUntil = performance.now() + 20;
+  for (let i = 0; i < 200 && performance.now() < warmUntil; i++) chain.run(batch, rows);
   const times: number[] = [];
   for (let i = 0; i < 7; i++) {
     const started = performance.now();

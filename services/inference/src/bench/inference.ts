@@ -37,9 +37,9 @@ import { mainThreadCpuMs } from './thread-cpu.js';
  * - BENCH_SECTIONS: which sections run, of small,large,tuner,spike (all); without `small`, the
  *   tuner's and the spike's rates come from a short capacity probe;
  * - BENCH_OPEN_SECONDS: each open-loop run (2 windows, at least 1 s);
- * - BENCH_TRACE_ROUNDS: untraced and traced windows alternated this many times per concurrency
- *   (3; the ratio is the medians', so one noisy window cannot make it);
- * - BENCH_TRACE_BREAKDOWN=1: a third server in that alternation, with the telemetry preload
+ * - BENCH_ROUNDS: the small model's variants measured this many times per concurrency, in
+ *   alternating order (3; each figure is the median, so one noisy window cannot make a ratio);
+ * - BENCH_TRACE_BREAKDOWN=1: one more server in the small section, with the telemetry preload
  *   and OTEL_TRACES_SAMPLER=always_off: what the instrumentation costs before any span is
  *   sampled, recorded or exported (the rest of the traced row's cost is sampling and export);
  * - BENCH_LATENCY_OBJECTIVE_MS (20), BENCH_DEFAULT_TIMEOUT_US (5000), BALLAST_TF_BACKEND (wasm),
@@ -49,12 +49,12 @@ import { mainThreadCpuMs } from './thread-cpu.js';
  */
 const here = dirname(fileURLToPath(import.meta.url));
 const SHORT = process.env.BENCH_SHORT === '1';
-const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? (SHORT ? 600 : 3_000));
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? (SHORT ? 600 : 2_000));
 const WARMUP_MS = Math.min(500, WINDOW_MS);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,4,16,64,256').split(',').map(Number);
 const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'small,large,tuner,spike').split(','));
 const OPEN_SECONDS = Number(process.env.BENCH_OPEN_SECONDS ?? Math.max(1, (WINDOW_MS * 2) / 1000));
-const TRACE_ROUNDS = Math.max(1, Number(process.env.BENCH_TRACE_ROUNDS ?? 3));
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const TRACE_BREAKDOWN = process.env.BENCH_TRACE_BREAKDOWN === '1';
 const BACKEND = process.env.BALLAST_TF_BACKEND ?? 'wasm';
 const RESULT = process.env.BENCH_RESULT ?? 'inference';
@@ -275,8 +275,9 @@ const small = { BENCH_HIDDEN: SMALL.join(',') };
 const per = (row: Record<string, Point>, name: string) => row[name]?.throughput_per_s;
 
 /**
- * 1. Small model: every variant at each concurrency, back to back; then the untraced and traced
- * servers alternated TRACE_ROUNDS times, since their ratio is the one a 10% target is set on.
+ * 1. Small model: every variant at each concurrency, ROUNDS times over, the order reversed every
+ * other round (so that a trend in the machine's load favours none); each figure is the median of
+ * its ROUNDS windows. One 3 s window per variant gave ratios that moved by 0.2 between runs.
  */
 async function smallSection() {
   const sink = await otlpSink();
@@ -300,90 +301,71 @@ async function smallSection() {
   const offCalls = callers(ballast.port, 'bench-nobatch');
   const tracedCalls = callers(traced.port, 'bench');
   const variants: [string, () => Promise<unknown>, number | undefined][] = [
-    ['bare_predict', bareCalls.predict, undefined],
+    ['bare_predict', bareCalls.predict, bare.child.pid],
     ['batched_predict', batchedCalls.predict, ballast.child.pid],
     ['off_predict', offCalls.predict, ballast.child.pid],
     ['traced_predict', tracedCalls.predict, traced.child.pid],
-    ['bare_infer_typed', bareCalls.typed, undefined],
+    ['bare_infer_typed', bareCalls.typed, bare.child.pid],
     ['batched_infer_typed', batchedCalls.typed, ballast.child.pid],
-    ['bare_infer_raw', bareCalls.raw, undefined],
+    ['bare_infer_raw', bareCalls.raw, bare.child.pid],
     ['batched_infer_raw', batchedCalls.raw, ballast.child.pid],
+    ...(unsampled && unsampledCalls
+      ? [
+          ['unsampled_predict', unsampledCalls.predict, unsampled.child.pid] as [
+            string,
+            () => Promise<unknown>,
+            number,
+          ],
+        ]
+      : []),
   ];
-  const rows: Record<string, Point>[] = [];
-  const tracing: { c: number; untraced: Point[]; traced: Point[]; unsampled: Point[] }[] = [];
+  const rows: Record<string, Point[]>[] = [];
   for (const concurrency of CONCURRENCY) {
-    const row: Record<string, Point> = {};
-    for (const [name, call, pid] of variants) {
-      const point = await closedLoop(call, concurrency, pid);
-      row[name] = point;
-      console.error(
-        `small ${name} c=${concurrency}: ${point.throughput_per_s}/s p99 ${point.p99_us} us` +
-          `${point.server_cpu_us_per_call === null ? '' : `, server ${point.server_cpu_us_per_call} us CPU/call`} (load ${point.load_average})`,
-      );
-    }
-    const pair = {
-      c: concurrency,
-      untraced: [row.batched_predict as Point],
-      traced: [row.traced_predict as Point],
-      unsampled: [] as Point[],
-    };
-    const sides = {
-      untraced: { call: batchedCalls.predict, pid: ballast.child.pid },
-      traced: { call: tracedCalls.predict, pid: traced.child.pid },
-      ...(unsampled && unsampledCalls
-        ? { unsampled: { call: unsampledCalls.predict, pid: unsampled.child.pid } }
-        : {}),
-    };
-    const names = Object.keys(sides) as (keyof typeof pair & keyof typeof sides)[];
-    for (let round = unsampled ? 0 : 1; round < TRACE_ROUNDS; round++) {
-      // Alternate the order, so that a trend in the machine's load favours none of them.
-      const order = round % 2 === 1 ? [...names].reverse() : names;
-      for (const side of order) {
-        if (round === 0 && side !== 'unsampled') continue;
-        const { call, pid } = sides[side] as { call: () => Promise<unknown>; pid: number | undefined };
+    const row: Record<string, Point[]> = Object.fromEntries(variants.map(([name]) => [name, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, call, pid] of round % 2 === 1 ? [...variants].reverse() : variants) {
         const point = await closedLoop(call, concurrency, pid);
-        pair[side].push(point);
+        row[name]?.push(point);
         console.error(
-          `small ${side}_predict c=${concurrency} (round ${round + 1}): ${point.throughput_per_s}/s, server ${point.server_cpu_us_per_call} us CPU/call (load ${point.load_average})`,
+          `small ${name} c=${concurrency} (round ${round + 1}): ${point.throughput_per_s}/s p99 ${point.p99_us} us` +
+            `${point.server_cpu_us_per_call === null ? '' : `, server ${point.server_cpu_us_per_call} us CPU/call`} (load ${point.load_average})`,
         );
       }
     }
-    tracing.push(pair);
     rows.push(row);
   }
   for (const c of [bareCalls, batchedCalls, offCalls, tracedCalls, unsampledCalls]) c?.close();
   const spansExported = sink.exports();
   await Promise.all([bare, ballast, traced, unsampled].map((s) => (s ? stop(s.child) : undefined)));
   sink.close();
-  const table = rows.map((row, i) => {
-    const pair = tracing[i] as (typeof tracing)[number];
-    const tracedRate = median(pair.traced.map((p) => p.throughput_per_s));
-    const untracedRate = median(pair.untraced.map((p) => p.throughput_per_s));
-    const cpu = (points: Point[]) => median(points.map((p) => p.server_cpu_us_per_call ?? 0)) || null;
+  const table = rows.map((row) => {
+    const rate = (name: string) => median((row[name] ?? []).map((p) => p.throughput_per_s));
+    const cpu = (name: string) => median((row[name] ?? []).map((p) => p.server_cpu_us_per_call ?? 0)) || null;
+    const p99 = (name: string) => median((row[name] ?? []).map((p) => p.p99_us));
+    const first = row.bare_predict?.[0];
     return {
-      c: row.bare_predict?.concurrency,
-      load: row.bare_predict?.load_average,
-      bare: per(row, 'bare_predict'),
-      batched: per(row, 'batched_predict'),
-      'batched/bare': ratio(per(row, 'batched_predict'), per(row, 'bare_predict')),
-      'off/bare': ratio(per(row, 'off_predict'), per(row, 'bare_predict')),
-      'typed/bare': ratio(per(row, 'batched_infer_typed'), per(row, 'bare_infer_typed')),
-      'raw/bare': ratio(per(row, 'batched_infer_raw'), per(row, 'bare_infer_raw')),
-      // Medians of TRACE_ROUNDS alternated windows each.
-      'traced/batched': ratio(tracedRate, untracedRate),
-      'cpu/call batched|traced us': `${cpu(pair.untraced)}|${cpu(pair.traced)}`,
-      'cpu traced/batched': ratio(cpu(pair.traced), cpu(pair.untraced)),
+      c: first?.concurrency,
+      load: first?.load_average,
+      bare: rate('bare_predict'),
+      batched: rate('batched_predict'),
+      'batched/bare': ratio(rate('batched_predict'), rate('bare_predict')),
+      'off/bare': ratio(rate('off_predict'), rate('bare_predict')),
+      'typed/bare': ratio(rate('batched_infer_typed'), rate('bare_infer_typed')),
+      'raw/bare': ratio(rate('batched_infer_raw'), rate('bare_infer_raw')),
+      'traced/batched': ratio(rate('traced_predict'), rate('batched_predict')),
+      'cpu/call bare|batched|traced us': `${cpu('bare_predict')}|${cpu('batched_predict')}|${cpu('traced_predict')}`,
+      'cpu traced/batched': ratio(cpu('traced_predict'), cpu('batched_predict')),
       ...(unsampled
         ? {
-            'unsampled/batched': ratio(median(pair.unsampled.map((p) => p.throughput_per_s)), untracedRate),
-            'cpu unsampled/batched': ratio(cpu(pair.unsampled), cpu(pair.untraced)),
+            'unsampled/batched': ratio(rate('unsampled_predict'), rate('batched_predict')),
+            'cpu unsampled/batched': ratio(cpu('unsampled_predict'), cpu('batched_predict')),
           }
         : {}),
-      'batched p99 us': row.batched_predict?.p99_us,
-      'bare p99 us': row.bare_predict?.p99_us,
+      'batched p99 us': p99('batched_predict'),
+      'bare p99 us': p99('bare_predict'),
     };
   });
-  return { rows, tracing, table, spansExported };
+  return { rows, table, spansExported };
 }
 
 /** 2. Compute-bound model: batched against bare and against the compute limit. */
@@ -408,6 +390,8 @@ async function largeSection() {
       batched: batched.throughput_per_s,
       limit: Math.round(limit),
       'batched/limit': ratio(batched.throughput_per_s, limit),
+      'batched p50 us': batched.p50_us,
+      errors: batched.errors,
     });
     console.error(
       `large c=${concurrency}: ${batched.throughput_per_s}/s, limit ${Math.round(limit)} (load ${batched.load_average})`,
@@ -533,7 +517,7 @@ console.log(
 );
 if (smallResult) {
   console.log(
-    `1. small model ${FEATURES} -> ${SMALL.join(' -> ')} -> 1, calls/s (tracing: ${smallResult.spansExported} OTLP exports; traced/batched and CPU: medians of ${TRACE_ROUNDS} alternated windows)`,
+    `1. small model ${FEATURES} -> ${SMALL.join(' -> ')} -> 1, calls/s (tracing: ${smallResult.spansExported} OTLP exports; every figure the median of ${ROUNDS} windows in alternating order)`,
   );
   console.table(smallResult.table);
 }
@@ -559,7 +543,7 @@ const out = writeBenchResult(here, RESULT, {
   short: SHORT,
   windowMs: WINDOW_MS,
   openSeconds: OPEN_SECONDS,
-  traceRounds: TRACE_ROUNDS,
+  rounds: ROUNDS,
   concurrency: CONCURRENCY,
   sections: [...SECTIONS],
   startedAt,
@@ -568,7 +552,6 @@ const out = writeBenchResult(here, RESULT, {
   small: smallResult && {
     model: { features: FEATURES, hidden: SMALL },
     rows: smallResult.rows,
-    tracing: smallResult.tracing,
     table: smallResult.table,
     spansExported: smallResult.spansExported,
   },

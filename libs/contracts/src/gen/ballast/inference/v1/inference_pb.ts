@@ -275,7 +275,8 @@ export type PredictResponse = Message<"ballast.inference.v1.PredictResponse"> & 
   alias: string;
 
   /**
-   * The TensorFlow.js backend that ran the model: tensorflow, wasm or cpu.
+   * What ran the model: the model worker's TensorFlow.js backend (tensorflow, wasm or cpu), or
+   * `js` for a small chain of dense layers run inline on the event loop.
    *
    * @generated from field: string backend = 4;
    */
