@@ -170,7 +170,18 @@ export class DynamicBatcher {
     this.#tuner.arrival(now, request.rows);
     if (request.rows > this.options.max_batch_size) return this.#submitSplit(request);
     return new Promise<BatchAnswer>((resolve, reject) => {
-      this.#queue.push({ ...request, enqueuedAt: now, resolve, reject });
+      // Field by field, not a spread of the request: one object shape for every entry (a spread
+      // of requests of varying shapes took a slow path, the batcher's hottest line in a profile).
+      this.#queue.push({
+        rows: request.rows,
+        inputs: request.inputs,
+        deadline: request.deadline,
+        signal: request.signal,
+        spanContext: request.spanContext,
+        enqueuedAt: now,
+        resolve,
+        reject,
+      });
       this.#queuedRows += request.rows;
       this.#schedule();
     });

@@ -272,7 +272,6 @@ const startedAt = new Date().toISOString();
 const loadBefore = loadavg();
 const cpuStart = process.cpuUsage();
 const small = { BENCH_HIDDEN: SMALL.join(',') };
-const per = (row: Record<string, Point>, name: string) => row[name]?.throughput_per_s;
 
 /**
  * 1. Small model: every variant at each concurrency, ROUNDS times over, the order reversed every
