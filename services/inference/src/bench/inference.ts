@@ -74,7 +74,10 @@ async function startServer(mode: string, env: Record<string, string> = {}, execA
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   for await (const line of lines) {
-    if (line.startsWith('{"port"')) return { child, port: (JSON.parse(line) as { port: number }).port };
+    if (!line.startsWith('{"port"')) continue;
+    const { port, engines = {} } = JSON.parse(line) as { port: number; engines?: Record<string, string> };
+    if (mode !== 'bare') console.error(`server pid ${child.pid}: models ran by ${JSON.stringify(engines)}`);
+    return { child, port, engines };
   }
   throw new Error(`${mode} server exited before listening`);
 }
@@ -364,7 +367,14 @@ async function smallSection() {
       'bare p99 us': p99('bare_predict'),
     };
   });
-  return { rows, table, spansExported };
+  // What ran the small model in each server: js (inline) or the worker's backend.
+  const engines = {
+    batched: ballast.engines.bench,
+    off: ballast.engines['bench-nobatch'],
+    traced: traced.engines.bench,
+    ...(unsampled ? { unsampled: unsampled.engines.bench } : {}),
+  };
+  return { rows, table, spansExported, engines };
 }
 
 /** 2. Compute-bound model: batched against bare and against the compute limit. */
@@ -399,7 +409,7 @@ async function largeSection() {
   largeBareCalls.close();
   largeCalls.close();
   await Promise.all([stop(largeBare.child), stop(large.child)]);
-  return { compute, table: rows };
+  return { compute, table: rows, engine: large.engines.bench };
 }
 
 /** The batched server's best closed-loop rate: the small section's, or a short probe of its own. */
@@ -516,12 +526,15 @@ console.log(
 );
 if (smallResult) {
   console.log(
-    `1. small model ${FEATURES} -> ${SMALL.join(' -> ')} -> 1, calls/s (tracing: ${smallResult.spansExported} OTLP exports; every figure the median of ${ROUNDS} windows in alternating order)`,
+    `1. small model ${FEATURES} -> ${SMALL.join(' -> ')} -> 1, calls/s (run by ${JSON.stringify(smallResult.engines)}; tracing: ${smallResult.spansExported} OTLP exports; every figure the median of ${ROUNDS} windows in alternating order)`,
   );
   console.table(smallResult.table);
 }
 if (largeResult) {
-  console.log(`2. compute-bound model ${FEATURES} -> ${LARGE.join(' -> ')} -> 1`, largeResult.compute);
+  console.log(
+    `2. compute-bound model ${FEATURES} -> ${LARGE.join(' -> ')} -> 1 (run by ${largeResult.engine})`,
+    largeResult.compute,
+  );
   console.table(largeResult.table);
 }
 if (tunerResult) {
@@ -553,6 +566,7 @@ const out = writeBenchResult(here, RESULT, {
     rows: smallResult.rows,
     table: smallResult.table,
     spansExported: smallResult.spansExported,
+    engines: smallResult.engines,
   },
   large: largeResult && { model: { features: FEATURES, hidden: LARGE }, ...largeResult },
   tuner: tunerResult,

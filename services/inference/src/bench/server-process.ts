@@ -128,8 +128,11 @@ if (mode === 'bare') {
     ...delays.map((us): [string, ServingConfig] => [`bench-d${us}`, config(64, timeoutUs, us)]),
     ['bench-tuned', config(64, timeoutUs, 0, objectiveMs)],
   ];
+  // What ran each model (js: inline on the event loop, or the worker's backend): the bench prints it.
+  const engines: Record<string, string> = {};
   for (const [name, served] of models) {
     const loaded = await pool.load({ model: name, version: 1, digest, files, config: served });
+    engines[name] = loaded.engine;
     pool.setConfig(name, served);
     pool.setAlias(name, 'production', loaded);
   }
@@ -148,5 +151,5 @@ if (mode === 'bare') {
     if (message === 'exit') process.exit(0);
     process.send?.({ p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 });
   });
-  console.log(JSON.stringify({ port: server.port, backend: executor.backend?.backend }));
+  console.log(JSON.stringify({ port: server.port, backend: executor.backend?.backend, engines }));
 }
