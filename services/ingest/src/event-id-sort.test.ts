@@ -85,6 +85,25 @@ describe('EventIdSort', () => {
     await sort.dispose();
   });
 
+  it('reads runs of many read blocks, records across block edges and one larger than a block among them', async () => {
+    // Each reader refills one buffer, moving the rest of a record to its front: records of
+    // uneven sizes end at every offset of a block, and the big one makes the buffer grow
+    // in the middle of a run, after which the smaller records must still come back whole.
+    const input = records(6_000).map((r, i) => ({
+      ...r,
+      data:
+        i === 2_500
+          ? JSON.stringify({ big: 'ß'.repeat(70_000) })
+          : JSON.stringify({ i, pad: 'x'.repeat(i % 251) }),
+    }));
+    const sort = new EventIdSort({ runSize: 3_000, fanIn: 2, directory });
+    await sort.add(input);
+    expect(sort.runCount).toBe(2);
+    const out = await drain(sort);
+    expect(out).toEqual([...input].sort((a, b) => bytewise(a.eventId, b.eventId)));
+    await sort.dispose();
+  });
+
   it('removes its run files when disposed before the merge ends', async () => {
     const sort = new EventIdSort({ runSize: 10, directory });
     await sort.add(records(100));

@@ -1,3 +1,6 @@
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { IngestService, SchemaSchema } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { serve, startGrpcServer } from '@ballast/grpc-kit';
@@ -15,7 +18,8 @@ import { insertSyntheticSales } from '../testing/synthetic.js';
  * the event-loop delay it measures is the service's alone: a dataset of N synthetic sales
  * records (written by SQL, which is not what is measured), the ingest service on a loopback
  * port, and over IPC: 'measure' starts the delay histogram, the RSS sampler and the CPU
- * clock, 'report' sends what they saw.
+ * clock, 'report' sends what they saw. BENCH_CPU_PROFILE=<dir>: the service's CPU profile
+ * between the two (1 ms sampling), written to <dir>/commit-<backend>-<N>.cpuprofile.
  */
 const [backend, count, location, schema] = process.argv.slice(2) as [SqlKind, string, string, string];
 const n = Number(count);
@@ -40,8 +44,16 @@ const delay = monitorEventLoopDelay({ resolution: 1 });
 let peakRss = 0;
 let sampler: NodeJS.Timeout | undefined;
 let cpuFrom = process.cpuUsage();
-process.on('message', (message: string) => {
+const profileDir = process.env.BENCH_CPU_PROFILE;
+const profiler = profileDir ? new Session() : undefined;
+profiler?.connect();
+process.on('message', async (message: string) => {
   if (message === 'measure') {
+    if (profiler) {
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.setSamplingInterval', { interval: 1000 });
+      await profiler.post('Profiler.start');
+    }
     delay.reset();
     delay.enable();
     cpuFrom = process.cpuUsage();
@@ -53,13 +65,18 @@ process.on('message', (message: string) => {
     delay.disable();
     clearInterval(sampler);
     const cpu = process.cpuUsage(cpuFrom);
-    process.send?.({
+    const report = {
       setupS,
       cpuS: (cpu.user + cpu.system) / 1e6,
       loopMaxMs: delay.max / 1e6,
       loopP99Ms: delay.percentile(99) / 1e6,
       peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
-    });
+    };
+    if (profiler && profileDir) {
+      const { profile } = await profiler.post('Profiler.stop');
+      await writeFile(join(profileDir, `commit-${backend}-${n}.cpuprofile`), JSON.stringify(profile));
+    }
+    process.send?.(report);
   }
 });
 process.send?.({ port: server.port });
