@@ -52,6 +52,11 @@ export class DenseChain {
     this.outputSize = (layers.at(-1) as DenseLayerData).units;
   }
 
+  /** Multiply-adds a row costs through these layers (what a chain's time grows with). */
+  static multiplyAddsPerRow(layers: readonly DenseLayerData[]): number {
+    return layers.reduce((sum, layer) => sum + layer.inputSize * layer.units, 0);
+  }
+
   /** Whether an activation (Keras' name, as a dense layer's config gives it) can run inline. */
   static supports(activation: string): boolean {
     return Object.hasOwn(ACTIVATIONS, activation);

@@ -320,6 +320,14 @@ export class ModelPool {
     const input = layout[0];
     if (boundUs <= 0 || layout.length !== 1 || !input || input.dtype !== 'float32') return undefined;
     const where = { model: spec.model, version: spec.version };
+    const multiplyAdds = DenseChain.multiplyAddsPerRow(dense) * maxBatch;
+    if (multiplyAdds > boundUs * MAX_MULTIPLY_ADDS_PER_US) {
+      this.log.info(
+        { ...where, multiplyAddsPerBatch: multiplyAdds, inlineMaxUs: boundUs },
+        'a full batch of the dense chain is too much arithmetic for inference.inline_max_us; the model worker runs it',
+      );
+      return undefined;
+    }
     let chain: DenseChain;
     try {
       chain = new DenseChain(dense);
@@ -500,6 +508,15 @@ function pseudoRandomBatch(size: number): Float32Array {
   }
   return values;
 }
+
+/**
+ * Multiply-adds a microsecond past which a chain is not even timed: about ten times what the
+ * inline loop does here (a batch of 64 through 32 -> 64 -> 1, 135k multiply-adds, takes ~150 us).
+ * Timing runs whole batches on the event loop at load, so a large chain (32 -> 1024 -> 1024 -> 1:
+ * 69M multiply-adds a batch of 64, ~70 ms) timed 8 times stalled serving for half a second at
+ * every load or hot swap.
+ */
+const MAX_MULTIPLY_ADDS_PER_US = 10_000;
 
 /**
  * A full batch's own time inline, us: the fastest of 7 runs, after 20 ms (or 200 runs) of
