@@ -37,6 +37,7 @@ import { mainThreadCpuMs } from './thread-cpu.js';
  * - BENCH_SECTIONS: which sections run, of small,large,tuner,spike (all); without `small`, the
  *   tuner's and the spike's rates come from a short capacity probe;
  * - BENCH_OPEN_SECONDS: each open-loop run (2 windows, at least 1 s);
+ * - BENCH_SERVER_WARMUP_MS: traffic each new server gets before it is measured (3000; 300 short);
  * - BENCH_ROUNDS: the small model's variants measured this many times per concurrency, in
  *   alternating order (3; each figure is the median, so one noisy window cannot make a ratio);
  * - BENCH_TRACE_BREAKDOWN=1: one more server in the small section, with the telemetry preload
@@ -51,6 +52,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 const SHORT = process.env.BENCH_SHORT === '1';
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? (SHORT ? 600 : 2_000));
 const WARMUP_MS = Math.min(500, WINDOW_MS);
+/**
+ * Traffic a freshly started server gets before anything on it is measured. V8 compiles hot code
+ * (grpc-js, the service, TensorFlow.js's kernels in the worker) to machine code only after it
+ * has run many times: a new server at concurrency 1 went from 272 to 730 calls/s over its first
+ * six seconds (the compute-bound model; the small one from 652 to 1,624), so the large
+ * section's concurrency-1 row, measured 500 ms after its server started, measured a cold server.
+ */
+const SERVER_WARMUP_MS = Number(process.env.BENCH_SERVER_WARMUP_MS ?? (SHORT ? 300 : 3_000));
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,4,16,64,256').split(',').map(Number);
 const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'small,large,tuner,spike').split(','));
 const OPEN_SECONDS = Number(process.env.BENCH_OPEN_SECONDS ?? Math.max(1, (WINDOW_MS * 2) / 1000));
@@ -214,6 +223,19 @@ async function openLoop(call: () => Promise<unknown>, rate: number, seconds: num
   };
 }
 
+/** Closed-loop traffic at concurrency 8 through each of a new server's ways in, SERVER_WARMUP_MS in all. */
+async function warmUp(calls: (() => Promise<unknown>)[]) {
+  const each = SERVER_WARMUP_MS / calls.length;
+  for (const call of calls) {
+    const end = performance.now() + each;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (performance.now() < end) await call().catch(() => {});
+      }),
+    );
+  }
+}
+
 /** In-process model.predict on the same backend: calls and rows per second at each batch size. */
 async function computeLimit(hidden: number[]) {
   await selectBackend(BACKEND === 'auto' ? 'wasm' : (BACKEND as 'wasm'));
@@ -302,6 +324,10 @@ async function smallSection() {
   const batchedCalls = callers(ballast.port, 'bench');
   const offCalls = callers(ballast.port, 'bench-nobatch');
   const tracedCalls = callers(traced.port, 'bench');
+  await warmUp([bareCalls.predict, bareCalls.typed, bareCalls.raw]);
+  await warmUp([batchedCalls.predict, offCalls.predict, batchedCalls.typed, batchedCalls.raw]);
+  await warmUp([tracedCalls.predict]);
+  if (unsampledCalls) await warmUp([unsampledCalls.predict]);
   const variants: [string, () => Promise<unknown>, number | undefined][] = [
     ['bare_predict', bareCalls.predict, bare.child.pid],
     ['batched_predict', batchedCalls.predict, ballast.child.pid],
@@ -384,6 +410,8 @@ async function largeSection() {
   const large = await startServer('ballast', { BENCH_HIDDEN: LARGE.join(',') });
   const largeBareCalls = callers(largeBare.port, 'bench');
   const largeCalls = callers(large.port, 'bench');
+  await warmUp([largeBareCalls.predict]);
+  await warmUp([largeCalls.predict]);
   const rows = [];
   for (const concurrency of [1, 64, 256].filter((c) => CONCURRENCY.includes(c))) {
     const b = await closedLoop(largeBareCalls.predict, concurrency);
@@ -417,6 +445,7 @@ async function capacityOf(smallTable: { batched?: number | undefined }[] | undef
   if (smallTable && smallTable.length > 0) return Math.max(...smallTable.map((r) => r.batched ?? 0));
   const server = await startServer('ballast', small);
   const calls = callers(server.port, 'bench');
+  await warmUp([calls.predict]);
   const point = await closedLoop(calls.predict, Math.max(...CONCURRENCY));
   calls.close();
   await stop(server.child);
@@ -434,6 +463,11 @@ async function tunerSection(capacity: number) {
     BENCH_LATENCY_OBJECTIVE_MS: String(OBJECTIVE_MS),
   });
   const settings = [...FIXED_DELAYS_US.map((us) => `bench-d${us}`), 'bench-tuned'];
+  // Through 'bench', a model of the same server that is not measured here: the tuned model's
+  // tuner then starts from the traffic it is measured under.
+  const warming = callers(tuning.port, 'bench');
+  await warmUp([warming.predict]);
+  warming.close();
   const rows = [];
   for (const [level, share] of [
     ['low', 0.2],
@@ -478,6 +512,7 @@ async function spikeSection(capacity: number) {
     BENCH_DEFAULT_TIMEOUT_US: process.env.BENCH_DEFAULT_TIMEOUT_US ?? '5000',
   });
   const spikeCalls = callers(shedding.port, 'bench');
+  await warmUp([spikeCalls.predict]);
   const baseRate = Math.max(50, Math.round(capacity / 3));
   // A warm-up at the base rate first: the channel's first calls otherwise reach the server as
   // one burst when it connects, and the unloaded phase would start with a spike of its own.
@@ -554,6 +589,7 @@ const out = writeBenchResult(here, RESULT, {
   backend: BACKEND,
   short: SHORT,
   windowMs: WINDOW_MS,
+  serverWarmupMs: SERVER_WARMUP_MS,
   openSeconds: OPEN_SECONDS,
   rounds: ROUNDS,
   concurrency: CONCURRENCY,
