@@ -522,8 +522,9 @@ const MAX_MULTIPLY_ADDS_PER_US = 10_000;
  * A full batch's own time inline, us: the fastest of 7 runs, after 20 ms (or 200 runs) of
  * warm-up, since V8 compiles the loops to machine code only once they have run for a while:
  * timed cold, a batch measured several times its steady cost. The fastest, not the median: other
- * processes on the cores only add to a run's time (three servers loading at once put the
- * median of a small model over the bound in the bench), and the bound is about the model.
+ * processes on the cores, or a profiler, only add to a run's time (under --cpu-prof the median
+ * put the bench's small model over the bound and onto the worker), and the bound is about the
+ * model.
  */
 function fastestRunUs(chain: DenseChain, batch: Float32Array, rows: number): number {
   const warmUntil = performance.now() + 20;
