@@ -333,8 +333,8 @@ class RunReader implements Source {
   private async fill(): Promise<void> {
     for (;;) {
       const rest = this.end - this.at;
-      const wanted = this.wanted(this.at, this.end);
-      if (wanted > this.buffer.length || rest === this.buffer.length) {
+      const wanted = this.wanted();
+      if (wanted > this.buffer.length) {
         const larger = Buffer.allocUnsafe(Math.max(wanted, rest + READ_BLOCK));
         this.buffer.copy(larger, 0, this.at, this.end);
         this.buffer = larger;
@@ -350,16 +350,16 @@ class RunReader implements Source {
         this.ended = true;
         return;
       }
-      const whole = this.wanted(0, this.end);
+      const whole = this.wanted();
       if (whole > 0 && whole <= this.end) return;
     }
   }
 
-  /** Bytes the record at `from` takes, once its header is read (before `end`), else 0. */
-  private wanted(from: number, end: number): number {
-    if (end - from < HEADER) return 0;
+  /** Bytes the record at `at` takes, once its header is read, else 0. */
+  private wanted(): number {
+    if (this.end - this.at < HEADER) return 0;
     let size = HEADER;
-    for (let i = 0; i < 4; i++) size += this.buffer.readUInt32LE(from + 4 * i);
+    for (let i = 0; i < 4; i++) size += this.buffer.readUInt32LE(this.at + 4 * i);
     return size;
   }
 }
