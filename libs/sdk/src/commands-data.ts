@@ -369,9 +369,14 @@ export function traceCommand(args: string[], { env, print }: CommandIo): number 
   return 0;
 }
 
-/** One alert as a line: its state (aligned), then what fired where, and what it started. */
+/**
+ * One alert as a line: its state (aligned), then what fired where, on which version (and the
+ * version its latest window came from, when a hot swap came after), and what it started.
+ */
 function alertLine(a: Alert): string {
-  return `${a.state === AlertState.FIRING ? 'FIRING  ' : 'resolved'} ${a.model} ${a.rule} on ${a.segment || 'all rows'} v${a.version}: ${Number(a.value.toPrecision(4))} (threshold ${a.threshold})${a.retrainJobId ? `; retraining ${a.retrainJobId}` : ''}`;
+  const fired = a.firedVersion || a.version;
+  const versions = fired === a.version ? `v${fired}` : `v${fired} (latest v${a.version})`;
+  return `${a.state === AlertState.FIRING ? 'FIRING  ' : 'resolved'} ${a.model} ${a.rule} on ${a.segment || 'all rows'} ${versions}: ${Number(a.value.toPrecision(4))} (threshold ${a.threshold})${a.retrainJobId ? `; retraining ${a.retrainJobId}` : ''}`;
 }
 
 /** `ballast alerts [model] [--firing] [--watch] [--json]`. */

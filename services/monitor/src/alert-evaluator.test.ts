@@ -59,6 +59,7 @@ describe('alert evaluator', () => {
     expect(alert.value).toBe(0.5);
     expect(alert.threshold).toBe(0.5);
     expect(alert.version).toBe(1);
+    expect(alert.firedVersion).toBe(1);
     expect(timestampMs(alert.activeSince as never)).toBe(T0 + W);
     expect(timestampMs(alert.firedAt as never)).toBe(NOW);
   });
@@ -86,6 +87,20 @@ describe('alert evaluator', () => {
     expect(moved?.transition?.alert.value).toBe(0.7);
     expect(moved?.transition?.alert.state).toBe(AlertState.FIRING);
     expect(open.get('w1')?.value).toBe(0.9);
+  });
+
+  it('follows the latest window’s version while firing and keeps the version it fired on', () => {
+    const r = rule();
+    const open = new Map([['w1', firing(r, 'w1', 0.9)]]);
+    // A hot swap: the run goes on with windows of version 2.
+    const swapped: Series = {
+      points: new Map([['w1', [...points([0.9, 0.9]), ...points([0.9], 2)]]]),
+      width: W,
+    };
+    const [verdict] = evaluate(r, swapped, open, NOW);
+    expect(verdict?.transition?.kind).toBe('update');
+    expect(verdict?.transition?.alert.version).toBe(2);
+    expect(verdict?.transition?.alert.firedVersion).toBe(1);
   });
 
   it('resolves when the latest window falls below the threshold, and only then', () => {

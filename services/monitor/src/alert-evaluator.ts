@@ -107,6 +107,7 @@ export function evaluate(
         value: last.value,
         threshold: rule.threshold,
         version: last.version,
+        firedVersion: last.version,
         activeSince: timestampFromMs(activeSince),
         firedAt: timestampFromMs(now),
       });
