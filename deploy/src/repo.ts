@@ -130,12 +130,13 @@ export function seriesNames(name: string, kind: InstrumentKind): string[] {
   return kind === 'histogram' ? [`${base}_bucket`, `${base}_sum`, `${base}_count`] : [base];
 }
 
+/** A meter's instruments (createCounter('name'...)) and @ballast/telemetry's local ones (counter('name'...)). */
 const INSTRUMENT =
-  /\.create(Counter|UpDownCounter|Histogram|Gauge|ObservableGauge|ObservableCounter|ObservableUpDownCounter)\(\s*'([^']+)'/g;
+  /\.(?:create(Counter|UpDownCounter|Histogram|Gauge|ObservableGauge|ObservableCounter|ObservableUpDownCounter)|(counter|histogram))\(\s*'([^']+)'/g;
 
 function kindOf(method: string): InstrumentKind {
-  if (method === 'Histogram') return 'histogram';
-  if (method === 'Counter' || method === 'ObservableCounter') return 'counter';
+  if (method === 'Histogram' || method === 'histogram') return 'histogram';
+  if (method === 'Counter' || method === 'ObservableCounter' || method === 'counter') return 'counter';
   return 'gauge';
 }
 
@@ -150,7 +151,7 @@ export function exportedSeries(): Set<string> {
   for (const file of codeFiles()) {
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(INSTRUMENT))
-      for (const s of seriesNames(m[2] as string, kindOf(m[1] as string))) names.add(s);
+      for (const s of seriesNames(m[3] as string, kindOf((m[1] ?? m[2]) as string))) names.add(s);
     if (text.includes('recordJobCountsMetric')) recordsJobCounts = true;
   }
   const bullmq: Array<[string, InstrumentKind]> = [

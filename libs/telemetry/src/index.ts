@@ -1,5 +1,13 @@
 export type { HttpServerOptions, RouteHandler, RunningHttpServer } from './http-server.js';
 export { startHttpServer } from './http-server.js';
+export type {
+  CounterSeries,
+  HistogramSeries,
+  LocalCounter,
+  LocalHistogram,
+  LocalHistogramOptions,
+  LocalInstrumentOptions,
+} from './local-metrics.js';
 export type { Logger, LoggerOptions } from './logger.js';
 export { createLogger } from './logger.js';
 export {
@@ -7,6 +15,7 @@ export {
   getMeter,
   getPrometheusExporter,
   handleMetricsRequest,
+  localMetrics,
   PROMETHEUS_CONTENT_TYPE,
 } from './metrics.js';
 export { registerProcessMetrics } from './process-metrics.js';

@@ -2,15 +2,23 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Meter, type MeterOptions, type MeterProvider, metrics } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider as SdkMeterProvider } from '@opentelemetry/sdk-metrics';
+import { LocalMetrics } from './local-metrics.js';
 import { ballastResource } from './resource.js';
 import { telemetryState } from './state.js';
 
 /** Prometheus text format 0.0.4, said explicitly: Prometheus 3 refuses scrapes with a vague type. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
+/** The process's hot-path instruments (local-metrics.ts), served with the SDK's on /metrics. */
+export function localMetrics(): LocalMetrics {
+  const state = telemetryState();
+  state.localMetrics ??= new LocalMetrics();
+  return state.localMetrics;
+}
+
 /** Each service serves /metrics on its own HTTP port (startHttpServer), so the exporter must not open 9464. */
 export function createPrometheusExporter(): PrometheusExporter {
-  return new PrometheusExporter({ preventServerStart: true });
+  return new PrometheusExporter({ preventServerStart: true, metricProducers: [localMetrics()] });
 }
 
 interface Metrics {

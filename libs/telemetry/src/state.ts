@@ -2,6 +2,7 @@ import type { MeterProvider } from '@opentelemetry/api';
 import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { MeterProvider as SdkMeterProvider } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import type { LocalMetrics } from './local-metrics.js';
 
 export interface TelemetryState {
   sdk?: NodeSDK;
@@ -10,6 +11,8 @@ export interface TelemetryState {
   /** Set only when metrics were created lazily (no preload); the SDK's provider otherwise. */
   ownedMeterProvider?: SdkMeterProvider;
   shutdown?: Promise<void>;
+  /** The hot paths' counters and histograms, which every Prometheus exporter here also serves. */
+  localMetrics?: LocalMetrics;
 }
 
 // Kept on globalThis, not in module scope: the preload is loaded by path (dist/register.js) and the

@@ -1,34 +1,45 @@
-import { getMeter } from '@ballast/telemetry';
+import { type CounterSeries, getMeter, type HistogramSeries, localMetrics } from '@ballast/telemetry';
 
 const latencyBuckets = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 
-/** The inference service's instruments, as they appear on /metrics. */
+/**
+ * The inference service's instruments, as they appear on /metrics. Those recorded per request
+ * or per batch are local instruments (@ballast/telemetry's localMetrics): each model version
+ * takes its series once, at load (versionSeries), and a request adds to them in place.
+ */
 export function inferenceMetrics() {
   const meter = getMeter('@ballast/inference');
+  const local = localMetrics();
+  const scope = '@ballast/inference';
   return {
-    requests: meter.createCounter('ballast_inference_requests_total', {
+    requests: local.counter('ballast_inference_requests_total', {
+      scope,
       description: 'Prediction requests answered, by model, version, API and status.',
     }),
-    duration: meter.createHistogram('ballast_inference_request_duration_seconds', {
+    duration: local.histogram('ballast_inference_request_duration_seconds', {
+      scope,
       description: 'From receiving a prediction request to answering it, by model, version and status.',
       unit: 's',
-      advice: { explicitBucketBoundaries: latencyBuckets },
+      boundaries: latencyBuckets,
     }),
-    batchSize: meter.createHistogram('ballast_inference_batch_size', {
+    batchSize: local.histogram('ballast_inference_batch_size', {
+      scope,
       description: 'Rows per executed batch.',
-      advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512] },
+      boundaries: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
     }),
-    queueWait: meter.createHistogram('ballast_inference_queue_wait_seconds', {
+    queueWait: local.histogram('ballast_inference_queue_wait_seconds', {
+      scope,
       description: 'Time a request waited in the batcher before its batch ran.',
       unit: 's',
-      advice: { explicitBucketBoundaries: latencyBuckets },
+      boundaries: latencyBuckets,
     }),
-    execution: meter.createHistogram('ballast_inference_execution_seconds', {
+    execution: local.histogram('ballast_inference_execution_seconds', {
+      scope,
       description: 'Model execution time of one batch on the worker.',
       unit: 's',
-      advice: { explicitBucketBoundaries: latencyBuckets },
+      boundaries: latencyBuckets,
     }),
     queueDepth: meter.createObservableGauge('ballast_inference_queue_depth', {
       description: 'Rows waiting in the batcher, by model and version.',
@@ -57,3 +68,44 @@ export function inferenceMetrics() {
 }
 
 export type InferenceMetrics = ReturnType<typeof inferenceMetrics>;
+
+export interface RequestSeries {
+  requests: CounterSeries;
+  duration: HistogramSeries;
+}
+
+/** A loaded model version's series: its batches', and its requests' by API and status. */
+export interface VersionSeries {
+  batchSize: HistogramSeries;
+  execution: HistogramSeries;
+  queueWait: HistogramSeries;
+  request(api: string, status: string): RequestSeries;
+}
+
+export function versionSeries(metrics: InferenceMetrics, model: string, version: number): VersionSeries {
+  const labels = { model, version: String(version) };
+  const byApi = new Map<string, Map<string, RequestSeries>>();
+  return {
+    batchSize: metrics.batchSize.series(labels),
+    execution: metrics.execution.series(labels),
+    queueWait: metrics.queueWait.series(labels),
+    request(api, status) {
+      let byStatus = byApi.get(api);
+      if (!byStatus) {
+        byStatus = new Map();
+        byApi.set(api, byStatus);
+      }
+      let series = byStatus.get(status);
+      if (!series) {
+        series = requestSeries(metrics, { ...labels, api, status });
+        byStatus.set(status, series);
+      }
+      return series;
+    },
+  };
+}
+
+/** The request series for these labels (model, version, api, status, in that order). */
+export function requestSeries(metrics: InferenceMetrics, labels: Record<string, string>): RequestSeries {
+  return { requests: metrics.requests.series(labels), duration: metrics.duration.series(labels) };
+}

@@ -5,7 +5,7 @@ import { type BatcherHooks, type BatchRun, DynamicBatcher, type InputLayout } fr
 import { DenseChain } from './dense-chain.js';
 import type { Executor } from './executor.js';
 import type { DenseLayerData } from './executor-protocol.js';
-import type { InferenceMetrics } from './metrics.js';
+import { type InferenceMetrics, type VersionSeries, versionSeries } from './metrics.js';
 import type { ServingConfig } from './serving-config.js';
 
 /** One model version loaded in the worker, warmed up, with its own batcher. */
@@ -35,6 +35,8 @@ export class LoadedVersion {
     readonly engine: string,
     /** The feature view (name and version) it was trained on, from its lineage: entity lookups read it. */
     readonly featureView?: { name: string; version: string } | undefined,
+    /** Its metric series, taken once here so that a request hashes no labels (metrics.ts). */
+    readonly series?: VersionSeries | undefined,
   ) {}
 }
 
@@ -248,12 +250,13 @@ export class ModelPool {
         warmMs = inline.fullBatchUs / 1000;
       }
       const labels = { model: spec.model, version: String(spec.version) };
+      const series = this.metrics ? versionSeries(this.metrics, spec.model, spec.version) : undefined;
       const hooks: BatcherHooks = {
         onBatch: (rows, execUs) => {
-          this.metrics?.batchSize.record(rows, labels);
-          this.metrics?.execution.record(execUs / 1e6, labels);
+          series?.batchSize.record(rows);
+          series?.execution.record(execUs / 1e6);
         },
-        onQueueWait: (us) => this.metrics?.queueWait.record(us / 1e6, labels),
+        onQueueWait: (us) => series?.queueWait.record(us / 1e6),
         onShed: (reason) => this.metrics?.shed.add(1, { ...labels, reason }),
       };
       const batcher = new DynamicBatcher(
@@ -276,6 +279,7 @@ export class ModelPool {
         loadMs,
         inline ? 'js' : this.backend,
         spec.featureView,
+        series,
       );
       entry.versions.set(spec.version, version);
       this.metrics?.loadSeconds.record(loadMs / 1000, { model: spec.model, result: 'ok' });

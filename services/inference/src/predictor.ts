@@ -3,7 +3,7 @@ import { errorCodes, toStatus } from '@ballast/grpc-kit';
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { BatchAnswer, InputLayout } from './batcher.js';
 import type { ModelInputs } from './inputs.js';
-import type { InferenceMetrics } from './metrics.js';
+import { type InferenceMetrics, requestSeries } from './metrics.js';
 import type { LoadedVersion, ModelPool, PoolLogger } from './model-pool.js';
 import type { PredictionLog } from './prediction-log.js';
 import type { InputLimits } from './serving-config.js';
@@ -68,7 +68,6 @@ export class Predictor {
         'inference.request_id': requestId,
       },
     });
-    let labels: Record<string, string> = { model: call.model, version: '', api: call.api };
     let routed: LoadedVersion | undefined;
     try {
       const { version, alias } = this.pool.acquire(call.model, {
@@ -77,7 +76,6 @@ export class Predictor {
         stickyKey: call.stickyKey,
       });
       routed = version;
-      labels = { ...labels, version: String(version.version) };
       span.setAttributes({ 'inference.version': version.version, 'inference.alias': alias });
       if (version.swapLink !== undefined) {
         // The first request this version takes since it was swapped in: the loop's trace
@@ -109,8 +107,9 @@ export class Predictor {
       const totalMs = performance.now() - started;
       version.batcher.stats.recordRequest(true, totalMs);
       const totalUs = Math.round(totalMs * 1000);
-      this.metrics?.requests.add(1, { ...labels, status: 'OK' });
-      this.metrics?.duration.record(totalUs / 1e6, { ...labels, status: 'OK' });
+      const series = version.series?.request(call.api, 'OK');
+      series?.requests.add(1);
+      series?.duration.record(totalUs / 1e6);
       const traceId = span.spanContext().traceId;
       if (this.predictionLog?.sample()) {
         this.predictionLog.record({
@@ -139,8 +138,13 @@ export class Predictor {
       const code = statusNames[toStatus(error).code] ?? 'UNKNOWN';
       const totalMs = performance.now() - started;
       routed?.batcher.stats.recordRequest(false, totalMs);
-      this.metrics?.requests.add(1, { ...labels, status: code });
-      this.metrics?.duration.record(totalMs / 1000, { ...labels, status: code });
+      // Refused before a version was chosen (no such model, shed at admission): no version.
+      const series = routed
+        ? routed.series?.request(call.api, code)
+        : this.metrics &&
+          requestSeries(this.metrics, { model: call.model, version: '', api: call.api, status: code });
+      series?.requests.add(1);
+      series?.duration.record(totalMs / 1000);
       span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
       throw error;
     } finally {
