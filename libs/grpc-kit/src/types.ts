@@ -15,12 +15,20 @@ export type ServiceDesc = Omit<DescService, 'method'> & {
 
 /** What a handler knows about the call it serves, apart from the request itself. */
 export interface HandlerContext {
-  /** Aborted when the client cancels, the deadline passes, or the server is forced down. */
+  /**
+   * Aborted when the client cancels, the deadline passes, or the server is forced down. Made
+   * on first use: a handler that only checks whether the call is over reads `aborted`.
+   */
   readonly signal: AbortSignal;
+  /** Whether the call has been aborted, as `signal.aborted`, without making the signal. */
+  readonly aborted: boolean;
   /** When the call must be answered by; undefined when neither client nor server set one. */
   readonly deadline: Date | undefined;
   readonly requestMetadata: Metadata;
-  /** Headers sent with the first response message (or with the status for unary calls). */
+  /**
+   * Headers sent with the first response message (or with the status for unary calls). Made
+   * on first use, as `responseTrailers`: most calls send neither.
+   */
   readonly responseHeaders: Metadata;
   /** Trailers sent with the status. */
   readonly responseTrailers: Metadata;

@@ -43,13 +43,19 @@ export interface InputLayout {
   rowSize: number;
 }
 
+/** All the batcher asks of a request's cancellation: whether it happened, when a batch forms. */
+export interface Cancellation {
+  readonly aborted: boolean;
+}
+
 export interface BatchRequest {
   rows: number;
   /** One per model input, in signature order: `rows × rowSize` values each. */
   inputs: NumericArray[];
   /** performance.now() milliseconds by which the answer must be sent; Infinity for none. */
   deadline: number;
-  signal?: AbortSignal | undefined;
+  /** Whether the caller has gone (an AbortSignal, or a call's HandlerContext: it is read, never listened to). */
+  signal?: Cancellation | undefined;
   /** The request's span: the batch span links to it. */
   spanContext?: SpanContext | undefined;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { errorCodes, toStatus } from '@ballast/grpc-kit';
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { BatchAnswer, InputLayout } from './batcher.js';
+import type { BatchAnswer, Cancellation, InputLayout } from './batcher.js';
 import type { ModelInputs } from './inputs.js';
 import { type InferenceMetrics, requestSeries } from './metrics.js';
 import type { LoadedVersion, ModelPool, PoolLogger } from './model-pool.js';
@@ -29,7 +29,8 @@ export interface PredictCall {
   rowTimes?: number[] | undefined;
   /** Builds the model inputs for the version chosen (validation happens here). */
   build(version: LoadedVersion, limits: InputLimits): ModelInputs;
-  signal?: AbortSignal | undefined;
+  /** The call's HandlerContext (or any AbortSignal): its `aborted` is read when a batch forms. */
+  signal?: Cancellation | undefined;
   deadline?: Date | undefined;
 }
 

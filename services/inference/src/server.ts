@@ -26,6 +26,7 @@ import {
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { status as Status } from '@grpc/grpc-js';
 import { answerConcurrently } from './answer-stream.js';
+import type { Cancellation } from './batcher.js';
 import type { DeploymentFollower } from './deployments.js';
 import { rowEventTimes } from './event-times.js';
 import { decodeModelInferRequest, encodeModelInferResponse, type InferAnswer } from './infer-wire.js';
@@ -128,7 +129,7 @@ async function entityRows(deps: InferenceDeps, request: PredictRequest, deadline
 async function predict(
   deps: InferenceDeps,
   request: PredictRequest,
-  signal: AbortSignal,
+  signal: Cancellation,
   deadline: Date | undefined,
 ): Promise<PredictAnswer> {
   if (!request.model) throw invalidArgument('model', 'is required');
@@ -183,7 +184,7 @@ async function predict(
 export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof InferenceService> {
   return {
     async predict(request, ctx) {
-      const answer = await predict(deps, request, ctx.signal, ctx.deadline);
+      const answer = await predict(deps, request, ctx, ctx.deadline);
       return encoded(PredictResponseSchema, encodePredictResponse(answer));
     },
     predictStream(requests, ctx) {
@@ -193,7 +194,7 @@ export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof Infere
         requests,
         async (message): Promise<Out> => {
           if (!message.request) throw invalidArgument('request', 'is required');
-          const answer = await predict(deps, message.request, ctx.signal, undefined);
+          const answer = await predict(deps, message.request, ctx, undefined);
           return {
             requestId: answer.requestId || message.request.requestId,
             result: { case: 'response', value: predictResponseInit(answer) },
@@ -256,7 +257,7 @@ export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof Infere
 async function modelInfer(
   deps: InferenceDeps,
   request: ModelInferRequest,
-  signal: AbortSignal,
+  signal: Cancellation,
   deadline: Date | undefined,
 ): Promise<InferAnswer> {
   if (!request.modelName) throw invalidArgument('model_name', 'is required');
@@ -301,7 +302,7 @@ export function oipService(deps: InferenceDeps): ServiceImpl<typeof GRPCInferenc
     modelInfer: async (request, ctx) =>
       encoded(
         ModelInferResponseSchema,
-        encodeModelInferResponse(await modelInfer(deps, request, ctx.signal, ctx.deadline)),
+        encodeModelInferResponse(await modelInfer(deps, request, ctx, ctx.deadline)),
       ),
     // Triton's extensions.
     modelStreamInfer(requests, ctx) {
@@ -309,7 +310,7 @@ export function oipService(deps: InferenceDeps): ServiceImpl<typeof GRPCInferenc
       return answerConcurrently(
         requests,
         async (request): Promise<Out> => ({
-          inferResponse: inferResponseInit(await modelInfer(deps, request, ctx.signal, undefined)),
+          inferResponse: inferResponseInit(await modelInfer(deps, request, ctx, undefined)),
         }),
         (request, error): Out => {
           const status = toStatus(error);
