@@ -1,3 +1,4 @@
+export { CallMetrics } from './call-metrics.js';
 export {
   type ClientOptions,
   channelTarget,
@@ -28,7 +29,7 @@ export {
   unavailable,
 } from './errors.js';
 export { HealthState, healthService, ServingStatus } from './health.js';
-export { authInterceptor, firstByteDeadline, metricsInterceptor, tokenMatches } from './interceptors.js';
+export { authInterceptor, firstByteDeadline, tokenMatches } from './interceptors.js';
 export { exitOnSignals, runMain } from './lifecycle.js';
 export { ReflectionIndex, type ReflectionService, reflectionService } from './reflection.js';
 export { type Dependency, type RunningService, type RunServiceOptions, runService } from './runtime.js';

@@ -1,6 +1,4 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { type CounterSeries, type HistogramSeries, localMetrics } from '@ballast/telemetry';
-import type { DescMethod } from '@bufbuild/protobuf';
 import {
   type Metadata,
   ResponderBuilder,
@@ -11,8 +9,6 @@ import {
   type ServerMethodDefinition,
   status,
 } from '@grpc/grpc-js';
-import { toStatus } from './errors.js';
-import type { Interceptor } from './server-adapter.js';
 
 /** Paths any caller may reach without a token: orchestrators probe health unauthenticated. */
 const OPEN_PREFIXES = ['/grpc.health.v1.Health/'];
@@ -74,19 +70,20 @@ export function authInterceptor(expectedToken: string): ServerInterceptor {
  */
 export function firstByteDeadline(defaultMs: number): ServerInterceptor {
   return (method: ServerMethodDefinition<unknown, unknown>, call: ServerInterceptingCallInterface) => {
-    if (method.responseStream) return new ServerInterceptingCall(call);
+    // grpc-js has read the call's timeout header by now, and enforces a deadline it was sent:
+    // such a call (most are) goes on as it is, without a layer of its own in the chain. (The
+    // type asks for the wrapper class; grpc-js calls only the interface on what it gets.)
+    if (method.responseStream || Number.isFinite(call.getDeadline())) return call as ServerInterceptingCall;
     let timer: NodeJS.Timeout | undefined;
     const stop = () => clearTimeout(timer);
     const responder = new ResponderBuilder()
       .withStart((next) => {
-        if (!Number.isFinite(call.getDeadline())) {
-          timer = setTimeout(() => {
-            call.sendStatus({
-              code: status.DEADLINE_EXCEEDED,
-              details: `deadline exceeded: the call set no deadline and was not answered within the default of ${defaultMs} ms from its first byte`,
-            });
-          }, defaultMs);
-        }
+        timer = setTimeout(() => {
+          call.sendStatus({
+            code: status.DEADLINE_EXCEEDED,
+            details: `deadline exceeded: the call set no deadline and was not answered within the default of ${defaultMs} ms from its first byte`,
+          });
+        }, defaultMs);
         next(new ServerListenerBuilder().withOnCancel(stop).build());
       })
       .withSendStatus((statusObject, next) => {
@@ -96,64 +93,4 @@ export function firstByteDeadline(defaultMs: number): ServerInterceptor {
       .build();
     return new ServerInterceptingCall(call, responder);
   };
-}
-
-const statusNames = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<
-  number,
-  string
->;
-
-/**
- * Counts calls and times them per method and status, with the names operators know
- * from go-grpc-prometheus (grpc_server_handled_total, grpc_server_handling_seconds). Local
- * instruments (@ballast/telemetry's localMetrics): a call finds its series by its method's
- * descriptor, with no attributes hashed per call.
- */
-export function metricsInterceptor(): Interceptor {
-  const scope = '@ballast/grpc-kit';
-  const handled = localMetrics().counter('grpc_server_handled_total', {
-    scope,
-    description: 'RPCs completed on the server, by method and status code.',
-  });
-  const handling = localMetrics().histogram('grpc_server_handling_seconds', {
-    scope,
-    description: 'Time from receiving an RPC to sending its status.',
-    unit: 's',
-    boundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-  });
-  const byMethod = new Map<DescMethod, { handling: HistogramSeries; handled: Map<string, CounterSeries> }>();
-  const seriesOf = (method: DescMethod) => {
-    let series = byMethod.get(method);
-    if (!series) {
-      series = {
-        handling: handling.series(methodAttributes(method)),
-        handled: new Map(),
-      };
-      byMethod.set(method, series);
-    }
-    return series;
-  };
-  return async ({ method }, next) => {
-    const started = performance.now();
-    let code = 'OK';
-    try {
-      await next();
-    } catch (err) {
-      code = statusNames[toStatus(err).code] ?? 'UNKNOWN';
-      throw err;
-    } finally {
-      const series = seriesOf(method);
-      let count = series.handled.get(code);
-      if (!count) {
-        count = handled.series({ ...methodAttributes(method), grpc_code: code });
-        series.handled.set(code, count);
-      }
-      count.add(1);
-      series.handling.record((performance.now() - started) / 1000);
-    }
-  };
-}
-
-function methodAttributes(method: DescMethod) {
-  return { grpc_service: method.parent.typeName, grpc_method: method.name, grpc_type: method.methodKind };
 }

@@ -5,10 +5,12 @@ import {
   type ServerReadableStream,
   type ServerUnaryCall,
   type ServerWritableStream,
+  status as Status,
   type sendUnaryData,
   type UntypedHandleCall,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import type { CallMetrics } from './call-metrics.js';
 import { UndecodableRequest } from './definition.js';
 import { BallastError, type InternalErrorSink, toStatus } from './errors.js';
 import { BoundedStreamWriter, DEFAULT_STREAM_BUFFER_BYTES } from './stream-writer.js';
@@ -36,6 +38,8 @@ export interface AdapterOptions {
   streamBufferBytes?: number;
   /** Caps open watch streams per service; absent, watches are not counted. */
   watchers?: WatcherCounts;
+  /** Counts and times every call as it is answered; absent, nothing is recorded. */
+  metrics?: CallMetrics;
 }
 
 type AnyCall =
@@ -190,6 +194,7 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
         call: ServerUnaryCall<object, object> | ServerReadableStream<object, object>,
         callback: sendUnaryData<object>,
       ) => {
+        const started = performance.now();
         const context = makeContext(call, method, options);
         const { ctx, dispose, race } = context;
         const input =
@@ -207,13 +212,19 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
           .then(() => {
             context.sendHeaders();
             callback(null, response, context.trailers());
+            options.metrics?.record(method, Status.OK, started);
           })
-          .catch((err: unknown) => callback(fail(err, context)))
+          .catch((err: unknown) => {
+            const failed = fail(err, context);
+            callback(failed);
+            options.metrics?.record(method, failed.code, started);
+          })
           .finally(dispose);
       };
     case 'server_streaming':
     case 'bidi_streaming':
       return (call: ServerWritableStream<object, object> | ServerDuplexStream<object, object>) => {
+        const started = performance.now();
         const context = makeContext(call, method, options);
         const { ctx, dispose } = context;
         const input =
@@ -242,8 +253,15 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
             await writer.write(message, ctx.signal);
           }
         })
-          .then(() => call.end(context.trailers()))
-          .catch((err: unknown) => call.emit('error', fail(err, context)))
+          .then(() => {
+            call.end(context.trailers());
+            options.metrics?.record(method, Status.OK, started);
+          })
+          .catch((err: unknown) => {
+            const failed = fail(err, context);
+            call.emit('error', failed);
+            options.metrics?.record(method, failed.code, started);
+          })
           .finally(() => {
             leaveWatch?.();
             dispose();

@@ -1,9 +1,10 @@
 import { Health } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { Server, type ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
+import { CallMetrics } from './call-metrics.js';
 import { type RequestDecoder, serviceDefinition } from './definition.js';
 import type { InternalErrorSink } from './errors.js';
 import { HealthState, healthService, ServingStatus } from './health.js';
-import { authInterceptor, firstByteDeadline, metricsInterceptor } from './interceptors.js';
+import { authInterceptor, firstByteDeadline } from './interceptors.js';
 import { reflectionService } from './reflection.js';
 import { adaptService, type Interceptor } from './server-adapter.js';
 import { serverCredentialsFromEnv } from './tls.js';
@@ -116,7 +117,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     interceptors: grpcInterceptors,
   });
   const adapterOptions = {
-    interceptors: [metricsInterceptor(), ...(options.interceptors ?? [])],
+    interceptors: options.interceptors ?? [],
+    metrics: new CallMetrics(),
     defaultDeadlineMs: limits.defaultDeadlineMs,
     log: options.log,
     streamBufferBytes: limits.streamBufferBytes,
