@@ -2,11 +2,6 @@ import { type CounterSeries, type HistogramSeries, localMetrics } from '@ballast
 import type { DescMethod } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 
-const statusNames = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<
-  number,
-  string
->;
-
 interface MethodSeries {
   handling: HistogramSeries;
   handled: Map<number, CounterSeries>;
@@ -41,7 +36,7 @@ export class CallMetrics {
     }
     let count = series.handled.get(code);
     if (!count) {
-      count = this.#handled.series({ ...attributesOf(method), grpc_code: statusNames[code] ?? 'UNKNOWN' });
+      count = this.#handled.series({ ...attributesOf(method), grpc_code: status[code] ?? 'UNKNOWN' });
       series.handled.set(code, count);
     }
     count.add(1);

@@ -14,7 +14,7 @@ import {
  *
  * The SDK hashes a call's attributes on every add and record (Object.keys, a sort and a
  * JSON.stringify) and stamps each with the time: in a heap profile of inference at 16
- * concurrent calls, that was a quarter of everything the server allocated. Here a caller
+ * concurrent calls, that was about a fifth of everything the server allocated. Here a caller
  * takes a series for its attributes once (a method, a model version) and keeps it; adding to
  * it or recording into it changes a few numbers in place. At each scrape a MetricProducer
  * hands every series to the Prometheus exporter as the SDK would: cumulative, with the same
@@ -154,16 +154,19 @@ export class LocalCounter extends LocalInstrument<CounterSeries> {
 }
 
 export class LocalHistogram extends LocalInstrument<HistogramSeries> {
+  readonly #boundaries: readonly number[];
+
   constructor(name: string, options: LocalHistogramOptions) {
     super(name, options);
+    this.#boundaries = options.boundaries;
   }
 
   protected create(attributes: Attributes, start: HrTime): HistogramSeries {
-    return new HistogramSeries(attributes, start, (this.options as LocalHistogramOptions).boundaries);
+    return new HistogramSeries(attributes, start, this.#boundaries);
   }
 
   metricData(endTime: HrTime): MetricData {
-    const boundaries = [...(this.options as LocalHistogramOptions).boundaries];
+    const boundaries = [...this.#boundaries];
     return {
       descriptor: this.descriptor(),
       aggregationTemporality: AggregationTemporality.CUMULATIVE,
