@@ -2,44 +2,45 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContentHash } from './content-hash.js';
+import { ContentHash, versionOrderKey } from './content-hash.js';
 import { BACKENDS, startTestIngest, type TestIngest } from './test-support.js';
 import { salesBatch, salesRows, salesSchema } from './testing/sales.js';
 import { insertSyntheticSales } from './testing/synthetic.js';
 
 /**
- * A commit reads records in arrival order and sorts them by event id through run files
- * (event-id-sort.ts). With runs this small every commit here spills dozens of runs and
- * merges them in rounds, and the version must still be named by the hash of its records in
- * event-id order, as the database's "C" order of the primary key lists them.
+ * A commit reads records in arrival order and deals them into bucket files by their order
+ * key (hash-order-sort.ts). With buckets this small and only four at a time, every commit
+ * here deals its buckets again, level after level, and the version must still be named by
+ * the hash of its records in the order of their event ids' sha256 digests, as the database
+ * itself orders them.
  */
-describe.each(BACKENDS)('commit through spilled sort runs on %s', (kind) => {
+describe.each(BACKENDS)('commit through bucket files on %s', (kind) => {
   let t: TestIngest;
   let directory: string;
 
-  /** The content hash of the dataset's records up to `records`, in the database's key order. */
+  /** The content hash of the dataset's records up to `records`, in the order the database gives by sha256. */
   const expectedId = async (dataset: string, records: number) => {
     const { rows } = await t.sql.query<{ event_id: string; data: string }>(
       `SELECT r.event_id, r.data::text AS data FROM records r JOIN datasets d ON d.id = r.dataset_id
-       WHERE d.name = $1 ORDER BY r.event_id COLLATE "C"`,
+       WHERE d.name = $1 ORDER BY sha256(convert_to(r.event_id, 'UTF8'))`,
       [dataset],
     );
     expect(rows).toHaveLength(records);
     const hash = new ContentHash();
-    for (const r of rows) hash.add(r.event_id, r.data);
+    for (const r of rows) hash.add(versionOrderKey(r.event_id), r.data);
     return hash.digest();
   };
 
   beforeAll(async () => {
     directory = await mkdtemp(join(tmpdir(), 'ballast-commit-sort-test-'));
-    t = await startTestIngest(kind, undefined, { runSize: 150, fanIn: 4, directory });
+    t = await startTestIngest(kind, undefined, { bucketSize: 150, maxBuckets: 4, directory });
   }, 120_000);
   afterAll(async () => {
     await t?.close();
     await rm(directory, { recursive: true, force: true });
   });
 
-  it('names the version by the event-id-order hash, counts what each version added, and leaves no run file', async () => {
+  it('names the version by the hash in digest order, counts what each version added, and leaves no run file', async () => {
     await t.client.createDataset({ name: 'sorted', schema: salesSchema() });
     const { rows } = await t.sql.query<{ id: string }>("SELECT id FROM datasets WHERE name = 'sorted'");
     // md5 event ids: their order is unrelated to arrival order.

@@ -8,7 +8,7 @@ import { connectRedis, createQueue, QueueNames } from '@ballast/queue';
 import { openServiceStore } from '@ballast/storage';
 import { createLogger } from '@ballast/telemetry';
 import { Datasets } from './datasets.js';
-import { EventIdSort } from './event-id-sort.js';
+import { HashOrderSort } from './hash-order-sort.js';
 import { migrations } from './migrations.js';
 import { DEFAULT_LIMITS, ingestService } from './server.js';
 import { IngestStore } from './store.js';
@@ -67,7 +67,7 @@ runMain(async () => {
       { name: 'database', check: () => store.ping() },
     ],
     prepare: async () => {
-      const swept = await EventIdSort.sweep();
+      const swept = await HashOrderSort.sweep();
       if (swept.length > 0)
         log.info({ swept }, `removed ${swept.length} sort folder(s) of commits whose process died`);
       await store.migrate();

@@ -7,8 +7,8 @@ import type { Migration } from '@ballast/storage';
  * `records` is append-only: rows are inserted, never updated or deleted. Its key is the
  * event id (per dataset), which is what makes retries and overlapping sources idempotent;
  * `seq` orders arrivals, so a version is "every record with seq <= its watermark". Event
- * ids use the "C" collation so that their order (and every content hash built on it) is
- * the same on Postgres and PGlite whatever their locale. `data` is `json`, which keeps the
+ * ids use the "C" collation so that their order (ReadVersion's) is the same on Postgres
+ * and PGlite whatever their locale. `data` is `json`, which keeps the
  * canonical text the service wrote byte for byte.
  */
 export const migrations: Migration[] = [
@@ -110,8 +110,8 @@ export const migrations: Migration[] = [
   },
   {
     // A dataset's records in arrival order, which is the order the table stores them in: a
-    // commit reads them this way (every table page once, in order) and sorts them by event
-    // id itself (event-id-sort.ts), instead of walking the primary key, whose order is
+    // commit reads them this way (every table page once, in order) and puts them in version
+    // order itself (hash-order-sort.ts), instead of walking the primary key, whose order is
     // unrelated to storage and cost a random page read per record once the table outgrew
     // the buffer cache. seq only grows, so inserts land at the index's right edge.
     id: '0005_records_arrival_index',

@@ -3,7 +3,7 @@ import { invalidArgument, type ServiceImpl } from '@ballast/grpc-kit';
 import type { Sql } from '@ballast/storage';
 import { CommitOperations } from './commit-operations.js';
 import { Datasets } from './datasets.js';
-import type { EventIdSortOptions } from './event-id-sort.js';
+import type { HashOrderSortOptions } from './hash-order-sort.js';
 import { Intake } from './intake.js';
 import { IngestStore } from './store.js';
 import type { Limits } from './validation.js';
@@ -19,8 +19,8 @@ export interface IngestDeps {
   limits?: Partial<Limits>;
   /** Where a commit that failed with no caller waiting logs an unexpected error. */
   log?: { error(obj: object, msg?: string): void };
-  /** How commits sort records by event id (defaults in event-id-sort.ts; tests make runs small). */
-  commitSort?: EventIdSortOptions;
+  /** How commits put records in version order (defaults in hash-order-sort.ts; tests make buckets small). */
+  commitSort?: HashOrderSortOptions;
 }
 
 /** WaitOperation's wait when the request sets none, and the most it may ask for. */

@@ -8,7 +8,7 @@ import { failedPrecondition, invalidArgument, notFound } from '@ballast/grpc-kit
 import { create, fromJson, type JsonValue, type MessageInitShape, toJson } from '@bufbuild/protobuf';
 import { ContentHash } from './content-hash.js';
 import type { DatasetEntry, Datasets } from './datasets.js';
-import { EventIdSort, type EventIdSortOptions } from './event-id-sort.js';
+import { HashOrderSort, type HashOrderSortOptions } from './hash-order-sort.js';
 import { VersionAccumulator, type VersionStats } from './quality.js';
 import { fieldTypeOf, type StoredSchema } from './schema.js';
 import type { IngestStore, VersionRow } from './store.js';
@@ -61,8 +61,8 @@ export class Versions {
     private readonly store: IngestStore,
     private readonly datasets: Datasets,
     private readonly enqueue: Enqueue,
-    /** How a commit sorts records by event id (run size, fan-in, where run files go). */
-    private readonly sortOptions: EventIdSortOptions = {},
+    /** How a commit puts records in version order (bucket size and count, where bucket files go). */
+    private readonly sortOptions: HashOrderSortOptions = {},
   ) {}
 
   /** The record watermark a commit started now would seal. */
@@ -73,10 +73,11 @@ export class Versions {
 
   /**
    * One commit, in two passes over the records sealed by the watermark, both in bounded
-   * pages: the first reads them in storage (arrival) order into an external sort by event id
-   * (event-id-sort.ts), the second takes them in event-id order into the content hash and
-   * the summaries. Time grows linearly with the records, memory is bounded (a sort run, and
-   * the accumulator's per-field counters with at most MAX_DISTINCT values per field), and
+   * pages: the first reads them in storage (arrival) order and deals them into buckets of
+   * the version's order (hash-order-sort.ts), the second sorts each bucket and takes the
+   * records in that order into the content hash and the summaries. Time grows linearly with
+   * the records, memory is bounded (a bucket, and the accumulator's per-field counters with
+   * at most MAX_DISTINCT values per field), and
    * the event loop runs between pages. Progress counts each pass as half of the records.
    */
   async commitNow(name: string, traceparent: string, progress: CommitProgress): Promise<CommitResult> {
@@ -96,7 +97,7 @@ export class Versions {
       let maxTime: string | undefined;
       let minMs = Number.POSITIVE_INFINITY;
       let maxMs = Number.NEGATIVE_INFINITY;
-      const sort = new EventIdSort(this.sortOptions);
+      const sort = new HashOrderSort(marks.recordCount, this.sortOptions);
       try {
         let read = 0;
         let after = '0';
@@ -109,10 +110,10 @@ export class Versions {
           if (rows.length < page) break;
           after = (rows.at(-1) as { seq: string }).seq;
         }
-        for await (const rows of sort.sorted()) {
+        for await (const items of sort.sorted()) {
           await yieldToLoop();
-          for (const row of rows) {
-            hash.add(row.eventId, row.data);
+          for (const { key, record: row } of items) {
+            hash.add(key, row.data);
             const data = JSON.parse(row.data) as Record<string, unknown>;
             accumulator.add(row.source, data, BigInt(row.seq) > previousMark);
             const t = data[timeField] as string;
