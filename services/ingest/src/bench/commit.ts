@@ -44,6 +44,7 @@ const progress = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Report {
   setupS: number;
+  settleS: number;
   cpuS: number;
   loopMaxMs: number;
   loopP99Ms: number;
@@ -119,6 +120,7 @@ async function run(backend: SqlKind, n: number) {
       backend,
       records: n,
       setup_s: round(report.setupS, 1),
+      settle_s: round(report.settleS, 1),
       commit_s: round(seconds, 2),
       first_pass_s: round(firstPassS ?? seconds, 1),
       records_per_s: Math.round(n / seconds),
