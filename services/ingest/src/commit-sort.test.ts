@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +32,30 @@ describe.each(BACKENDS)('commit through bucket files on %s', (kind) => {
     return hash.digest();
   };
 
+  /**
+   * The version id of the dataset's records as an outsider computes it, in Python, with the
+   * expression the README gives (records as event id and canonical JSON, in any order).
+   */
+  const pythonId = async (dataset: string) => {
+    const { rows } = await t.sql.query<{ event_id: string; data: string }>(
+      `SELECT r.event_id, r.data::text AS data FROM records r JOIN datasets d ON d.id = r.dataset_id
+       WHERE d.name = $1 ORDER BY r.seq DESC`,
+      [dataset],
+    );
+    const script = [
+      'import json, sys',
+      'from hashlib import sha256',
+      'records = [(r[0], r[1].encode()) for r in json.load(sys.stdin)]',
+      'print(sha256(b"".join(json + b"\\n" for id, json in sorted(records, key=lambda r: sha256(r[0].encode()).digest()))).hexdigest())',
+    ].join('\n');
+    const run = spawnSync('python3', ['-c', script], {
+      input: JSON.stringify(rows.map((r) => [r.event_id, r.data])),
+      encoding: 'utf8',
+    });
+    expect(run.stderr).toBe('');
+    return run.stdout.trim();
+  };
+
   beforeAll(async () => {
     directory = await mkdtemp(join(tmpdir(), 'ballast-commit-sort-test-'));
     t = await startTestIngest(kind, undefined, { bucketSize: 150, maxBuckets: 4, directory });
@@ -57,6 +82,7 @@ describe.each(BACKENDS)('commit through bucket files on %s', (kind) => {
     expect(done).toMatchObject({ errorCode: 0, created: true, recordsDone: 3_000n, recordsTotal: 3_000n });
     expect(done.version).toMatchObject({ number: 1n, recordCount: 3_000n, addedCount: 3_000n });
     expect(done.version?.id).toBe(await expectedId('sorted', 3_000));
+    expect(done.version?.id).toBe(await pythonId('sorted'));
 
     // Records arriving later sort in among the earlier ones; only they count as added.
     await t.client.ingestBatch({ batch: salesBatch('sorted', 'late', salesRows('w9', 0, 400)) });

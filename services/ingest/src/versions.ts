@@ -92,11 +92,6 @@ export class Versions {
       const accumulator = new VersionAccumulator(entry.schema, previousStats);
       const hash = new ContentHash();
       const previousMark = BigInt(previous?.recordWatermark ?? '0');
-      const timeField = entry.schema.eventTimeField;
-      let minTime: string | undefined;
-      let maxTime: string | undefined;
-      let minMs = Number.POSITIVE_INFINITY;
-      let maxMs = Number.NEGATIVE_INFINITY;
       const sort = new HashOrderSort(marks.recordCount, this.sortOptions);
       try {
         let read = 0;
@@ -116,16 +111,6 @@ export class Versions {
             hash.add(key, row.data);
             const data = JSON.parse(row.data) as Record<string, unknown>;
             accumulator.add(row.source, data, BigInt(row.seq) > previousMark);
-            const t = data[timeField] as string;
-            const ms = Date.parse(t);
-            if (ms < minMs) {
-              minMs = ms;
-              minTime = t;
-            }
-            if (ms > maxMs) {
-              maxMs = ms;
-              maxTime = t;
-            }
           }
           progress.read(Math.floor((read + hash.count) / 2));
         }
@@ -146,6 +131,8 @@ export class Versions {
         marks.quarantine,
       );
       const result = accumulator.finish(violations);
+      // The event time field is a timestamp field (schema.ts), so its summary has the range.
+      const times = result.fields.find((f) => f.field === entry.schema.eventTimeField);
       const inserted = await this.store.insertVersion(
         entry.row.id,
         previous?.number ?? 0,
@@ -165,8 +152,8 @@ export class Versions {
               number: BigInt(number),
               recordCount: BigInt(hash.count),
               addedCount: BigInt(result.added),
-              ...(minTime ? { minEventTime: parseTimestamp(minTime) } : {}),
-              ...(maxTime ? { maxEventTime: parseTimestamp(maxTime) } : {}),
+              ...(times?.minTime ? { minEventTime: times.minTime } : {}),
+              ...(times?.maxTime ? { maxEventTime: times.maxTime } : {}),
               schemaMajor: entry.schema.major,
               schemaMinor: entry.schema.minor,
               createTime: timestamp(createdAt),

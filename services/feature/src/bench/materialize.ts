@@ -4,7 +4,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { writeBenchResult } from '@ballast/grpc-kit/testing';
+import { startLoopCanary, writeBenchResult } from '@ballast/grpc-kit/testing';
 import { connectRedis } from '@ballast/queue';
 import { migrate, openDatabase, type SqlKind } from '@ballast/storage';
 import { compileView, DAY_MS } from '../definition.js';
@@ -114,6 +114,9 @@ interface Point {
   /** The same seen by a 10 ms setInterval in this process: how late each tick came (what a health check would wait). */
   timerLateMaxMs: number;
   timerLateP99Ms: number;
+  /** The same in a bare process beside it (loop-canary.ts): the pauses every process on the machine saw. */
+  canaryLateMaxMs: number;
+  canaryLateP99Ms: number;
   /** 1-minute load average as the size started and as it ended (the machine is shared). */
   loadAverage1mBefore: number;
   loadAverage1m: number;
@@ -149,6 +152,7 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
       const delay = monitorEventLoopDelay({ resolution: 10 });
       delay.enable();
       const timer = lateTicks(10);
+      const canary = await startLoopCanary();
       const loadBefore = Math.round((loadavg()[0] ?? 0) * 100) / 100;
       const t0 = performance.now();
       let readAt = 0;
@@ -160,6 +164,7 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
       const seconds = (performance.now() - t0) / 1000;
       delay.disable();
       const late = timer.stop();
+      const machine = await canary.stop();
       clearInterval(sampler);
       points.push({
         backend,
@@ -175,6 +180,8 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
         eventLoopP99DelayMs: Math.round(delay.percentile(99) / 1e5) / 10,
         timerLateMaxMs: late.max,
         timerLateP99Ms: late.p99,
+        canaryLateMaxMs: machine.lateMaxMs,
+        canaryLateP99Ms: machine.lateP99Ms,
         loadAverage1mBefore: loadBefore,
         loadAverage1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
       });

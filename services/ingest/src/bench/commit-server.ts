@@ -19,7 +19,7 @@ import { insertSyntheticSales } from '../testing/synthetic.js';
  * records (written by SQL, which is not what is measured), the ingest service on a loopback
  * port, and over IPC: 'measure' starts the delay histogram, the RSS sampler and the CPU
  * clock, 'report' sends what they saw. BENCH_CPU_PROFILE=<dir>: the service's CPU profile
- * between the two (1 ms sampling), written to <dir>/commit-<backend>-<N>.cpuprofile.
+ * between the two (1 ms sampling), written to <dir>/commit-<backend>-<N>-<run>.cpuprofile.
  */
 const [backend, count, location, schema] = process.argv.slice(2) as [SqlKind, string, string, string];
 const n = Number(count);
@@ -56,6 +56,7 @@ let sampler: NodeJS.Timeout | undefined;
 let cpuFrom = process.cpuUsage();
 const profileDir = process.env.BENCH_CPU_PROFILE;
 const profiler = profileDir ? new Session() : undefined;
+let profiles = 0;
 profiler?.connect();
 process.on('message', async (message: string) => {
   if (message === 'measure') {
@@ -85,7 +86,10 @@ process.on('message', async (message: string) => {
     };
     if (profiler && profileDir) {
       const { profile } = await profiler.post('Profiler.stop');
-      await writeFile(join(profileDir, `commit-${backend}-${n}.cpuprofile`), JSON.stringify(profile));
+      await writeFile(
+        join(profileDir, `commit-${backend}-${n}-${++profiles}.cpuprofile`),
+        JSON.stringify(profile),
+      );
     }
     process.send?.(report);
   }

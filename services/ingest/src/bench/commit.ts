@@ -1,4 +1,4 @@
-import { fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -6,8 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IngestService } from '@ballast/contracts/ballast/ingest/v1/ingest_pb.js';
 import { Health } from '@ballast/contracts/grpc/health/v1/health_pb.js';
-import { createClient } from '@ballast/grpc-kit';
-import { writeBenchResult } from '@ballast/grpc-kit/testing';
+import { createClient, type ServiceClient } from '@ballast/grpc-kit';
+import { startLoopCanary, writeBenchResult } from '@ballast/grpc-kit/testing';
 import { openDatabase, type SqlKind } from '@ballast/storage';
 
 /**
@@ -21,12 +21,16 @@ import { openDatabase, type SqlKind } from '@ballast/storage';
  * from the health probes still in flight when the service was killed). Reported per run:
  * the commit's wall time and records/s, the time ratio between consecutive sizes (linear is
  * 10x per 10x rows), the peak RSS of the service and of this process, the service's
- * event-loop max and p99 delay during the commit, and the latency of health checks (and
+ * event-loop max and p99 delay during the commit, how late a bare process's 10 ms timer
+ * came meanwhile (the machine's own pauses, loop-canary.ts), and the latency of health checks (and
  * GetDataset calls, BENCH_PROBE_GETDATASET=1) made back to back, 20 ms apart, while it
  * runs; a failed probe is counted, not fatal. Also the service process's CPU time during the
  * commit (user + system) and its ratio between sizes: on a shared, loaded machine wall time
- * follows the load, CPU time much less (the database's own CPU is not in it). BENCH_RESULT
- * names the results file.
+ * follows the load, CPU time much less (the database's own CPU is not in it). Before the
+ * service runs, the same sizes in a bare process (commit-bare.ts: the commit's sort, hash and
+ * summaries, no service, no database), whose ratio is the baseline for the service's.
+ * BENCH_COMMIT_REPEAT=k commits the same records k times per size (one setup) and takes the
+ * ratios between the sizes' medians. BENCH_RESULT names the results file.
  */
 const here = dirname(fileURLToPath(import.meta.url));
 const SIZES = (process.env.BENCH_COMMIT_SIZES ?? '100000,1000000').split(',').map(Number);
@@ -34,6 +38,8 @@ const BACKENDS = (process.env.BENCH_BACKENDS ?? 'postgres,pglite').split(',') as
 /** Probe with GetDataset too, alternating with health checks (it reads record_counts). */
 const PROBE_GETDATASET = process.env.BENCH_PROBE_GETDATASET === '1';
 const RESULT = process.env.BENCH_RESULT ?? 'ingest-commit';
+/** Commits per size, of the same records after one setup; ratios are between the sizes' medians. */
+const REPEAT = Math.max(1, Number(process.env.BENCH_COMMIT_REPEAT ?? 1));
 const DATABASE_URL = process.env.BALLAST_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 function quantile(sorted: number[], q: number): number {
@@ -63,34 +69,69 @@ async function run(backend: SqlKind, n: number) {
     if (code !== null || signal !== 'SIGKILL')
       progress(`${backend} ${n}: the service exited (${signal ?? code})`);
   });
-  let probing = true;
   const message = <T>() => once(child, 'message').then(([m]) => m as T);
   try {
     const { port } = await message<{ port: number }>();
     const address = `127.0.0.1:${port}`;
     const ingest = createClient(IngestService, { address, deadlineMs: 60_000 });
     const health = createClient(Health, { address, deadlineMs: 60_000 });
-    child.send('measure');
-    const probes: number[] = [];
-    const probeErrors: string[] = [];
-    let ownRss = process.memoryUsage.rss();
-    const prober = (async () => {
-      for (let i = 0; probing; i++) {
-        const t0 = performance.now();
-        try {
-          if (i % 2 === 0 || !PROBE_GETDATASET) await health.check({ service: '' });
-          else await ingest.getDataset({ name: 'bench' });
-          probes.push(performance.now() - t0);
-        } catch (err) {
-          probeErrors.push((err as Error).message);
-        }
-        ownRss = Math.max(ownRss, process.memoryUsage.rss());
-        await new Promise((resolve) => setTimeout(resolve, 20));
+    const out = [];
+    try {
+      // Every run commits the same records: the first creates the version, the others find
+      // it already there, after the same two passes over the records.
+      for (let i = 1; i <= REPEAT; i++) {
+        out.push(await measureCommit(backend, n, i, child, message, ingest, health));
+        progress(JSON.stringify(out.at(-1)));
       }
-    })();
+    } finally {
+      ingest.close();
+      health.close();
+    }
+    return out;
+  } finally {
+    child.kill('SIGKILL');
+    await rm(dataDir, { recursive: true, force: true });
+    if (backend === 'postgres') {
+      const sql = await openDatabase({ url: DATABASE_URL, schema });
+      await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await sql.close();
+    }
+  }
+}
+
+async function measureCommit(
+  backend: SqlKind,
+  n: number,
+  runNumber: number,
+  child: ChildProcess,
+  message: <T>() => Promise<T>,
+  ingest: ServiceClient<typeof IngestService>,
+  health: ServiceClient<typeof Health>,
+) {
+  let probing = true;
+  child.send('measure');
+  const probes: number[] = [];
+  const probeErrors: string[] = [];
+  let ownRss = process.memoryUsage.rss();
+  const prober = (async () => {
+    for (let i = 0; probing; i++) {
+      const t0 = performance.now();
+      try {
+        if (i % 2 === 0 || !PROBE_GETDATASET) await health.check({ service: '' });
+        else await ingest.getDataset({ name: 'bench' });
+        probes.push(performance.now() - t0);
+      } catch (err) {
+        probeErrors.push((err as Error).message);
+      }
+      ownRss = Math.max(ownRss, process.memoryUsage.rss());
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  try {
+    const canary = await startLoopCanary();
     const t0 = performance.now();
     let { operation } = await ingest.commitVersion({ dataset: 'bench', returnOperation: true });
-    // The first pass (read in arrival order, sorted into runs) counts as the first half of
+    // The first pass (read in arrival order, dealt into buckets) counts as the first half of
     // the records done; polled every second, so the split is good to about a second.
     let firstPassS: number | undefined;
     let printed = t0;
@@ -105,13 +146,12 @@ async function run(backend: SqlKind, n: number) {
       }
     }
     const seconds = (performance.now() - t0) / 1000;
+    const machine = await canary.stop();
     probing = false;
     await prober;
     const reportP = message<Report>();
     child.send('report');
     const report = await reportP;
-    ingest.close();
-    health.close();
     if (operation?.errorMessage) throw new Error(`commit failed: ${operation.errorMessage}`);
     if (Number(operation?.version?.recordCount) !== n)
       throw new Error(`committed ${operation?.version?.recordCount} records, not ${n}`);
@@ -119,6 +159,7 @@ async function run(backend: SqlKind, n: number) {
     return {
       backend,
       records: n,
+      run: runNumber,
       setup_s: round(report.setupS, 1),
       settle_s: round(report.settleS, 1),
       commit_s: round(seconds, 2),
@@ -129,6 +170,8 @@ async function run(backend: SqlKind, n: number) {
       bench_peak_rss_mb: Math.round(ownRss / 2 ** 20),
       loop_max_ms: round(report.loopMaxMs),
       loop_p99_ms: round(report.loopP99Ms),
+      canary_late_max_ms: machine.lateMaxMs,
+      canary_late_p99_ms: machine.lateP99Ms,
       probes: probes.length,
       probe_p50_ms: round(quantile(probes, 0.5)),
       probe_p99_ms: round(quantile(probes, 0.99)),
@@ -139,46 +182,99 @@ async function run(backend: SqlKind, n: number) {
     };
   } finally {
     probing = false;
-    child.kill('SIGKILL');
-    await rm(dataDir, { recursive: true, force: true });
-    if (backend === 'postgres') {
-      const sql = await openDatabase({ url: DATABASE_URL, schema });
-      await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await sql.close();
-    }
+    await prober;
   }
 }
 
+/** The commit's own work on n records in a bare process (commit-bare.ts): the baseline. */
+async function bare(n: number, runNumber: number) {
+  const child = fork(join(here, 'commit-bare.js'), [String(n)], {
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
+  let out = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`the bare commit of ${n} records exited with ${code}`);
+  const { firstPassS, secondPassS } = JSON.parse(out) as { firstPassS: number; secondPassS: number };
+  return {
+    records: n,
+    run: runNumber,
+    first_pass_s: round(firstPassS, 2),
+    second_pass_s: round(secondPassS, 2),
+    total_s: round(firstPassS + secondPassS, 2),
+  };
+}
+
 const loadBefore = loadavg();
-const rows: Awaited<ReturnType<typeof run>>[] = [];
+const bareRuns: Awaited<ReturnType<typeof bare>>[] = [];
+for (const n of SIZES) {
+  for (let i = 1; i <= REPEAT; i++) {
+    progress(`bare: ${n} records`);
+    bareRuns.push(await bare(n, i));
+    progress(JSON.stringify(bareRuns.at(-1)));
+  }
+}
+const rows: Awaited<ReturnType<typeof run>> = [];
 for (const backend of BACKENDS) {
   for (const n of SIZES) {
     progress(`${backend}: ${n} records`);
-    rows.push(await run(backend, n));
-    progress(JSON.stringify(rows.at(-1)));
+    rows.push(...(await run(backend, n)));
   }
 }
+type Row = (typeof rows)[number];
+/** The median of a size's runs, field by field (the middle run's figure, not one run's row). */
+const median = <R>(runs: R[], pick: (r: R) => number) => {
+  const sorted = runs.map(pick).sort((a, b) => a - b);
+  return sorted.length % 2
+    ? (sorted[(sorted.length - 1) / 2] as number)
+    : ((sorted[sorted.length / 2 - 1] as number) + (sorted[sorted.length / 2] as number)) / 2;
+};
+const bareRatio = (n: number, m: number) =>
+  round(
+    median(
+      bareRuns.filter((r) => r.records === n),
+      (r) => r.total_s,
+    ) /
+      median(
+        bareRuns.filter((r) => r.records === m),
+        (r) => r.total_s,
+      ),
+    2,
+  );
 const ratios = BACKENDS.flatMap((backend) => {
-  const mine = rows.filter((r) => r.backend === backend);
-  return mine.slice(1).map((r, i) => {
-    const prev = mine[i] as (typeof mine)[number];
+  const sizes = SIZES.map((n) => rows.filter((r) => r.backend === backend && r.records === n));
+  return sizes.slice(1).map((runs, i) => {
+    const prev = sizes[i] as Row[];
+    const ratio = (pick: (r: Row) => number) => round(median(runs, pick) / median(prev, pick), 2);
     return {
       backend,
-      sizes: `${r.records}/${prev.records}`,
-      rows_ratio: r.records / prev.records,
-      time_ratio: round(r.commit_s / prev.commit_s, 2),
-      cpu_ratio: round(r.service_cpu_s / prev.service_cpu_s, 2),
-      first_pass_ratio: round(r.first_pass_s / prev.first_pass_s, 2),
-      second_pass_ratio: round((r.commit_s - r.first_pass_s) / (prev.commit_s - prev.first_pass_s), 2),
+      sizes: `${runs[0]?.records}/${prev[0]?.records}`,
+      runs: `${runs.length}/${prev.length}`,
+      rows_ratio: (runs[0]?.records ?? 0) / (prev[0]?.records ?? 1),
+      time_ratio: ratio((r) => r.commit_s),
+      cpu_ratio: ratio((r) => r.service_cpu_s),
+      first_pass_ratio: ratio((r) => r.first_pass_s),
+      second_pass_ratio: ratio((r) => r.commit_s - r.first_pass_s),
+      bare_ratio: bareRatio(runs[0]?.records ?? 0, prev[0]?.records ?? 0),
     };
   });
 });
 const loadAfter = loadavg();
 console.log('commit: CommitVersion over N synthetic sales records, service in its own process');
+console.table(bareRuns);
 console.table(rows);
 console.table(ratios);
 console.log(
   `load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
 );
-const out = writeBenchResult(here, RESULT, { cpus: cpus().length, loadBefore, loadAfter, rows, ratios });
+const out = writeBenchResult(here, RESULT, {
+  cpus: cpus().length,
+  loadBefore,
+  loadAfter,
+  bare: bareRuns,
+  rows,
+  ratios,
+});
 console.log(`wrote ${out}`);
