@@ -262,6 +262,7 @@ describe.each(BACKENDS)('feature service on %s', (kind) => {
       bins: 5,
     });
     expect(response.rowCount).toBe(BigInt(records.length));
+    expect(response.quantileSampleRows).toBe(0n); // every row fits: exact quantiles
     const units = response.statistics.find((s) => s.feature === 'units' && s.segment === '');
     const values = records.map((r) => r.units as number);
     const mean = values.reduce((a, b) => a + b, 0) / values.length;

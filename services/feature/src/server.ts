@@ -18,7 +18,7 @@ import type { Materializer } from './materialize.js';
 import type { OnlineStore } from './online.js';
 import { decodeOnlineRequest, encodeOnlineResponse, requestedEntityKey } from './online-wire.js';
 import type { MaterializationRun, MaterializationRuns, RunState } from './runs.js';
-import { featureStatistics } from './statistics.js';
+import { StatisticsBuilder } from './statistics.js';
 import type { FeatureStore, Materialization, StoredRow } from './store.js';
 import type { Views } from './views.js';
 
@@ -222,20 +222,22 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
       await materialized(view, req.datasetVersion);
       const bins = req.bins || 10;
       if (bins > 100) throw invalidArgument('bins', 'must be at most 100');
-      const range = rangeMs(req.timeRange);
-      const rows: StoredRow[] = [];
       const query = {
         viewVersion: view.version,
         datasetVersion: req.datasetVersion,
-        ...range,
+        ...rangeMs(req.timeRange),
         labelledOnly: false,
       };
-      for await (const batch of store.readRows(query, MAX_BATCH)) rows.push(...batch);
+      const builder = new StatisticsBuilder(view.featureNames, view.label.name, view.segmentFields, bins);
+      for await (const batch of store.readRows(query, MAX_BATCH)) builder.add(batch);
+      if (builder.twoPasses) for await (const batch of store.readRows(query, MAX_BATCH)) builder.again(batch);
+      const { rowCount, sampledRows, statistics } = await builder.finish();
       return {
         viewVersion: view.version,
         datasetVersion: req.datasetVersion,
-        rowCount: BigInt(rows.length),
-        statistics: featureStatistics(view.featureNames, view.label.name, view.segmentFields, rows, bins),
+        rowCount: BigInt(rowCount),
+        statistics,
+        quantileSampleRows: BigInt(sampledRows),
       };
     },
   };

@@ -3,6 +3,7 @@ import type {
   FeatureStatisticsSchema,
 } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
+import { yieldToLoop } from './event-loop.js';
 import type { StoredRow } from './store.js';
 
 /**
@@ -59,43 +60,193 @@ export function segmentName(fields: readonly string[], segment: string): string 
   return fields.map((f, i) => `${f}=${values[i] ?? 'null'}`).join(',');
 }
 
-export function featureStatistics(
-  featureNames: readonly string[],
-  labelName: string,
-  segmentFields: readonly string[],
-  rows: readonly StoredRow[],
-  bins: number,
-): Stats[] {
-  const segments = new Map<string, number[]>();
-  if (segmentFields.length > 0) {
-    rows.forEach((row, i) => {
-      const list = segments.get(row.segment);
-      if (list) list.push(i);
-      else segments.set(row.segment, [i]);
-    });
+/**
+ * Rows whose values the statistics keep in memory: versions up to this many rows get every
+ * statistic over every value, as featureStatistics computes them; larger ones get exact
+ * counts, moments, extremes and histograms in two streamed passes, and quantiles from a
+ * uniform sample of this many rows. Sorting a key's 250k values holds the loop ~40 ms.
+ */
+export const SAMPLE_ROWS = 250_000;
+
+/** One feature (or the label) over all rows or one segment, in streamed passes. */
+class KeyAccumulator {
+  count = 0;
+  nulls = 0;
+  sum = 0;
+  min = Number.POSITIVE_INFINITY;
+  max = Number.NEGATIVE_INFINITY;
+  squares = 0;
+  counts: bigint[] = [];
+
+  first(v: number) {
+    if (Number.isNaN(v)) {
+      this.nulls++;
+      return;
+    }
+    this.count++;
+    this.sum += v;
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
   }
-  const segmentKeys = [...segments.keys()].sort();
-  const out: Stats[] = [];
-  const columns: { name: string; isLabel: boolean; value: (row: StoredRow) => number }[] = [
-    ...featureNames.map((name, j) => ({
-      name,
-      isLabel: false,
-      value: (row: StoredRow) => row.features[j] as number,
-    })),
-    { name: labelName, isLabel: true, value: (row: StoredRow) => row.label },
-  ];
-  for (const column of columns) {
-    const all = rows.map(column.value);
-    out.push({ feature: column.name, isLabel: column.isLabel, segment: '', ...summarize(all, bins) });
-    for (const key of segmentKeys) {
-      const values = (segments.get(key) as number[]).map((i) => all[i] as number);
-      out.push({
-        feature: column.name,
-        isLabel: column.isLabel,
-        segment: segmentName(segmentFields, key),
-        ...summarize(values, bins),
-      });
+
+  second(v: number, bins: number) {
+    if (Number.isNaN(v)) return;
+    const mean = this.sum / this.count;
+    this.squares += (v - mean) ** 2;
+    const width = (this.max - this.min) / bins;
+    const k = width > 0 ? Math.min(bins - 1, Math.floor((v - this.min) / width)) : 0;
+    if (this.counts.length === 0) this.counts = new Array<bigint>(bins).fill(0n);
+    this.counts[k] = (this.counts[k] as bigint) + 1n;
+  }
+
+  /** The summary, with quantiles from `sampled` (this key's values among the sampled rows). */
+  summary(sampled: readonly number[], bins: number): Omit<Stats, 'feature' | 'segment'> {
+    const n = this.count;
+    if (n === 0) return { ...summarize([], bins), nullCount: BigInt(this.nulls) };
+    const width = (this.max - this.min) / bins;
+    const present = sampled.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+    return {
+      count: BigInt(n),
+      nullCount: BigInt(this.nulls),
+      mean: this.sum / n,
+      std: Math.sqrt(this.squares / n),
+      min: this.min,
+      max: this.max,
+      quantiles:
+        present.length === 0
+          ? []
+          : QUANTILES.map((q) => ({
+              q,
+              value: present[Math.max(0, Math.ceil(q * present.length) - 1)] as number,
+            })),
+      histogram: {
+        edges: Array.from({ length: bins + 1 }, (_, k) => (k === bins ? this.max : this.min + k * width)),
+        counts: this.counts.length > 0 ? this.counts : new Array<bigint>(bins).fill(0n),
+      },
+    };
+  }
+}
+
+/** A small, seeded generator (mulberry32): the same sample on every call. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/**
+ * Feature statistics over rows read in batches, in memory bounded whatever the version's
+ * size: up to `sampleRows` rows are kept (a uniform reservoir sample once there are more),
+ * and per feature and segment only running sums. A version of at most `sampleRows` rows
+ * gets exactly what featureStatistics gives over all of them; a larger one needs a second
+ * pass over the same rows (`again`) for the spread and the histograms, whose range the
+ * first pass finds, and takes its quantiles from the sample.
+ */
+export class StatisticsBuilder {
+  private readonly columns: number;
+  private readonly keys = new Map<string, KeyAccumulator[]>();
+  private readonly sample: StoredRow[] = [];
+  private readonly random = seeded(0x5eed);
+  private rows = 0;
+
+  constructor(
+    private readonly featureNames: readonly string[],
+    private readonly labelName: string,
+    private readonly segmentFields: readonly string[],
+    private readonly bins: number,
+    private readonly sampleRows = SAMPLE_ROWS,
+  ) {
+    this.columns = featureNames.length + 1;
+  }
+
+  /** Whether the rows must be read again (into `again`) before `finish`. */
+  get twoPasses(): boolean {
+    return this.rows > this.sampleRows;
+  }
+
+  /** The first pass. */
+  add(batch: readonly StoredRow[]) {
+    for (const row of batch) {
+      if (this.sample.length < this.sampleRows) this.sample.push(row);
+      else {
+        // Algorithm R: row i (0-based) replaces a kept row with probability sampleRows / (i + 1).
+        const j = Math.floor(this.random() * (this.rows + 1));
+        if (j < this.sampleRows) this.sample[j] = row;
+      }
+      this.rows++;
+      for (const accs of this.accumulators(row)) {
+        for (let c = 0; c < this.columns; c++) (accs[c] as KeyAccumulator).first(this.value(row, c));
+      }
     }
   }
-  return out;
+
+  /** The second pass, over the same rows (any order). */
+  again(batch: readonly StoredRow[]) {
+    for (const row of batch) {
+      for (const accs of this.accumulators(row)) {
+        for (let c = 0; c < this.columns; c++)
+          (accs[c] as KeyAccumulator).second(this.value(row, c), this.bins);
+      }
+    }
+  }
+
+  /**
+   * The statistics per feature (and the label), over all rows and then per segment in name
+   * order, the event loop let run between them (a sort of a key's values can take ~40 ms).
+   */
+  async finish(): Promise<{ rowCount: number; sampledRows: number; statistics: Stats[] }> {
+    const exact = !this.twoPasses;
+    const bySegment = new Map<string, StoredRow[]>();
+    if (this.segmentFields.length > 0) {
+      for (const row of this.sample) {
+        const list = bySegment.get(row.segment);
+        if (list) list.push(row);
+        else bySegment.set(row.segment, [row]);
+      }
+    }
+    const segmentKeys = [...this.keys.keys()].filter((k) => k !== '').sort();
+    const statistics: Stats[] = [];
+    for (let c = 0; c < this.columns; c++) {
+      const isLabel = c === this.columns - 1;
+      const feature = isLabel ? this.labelName : (this.featureNames[c] as string);
+      for (const key of ['', ...segmentKeys]) {
+        const values = (key === '' ? this.sample : (bySegment.get(key) ?? [])).map((row) =>
+          this.value(row, c),
+        );
+        const acc = (this.keys.get(key) as KeyAccumulator[])[c] as KeyAccumulator;
+        statistics.push({
+          feature,
+          isLabel,
+          segment: key === '' ? '' : segmentName(this.segmentFields, key),
+          ...(exact ? summarize(values, this.bins) : acc.summary(values, this.bins)),
+        });
+        await yieldToLoop();
+      }
+    }
+    return { rowCount: this.rows, sampledRows: exact ? 0 : this.sample.length, statistics };
+  }
+
+  private value(row: StoredRow, column: number): number {
+    return column === this.columns - 1 ? row.label : (row.features[column] as number);
+  }
+
+  /** The accumulators a row adds to: all rows', and its segment's when the view has segments. */
+  private accumulators(row: StoredRow): KeyAccumulator[][] {
+    const all = this.keyed('');
+    return this.segmentFields.length > 0 ? [all, this.keyed(row.segment)] : [all];
+  }
+
+  private keyed(key: string): KeyAccumulator[] {
+    let accs = this.keys.get(key);
+    if (!accs) {
+      accs = Array.from({ length: this.columns }, () => new KeyAccumulator());
+      this.keys.set(key, accs);
+    }
+    return accs;
+  }
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { versionOrderKey } from './content-hash.js';
-import { HashOrderSort, type HashOrderSortOptions, type SortRecord } from './hash-order-sort.js';
+import { HashOrderSort, type HashOrderSortOptions, type SortRecord, sortBucket } from './hash-order-sort.js';
 
 /** The version's order written out independently: by the sha256 digest of the event id's UTF-8 bytes. */
 const inVersionOrder = (records: readonly SortRecord[]) =>
@@ -146,6 +146,37 @@ describe('HashOrderSort', () => {
     expect((await readdir(directory)).length).toBe(1);
     await sort.dispose();
     expect(await readdir(directory)).toEqual([]);
+  });
+});
+
+describe('sortBucket', () => {
+  /** A bucket file's bytes, written from the format's description: four lengths, the key, the four strings. */
+  function bucketBytes(items: { key: Buffer; record: SortRecord }[]): Buffer {
+    return Buffer.concat(
+      items.flatMap(({ key, record }) => {
+        const strings = [record.eventId, record.seq, record.source, record.data].map((t) => Buffer.from(t));
+        const lengths = Buffer.alloc(16);
+        for (const [i, b] of strings.entries()) lengths.writeUInt32LE(b.length, 4 * i);
+        return [lengths, key, ...strings];
+      }),
+    );
+  }
+
+  it('orders keys that share their first 47 bits by the rest, and keeps every field', () => {
+    // Keys alike in their first six bytes but the last bit of the sixth, where the packed
+    // order stops, so only the tie-break by the whole key can order them.
+    const key = (tail: number, last: number) =>
+      Buffer.from([0x42, 0x42, 0x42, 0x42, 0x42, 0x42 | tail, ...new Array(25).fill(0), last]);
+    const items = [5, 1, 4, 2, 3].flatMap((last) =>
+      [0, 1].map((tail) => ({
+        key: key(tail, last),
+        record: { eventId: `id-${tail}-${last}`, seq: String(last), source: 'ß', data: `{"last":${last}}` },
+      })),
+    );
+    const out = [...sortBucket(bucketBytes(items))].flat();
+    const expected = [...items].sort((a, b) => Buffer.compare(a.key, b.key));
+    expect(out.map((k) => k.record)).toEqual(expected.map((e) => e.record));
+    expect(out.map((k) => Buffer.from(k.key, 'latin1'))).toEqual(expected.map((e) => e.key));
   });
 });
 

@@ -1,4 +1,4 @@
-import { type FileHandle, mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { versionOrderKey } from './content-hash.js';
@@ -190,27 +190,31 @@ export class HashOrderSort {
     for (let i = 0; i < buckets.count; i++) {
       const bucket = buckets.written(i);
       if (!bucket) continue;
-      const items: Keyed[] = [];
-      const reader = await RunReader.open(bucket.path);
       const split = bucket.records > 2 * this.bucketSize && bucket.high > bucket.low;
-      const deeper = split
-        ? await this.openBuckets(Math.ceil(bucket.records / this.bucketSize), bucket.low, bucket.high)
-        : undefined;
-      try {
-        while (reader.head) {
-          if (deeper) {
+      if (split) {
+        const deeper = await this.openBuckets(
+          Math.ceil(bucket.records / this.bucketSize),
+          bucket.low,
+          bucket.high,
+        );
+        const reader = await RunReader.open(bucket.path);
+        try {
+          while (reader.head) {
             const full = deeper.add(reader.head);
             if (full) await full;
-          } else items.push(reader.head);
-          const more = reader.advance();
-          if (more) await more;
+            const more = reader.advance();
+            if (more) await more;
+          }
+        } finally {
+          await reader.close();
+          await rm(bucket.path, { force: true });
         }
-      } finally {
-        await reader.close();
+        yield* this.drain(deeper);
+      } else {
+        const bytes = await readFile(bucket.path);
         await rm(bucket.path, { force: true });
+        yield* sortBucket(bytes);
       }
-      if (deeper) yield* this.drain(deeper);
-      else yield* this.sortInMemory(items);
     }
   }
 
@@ -394,24 +398,11 @@ class RunReader {
 
   /** The next whole record in the buffer, or undefined. */
   private decode(): Keyed | undefined {
-    const data = this.buffer;
     const at = this.at;
-    if (this.end - at < HEADER) return undefined;
-    const a = at + HEADER + KEY_BYTES + data.readUInt32LE(at);
-    const b = a + data.readUInt32LE(at + 4);
-    const c = b + data.readUInt32LE(at + 8);
-    const d = c + data.readUInt32LE(at + 12);
-    if (d > this.end) return undefined;
-    this.at = d;
-    return {
-      key: data.toString('latin1', at + HEADER, at + HEADER + KEY_BYTES),
-      record: {
-        eventId: data.toString('utf8', at + HEADER + KEY_BYTES, a),
-        seq: data.toString('latin1', a, b),
-        source: data.toString('utf8', b, c),
-        data: data.toString('utf8', c, d),
-      },
-    };
+    const size = this.wanted();
+    if (size === 0 || at + size > this.end) return undefined;
+    this.at = at + size;
+    return decodeAt(this.buffer, at);
   }
 
   /**
@@ -450,6 +441,89 @@ class RunReader {
     for (let i = 0; i < 4; i++) size += this.buffer.readUInt32LE(this.at + 4 * i);
     return size;
   }
+}
+
+/** Records a bucket may hold for sortBucket's packed order (the index takes 17 bits). */
+const PACKED_MAX = 2 ** 17;
+
+/**
+ * One bucket file's records in key order, decoded only as they are handed on. The file is
+ * read whole into one buffer (outside the JS heap), and a BigUint64Array holds per record
+ * the key's first 47 bits above its index: one native numeric sort orders it, with no JS
+ * object per record until the record is decoded for the caller, so records live a batch
+ * long instead of a bucket long (objects alive across a bucket's ~0.3 s were promoted out
+ * of the young generation, and their collection paused the service ~100 ms at a time at
+ * 10M records). Records whose 47 bits tie (a few in a 10M commit) are put in order by the
+ * whole key.
+ */
+export function* sortBucket(bytes: Buffer): Generator<Keyed[]> {
+  const offsets: number[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    const start = at;
+    offsets.push(start);
+    at += HEADER + KEY_BYTES;
+    for (let i = 0; i < 4; i++) at += bytes.readUInt32LE(start + 4 * i);
+  }
+  if (offsets.length === 0) return;
+  if (offsets.length >= PACKED_MAX) {
+    // Only a bucket of records that share 48 key bits gets this large: order it by objects.
+    const items = offsets.map((at) => decodeAt(bytes, at));
+    items.sort(byKey);
+    for (let i = 0; i < items.length; i += BATCH) yield items.slice(i, i + BATCH);
+    return;
+  }
+  const packed = new BigUint64Array(offsets.length);
+  const words = new Uint32Array(packed.buffer); // little-endian: word 2i low, 2i + 1 high
+  for (let i = 0; i < offsets.length; i++) {
+    const k = (offsets[i] as number) + HEADER;
+    words[2 * i + 1] = bytes.readUInt32BE(k);
+    words[2 * i] = ((((bytes[k + 4] as number) << 7) | ((bytes[k + 5] as number) >> 1)) << 17) | i;
+  }
+  packed.sort();
+  const order = new Uint32Array(offsets.length);
+  for (let i = 0; i < order.length; i++) order[i] = (words[2 * i] as number) & (PACKED_MAX - 1);
+  // Runs that tie on the packed bits, put in order by the whole key.
+  for (let i = 0; i < order.length; ) {
+    let j = i + 1;
+    while (
+      j < order.length &&
+      words[2 * j + 1] === words[2 * i + 1] &&
+      (words[2 * j] as number) >>> 17 === (words[2 * i] as number) >>> 17
+    )
+      j++;
+    if (j - i > 1) {
+      const run = Array.from(order.subarray(i, j)).sort((a, b) => {
+        const x = (offsets[a] as number) + HEADER;
+        const y = (offsets[b] as number) + HEADER;
+        return bytes.compare(bytes, y, y + KEY_BYTES, x, x + KEY_BYTES);
+      });
+      order.set(run, i);
+    }
+    i = j;
+  }
+  for (let i = 0; i < order.length; i += BATCH) {
+    const batch: Keyed[] = [];
+    for (let j = i; j < Math.min(order.length, i + BATCH); j++)
+      batch.push(decodeAt(bytes, offsets[order[j] as number] as number));
+    yield batch;
+  }
+}
+
+/** The record at `at` in a bucket file's bytes. */
+function decodeAt(bytes: Buffer, at: number): Keyed {
+  const a = at + HEADER + KEY_BYTES + bytes.readUInt32LE(at);
+  const b = a + bytes.readUInt32LE(at + 4);
+  const c = b + bytes.readUInt32LE(at + 8);
+  const d = c + bytes.readUInt32LE(at + 12);
+  return {
+    key: bytes.toString('latin1', at + HEADER, at + HEADER + KEY_BYTES),
+    record: {
+      eventId: bytes.toString('utf8', at + HEADER + KEY_BYTES, a),
+      seq: bytes.toString('latin1', a, b),
+      source: bytes.toString('utf8', b, c),
+      data: bytes.toString('utf8', c, d),
+    },
+  };
 }
 
 /** Merges sorted slices through a tree of losers (log2 of the slices in comparisons a record), in batches. */

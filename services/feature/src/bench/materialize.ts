@@ -7,12 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { startLoopCanary, writeBenchResult } from '@ballast/grpc-kit/testing';
 import { connectRedis } from '@ballast/queue';
 import { migrate, openDatabase, type SqlKind } from '@ballast/storage';
-import { compileView, DAY_MS } from '../definition.js';
+import { compileView, DAY_MS, rangeMs } from '../definition.js';
 import { Materializer } from '../materialize.js';
 import { migrations } from '../migrations.js';
 import { OnlineStore } from '../online.js';
 import type { RecordSource, SourceBatch } from '../records.js';
 import { MaterializationRuns } from '../runs.js';
+import { StatisticsBuilder } from '../statistics.js';
 import { FeatureStore } from '../store.js';
 import { deleteKeys } from '../testing/redis-keys.js';
 import { DAY0, retailDefinition } from '../testing/retail.js';
@@ -24,7 +25,9 @@ import { DAY0, retailDefinition } from '../testing/retail.js';
  * process (which is the feature process: the materializer, and PGlite, run in it as in the
  * service; Postgres's own processes are not counted), sampled every 50 ms per size, and the
  * kernel's lifetime peak (maxRSS), and the event loop's longest delay while it ran
- * (perf_hooks.monitorEventLoopDelay). Records are generated page by page, 5,000 at a time as
+ * (perf_hooks.monitorEventLoopDelay), next to how late a bare process's timer came meanwhile
+ * (the machine's own pauses, loop-canary.ts). Then GetFeatureStatistics' work over the
+ * materialized rows: seconds and peak RSS. Records are generated page by page, 5,000 at a time as
  * ingest's ReadVersion sends them, for 1,000 entities. On each backend in BENCH_BACKENDS
  * (default postgres,pglite): Postgres from BALLAST_DATABASE_URL (default the local test
  * database), PGlite in a temporary directory. BENCH_MATERIALIZE_MODE: stream (default: staged
@@ -117,9 +120,33 @@ interface Point {
   /** The same in a bare process beside it (loop-canary.ts): the pauses every process on the machine saw. */
   canaryLateMaxMs: number;
   canaryLateP99Ms: number;
+  /** GetFeatureStatistics' work over the materialized rows afterwards (StatisticsBuilder, 10 bins): its time and the process's peak RSS meanwhile. */
+  statisticsSeconds: number;
+  statisticsPeakRssMiB: number;
   /** 1-minute load average as the size started and as it ended (the machine is shared). */
   loadAverage1mBefore: number;
   loadAverage1m: number;
+}
+
+/** What GetFeatureStatistics does over a materialized version: both passes when it has more rows than the sample. */
+async function measureStatistics(
+  store: FeatureStore,
+  view: ReturnType<typeof compileView>,
+  datasetVersion: string,
+) {
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 50);
+  const t0 = performance.now();
+  const query = { viewVersion: view.version, datasetVersion, ...rangeMs(undefined), labelledOnly: false };
+  const builder = new StatisticsBuilder(view.featureNames, view.label.name, view.segmentFields, 10);
+  for await (const batch of store.readRows(query, 65_536)) builder.add(batch);
+  if (builder.twoPasses) for await (const batch of store.readRows(query, 65_536)) builder.again(batch);
+  const { rowCount } = await builder.finish();
+  clearInterval(sampler);
+  if (rowCount === 0) throw new Error(`no rows to take statistics of in ${datasetVersion}`);
+  return { seconds: Math.round(performance.now() - t0) / 1000, peakRssMiB: Math.round(peak / 2 ** 20) };
 }
 
 async function runBackend(backend: SqlKind): Promise<Point[]> {
@@ -166,6 +193,8 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
       const late = timer.stop();
       const machine = await canary.stop();
       clearInterval(sampler);
+      const loadAfter = Math.round((loadavg()[0] ?? 0) * 100) / 100;
+      const statistics = await measureStatistics(store, view, `v${size}`);
       points.push({
         backend,
         mode: MODE,
@@ -183,7 +212,9 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
         canaryLateMaxMs: machine.lateMaxMs,
         canaryLateP99Ms: machine.lateP99Ms,
         loadAverage1mBefore: loadBefore,
-        loadAverage1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+        statisticsSeconds: statistics.seconds,
+        statisticsPeakRssMiB: statistics.peakRssMiB,
+        loadAverage1m: loadAfter,
       });
       console.error(JSON.stringify(points.at(-1)));
       await sql.query('DELETE FROM rows WHERE dataset_version = $1', [`v${size}`]);
