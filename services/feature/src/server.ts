@@ -33,6 +33,8 @@ export interface FeatureDeps {
 export const MAX_ONLINE_ENTITIES = 10_000;
 const DEFAULT_BATCH = 4096;
 const MAX_BATCH = 65_536;
+/** Rows read at a time for statistics: a batch is only summed, so a small one keeps memory down. */
+const STATISTICS_BATCH = 10_000;
 const DEFAULT_RUNS_PAGE = 50;
 const MAX_RUNS_PAGE = 1_000;
 
@@ -229,8 +231,9 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
         labelledOnly: false,
       };
       const builder = new StatisticsBuilder(view.featureNames, view.label.name, view.segmentFields, bins);
-      for await (const batch of store.readRows(query, MAX_BATCH)) builder.add(batch);
-      if (builder.twoPasses) for await (const batch of store.readRows(query, MAX_BATCH)) builder.again(batch);
+      for await (const batch of store.readRows(query, STATISTICS_BATCH)) builder.add(batch);
+      if (builder.twoPasses)
+        for await (const batch of store.readRows(query, STATISTICS_BATCH)) builder.again(batch);
       const { rowCount, sampledRows, statistics } = await builder.finish();
       return {
         viewVersion: view.version,

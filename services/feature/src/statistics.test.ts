@@ -48,10 +48,15 @@ function direct(values: number[], bins: number) {
 
 describe('StatisticsBuilder', () => {
   const input = rows(20_000);
-  const valuesOf = (column: number, segment: string) =>
-    input
+  /** The values a statistic is over, taken from the input directly, and their statistics. */
+  const directFor = (s: { feature?: string; isLabel?: boolean; segment?: string }) => {
+    const column = s.isLabel ? 2 : s.feature === 'a' ? 0 : 1;
+    const segment = s.segment ? JSON.stringify([s.segment.split('=')[1]]) : '';
+    const values = input
       .filter((r) => segment === '' || r.segment === segment)
       .map((r) => (column === 2 ? r.label : (r.features[column] as number)));
+    return direct(values, 10);
+  };
 
   it('gives every statistic over every value when the rows fit the sample, in one pass', async () => {
     const result = await build(input, 20_000);
@@ -59,9 +64,7 @@ describe('StatisticsBuilder', () => {
     // Two features and the label, each over all rows and three warehouses.
     expect(result.statistics).toHaveLength(3 * 4);
     for (const s of result.statistics) {
-      const column = s.isLabel ? 2 : s.feature === 'a' ? 0 : 1;
-      const segment = s.segment === '' ? '' : JSON.stringify([s.segment.split('=')[1]]);
-      const d = direct(valuesOf(column, segment), 10);
+      const d = directFor(s);
       expect(s).toMatchObject({ count: d.count, nullCount: d.nullCount, min: d.min, max: d.max });
       expect(s.mean).toBeCloseTo(d.mean, 9);
       expect(s.std).toBeCloseTo(d.std, 9);
@@ -83,10 +86,9 @@ describe('StatisticsBuilder', () => {
       expect(s.histogram).toEqual(e?.histogram);
       // A sample of 2,000 rows (~670 per warehouse): each sampled quantile lies near its rank
       // among all the values (a rank's standard error is at most 0.02 at 670 values).
-      const column = s.isLabel ? 2 : s.feature === 'a' ? 0 : 1;
-      const segment = s.segment === '' ? '' : JSON.stringify([s.segment.split('=')[1]]);
-      const d = direct(valuesOf(column, segment), 10);
-      for (const q of s.quantiles ?? []) expect(Math.abs(d.rank(q.value) - q.q)).toBeLessThan(0.08);
+      const d = directFor(s);
+      for (const q of s.quantiles ?? [])
+        expect(Math.abs(d.rank(q.value as number) - (q.q as number))).toBeLessThan(0.08);
     }
     // The same sample on every call.
     expect((await build(input, 2_000, 777)).statistics).toEqual(result.statistics);

@@ -62,7 +62,7 @@ export function segmentName(fields: readonly string[], segment: string): string 
 
 /**
  * Rows whose values the statistics keep in memory: versions up to this many rows get every
- * statistic over every value, as featureStatistics computes them; larger ones get exact
+ * statistic over every value, as summarize computes them; larger ones get exact
  * counts, moments, extremes and histograms in two streamed passes, and quantiles from a
  * uniform sample of this many rows. Sorting a key's 250k values holds the loop ~40 ms.
  */
@@ -76,7 +76,10 @@ class KeyAccumulator {
   min = Number.POSITIVE_INFINITY;
   max = Number.NEGATIVE_INFINITY;
   squares = 0;
-  counts: bigint[] = [];
+  /** Histogram counts, made as the second pass starts (with the mean and bin width it uses). */
+  private counts: Float64Array | undefined;
+  private mean = 0;
+  private width = 0;
 
   first(v: number) {
     if (Number.isNaN(v)) {
@@ -91,12 +94,14 @@ class KeyAccumulator {
 
   second(v: number, bins: number) {
     if (Number.isNaN(v)) return;
-    const mean = this.sum / this.count;
-    this.squares += (v - mean) ** 2;
-    const width = (this.max - this.min) / bins;
-    const k = width > 0 ? Math.min(bins - 1, Math.floor((v - this.min) / width)) : 0;
-    if (this.counts.length === 0) this.counts = new Array<bigint>(bins).fill(0n);
-    this.counts[k] = (this.counts[k] as bigint) + 1n;
+    if (!this.counts) {
+      this.counts = new Float64Array(bins);
+      this.mean = this.sum / this.count;
+      this.width = (this.max - this.min) / bins;
+    }
+    this.squares += (v - this.mean) ** 2;
+    const k = this.width > 0 ? Math.min(bins - 1, Math.floor((v - this.min) / this.width)) : 0;
+    this.counts[k] = (this.counts[k] as number) + 1;
   }
 
   /** The summary, with quantiles from `sampled` (this key's values among the sampled rows). */
@@ -121,7 +126,7 @@ class KeyAccumulator {
             })),
       histogram: {
         edges: Array.from({ length: bins + 1 }, (_, k) => (k === bins ? this.max : this.min + k * width)),
-        counts: this.counts.length > 0 ? this.counts : new Array<bigint>(bins).fill(0n),
+        counts: Array.from(this.counts ?? new Float64Array(bins), (c) => BigInt(c)),
       },
     };
   }
@@ -143,16 +148,24 @@ function seeded(seed: number): () => number {
  * Feature statistics over rows read in batches, in memory bounded whatever the version's
  * size: up to `sampleRows` rows are kept (a uniform reservoir sample once there are more),
  * and per feature and segment only running sums. A version of at most `sampleRows` rows
- * gets exactly what featureStatistics gives over all of them; a larger one needs a second
+ * gets exactly what summarize gives over all of them; a larger one needs a second
  * pass over the same rows (`again`) for the spread and the histograms, whose range the
  * first pass finds, and takes its quantiles from the sample.
  */
 export class StatisticsBuilder {
   private readonly columns: number;
   private readonly keys = new Map<string, KeyAccumulator[]>();
-  private readonly sample: StoredRow[] = [];
   private readonly random = seeded(0x5eed);
   private rows = 0;
+  /**
+   * The kept rows, compactly: their values (features then label) `columns` to a row, and
+   * their segments as indexes into `segments`; grown by doubling up to sampleRows rows.
+   */
+  private kept = 0;
+  private values = new Float64Array(0);
+  private segmentOf = new Uint32Array(0);
+  private readonly segments: string[] = [];
+  private readonly segmentIds = new Map<string, number>();
 
   constructor(
     private readonly featureNames: readonly string[],
@@ -172,11 +185,11 @@ export class StatisticsBuilder {
   /** The first pass. */
   add(batch: readonly StoredRow[]) {
     for (const row of batch) {
-      if (this.sample.length < this.sampleRows) this.sample.push(row);
+      if (this.kept < this.sampleRows) this.keep(this.kept++, row);
       else {
         // Algorithm R: row i (0-based) replaces a kept row with probability sampleRows / (i + 1).
         const j = Math.floor(this.random() * (this.rows + 1));
-        if (j < this.sampleRows) this.sample[j] = row;
+        if (j < this.sampleRows) this.keep(j, row);
       }
       this.rows++;
       for (const accs of this.accumulators(row)) {
@@ -201,22 +214,23 @@ export class StatisticsBuilder {
    */
   async finish(): Promise<{ rowCount: number; sampledRows: number; statistics: Stats[] }> {
     const exact = !this.twoPasses;
-    const bySegment = new Map<string, StoredRow[]>();
-    if (this.segmentFields.length > 0) {
-      for (const row of this.sample) {
-        const list = bySegment.get(row.segment);
-        if (list) list.push(row);
-        else bySegment.set(row.segment, [row]);
-      }
+    // The kept rows of each segment, in the order they were kept.
+    const bySegment = new Map<string, number[]>();
+    for (let i = 0; i < this.kept; i++) {
+      const segment = this.segments[this.segmentOf[i] as number] as string;
+      const list = bySegment.get(segment);
+      if (list) list.push(i);
+      else bySegment.set(segment, [i]);
     }
+    const all = Array.from({ length: this.kept }, (_, i) => i);
     const segmentKeys = [...this.keys.keys()].filter((k) => k !== '').sort();
     const statistics: Stats[] = [];
     for (let c = 0; c < this.columns; c++) {
       const isLabel = c === this.columns - 1;
       const feature = isLabel ? this.labelName : (this.featureNames[c] as string);
       for (const key of ['', ...segmentKeys]) {
-        const values = (key === '' ? this.sample : (bySegment.get(key) ?? [])).map((row) =>
-          this.value(row, c),
+        const values = (key === '' ? all : (bySegment.get(key) ?? [])).map(
+          (i) => this.values[i * this.columns + c] as number,
         );
         const acc = (this.keys.get(key) as KeyAccumulator[])[c] as KeyAccumulator;
         statistics.push({
@@ -228,7 +242,27 @@ export class StatisticsBuilder {
         await yieldToLoop();
       }
     }
-    return { rowCount: this.rows, sampledRows: exact ? 0 : this.sample.length, statistics };
+    return { rowCount: this.rows, sampledRows: exact ? 0 : this.kept, statistics };
+  }
+
+  /** Keeps a row's values in sample slot `slot`. */
+  private keep(slot: number, row: StoredRow) {
+    if (slot * this.columns >= this.values.length) {
+      const rows = Math.min(this.sampleRows, Math.max(1_024, 2 * (this.values.length / this.columns)));
+      const values = new Float64Array(rows * this.columns);
+      values.set(this.values);
+      this.values = values;
+      const segmentOf = new Uint32Array(rows);
+      segmentOf.set(this.segmentOf);
+      this.segmentOf = segmentOf;
+    }
+    for (let c = 0; c < this.columns; c++) this.values[slot * this.columns + c] = this.value(row, c);
+    let id = this.segmentIds.get(row.segment);
+    if (id === undefined) {
+      id = this.segments.push(row.segment) - 1;
+      this.segmentIds.set(row.segment, id);
+    }
+    this.segmentOf[slot] = id;
   }
 
   private value(row: StoredRow, column: number): number {

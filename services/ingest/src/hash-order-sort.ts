@@ -205,6 +205,9 @@ export class HashOrderSort {
             const more = reader.advance();
             if (more) await more;
           }
+        } catch (err) {
+          await deeper.close();
+          throw err;
         } finally {
           await reader.close();
           await rm(bucket.path, { force: true });

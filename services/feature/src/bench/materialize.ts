@@ -141,8 +141,8 @@ async function measureStatistics(
   const t0 = performance.now();
   const query = { viewVersion: view.version, datasetVersion, ...rangeMs(undefined), labelledOnly: false };
   const builder = new StatisticsBuilder(view.featureNames, view.label.name, view.segmentFields, 10);
-  for await (const batch of store.readRows(query, 65_536)) builder.add(batch);
-  if (builder.twoPasses) for await (const batch of store.readRows(query, 65_536)) builder.again(batch);
+  for await (const batch of store.readRows(query, 10_000)) builder.add(batch);
+  if (builder.twoPasses) for await (const batch of store.readRows(query, 10_000)) builder.again(batch);
   const { rowCount } = await builder.finish();
   clearInterval(sampler);
   if (rowCount === 0) throw new Error(`no rows to take statistics of in ${datasetVersion}`);

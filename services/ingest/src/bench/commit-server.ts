@@ -33,11 +33,11 @@ const setupStart = performance.now();
 await insertSyntheticSales(sql, dataset.id, n);
 const setupS = (performance.now() - setupStart) / 1000;
 // What the setup leaves behind is settled before anything is timed, as pgbench vacuums before
-// a run: autovacuum would otherwise start on the freshly written table during the commit and,
-// on this two-core machine, take a core from it for longer the larger the table (seen as
-// every function of the commit's second pass, which never touches the database, running
-// ~15% slower a record at 4M than at 1M); on Postgres a checkpoint writes out the setup's
-// dirty pages too, instead of during the commit's first pass.
+// a run: autovacuum may otherwise start on the freshly written table during the commit (on
+// this two-core machine taking a core from it, for longer the larger the table), and on
+// Postgres a checkpoint writes out the setup's dirty pages now instead of during the commit.
+// (Before this, every function of the second pass ran ~15% slower a record at 4M than at
+// 1M in CPU profiles; that autovacuum was the cause is likely, not shown.)
 const settleStart = performance.now();
 await sql.exec('VACUUM (ANALYZE) records');
 if (backend === 'postgres') await sql.exec('CHECKPOINT');
