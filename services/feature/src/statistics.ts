@@ -4,6 +4,7 @@ import type {
 } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { yieldToLoop } from './event-loop.js';
+import { seededRandom } from './seeded-random.js';
 import type { StoredRow } from './store.js';
 
 /**
@@ -132,18 +133,6 @@ class KeyAccumulator {
   }
 }
 
-/** A small, seeded generator (mulberry32): the same sample on every call. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 /**
  * Feature statistics over rows read in batches, in memory bounded whatever the version's
  * size: up to `sampleRows` rows are kept (a uniform reservoir sample once there are more),
@@ -155,7 +144,8 @@ function seeded(seed: number): () => number {
 export class StatisticsBuilder {
   private readonly columns: number;
   private readonly keys = new Map<string, KeyAccumulator[]>();
-  private readonly random = seeded(0x5eed);
+  /** Seeded: the same sample on every call. */
+  private readonly random = seededRandom(0x5eed);
   private rows = 0;
   /**
    * The kept rows, compactly: their values (features then label) `columns` to a row, and

@@ -10,6 +10,7 @@ export {
   type TestDatabase,
 } from './database.js';
 export { EchoService, echoService } from './echo.js';
+export { lateTicks } from './late-ticks.js';
 export { type CanaryReport, startLoopCanary } from './loop-canary.js';
 export { freePort } from './ports.js';
 export {

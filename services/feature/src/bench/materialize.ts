@@ -4,7 +4,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { startLoopCanary, writeBenchResult } from '@ballast/grpc-kit/testing';
+import { lateTicks, startLoopCanary, writeBenchResult } from '@ballast/grpc-kit/testing';
 import { connectRedis } from '@ballast/queue';
 import { migrate, openDatabase, type SqlKind } from '@ballast/storage';
 import { compileView, DAY_MS, rangeMs } from '../definition.js';
@@ -74,30 +74,6 @@ class SyntheticSource implements RecordSource {
       yield { rowCount: n, columns };
     }
   }
-}
-
-/**
- * How late a 10 ms interval's ticks come while the work runs. perf_hooks' histogram (its
- * values include its 10 ms resolution) read ~10 ms throughout some runs whose other runs, in
- * the same process, showed pauses; a timer in the process itself is the plain measure.
- */
-function lateTicks(intervalMs: number) {
-  const late: number[] = [];
-  let last = performance.now();
-  const timer = setInterval(() => {
-    const now = performance.now();
-    late.push(Math.max(0, now - last - intervalMs));
-    last = now;
-  }, intervalMs);
-  return {
-    stop() {
-      clearInterval(timer);
-      late.sort((a, b) => a - b);
-      const at = (q: number) =>
-        Math.round((late[Math.min(late.length - 1, Math.floor(q * late.length))] ?? 0) * 10) / 10;
-      return { max: at(1), p99: at(0.99) };
-    },
-  };
 }
 
 interface Point {

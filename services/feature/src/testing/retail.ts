@@ -9,6 +9,7 @@ import {
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { DAY_MS } from '../definition.js';
 import { batchOf, type SourceBatch, type SourceValue } from '../records.js';
+import { seededRandom } from '../seeded-random.js';
 
 /** The reference workload: units sold per warehouse x SKU x day, with prices, promotions and regions. */
 
@@ -81,16 +82,7 @@ export function retailDefinition(overrides: DefinitionInit = {}): FeatureViewDef
 }
 
 /** A deterministic generator (mulberry32). */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const random = seededRandom;
 
 export interface RetailOptions {
   warehouses?: number;
