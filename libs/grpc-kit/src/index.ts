@@ -44,6 +44,7 @@ export {
   startGrpcServer,
 } from './server.js';
 export { adaptService, type CallInfo, type Interceptor } from './server-adapter.js';
+export { type ServerCall, ServerSpans } from './server-span.js';
 export { gateRegistration, refuseUntilReady } from './serving-gate.js';
 export { BoundedStreamWriter, DEFAULT_STREAM_BUFFER_BYTES } from './stream-writer.js';
 export { channelCredentialsFromEnv, serverCredentialsFromEnv, type TlsEnv } from './tls.js';

@@ -13,6 +13,7 @@ import {
 import type { CallMetrics } from './call-metrics.js';
 import { UndecodableRequest } from './definition.js';
 import { BallastError, type InternalErrorSink, toStatus } from './errors.js';
+import type { ServerCall, ServerSpans } from './server-span.js';
 import { BoundedStreamWriter, DEFAULT_STREAM_BUFFER_BYTES } from './stream-writer.js';
 import type { HandlerContext, ServiceDesc, ServiceImpl } from './types.js';
 import { isWatch, type WatcherCounts } from './watchers.js';
@@ -40,6 +41,8 @@ export interface AdapterOptions {
   watchers?: WatcherCounts;
   /** Counts and times every call as it is answered; absent, nothing is recorded. */
   metrics?: CallMetrics;
+  /** Starts a server span per call and runs the call with it active; absent, no spans. */
+  spans?: ServerSpans;
 }
 
 type AnyCall =
@@ -187,6 +190,12 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
     const status = toStatus(cause, options.log, `${method.parent.typeName}/${method.name}`);
     return { code: status.code, details: status.details, metadata: context.trailersWith(status.metadata) };
   };
+  /** What every call does as it is answered: count and time it, end its span. */
+  const answered = (started: number, traced: ServerCall | undefined, code: Status, details?: string) => {
+    options.metrics?.record(method, code, started);
+    if (traced) options.spans?.end(traced, code, details);
+  };
+  const { spans } = options;
   switch (method.methodKind) {
     case 'unary':
     case 'client_streaming':
@@ -195,6 +204,7 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
         callback: sendUnaryData<object>,
       ) => {
         const started = performance.now();
+        const traced = spans?.start(method, call.metadata);
         const context = makeContext(call, method, options);
         const { ctx, dispose, race } = context;
         const input =
@@ -202,29 +212,34 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
             ? (call as ServerUnaryCall<object, object>).request
             : readRequests(call as ServerReadableStream<object, object>);
         let response: object | undefined;
-        compose(options.interceptors, { method, ctx }, async () => {
-          const run = handler as (r: unknown, c: HandlerContext) => Promise<object>;
-          // then() turns a synchronous throw into a rejection the chain maps to a status.
-          response = await race(
-            Promise.resolve().then(() => run(method.methodKind === 'unary' ? decoded(input) : input, ctx)),
-          );
-        })
-          .then(() => {
-            context.sendHeaders();
-            callback(null, response, context.trailers());
-            options.metrics?.record(method, Status.OK, started);
+        const handle = (): void => {
+          compose(options.interceptors, { method, ctx }, async () => {
+            const run = handler as (r: unknown, c: HandlerContext) => Promise<object>;
+            // then() turns a synchronous throw into a rejection the chain maps to a status.
+            response = await race(
+              Promise.resolve().then(() => run(method.methodKind === 'unary' ? decoded(input) : input, ctx)),
+            );
           })
-          .catch((err: unknown) => {
-            const failed = fail(err, context);
-            callback(failed);
-            options.metrics?.record(method, failed.code, started);
-          })
-          .finally(dispose);
+            .then(() => {
+              context.sendHeaders();
+              callback(null, response, context.trailers());
+              answered(started, traced, Status.OK);
+            })
+            .catch((err: unknown) => {
+              const failed = fail(err, context);
+              callback(failed);
+              answered(started, traced, failed.code, failed.details);
+            })
+            .finally(dispose);
+        };
+        if (traced && spans) spans.run(traced, handle);
+        else handle();
       };
     case 'server_streaming':
     case 'bidi_streaming':
       return (call: ServerWritableStream<object, object> | ServerDuplexStream<object, object>) => {
         const started = performance.now();
+        const traced = spans?.start(method, call.metadata);
         const context = makeContext(call, method, options);
         const { ctx, dispose } = context;
         const input =
@@ -238,34 +253,38 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
           options.streamBufferBytes ?? DEFAULT_STREAM_BUFFER_BYTES,
         );
         let leaveWatch: (() => void) | undefined;
-        compose(options.interceptors, { method, ctx }, async () => {
-          if (isWatch(method) && options.watchers) leaveWatch = options.watchers.enter(method);
-          const request = method.methodKind === 'server_streaming' ? decoded(input) : input;
-          const responses = (handler as (r: unknown, c: HandlerContext) => AsyncIterable<object>)(
-            request,
-            ctx,
-          );
-          for await (const message of responses) {
-            if (!headersSent) {
-              context.sendHeaders();
-              headersSent = true;
+        const handle = (): void => {
+          compose(options.interceptors, { method, ctx }, async () => {
+            if (isWatch(method) && options.watchers) leaveWatch = options.watchers.enter(method);
+            const request = method.methodKind === 'server_streaming' ? decoded(input) : input;
+            const responses = (handler as (r: unknown, c: HandlerContext) => AsyncIterable<object>)(
+              request,
+              ctx,
+            );
+            for await (const message of responses) {
+              if (!headersSent) {
+                context.sendHeaders();
+                headersSent = true;
+              }
+              await writer.write(message, ctx.signal);
             }
-            await writer.write(message, ctx.signal);
-          }
-        })
-          .then(() => {
-            call.end(context.trailers());
-            options.metrics?.record(method, Status.OK, started);
           })
-          .catch((err: unknown) => {
-            const failed = fail(err, context);
-            call.emit('error', failed);
-            options.metrics?.record(method, failed.code, started);
-          })
-          .finally(() => {
-            leaveWatch?.();
-            dispose();
-          });
+            .then(() => {
+              call.end(context.trailers());
+              answered(started, traced, Status.OK);
+            })
+            .catch((err: unknown) => {
+              const failed = fail(err, context);
+              call.emit('error', failed);
+              answered(started, traced, failed.code, failed.details);
+            })
+            .finally(() => {
+              leaveWatch?.();
+              dispose();
+            });
+        };
+        if (traced && spans) spans.run(traced, handle);
+        else handle();
       };
   }
 }

@@ -1,5 +1,6 @@
 import { Health } from '@ballast/contracts/grpc/health/v1/health_pb.js';
 import { Server, type ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
+import type { TracerProvider } from '@opentelemetry/api';
 import { CallMetrics } from './call-metrics.js';
 import { type RequestDecoder, serviceDefinition } from './definition.js';
 import type { InternalErrorSink } from './errors.js';
@@ -7,6 +8,7 @@ import { HealthState, healthService, ServingStatus } from './health.js';
 import { authInterceptor, firstByteDeadline } from './interceptors.js';
 import { reflectionService } from './reflection.js';
 import { adaptService, type Interceptor } from './server-adapter.js';
+import { ServerSpans } from './server-span.js';
 import { serverCredentialsFromEnv } from './tls.js';
 import {
   grpcServerChannelOptions,
@@ -77,6 +79,8 @@ export interface GrpcServerOptions {
   interceptors?: Interceptor[];
   /** Default: from BALLAST_TLS_* (see tls.ts); plaintext when none is set. */
   credentials?: ServerCredentials;
+  /** Where the calls' server spans go; default: the global provider (the telemetry preload's). */
+  tracerProvider?: TracerProvider;
 }
 
 export interface GrpcServer {
@@ -119,6 +123,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const adapterOptions = {
     interceptors: options.interceptors ?? [],
     metrics: new CallMetrics(),
+    spans: new ServerSpans(options.tracerProvider),
     defaultDeadlineMs: limits.defaultDeadlineMs,
     log: options.log,
     streamBufferBytes: limits.streamBufferBytes,

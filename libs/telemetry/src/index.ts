@@ -1,3 +1,4 @@
+export { GrpcClientInstrumentation } from './grpc-client-instrumentation.js';
 export type { HttpServerOptions, RouteHandler, RunningHttpServer } from './http-server.js';
 export { startHttpServer } from './http-server.js';
 export type {
@@ -32,7 +33,6 @@ export {
   ballastSpanProcessors,
   DropHousekeepingProcessor,
   GRPC_SERVER_ERROR_CODES,
-  GrpcServerStatusProcessor,
   HOUSEKEEPING_QUEUE_OPERATIONS,
   HOUSEKEEPING_RPC_SERVICES,
   isHousekeepingSpan,

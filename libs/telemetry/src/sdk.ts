@@ -3,17 +3,20 @@ import { isMainThread } from 'node:worker_threads';
 import { metrics } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import type { Instrumentation, InstrumentationBase } from '@opentelemetry/instrumentation';
-import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { GrpcClientInstrumentation } from './grpc-client-instrumentation.js';
 import { createPrometheusExporter } from './metrics.js';
 import { ballastResource, serviceNameFromEnv } from './resource.js';
 import { ballastSpanProcessors } from './spans.js';
 import { telemetryState } from './state.js';
 
-/** gRPC only: the auto-instrumentations bundle would patch (and slow) modules nobody asked to trace. */
+/**
+ * gRPC clients only: the auto-instrumentations bundle would patch (and slow) modules nobody
+ * asked to trace, and server spans come from @ballast/grpc-kit's adapter.
+ */
 export function defaultInstrumentations(): InstrumentationBase[] {
-  return [new GrpcInstrumentation()];
+  return [new GrpcClientInstrumentation()];
 }
 
 /**

@@ -1,50 +1,23 @@
 import type { Context } from '@opentelemetry/api';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { SpanKind } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 /**
- * What Ballast changes about spans before they are exported: the status of gRPC server spans
- * (OpenTelemetry's gRPC conventions) and, unless asked for, no spans of housekeeping (health
- * probes, reflection, BullMQ's own polling).
+ * What Ballast changes about spans before they are exported: unless asked for, no spans of
+ * housekeeping (health probes, reflection, BullMQ's own polling).
  */
 
-const RPC_SYSTEM = 'rpc.system';
 const RPC_SERVICE = 'rpc.service';
-const RPC_GRPC_STATUS_CODE = 'rpc.grpc.status_code';
 const BULLMQ_OPERATION = 'bullmq.queue.operation';
 
 /**
  * The gRPC codes that mark a SERVER span as an error (UNKNOWN, DEADLINE_EXCEEDED,
  * UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS): the server failed. Every other code is
  * the caller's doing (INVALID_ARGUMENT, NOT_FOUND, ...) and leaves the status unset.
- * https://opentelemetry.io/docs/specs/semconv/rpc/grpc/#grpc-status
+ * https://opentelemetry.io/docs/specs/semconv/rpc/grpc/#grpc-status (@ballast/grpc-kit's
+ * server spans apply it; client spans are ERROR on every code but OK.)
  */
 export const GRPC_SERVER_ERROR_CODES: ReadonlySet<number> = new Set([2, 4, 12, 13, 14, 15]);
-
-/**
- * Sets server spans' status by the gRPC conventions. @opentelemetry/instrumentation-grpc marks
- * every non-OK call ERROR on both sides; client spans keep that, and a server span whose code
- * is the caller's is put back to UNSET (rpc.grpc.status_code still says which code it was).
- * It runs in onEnding, the one moment a span is complete and still mutable.
- */
-export class GrpcServerStatusProcessor implements SpanProcessor {
-  onStart(): void {}
-
-  onEnding(span: Span): void {
-    if (span.kind !== SpanKind.SERVER || span.attributes[RPC_SYSTEM] !== 'grpc') return;
-    if (span.status.code !== SpanStatusCode.ERROR) return;
-    const code = span.attributes[RPC_GRPC_STATUS_CODE];
-    if (typeof code !== 'number' || GRPC_SERVER_ERROR_CODES.has(code)) return;
-    // setStatus ignores UNSET by design, so the field is written directly.
-    (span as { status: Span['status'] }).status = { code: SpanStatusCode.UNSET };
-  }
-
-  onEnd(): void {}
-
-  async forceFlush(): Promise<void> {}
-
-  async shutdown(): Promise<void> {}
-}
 
 /** gRPC services whose calls are probes and tooling, not work. */
 export const HOUSEKEEPING_RPC_SERVICES: ReadonlySet<string> = new Set([
@@ -110,15 +83,12 @@ export class DropHousekeepingProcessor implements SpanProcessor {
 }
 
 /**
- * The processors every Ballast process runs: the server-status rule first (so the exporter
- * sees its result), then `exporting`, behind the housekeeping filter unless BALLAST_TRACE_HOUSEKEEPING=true.
+ * The processors every Ballast process runs: `exporting`, behind the housekeeping filter unless
+ * BALLAST_TRACE_HOUSEKEEPING=true.
  */
 export function ballastSpanProcessors(
   exporting: SpanProcessor,
   env: NodeJS.ProcessEnv = process.env,
 ): SpanProcessor[] {
-  return [
-    new GrpcServerStatusProcessor(),
-    traceHousekeeping(env) ? exporting : new DropHousekeepingProcessor(exporting),
-  ];
+  return [traceHousekeeping(env) ? exporting : new DropHousekeepingProcessor(exporting)];
 }
