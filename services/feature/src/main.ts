@@ -15,6 +15,7 @@ import { DEFAULT_ONLINE_PREFIX, OnlineStore } from './online.js';
 import { MaterializationRuns } from './runs.js';
 import { serveFeature } from './server.js';
 import { FeatureStore } from './store.js';
+import { VersionStatistics } from './version-statistics.js';
 import { Views } from './views.js';
 import { materializeWorker } from './worker.js';
 
@@ -46,7 +47,20 @@ runMain(async () => {
   // Dataset versions are read from ingest's ReadVersion stream.
   const source = new IngestSource(config.BALLAST_INGEST_ADDR, { authToken: config.BALLAST_AUTH_TOKEN });
   const runs = new MaterializationRuns(() => serviceStore.sql);
-  const materializer = new Materializer({ store, online, source, runs, onOutcome: metrics.materialized });
+  const statistics = new VersionStatistics(store);
+  const materializer = new Materializer({
+    store,
+    online,
+    source,
+    runs,
+    onOutcome: metrics.materialized,
+    statistics,
+    onStatisticsError: (err, view, datasetVersion) =>
+      log.warn(
+        { err, view: view.name, viewVersion: view.version, datasetVersion },
+        'statistics not worked out after materializing; GetFeatureStatistics will compute them when asked',
+      ),
+  });
   let worker: ReturnType<typeof materializeWorker> | undefined;
   await runService({
     name: 'feature',
@@ -54,7 +68,7 @@ runMain(async () => {
     grpc: {
       host: config.BALLAST_GRPC_HOST,
       port: config.BALLAST_FEATURE_GRPC_PORT,
-      services: [serveFeature({ store, views, online, materializer, runs })],
+      services: [serveFeature({ store, views, online, materializer, runs, statistics })],
       authToken: config.BALLAST_AUTH_TOKEN,
       maxMessageBytes: config.BALLAST_GRPC_MAX_MESSAGE_BYTES,
     },
@@ -72,6 +86,7 @@ runMain(async () => {
     },
     close: [
       () => worker?.close(),
+      () => materializer.close(),
       () => source.close(),
       () => cache?.close(),
       () => redis.disconnect(),

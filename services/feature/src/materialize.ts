@@ -6,6 +6,7 @@ import type { MaterializationRun, MaterializationRuns } from './runs.js';
 import type { FeatureStore } from './store.js';
 import { materializeStreaming } from './stream.js';
 import { computeRowsSliced } from './transforms.js';
+import type { VersionStatistics } from './version-statistics.js';
 
 export interface MaterializeResult {
   records: number;
@@ -40,6 +41,14 @@ export interface MaterializerDeps {
   mode?: 'stream' | 'memory';
   /** Staged records read back per page in 'stream' mode (entity groups are never split). */
   chunkRecords?: number | undefined;
+  /**
+   * When given, a run that succeeds goes on to work out the version's common statistics
+   * (VersionStatistics.precompute) after it is recorded: the run's caller does not wait for
+   * them; `settled` does, and `close` stops them.
+   */
+  statistics?: VersionStatistics;
+  /** Told when that fails; GetFeatureStatistics then computes on the first request. */
+  onStatisticsError?: (err: unknown, view: CompiledView, datasetVersion: string) => void;
 }
 
 /**
@@ -62,7 +71,24 @@ export function failureReason(err: unknown): string {
 const tracer = trace.getTracer('@ballast/feature');
 
 export class Materializer {
+  readonly #precomputing = new Set<Promise<void>>();
+  readonly #closing = new AbortController();
+
   constructor(private readonly deps: MaterializerDeps) {}
+
+  /** Resolves once the statistics being worked out after runs are done. */
+  async settled(): Promise<void> {
+    while (this.#precomputing.size > 0) await Promise.all(this.#precomputing);
+  }
+
+  /**
+   * Stops the statistics still being worked out (over 10M rows they take minutes, longer than
+   * a shutdown should) and waits for them to let go of the store. Call before closing it.
+   */
+  async close(): Promise<void> {
+    this.#closing.abort();
+    await this.settled();
+  }
 
   /** Runs a materialization to its end, recording it (running, then succeeded or failed). */
   async run(
@@ -95,6 +121,7 @@ export class Materializer {
       const result = await this.traced(view, datasetVersion, options.progress ?? (() => {}), options.signal);
       const run = await this.deps.runs.succeed(view.version, datasetVersion, result);
       this.deps.onOutcome?.('succeeded');
+      this.#precompute(view, datasetVersion);
       return { ...result, run };
     } catch (err) {
       this.deps.onOutcome?.('failed');
@@ -103,6 +130,20 @@ export class Materializer {
       });
       throw err;
     }
+  }
+
+  #precompute(view: CompiledView, datasetVersion: string): void {
+    const { statistics, onStatisticsError } = this.deps;
+    if (!statistics) return;
+    const closing = this.#closing.signal;
+    if (closing.aborted) return;
+    const work = statistics
+      .precompute(view, datasetVersion, closing)
+      .catch((err: unknown) => {
+        if (!closing.aborted) onStatisticsError?.(err, view, datasetVersion);
+      })
+      .finally(() => this.#precomputing.delete(work));
+    this.#precomputing.add(work);
   }
 
   private traced(

@@ -83,4 +83,20 @@ export const migrations: Migration[] = [
       CREATE INDEX materialization_runs_started ON materialization_runs (started_at DESC);
     `,
   },
+  {
+    // GetFeatureStatistics' answers, kept per request (bins, time range) until the version is
+    // materialized again: over millions of rows an answer takes minutes to compute, which no
+    // unary call should wait for more than once (version-statistics.ts).
+    id: '0004_feature_statistics',
+    sql: `
+      CREATE TABLE feature_statistics (
+        view_version text NOT NULL,
+        dataset_version text NOT NULL,
+        request text NOT NULL,
+        response bytea NOT NULL,
+        computed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (view_version, dataset_version, request)
+      );
+    `,
+  },
 ];

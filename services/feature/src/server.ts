@@ -18,8 +18,8 @@ import type { Materializer } from './materialize.js';
 import type { OnlineStore } from './online.js';
 import { decodeOnlineRequest, encodeOnlineResponse, requestedEntityKey } from './online-wire.js';
 import type { MaterializationRun, MaterializationRuns, RunState } from './runs.js';
-import { StatisticsBuilder } from './statistics.js';
 import type { FeatureStore, Materialization, StoredRow } from './store.js';
+import type { VersionStatistics } from './version-statistics.js';
 import type { Views } from './views.js';
 
 export interface FeatureDeps {
@@ -28,13 +28,12 @@ export interface FeatureDeps {
   online: OnlineStore;
   materializer: Materializer;
   runs: MaterializationRuns;
+  statistics: VersionStatistics;
 }
 
 export const MAX_ONLINE_ENTITIES = 10_000;
 const DEFAULT_BATCH = 4096;
 const MAX_BATCH = 65_536;
-/** Rows read at a time for statistics: a batch is only summed, so a small one keeps memory down. */
-const STATISTICS_BATCH = 10_000;
 const DEFAULT_RUNS_PAGE = 50;
 const MAX_RUNS_PAGE = 1_000;
 
@@ -74,7 +73,7 @@ function viewMessage(view: CompiledView, createdAt: Date) {
 
 /** The feature service's RPC handlers, kept thin over the domain modules. */
 export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureService> {
-  const { store, views, online, materializer, runs } = deps;
+  const { store, views, online, materializer, runs, statistics } = deps;
 
   const materialized = async (view: CompiledView, datasetVersion: string): Promise<Materialization> => {
     if (!datasetVersion) throw invalidArgument('dataset_version', 'is required');
@@ -221,27 +220,10 @@ export function featureService(deps: FeatureDeps): ServiceImpl<typeof FeatureSer
     async getFeatureStatistics(req) {
       if (!req.viewVersion) throw invalidArgument('view_version', 'is required');
       const view = await views.resolve(req.view, req.viewVersion);
-      await materialized(view, req.datasetVersion);
+      const done = await materialized(view, req.datasetVersion);
       const bins = req.bins || 10;
       if (bins > 100) throw invalidArgument('bins', 'must be at most 100');
-      const query = {
-        viewVersion: view.version,
-        datasetVersion: req.datasetVersion,
-        ...rangeMs(req.timeRange),
-        labelledOnly: false,
-      };
-      const builder = new StatisticsBuilder(view.featureNames, view.label.name, view.segmentFields, bins);
-      for await (const batch of store.readRows(query, STATISTICS_BATCH)) builder.add(batch);
-      if (builder.twoPasses)
-        for await (const batch of store.readRows(query, STATISTICS_BATCH)) builder.again(batch);
-      const { rowCount, sampledRows, statistics } = await builder.finish();
-      return {
-        viewVersion: view.version,
-        datasetVersion: req.datasetVersion,
-        rowCount: BigInt(rowCount),
-        statistics,
-        quantileSampleRows: BigInt(sampledRows),
-      };
+      return statistics.answer(view, req.datasetVersion, done, { bins, ...rangeMs(req.timeRange) });
     },
   };
 }

@@ -30,6 +30,8 @@ export interface Materialization {
   minEventTime: number | null;
   maxEventTime: number | null;
   fit: Fit;
+  /** When its rows were written, to the microsecond: tells this materialization from a later one. */
+  generation: string;
 }
 
 /** What a materialization records beside its rows (the row count and time range are counted as inserted). */
@@ -160,6 +162,10 @@ export class FeatureStore {
         view.version,
         datasetVersion,
       ]);
+      await tx.query('DELETE FROM feature_statistics WHERE view_version = $1 AND dataset_version = $2', [
+        view.version,
+        datasetVersion,
+      ]);
       let count = 0;
       let min = Number.POSITIVE_INFINITY;
       let max = Number.NEGATIVE_INFINITY;
@@ -203,7 +209,8 @@ export class FeatureStore {
 
   async materialization(viewVersion: string, datasetVersion: string): Promise<Materialization | undefined> {
     const { rows } = await this.sql().query<Record<string, unknown>>(
-      'SELECT * FROM materializations WHERE view_version = $1 AND dataset_version = $2',
+      `SELECT *, materialized_at::text AS generation FROM materializations
+       WHERE view_version = $1 AND dataset_version = $2`,
       [viewVersion, datasetVersion],
     );
     const row = rows[0];
@@ -216,7 +223,49 @@ export class FeatureStore {
       minEventTime: num(row.min_event_time),
       maxEventTime: num(row.max_event_time),
       fit: row.fit as Fit,
+      generation: String(row.generation),
     };
+  }
+
+  /** A kept GetFeatureStatistics answer (its encoded response) for `request`, if there is one. */
+  async keptStatistics(
+    viewVersion: string,
+    datasetVersion: string,
+    request: string,
+  ): Promise<Uint8Array | undefined> {
+    const { rows } = await this.sql().query<{ response: Uint8Array }>(
+      `SELECT response FROM feature_statistics
+       WHERE view_version = $1 AND dataset_version = $2 AND request = $3`,
+      [viewVersion, datasetVersion, request],
+    );
+    return rows[0]?.response;
+  }
+
+  /**
+   * Keeps an answer computed over the rows of materialization `generation`, unless the version
+   * has been materialized again since (its answer would describe rows that are gone).
+   */
+  async keepStatistics(
+    viewVersion: string,
+    datasetVersion: string,
+    generation: string,
+    request: string,
+    response: Uint8Array,
+  ): Promise<void> {
+    await this.sql().query(
+      `INSERT INTO feature_statistics (view_version, dataset_version, request, response)
+       SELECT $1, $2, $4, $5 WHERE EXISTS (
+         SELECT 1 FROM materializations
+         WHERE view_version = $1 AND dataset_version = $2 AND materialized_at::text = $3)
+       ON CONFLICT (view_version, dataset_version, request) DO NOTHING`,
+      [
+        viewVersion,
+        datasetVersion,
+        generation,
+        request,
+        Buffer.from(response.buffer, response.byteOffset, response.byteLength),
+      ],
+    );
   }
 
   async countRows(query: RowQuery): Promise<number> {

@@ -17,6 +17,7 @@ import { MaterializationRuns } from './runs.js';
 import { serveFeature } from './server.js';
 import { FeatureStore } from './store.js';
 import { deleteKeys } from './testing/redis-keys.js';
+import { VersionStatistics } from './version-statistics.js';
 import { Views } from './views.js';
 import { materializeWorker } from './worker.js';
 
@@ -52,6 +53,7 @@ export interface TestFeature {
   online: OnlineStore;
   materializer: Materializer;
   runs: MaterializationRuns;
+  statistics: VersionStatistics;
   close(): Promise<void>;
 }
 
@@ -77,15 +79,17 @@ export async function startTestFeature(
   const online = new OnlineStore(redis, prefix, { cache });
   const source = new MemorySource();
   const runs = new MaterializationRuns(() => sql);
+  const statistics = new VersionStatistics(store);
   const materializer = new Materializer({
     store,
     online,
     source: options.source ?? source,
     runs,
     onOutcome: featureMetrics(undefined).materialized,
+    statistics,
   });
   const server: GrpcServer = await startGrpcServer({
-    services: [serveFeature({ store, views, online, materializer, runs })],
+    services: [serveFeature({ store, views, online, materializer, runs, statistics })],
     host: '127.0.0.1',
     port: 0,
     log: quiet,
@@ -104,9 +108,11 @@ export async function startTestFeature(
     online,
     materializer,
     runs,
+    statistics,
     async close() {
       client.close();
       await server.shutdown();
+      await materializer.close();
       await cache.close();
       await deleteKeys(redis, `${prefix}*`);
       redis.disconnect();

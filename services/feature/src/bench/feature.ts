@@ -27,6 +27,7 @@ import { FeatureStore } from '../store.js';
 import { deleteKeys } from '../testing/redis-keys.js';
 import { batches, retailDefinition, retailRecords } from '../testing/retail.js';
 import { computeRows } from '../transforms.js';
+import { VersionStatistics } from '../version-statistics.js';
 import { Views } from '../views.js';
 
 /**
@@ -94,7 +95,16 @@ const materialization = {
 const quiet = { info() {}, warn() {}, error() {} };
 async function startFeatureServer(onlineStore: OnlineStore) {
   const started = await startGrpcServer({
-    services: [serveFeature({ store, views, online: onlineStore, materializer, runs })],
+    services: [
+      serveFeature({
+        store,
+        views,
+        online: onlineStore,
+        materializer,
+        runs,
+        statistics: new VersionStatistics(store),
+      }),
+    ],
     host: '127.0.0.1',
     port: 0,
     log: quiet,

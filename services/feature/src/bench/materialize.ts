@@ -7,16 +7,16 @@ import { fileURLToPath } from 'node:url';
 import { lateTicks, startLoopCanary, writeBenchResult } from '@ballast/grpc-kit/testing';
 import { connectRedis } from '@ballast/queue';
 import { migrate, openDatabase, type SqlKind } from '@ballast/storage';
-import { compileView, DAY_MS, rangeMs } from '../definition.js';
+import { type CompiledView, compileView, DAY_MS, rangeMs } from '../definition.js';
 import { Materializer } from '../materialize.js';
 import { migrations } from '../migrations.js';
 import { OnlineStore } from '../online.js';
 import type { RecordSource, SourceBatch } from '../records.js';
 import { MaterializationRuns } from '../runs.js';
-import { StatisticsBuilder } from '../statistics.js';
 import { FeatureStore } from '../store.js';
 import { deleteKeys } from '../testing/redis-keys.js';
 import { DAY0, retailDefinition } from '../testing/retail.js';
+import { VersionStatistics } from '../version-statistics.js';
 
 /**
  * Materialize end to end (records -> rows -> offline store -> online store) at each size in
@@ -26,8 +26,9 @@ import { DAY0, retailDefinition } from '../testing/retail.js';
  * service; Postgres's own processes are not counted), sampled every 50 ms per size, and the
  * kernel's lifetime peak (maxRSS), and the event loop's longest delay while it ran
  * (perf_hooks.monitorEventLoopDelay), next to how late a bare process's timer came meanwhile
- * (the machine's own pauses, loop-canary.ts). Then GetFeatureStatistics' work over the
- * materialized rows: seconds and peak RSS. Records are generated page by page, 5,000 at a time as
+ * (the machine's own pauses, loop-canary.ts). Then the statistics the service works out and
+ * keeps after a materialization (10 and 20 bins): seconds and peak RSS, and the time to answer
+ * GetFeatureStatistics from them. Records are generated page by page, 5,000 at a time as
  * ingest's ReadVersion sends them, for 1,000 entities. On each backend in BENCH_BACKENDS
  * (default postgres,pglite): Postgres from BALLAST_DATABASE_URL (default the local test
  * database), PGlite in a temporary directory. BENCH_MATERIALIZE_MODE: stream (default: staged
@@ -96,33 +97,45 @@ interface Point {
   /** The same in a bare process beside it (loop-canary.ts): the pauses every process on the machine saw. */
   canaryLateMaxMs: number;
   canaryLateP99Ms: number;
-  /** GetFeatureStatistics' work over the materialized rows afterwards (StatisticsBuilder, 10 bins): its time and the process's peak RSS meanwhile. */
+  /**
+   * Statistics over the materialized rows afterwards, as the service works them out and keeps
+   * them (10 and 20 bins in one read): time and the process's peak RSS meanwhile; then the time
+   * GetFeatureStatistics' work takes to answer from what was kept.
+   */
   statisticsSeconds: number;
   statisticsPeakRssMiB: number;
+  statisticsKeptAnswerMs: number;
   /** 1-minute load average as the size started and as it ended (the machine is shared). */
   loadAverage1mBefore: number;
   loadAverage1m: number;
 }
 
-/** What GetFeatureStatistics does over a materialized version: both passes when it has more rows than the sample. */
-async function measureStatistics(
-  store: FeatureStore,
-  view: ReturnType<typeof compileView>,
-  datasetVersion: string,
-) {
+/**
+ * What the service does for GetFeatureStatistics after a materialization: works out the
+ * kept answers (VersionStatistics.precompute: 10 and 20 bins from one read of the rows, two
+ * passes when there are more rows than the sample), then answers a request from them.
+ */
+async function measureStatistics(store: FeatureStore, view: CompiledView, datasetVersion: string) {
   let peak = process.memoryUsage().rss;
   const sampler = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage().rss);
   }, 50);
+  const statistics = new VersionStatistics(store);
   const t0 = performance.now();
-  const query = { viewVersion: view.version, datasetVersion, ...rangeMs(undefined), labelledOnly: false };
-  const builder = new StatisticsBuilder(view.featureNames, view.label.name, view.segmentFields, 10);
-  for await (const batch of store.readRows(query, 10_000)) builder.add(batch);
-  if (builder.twoPasses) for await (const batch of store.readRows(query, 10_000)) builder.again(batch);
-  const { rowCount } = await builder.finish();
+  await statistics.precompute(view, datasetVersion);
+  const seconds = (performance.now() - t0) / 1000;
   clearInterval(sampler);
-  if (rowCount === 0) throw new Error(`no rows to take statistics of in ${datasetVersion}`);
-  return { seconds: Math.round(performance.now() - t0) / 1000, peakRssMiB: Math.round(peak / 2 ** 20) };
+  const done = await store.materialization(view.version, datasetVersion);
+  if (!done) throw new Error(`${datasetVersion} is not materialized`);
+  const t1 = performance.now();
+  const answer = await statistics.answer(view, datasetVersion, done, { bins: 20, ...rangeMs(undefined) });
+  const keptAnswerMs = performance.now() - t1;
+  if (answer.rowCount === 0n) throw new Error(`no rows to take statistics of in ${datasetVersion}`);
+  return {
+    seconds: Math.round(seconds * 1000) / 1000,
+    peakRssMiB: Math.round(peak / 2 ** 20),
+    keptAnswerMs: Math.round(keptAnswerMs * 10) / 10,
+  };
 }
 
 async function runBackend(backend: SqlKind): Promise<Point[]> {
@@ -190,6 +203,7 @@ async function runBackend(backend: SqlKind): Promise<Point[]> {
         loadAverage1mBefore: loadBefore,
         statisticsSeconds: statistics.seconds,
         statisticsPeakRssMiB: statistics.peakRssMiB,
+        statisticsKeptAnswerMs: statistics.keptAnswerMs,
         loadAverage1m: loadAfter,
       });
       console.error(JSON.stringify(points.at(-1)));
