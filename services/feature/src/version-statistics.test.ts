@@ -46,6 +46,20 @@ describe.each(BACKENDS)('kept feature statistics on %s', (kind) => {
     ).toHaveLength(10);
   });
 
+  it('computes a request once when it comes twice at the same time', async () => {
+    const done = await f.store.materialization(view, dataset);
+    if (!done) throw new Error('not materialized');
+    const resolved = await f.views.resolve('demand', view);
+    const request = { bins: 9, start: Number.NEGATIVE_INFINITY, end: Number.POSITIVE_INFINITY };
+    const [a, b] = await Promise.all([
+      f.statistics.answer(resolved, dataset, done, request),
+      f.statistics.answer(resolved, dataset, done, request),
+    ]);
+    // One computation's answer, handed to both (two would have made two objects).
+    expect(a).toBe(b);
+    expect(await keptRequests(f, view, dataset)).toContain('bins=9 start=-Infinity end=Infinity');
+  });
+
   it('keeps an answer it had to compute, and gives the same one again', async () => {
     const first = await ask(7);
     expect(await keptRequests(f, view, dataset)).toContain('bins=7 start=-Infinity end=Infinity');
