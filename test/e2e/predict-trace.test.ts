@@ -148,9 +148,16 @@ describe('`ballast predict` with an OTLP endpoint', () => {
     };
     const inTrace = receiver.filter((s) => s.traceId === traceId);
     expect(inTrace.filter((s) => !reachesRoot(s))).toEqual([]);
-    expect(inTrace.filter((s) => s.service === 'ballast-inference').map((s) => s.name)).toEqual(
-      expect.arrayContaining([PREDICT, 'inference.predict']),
-    );
+    // The request is traced on the Predict call's own span (no inference.predict span under
+    // it), which the batch it joined hangs from and links to.
+    const inference = inTrace.filter((s) => s.service === 'ballast-inference');
+    expect(inference.map((s) => s.name).sort()).toEqual([PREDICT, 'inference.batch']);
+    expect(server?.attributes).toMatchObject({
+      'inference.model': expect.any(String),
+      'inference.version': 1,
+    });
+    const batch = inference.find((s) => s.name === 'inference.batch');
+    expect(batch?.links.map((l) => l.spanId)).toContain(server?.spanId);
 
     // The link names that trace.
     expect(run.stdout).toContain(`trace: http://jaeger.test:16686/trace/${traceId}\n`);

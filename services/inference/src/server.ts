@@ -25,6 +25,7 @@ import {
 } from '@ballast/grpc-kit';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { status as Status } from '@grpc/grpc-js';
+import { type Span, trace } from '@opentelemetry/api';
 import { answerConcurrently } from './answer-stream.js';
 import type { Cancellation } from './batcher.js';
 import type { DeploymentFollower } from './deployments.js';
@@ -126,11 +127,18 @@ async function entityRows(deps: InferenceDeps, request: PredictRequest, deadline
   return deps.onlineFeatures.rows(view, request.entities?.entities ?? [], deadline);
 }
 
+/**
+ * A unary call's span is the call's own (grpc-kit's adapter keeps it active while the handler
+ * runs): the request is traced on it. A stream's requests share one call and get a span each.
+ */
+const unarySpan = (): Span | undefined => trace.getActiveSpan();
+
 async function predict(
   deps: InferenceDeps,
   request: PredictRequest,
   signal: Cancellation,
   deadline: Date | undefined,
+  span?: Span,
 ): Promise<PredictAnswer> {
   if (!request.model) throw invalidArgument('model', 'is required');
   if (request.version < 0) throw invalidArgument('version', 'must be >= 0');
@@ -162,6 +170,7 @@ async function predict(
     build: (version, limits) => rowsToInputs(rows, version, limits),
     signal,
     deadline,
+    span,
   });
   const { answer } = outcome;
   return {
@@ -184,7 +193,7 @@ async function predict(
 export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof InferenceService> {
   return {
     async predict(request, ctx) {
-      const answer = await predict(deps, request, ctx, ctx.deadline);
+      const answer = await predict(deps, request, ctx, ctx.deadline, unarySpan());
       return encoded(PredictResponseSchema, encodePredictResponse(answer));
     },
     predictStream(requests, ctx) {
@@ -259,6 +268,7 @@ async function modelInfer(
   request: ModelInferRequest,
   signal: Cancellation,
   deadline: Date | undefined,
+  span?: Span,
 ): Promise<InferAnswer> {
   if (!request.modelName) throw invalidArgument('model_name', 'is required');
   const outcome = await servePredict(deps, {
@@ -269,6 +279,7 @@ async function modelInfer(
     build: (version, limits) => inferInputs(request, version, limits),
     signal,
     deadline,
+    span,
   });
   return {
     modelName: request.modelName,
@@ -302,7 +313,7 @@ export function oipService(deps: InferenceDeps): ServiceImpl<typeof GRPCInferenc
     modelInfer: async (request, ctx) =>
       encoded(
         ModelInferResponseSchema,
-        encodeModelInferResponse(await modelInfer(deps, request, ctx, ctx.deadline)),
+        encodeModelInferResponse(await modelInfer(deps, request, ctx, ctx.deadline, unarySpan())),
       ),
     // Triton's extensions.
     modelStreamInfer(requests, ctx) {
