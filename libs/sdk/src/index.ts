@@ -7,7 +7,6 @@ export {
   type ReferenceOptions,
   referenceSales,
   type SaleRecord,
-  seededRandom,
   skuName,
   warehouseName,
 } from './reference-data.js';

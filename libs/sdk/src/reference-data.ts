@@ -6,6 +6,8 @@
  * the benchmarks see the same numbers on every machine.
  */
 
+import { seededRandom } from '@ballast/sampling';
+
 export const DAY_MS = 86_400_000;
 
 export interface DemandShift {
@@ -51,18 +53,6 @@ export interface SaleRecord {
   units: number;
   price: number;
   promo: boolean;
-}
-
-/** mulberry32: small, fast and the same everywhere. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A standard normal draw (Box-Muller) from a uniform generator. */

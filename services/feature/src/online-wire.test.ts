@@ -3,6 +3,7 @@ import {
   GetOnlineFeaturesRequestSchema,
   GetOnlineFeaturesResponseSchema,
 } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import { seededRandom } from '@ballast/sampling';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { packVector } from './online.js';
@@ -16,14 +17,7 @@ import { entityKey } from './transforms.js';
 
 // A seeded generator, so a failure names a case that can be replayed.
 function rng(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const int = (n: number) => Math.floor(next() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
   return { next, int, pick };

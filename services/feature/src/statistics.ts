@@ -2,9 +2,9 @@ import type {
   FeatureStatistics,
   FeatureStatisticsSchema,
 } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import { reservoirSlot, seededRandom } from '@ballast/sampling';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { yieldToLoop } from './event-loop.js';
-import { seededRandom } from './seeded-random.js';
 import type { StoredRow } from './store.js';
 
 /**
@@ -175,13 +175,10 @@ export class StatisticsBuilder {
   /** The first pass. */
   add(batch: readonly StoredRow[]) {
     for (const row of batch) {
-      if (this.kept < this.sampleRows) this.keep(this.kept++, row);
-      else {
-        // Algorithm R: row i (0-based) replaces a kept row with probability sampleRows / (i + 1).
-        const j = Math.floor(this.random() * (this.rows + 1));
-        if (j < this.sampleRows) this.keep(j, row);
-      }
+      const slot = reservoirSlot(this.rows, this.sampleRows, this.random);
+      if (slot !== undefined) this.keep(slot, row);
       this.rows++;
+      this.kept = Math.min(this.rows, this.sampleRows);
       for (const accs of this.accumulators(row)) {
         for (let c = 0; c < this.columns; c++) (accs[c] as KeyAccumulator).first(this.value(row, c));
       }

@@ -1,5 +1,6 @@
 import { notFound, unavailable } from '@ballast/grpc-kit';
 import type { ModelSignature } from '@ballast/ml';
+import { fnv1a } from '@ballast/sampling';
 import type { SpanContext } from '@opentelemetry/api';
 import { type BatcherHooks, type BatchRun, DynamicBatcher, type InputLayout } from './batcher.js';
 import { DenseChain } from './dense-chain.js';
@@ -556,10 +557,5 @@ function firstMismatch(actual: ArrayLike<number>, expected: ArrayLike<number>): 
 export function canaryBucket(stickyKey: string | undefined): number {
   if (!stickyKey) return Math.random() * 100;
   // FNV-1a: stable across processes and restarts.
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < stickyKey.length; i++) {
-    hash ^= stickyKey.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return ((hash >>> 0) % 10_000) / 100;
+  return (fnv1a(stickyKey) % 10_000) / 100;
 }

@@ -1,7 +1,8 @@
+import { seededRandom } from '@ballast/sampling';
 import { describe, expect, it } from 'vitest';
 import { categoricalBaseline, chooseMethod, featureDrift, psiLevel, segmentDrift } from './drift.js';
 import { addValue, type Baseline, emptyWindow, numericBaseline, type WindowHistogram } from './histogram.js';
-import { normalSample, seededRandom } from './test-support.js';
+import { normalSample } from './test-support.js';
 
 function windowOf(baseline: Baseline, values: readonly number[]): WindowHistogram {
   const window = emptyWindow(baseline);

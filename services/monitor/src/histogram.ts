@@ -4,7 +4,8 @@
  * two is adding them, so a window is the same whether its records came in one job or many.
  */
 
-import { mergeSamples, seededUniform, seedOf } from './reservoir.js';
+import { fnv1a, mergeSamples, seededRandom } from '@ballast/sampling';
+import { RESERVOIR_SIZE } from './reservoir.js';
 
 /** The reference a window is binned against (from feature statistics, or declared). */
 export type Baseline = NumericBaseline | CategoricalBaseline;
@@ -118,8 +119,15 @@ export function mergeWindow(into: WindowHistogram, from: WindowHistogram): void 
     throw new RangeError(`window bins differ: ${into.counts.length} vs ${from.counts.length}`);
   if (into.sample || from.sample) {
     // Seeded by what both hold, so replaying the same jobs merges to the same sample.
-    const random = seededUniform(seedOf(`${into.count}|${from.count}|${into.sum}|${from.sum}`));
-    into.sample = mergeSamples(into.sample ?? [], into.count, from.sample ?? [], from.count, random);
+    const random = seededRandom(fnv1a(`${into.count}|${from.count}|${into.sum}|${from.sum}`));
+    into.sample = mergeSamples(
+      into.sample ?? [],
+      into.count,
+      from.sample ?? [],
+      from.count,
+      random,
+      RESERVOIR_SIZE,
+    );
   }
   for (let i = 0; i < into.counts.length; i++)
     into.counts[i] = (into.counts[i] as number) + (from.counts[i] as number);

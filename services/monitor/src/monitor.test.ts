@@ -7,6 +7,7 @@ import {
   type WindowDrift,
 } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import type { MonitorPredictionsJob, PredictionRecord } from '@ballast/queue';
+import { seededRandom } from '@ballast/sampling';
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
 import { Queue } from 'bullmq';
@@ -27,7 +28,6 @@ import {
   traffic,
   WINDOW,
 } from './test-monitor.js';
-import { seededRandom } from './test-support.js';
 import { absorb } from './windows.js';
 
 async function rejection(call: Promise<unknown>): Promise<{ code: number; details: string }> {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { featureDrift } from './drift.js';
 import { baselineCounts, mergeWindow, numericBaseline } from './histogram.js';
 import { buildBaseline, sampleFor } from './model-baseline.js';
-import { mergeSamples, offer, RESERVOIR_SIZE, reservoirOf, seededUniform } from './reservoir.js';
+import { RESERVOIR_SIZE, reservoirOf } from './reservoir.js';
 import { records, startTestMonitor, statistics, T0, type TestMonitor, WINDOW } from './test-monitor.js';
 import { normalSample, scipyReference } from './test-support.js';
 import { absorb } from './windows.js';
@@ -33,21 +33,6 @@ describe('reservoirs', () => {
     expect(a.every((v) => pool.has(v))).toBe(true);
     // Late values get in as often as early ones (a uniform sample, not the first 1,000).
     expect(a.filter((v) => values.indexOf(v) >= 2_500).length).toBeGreaterThan(400);
-  });
-
-  it('merging two reservoirs draws from each in proportion to what each stream saw', () => {
-    const random = seededUniform(7);
-    const small: number[] = [];
-    for (let i = 0; i < 3_000; i++) offer(small, i, 1, random);
-    const big: number[] = [];
-    for (let i = 0; i < 9_000; i++) offer(big, i, 2, random);
-    const merged = mergeSamples(small, 3_000, big, 9_000, seededUniform(8));
-    expect(merged).toHaveLength(RESERVOIR_SIZE);
-    const fromSmall = merged.filter((v) => v === 1).length;
-    // 250 expected (a hypergeometric draw: sd about 12).
-    expect(fromSmall).toBeGreaterThan(200);
-    expect(fromSmall).toBeLessThan(300);
-    expect(mergeSamples([1, 2], 2, [3], 1, random)).toEqual([1, 2, 3]);
   });
 });
 

@@ -1,3 +1,4 @@
+import { seededRandom } from '@ballast/sampling';
 import { describe, expect, it } from 'vitest';
 import { binPositions, numericBaseline } from './histogram.js';
 import {
@@ -12,7 +13,7 @@ import {
   twoProportionZ,
   wasserstein,
 } from './stats-tests.js';
-import { normalSample, scipyReference, seededRandom } from './test-support.js';
+import { normalSample, scipyReference } from './test-support.js';
 
 interface Answer {
   statistic?: number;

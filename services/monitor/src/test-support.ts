@@ -1,9 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { seededUniform } from './reservoir.js';
-
-/** A seeded uniform generator in [0, 1): the reservoirs' own, so every test draws the same samples. */
-export const seededRandom = seededUniform;
+import { seededRandom } from '@ballast/sampling';
 
 /** Standard normal draws (Box–Muller) from a seeded generator. */
 export function seededNormal(seed: number): () => number {

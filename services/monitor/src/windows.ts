@@ -1,4 +1,5 @@
 import type { PredictionRecord } from '@ballast/queue';
+import { fnv1a, offer, seededRandom } from '@ballast/sampling';
 import { addValue, type Baseline, emptyWindow, type WindowHistogram } from './histogram.js';
 import {
   baselineFor,
@@ -8,7 +9,7 @@ import {
   PREDICTION,
   windowMs,
 } from './model-baseline.js';
-import { offer, seededUniform, seedOf } from './reservoir.js';
+import { RESERVOIR_SIZE } from './reservoir.js';
 
 /**
  * Turns logged prediction records into window statistics: one histogram per (window,
@@ -101,11 +102,11 @@ export function absorb(model: ModelBaseline, records: readonly PredictionRecord[
     if (baseline.kind !== 'numeric' || !Number.isFinite(v)) return;
     let random = randoms.get(id);
     if (!random) {
-      random = seededUniform(seedOf(id));
+      random = seededRandom(fnv1a(id));
       randoms.set(id, random);
     }
     h.sample ??= [];
-    offer(h.sample, h.count - 1, v, random);
+    offer(h.sample, h.count - 1, v, random, RESERVOIR_SIZE);
   };
   const hist = (windowStart: number, segment: string, feature: string): WindowHistogram | undefined => {
     const key = { windowStart, segment, feature };

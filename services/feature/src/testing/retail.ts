@@ -6,10 +6,10 @@ import {
   FeatureViewDefinitionSchema,
   SourceFieldType,
 } from '@ballast/contracts/ballast/feature/v1/feature_pb.js';
+import { seededRandom } from '@ballast/sampling';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { DAY_MS } from '../definition.js';
 import { batchOf, type SourceBatch, type SourceValue } from '../records.js';
-import { seededRandom } from '../seeded-random.js';
 
 /** The reference workload: units sold per warehouse x SKU x day, with prices, promotions and regions. */
 

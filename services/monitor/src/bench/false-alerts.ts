@@ -5,12 +5,12 @@ import { FeatureStatisticsSchema } from '@ballast/contracts/ballast/feature/v1/f
 import { AlertMetric } from '@ballast/contracts/ballast/monitor/v1/monitor_pb.js';
 import { writeBenchResult } from '@ballast/grpc-kit/testing';
 import type { PredictionRecord } from '@ballast/queue';
+import { seededRandom } from '@ballast/sampling';
 import { create } from '@bufbuild/protobuf';
 import { driftMetric } from '../alert-series.js';
 import { numericBaseline } from '../histogram.js';
 import { buildBaseline } from '../model-baseline.js';
 import { driftReport } from '../report.js';
-import { seededUniform } from '../reservoir.js';
 import { absorb } from '../windows.js';
 
 /**
@@ -40,7 +40,7 @@ const WINDOW = 60_000;
 const REFERENCE_ROWS = 640;
 
 function normalSample(seed: number, n: number, mean = 0, std = 1): number[] {
-  const uniform = seededUniform(seed);
+  const uniform = seededRandom(seed);
   return Array.from(
     { length: n },
     () => mean + std * Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform()),

@@ -18,6 +18,7 @@ import {
   type PredictionRecord,
   QueueNames,
 } from '@ballast/queue';
+import { seededRandom } from '@ballast/sampling';
 import { migrate, openDatabase } from '@ballast/storage';
 import { create } from '@bufbuild/protobuf';
 import { durationFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
@@ -60,14 +61,7 @@ const T0 = Date.UTC(2026, 0, 5);
 
 /** A seeded standard normal (mulberry32 + Box–Muller). */
 function normal(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = seededRandom(seed);
   return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
