@@ -139,8 +139,8 @@ describe('`ballast predict` with an OTLP endpoint', () => {
     }
     expect(last.spanId).toBe(rootSpan.spanId);
     expect(chain).toEqual([`ballast-cli: ${PREDICT} (CLIENT)`, 'ballast-cli: ballast predict (INTERNAL)']);
-    // No span of the trace hangs loose: inference's own (the batch, the model's predict) end
-    // before its server span, so they were exported no later, and each leads to the root too.
+    // No span of the trace hangs loose: inference's own (the batch) ends before its server
+    // span, so it was exported no later, and leads to the root too.
     const reachesRoot = (span: ReceivedSpan): boolean => {
       let top = span;
       for (let p = receiver.parentOf(top); p; p = receiver.parentOf(p)) top = p;

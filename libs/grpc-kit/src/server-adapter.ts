@@ -74,7 +74,7 @@ function clientDeadline(call: AnyCall): number {
  * at thousands of calls a second, a controller and two Metadata per call were a steady part
  * of what the server allocated (heap profile of inference at c=16), and most calls use none.
  */
-function makeContext(call: AnyCall, method: DescMethod, options: AdapterOptions) {
+function makeContext(call: AnyCall, method: DescMethod, options: AdapterOptions, traced?: ServerCall) {
   let controller: AbortController | undefined;
   let abortedBy: BallastError | undefined;
   // The race's reject, called by the two aborts below: cheaper per call than a listener on
@@ -125,6 +125,7 @@ function makeContext(call: AnyCall, method: DescMethod, options: AdapterOptions)
     },
     peer: call.getPeer(),
     method,
+    span: traced?.span,
   };
   const dispose = () => {
     clearTimeout(timer);
@@ -205,7 +206,7 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
       ) => {
         const started = performance.now();
         const traced = spans?.start(method, call.metadata);
-        const context = makeContext(call, method, options);
+        const context = makeContext(call, method, options, traced);
         const { ctx, dispose, race } = context;
         const input =
           method.methodKind === 'unary'
@@ -240,7 +241,7 @@ function adaptMethod(method: DescMethod, handler: Handler, options: AdapterOptio
       return (call: ServerWritableStream<object, object> | ServerDuplexStream<object, object>) => {
         const started = performance.now();
         const traced = spans?.start(method, call.metadata);
-        const context = makeContext(call, method, options);
+        const context = makeContext(call, method, options, traced);
         const { ctx, dispose } = context;
         const input =
           method.methodKind === 'server_streaming'

@@ -85,15 +85,17 @@ describe('gRPC span status and housekeeping', () => {
     return { server, client };
   }
 
-  it("is one server span per call, the client span's child, active while the call is handled", async () => {
+  it("is one server span per call, the client span's child, active while the call is handled and in its context", async () => {
     // An interceptor around the handler starts a span after the handler has run, as a
-    // handler's own work (a database call, a call to another service) would.
+    // handler's own work (a database call, a call to another service) would, and records on
+    // the call's span through its context (ctx.span), as a handler may.
     const inside = new InMemorySpanExporter();
     const insideTracer = new NodeTracerProvider({
       spanProcessors: [new SimpleSpanProcessor(inside)],
     }).getTracer('test');
     const watched = await echoServer(byDefault.provider, [
-      async (_call, next) => {
+      async (call, next) => {
+        call.ctx.span?.setAttribute('test.recorded_through', 'ctx.span');
         await next();
         insideTracer.startSpan('after the handler').end();
       },
@@ -116,6 +118,7 @@ describe('gRPC span status and housekeeping', () => {
       'rpc.service': 'ballast.testing.v1.EchoService',
       'rpc.method': 'Echo',
       'rpc.grpc.status_code': 0,
+      'test.recorded_through': 'ctx.span',
     });
     expect(server.status.code).toBe(SpanStatusCode.UNSET);
     const [after] = inside.getFinishedSpans();

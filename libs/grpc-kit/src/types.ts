@@ -6,6 +6,7 @@ import type {
   MessageShape,
 } from '@bufbuild/protobuf';
 import type { Metadata } from '@grpc/grpc-js';
+import type { Span } from '@opentelemetry/api';
 import type { Encoded } from './encoded.js';
 
 /** A service descriptor as protoc-gen-es generates it: methods keyed by their local name. */
@@ -34,6 +35,13 @@ export interface HandlerContext {
   readonly responseTrailers: Metadata;
   readonly peer: string;
   readonly method: DescMethod;
+  /**
+   * The call's server span, when the server traces calls: a handler may record on it
+   * (attributes, events, links) instead of starting a span of its own. It ends when the call
+   * is answered, which for a cancelled or timed-out call can be before the handler's work
+   * ends: what is recorded after that is dropped (`isRecording()` tells).
+   */
+  readonly span?: Span | undefined;
 }
 
 type In<M extends { input: DescMessage }> = MessageShape<M['input']>;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { errorCodes, toStatus } from '@ballast/grpc-kit';
-import { context, type Span, SpanStatusCode, trace } from '@opentelemetry/api';
+import { type Attributes, context, type Span, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import type { BatchAnswer, Cancellation, InputLayout } from './batcher.js';
 import type { ModelInputs } from './inputs.js';
 import { type InferenceMetrics, requestSeries } from './metrics.js';
@@ -41,6 +41,22 @@ export interface PredictCall {
   span?: Span | undefined;
 }
 
+/**
+ * Whether a call's span can take the request: still recording, or never sampled (nothing is
+ * recorded either way). A sampled span that has ended belongs to a call already answered
+ * (cancelled or timed out while its entity lookup ran): what went on it would be lost, the
+ * swap link with it, so the request gets a span of its own.
+ */
+function usable(span: Span): boolean {
+  return span.isRecording() || (span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0;
+}
+
+/** A request's span of its own: the child of its call's span when it has one, whichever context is active. */
+function ownSpan(callSpan: Span | undefined, attributes: Attributes): Span {
+  const parent = callSpan ? trace.setSpan(context.active(), callSpan) : undefined;
+  return tracer.startSpan('inference.predict', { attributes }, parent);
+}
+
 export interface PredictOutcome {
   version: LoadedVersion;
   alias: string;
@@ -75,8 +91,9 @@ export class Predictor {
       'inference.api': call.api,
       'inference.request_id': requestId,
     };
-    const own = call.span === undefined;
-    const span = call.span ?? tracer.startSpan('inference.predict', { attributes });
+    const onCall = call.span && usable(call.span) ? call.span : undefined;
+    const own = onCall === undefined;
+    const span = onCall ?? ownSpan(call.span, attributes);
     if (!own) span.setAttributes(attributes);
     let routed: LoadedVersion | undefined;
     try {

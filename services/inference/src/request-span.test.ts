@@ -1,7 +1,11 @@
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { RowSchema } from '@ballast/contracts/ballast/inference/v1/inference_pb.js';
+import { create } from '@bufbuild/protobuf';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rowsToInputs } from './inputs.js';
+import { Predictor } from './predictor.js';
 import {
   demandModelFiles,
   eventually,
@@ -88,6 +92,29 @@ describe("a unary call's request is traced on the call's server span", () => {
     const server = await finished(PREDICT, 'unary-3');
     expect(server.attributes['rpc.grpc.status_code']).toBe(5);
     expect(server.status.code).toBe(SpanStatusCode.UNSET);
+  });
+});
+
+describe('a call answered before its request runs', () => {
+  it('leaves the request a span of its own under it, since an ended span records nothing', async () => {
+    // As when a call is cancelled or times out during its entity lookup: the adapter has
+    // answered it and ended its span by the time the request reaches the predictor.
+    const call = trace.getTracer('test').startSpan(PREDICT, { kind: SpanKind.SERVER });
+    call.end();
+    const quiet = { info() {}, warn() {}, error() {} };
+    const predictor = new Predictor(t.pool, undefined, undefined, quiet);
+    const rows = [create(RowSchema, row)];
+    await predictor.predict({
+      api: 'predict',
+      model: 'demand',
+      requestId: 'late-1',
+      span: call,
+      build: (version, limits) => rowsToInputs(rows, version, limits),
+    });
+    const own = await finished('inference.predict', 'late-1');
+    expect(own.parentSpanContext?.spanId).toBe(call.spanContext().spanId);
+    expect(own.attributes).toMatchObject({ 'inference.version': 1, 'inference.alias': 'production' });
+    expect(batchOf(own)).toBeDefined();
   });
 });
 

@@ -25,7 +25,7 @@ import {
 } from '@ballast/grpc-kit';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { status as Status } from '@grpc/grpc-js';
-import { type Span, trace } from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
 import { answerConcurrently } from './answer-stream.js';
 import type { Cancellation } from './batcher.js';
 import type { DeploymentFollower } from './deployments.js';
@@ -128,11 +128,9 @@ async function entityRows(deps: InferenceDeps, request: PredictRequest, deadline
 }
 
 /**
- * A unary call's span is the call's own (grpc-kit's adapter keeps it active while the handler
- * runs): the request is traced on it. A stream's requests share one call and get a span each.
+ * One Predict request. `span`: a unary call's server span (`ctx.span`), on which the request
+ * is traced; a stream's requests share one call, so they pass none and get a span each.
  */
-const unarySpan = (): Span | undefined => trace.getActiveSpan();
-
 async function predict(
   deps: InferenceDeps,
   request: PredictRequest,
@@ -193,7 +191,7 @@ async function predict(
 export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof InferenceService> {
   return {
     async predict(request, ctx) {
-      const answer = await predict(deps, request, ctx, ctx.deadline, unarySpan());
+      const answer = await predict(deps, request, ctx, ctx.deadline, ctx.span);
       return encoded(PredictResponseSchema, encodePredictResponse(answer));
     },
     predictStream(requests, ctx) {
@@ -262,7 +260,7 @@ export function inferenceService(deps: InferenceDeps): ServiceImpl<typeof Infere
   };
 }
 
-/** One ModelInfer, alone or on a ModelStreamInfer stream. */
+/** One ModelInfer, alone (traced on its call's `span`) or on a ModelStreamInfer stream (a span of its own). */
 async function modelInfer(
   deps: InferenceDeps,
   request: ModelInferRequest,
@@ -313,7 +311,7 @@ export function oipService(deps: InferenceDeps): ServiceImpl<typeof GRPCInferenc
     modelInfer: async (request, ctx) =>
       encoded(
         ModelInferResponseSchema,
-        encodeModelInferResponse(await modelInfer(deps, request, ctx, ctx.deadline, unarySpan())),
+        encodeModelInferResponse(await modelInfer(deps, request, ctx, ctx.deadline, ctx.span)),
       ),
     // Triton's extensions.
     modelStreamInfer(requests, ctx) {
