@@ -4,5 +4,5 @@
  * every run, process and replica, which is why services use it instead of Math.random.
  */
 export { fnv1a } from './fnv1a.js';
-export { seededRandom } from './random.js';
+export { seededNormal, seededRandom } from './random.js';
 export { mergeSamples, offer, reservoirSlot } from './reservoir.js';

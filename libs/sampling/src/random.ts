@@ -12,3 +12,14 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Seeded standard normal draws (Box–Muller over seededRandom, one draw per pair of uniforms). */
+export function seededNormal(seed: number): () => number {
+  const uniform = seededRandom(seed);
+  return () => {
+    // 1 - u: in (0, 1], so the logarithm is finite.
+    const u = 1 - uniform();
+    const v = uniform();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  };
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fnv1a, mergeSamples, offer, reservoirSlot, seededRandom } from './index.js';
+import { fnv1a, mergeSamples, offer, reservoirSlot, seededNormal, seededRandom } from './index.js';
 
 describe('seededRandom (mulberry32)', () => {
   it("gives mulberry32's sequence: the samples and data sets seeded before this lib stay the same", () => {
@@ -17,6 +17,23 @@ describe('seededRandom (mulberry32)', () => {
     for (const v of values) tenths[Math.floor(v * 10)] = (tenths[Math.floor(v * 10)] ?? 0) + 1;
     // 10,000 expected per tenth (sd about 95).
     for (const count of tenths) expect(Math.abs(count - 10_000)).toBeLessThan(500);
+  });
+});
+
+describe('seededNormal (Box–Muller)', () => {
+  it('repeats itself for a seed and has mean 0 and standard deviation 1', () => {
+    const draw = (seed: number, n: number) => Array.from({ length: n }, seededNormal(seed));
+    expect(draw(3, 50)).toEqual(draw(3, 50));
+    const values = draw(11, 100_000);
+    expect(values.every(Number.isFinite)).toBe(true);
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length);
+    // Standard errors: about 0.003 for the mean, 0.002 for the standard deviation.
+    expect(Math.abs(mean)).toBeLessThan(0.02);
+    expect(Math.abs(sd - 1)).toBeLessThan(0.02);
+    // About 95.4% within two standard deviations.
+    const within = values.filter((v) => Math.abs(v) < 2).length / values.length;
+    expect(Math.abs(within - 0.9545)).toBeLessThan(0.005);
   });
 });
 

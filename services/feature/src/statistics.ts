@@ -147,11 +147,14 @@ export class StatisticsBuilder {
   /** Seeded: the same sample on every call. */
   private readonly random = seededRandom(0x5eed);
   private rows = 0;
+  /** How many rows are kept: every one read, up to sampleRows (Algorithm R then replaces them). */
+  private get kept(): number {
+    return Math.min(this.rows, this.sampleRows);
+  }
   /**
    * The kept rows, compactly: their values (features then label) `columns` to a row, and
    * their segments as indexes into `segments`; grown by doubling up to sampleRows rows.
    */
-  private kept = 0;
   private values = new Float64Array(0);
   private segmentOf = new Uint32Array(0);
   private readonly segments: string[] = [];
@@ -178,7 +181,6 @@ export class StatisticsBuilder {
       const slot = reservoirSlot(this.rows, this.sampleRows, this.random);
       if (slot !== undefined) this.keep(slot, row);
       this.rows++;
-      this.kept = Math.min(this.rows, this.sampleRows);
       for (const accs of this.accumulators(row)) {
         for (let c = 0; c < this.columns; c++) (accs[c] as KeyAccumulator).first(this.value(row, c));
       }

@@ -17,12 +17,13 @@ import {
   QueueNames,
   type RedisConnection,
 } from '@ballast/queue';
+import { seededNormal } from '@ballast/sampling';
 import { migrate, openDatabase, type Sql, type SqlKind } from '@ballast/storage';
 import { create } from '@bufbuild/protobuf';
 import { numericBaseline } from './histogram.js';
 import { migrations } from './migrations.js';
 import { createMonitor, type Monitor, type MonitorOptions } from './monitor.js';
-import { normalSample, seededNormal } from './test-support.js';
+import { normalSample } from './test-support.js';
 
 /**
  * A real monitor for tests: its parts on a grpc-js server over loopback, a real Postgres

@@ -1,16 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { seededRandom } from '@ballast/sampling';
-
-/** Standard normal draws (Box–Muller) from a seeded generator. */
-export function seededNormal(seed: number): () => number {
-  const uniform = seededRandom(seed);
-  return () => {
-    const u = 1 - uniform();
-    const v = uniform();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-  };
-}
+import { seededNormal } from '@ballast/sampling';
 
 export function normalSample(seed: number, n: number, mean = 0, std = 1): number[] {
   const draw = seededNormal(seed);

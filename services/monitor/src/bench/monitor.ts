@@ -18,7 +18,7 @@ import {
   type PredictionRecord,
   QueueNames,
 } from '@ballast/queue';
-import { seededRandom } from '@ballast/sampling';
+import { seededNormal } from '@ballast/sampling';
 import { migrate, openDatabase } from '@ballast/storage';
 import { create } from '@bufbuild/protobuf';
 import { durationFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
@@ -59,18 +59,12 @@ const WINDOW = 60_000;
 const EVALUATE_INTERVAL_MS = Number(process.env.BENCH_EVALUATE_INTERVAL_MS ?? 1_000);
 const T0 = Date.UTC(2026, 0, 5);
 
-/** A seeded standard normal (mulberry32 + Box–Muller). */
-function normal(seed: number): () => number {
-  const uniform = seededRandom(seed);
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-}
-
 const FEATURES = ['price', 'lag_units', 'promo_depth'];
 const MEANS = [10, 50, 0.2];
 const STDS = [2, 10, 0.05];
 
 function statistics() {
-  const draw = normal(1);
+  const draw = seededNormal(1);
   const out = [];
   const all: number[][] = FEATURES.map(() => []);
   const stat = (feature: string, values: number[], segment: string, isLabel = false) => {
@@ -107,7 +101,7 @@ function windowRecords(
   shift: number,
   shifted: string[],
 ): PredictionRecord[] {
-  const draw = normal(seed);
+  const draw = seededNormal(seed);
   const out: PredictionRecord[] = [];
   for (const w of WAREHOUSES) {
     const s = shifted.includes(w) ? shift : 0;
@@ -131,7 +125,7 @@ function windowRecords(
 function shiftForPsi(target: number): { shift: number; psi: number } {
   const base = numericBaseline(
     (() => {
-      const d = normal(3);
+      const d = seededNormal(3);
       return Array.from({ length: 20_000 }, () => d());
     })(),
     10,
@@ -150,7 +144,7 @@ function shiftForPsi(target: number): { shift: number; psi: number } {
     undefined,
   );
   const psiAt = (shift: number) => {
-    const d = normal(4);
+    const d = seededNormal(4);
     const records: PredictionRecord[] = Array.from({ length: 200_000 }, (_, i) => ({
       requestId: String(i),
       time: 0,
